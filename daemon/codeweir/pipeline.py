@@ -1,0 +1,296 @@
+"""One sync, and the shared stages every sync feeds.
+
+    scan (git, in a thread) -> plan -> files channel (bounded, FIFO)
+      -> parse stage: N tasks, each file parsed and chunked in a worker process
+      -> writes channel (bounded) -> writer task (the only IndexWriter): commits every
+         K files or T seconds, and as soon as a sync's last file is written
+
+The parse and writer stages run for the daemon's whole life, started by `run_daemon()`,
+which also creates the channels and limiters. A sync sends its files in and waits until
+all of them are committed; cancelling it drops its files still queued, while what is
+already committed stays (each file's documents change in one commit).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable
+
+import attrs
+import trio
+import trio_parallel
+
+from . import git
+from .chunk import chunk_file, detect_language
+from .config import Limits, RepoConfig
+from .embed import content_hash, document_text
+from .errors import FileSkipped, StoreError
+from .plan import plan_sync
+from .store import FileRecord, Store
+
+log = logging.getLogger(__name__)
+
+BINARY_SNIFF_BYTES = 8000
+Report = Callable[[dict], None]
+
+
+# -- in a worker process ----------------------------------------------------------------------
+
+
+def parse_file(repo: RepoConfig, file: git.TrackedFile, max_bytes: int) -> FileRecord:
+    """Read, decode and chunk one file. Runs in a worker process: plain data in and out."""
+
+    def skipped(status: str, error: str = "", blob: str = file.blob) -> FileRecord:
+        return FileRecord(repo.name, file.path, blob, "", (), (), status=status, error=error)
+
+    try:
+        data = git.read_file(repo, file)
+    except FileSkipped as exc:
+        return skipped("unreadable", str(exc))
+    # The worktree may have changed since the scan: index what was read, under its own id.
+    blob = git.blob_id(data)
+    if len(data) > max_bytes:
+        return skipped("too_large", blob=blob)
+    if b"\0" in data[:BINARY_SNIFF_BYTES]:
+        return skipped("binary", blob=blob)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return skipped("undecodable", f"not UTF-8 at byte {exc.start}", blob)
+    language = detect_language(file.path) or "text"
+    try:
+        chunks = tuple(chunk_file(file.path, text, language))
+    except Exception as exc:  # a chunker bug on one file must not stop the sync
+        log.exception("chunking %s/%s failed", repo.name, file.path)
+        return skipped("error", f"{type(exc).__name__}: {exc}", blob)
+    hashes = tuple(
+        content_hash(document_text(language=language, symbol_path=c.symbol_path, kind=c.kind, content=c.content))
+        for c in chunks
+    )
+    return FileRecord(repo.name, file.path, blob, language, chunks, hashes)
+
+
+# -- shared stages ------------------------------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class SyncTracker:
+    """One sync's outstanding work as the shared stages see it."""
+
+    repo: str
+    expected: int
+    report: Report
+    written: int = 0
+    committed: int = 0
+    statuses: Counter = attrs.Factory(Counter)
+    cancelled: bool = False
+    error: str | None = None
+    done: trio.Event = attrs.Factory(trio.Event)
+
+    def settle(self, n: int = 1) -> None:
+        """`n` items will never reach the index (dropped after a cancel)."""
+        self.expected -= n
+        self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        if self.committed >= self.expected:
+            self.done.set()
+
+    def on_commit(self, n: int) -> None:
+        self.committed += n
+        self.report({"stage": "index", "done": self.committed, "total": self.expected})
+        self._maybe_done()
+
+    def fail(self, error: str) -> None:
+        self.error = error
+        self.done.set()
+
+
+@attrs.frozen
+class FileTask:
+    tracker: SyncTracker
+    repo: RepoConfig
+    file: git.TrackedFile
+
+
+@attrs.frozen
+class WriteFile:
+    tracker: SyncTracker
+    record: FileRecord
+
+
+@attrs.frozen
+class DeleteFile:
+    tracker: SyncTracker
+    repo: str
+    path: str
+
+
+@attrs.frozen
+class DeleteRepo:
+    tracker: SyncTracker
+    repo: str
+
+
+Write = WriteFile | DeleteFile | DeleteRepo
+
+
+async def parse_stage(
+    files: trio.MemoryReceiveChannel[FileTask],
+    writes: trio.MemorySendChannel[Write],
+    *,
+    in_flight: trio.CapacityLimiter,
+    workers: trio.CapacityLimiter,
+    max_bytes: int,
+) -> None:
+    """One of the N parse tasks: files in, parsed records out, until `files` closes."""
+    async with files, writes:
+        async for task in files:
+            if task.tracker.cancelled:
+                task.tracker.settle()
+                continue
+            async with in_flight:
+                record = await trio_parallel.run_sync(parse_file, task.repo, task.file, max_bytes, limiter=workers)
+            await writes.send(WriteFile(task.tracker, record))
+
+
+async def writer_stage(
+    writes: trio.MemoryReceiveChannel[Write],
+    store: Store,
+    *,
+    store_limiter: trio.CapacityLimiter,
+    limits: Limits,
+    task_status=trio.TASK_STATUS_IGNORED,
+) -> None:
+    """The only task that writes the index. Commits every K files or T seconds, at the end
+    of each sync, and (shielded, with a deadline) on shutdown."""
+    uncommitted: Counter[SyncTracker] = Counter()
+    first_uncommitted = math.inf
+    task_status.started()
+
+    async def commit() -> None:
+        nonlocal first_uncommitted
+        if not uncommitted:
+            return
+        batch = dict(uncommitted)
+        uncommitted.clear()
+        first_uncommitted = math.inf
+        try:
+            await trio.to_thread.run_sync(store.commit, limiter=store_limiter)
+        except StoreError as exc:
+            log.error("%s", exc)
+            for tracker in batch:
+                tracker.fail(str(exc))
+            return
+        for tracker, n in batch.items():
+            tracker.on_commit(n)
+
+    def apply(items: list[Write]) -> None:
+        for item in items:
+            if isinstance(item, WriteFile):
+                store.write_file(item.record)
+                item.tracker.statuses[item.record.status] += 1
+            elif isinstance(item, DeleteFile):
+                store.delete_file(item.repo, item.path)
+                item.tracker.statuses["deleted"] += 1
+            else:
+                store.delete_repo(item.repo)
+
+    try:
+        async with writes:
+            while True:
+                deadline = first_uncommitted + limits.commit_every_seconds
+                with trio.move_on_at(deadline):
+                    try:
+                        items = [await writes.receive()]
+                    except trio.EndOfChannel:
+                        break
+                    while len(items) < 256:
+                        try:
+                            items.append(writes.receive_nowait())
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                    try:
+                        await trio.to_thread.run_sync(apply, items, limiter=store_limiter)
+                    except StoreError as exc:
+                        log.error("%s", exc)
+                        await trio.to_thread.run_sync(store.rollback, limiter=store_limiter)
+                        for tracker in {i.tracker for i in items} | set(uncommitted):
+                            tracker.fail(str(exc))
+                        uncommitted.clear()
+                        first_uncommitted = math.inf
+                        continue
+                    for item in items:
+                        item.tracker.written += 1
+                        uncommitted[item.tracker] += 1
+                    first_uncommitted = min(first_uncommitted, trio.current_time())
+                sync_finished = any(t.written >= t.expected for t in uncommitted)
+                if (
+                    sync_finished
+                    or sum(uncommitted.values()) >= limits.commit_every_files
+                    or trio.current_time() >= first_uncommitted + limits.commit_every_seconds
+                ):
+                    await commit()
+    finally:
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + 10
+            await commit()
+
+
+# -- one sync ----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class SyncResult:
+    total: int  # files in the snapshot
+    indexed: int
+    deleted: int
+    unchanged: int
+    statuses: dict[str, int]
+    skipped: dict[str, int]  # by the scan: too_large, symlink, submodule, excluded
+    head: str
+
+
+async def sync_repository(
+    repo: RepoConfig,
+    *,
+    store: Store,
+    files: trio.MemorySendChannel[FileTask],
+    writes: trio.MemorySendChannel[Write],
+    git_limiter: trio.CapacityLimiter,
+    max_bytes: int,
+    report: Report,
+    full: bool = False,
+    paths: frozenset[str] | None = None,
+) -> SyncResult:
+    """Scan, plan, feed the shared stages and wait until every planned file is committed."""
+    report({"stage": "scan", "done": 0, "total": None})
+    snapshot = await trio.to_thread.run_sync(git.scan, repo, max_bytes, paths, limiter=git_limiter)
+    plan = plan_sync(store.file_blobs(repo.name), snapshot.files, full=full, only_paths=paths)
+    report({"stage": "scan", "done": len(snapshot.files), "total": len(snapshot.files)})
+    tracker = SyncTracker(repo.name, len(plan.index) + len(plan.delete), report)
+    report({"stage": "index", "done": 0, "total": tracker.expected})
+    if tracker.expected:
+        try:
+            for path in plan.delete:
+                await writes.send(DeleteFile(tracker, repo.name, path))
+            for file in plan.index:
+                await files.send(FileTask(tracker, repo, file))
+            await tracker.done.wait()
+        except BaseException:
+            tracker.cancelled = True
+            raise
+    if tracker.error:
+        raise StoreError(tracker.error)
+    return SyncResult(
+        total=len(snapshot.files),
+        indexed=len(plan.index),
+        deleted=len(plan.delete),
+        unchanged=plan.unchanged,
+        statuses=dict(tracker.statuses),
+        skipped=dict(snapshot.skipped),
+        head=snapshot.head,
+    )
+

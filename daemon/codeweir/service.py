@@ -1,0 +1,181 @@
+"""`run_daemon()`: the top nursery. It makes every channel and limiter and passes them in.
+
+Shutdown order (SIGTERM/SIGINT): stop accepting and cancel running syncs, then close the
+files and writes channels so the parse stages drain and the writer makes its final,
+shielded commit; STOPPING=1 goes out first. A second signal exits at once. SIGHUP reloads.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import trio
+
+from . import server, systemd
+from .config import Config, load_config
+from .errors import CodeweirError, ConfigError, StoreError
+from .handlers import Daemon, Stages
+from .jobs import JobRunner
+from .pipeline import parse_stage, writer_stage
+from .scheduler import Backoff, Scheduler
+from .store import Store
+
+log = logging.getLogger("codeweir")
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """Hold an exclusive lock on the state dir for the daemon's life: one writer only."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = state_dir / "daemon.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreError(f"another codeweir daemon (pid {holder}) is using the state dir {state_dir}") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+async def run_daemon(config: Config, config_path: Path | None = None, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    state_dir = Path(config.state_dir)
+    lock_fd = lock_state_dir(state_dir)
+    try:
+        store = await trio.to_thread.run_sync(Store, state_dir / "index")
+        await _serve(config, config_path, store, task_status)
+    finally:
+        os.close(lock_fd)
+
+
+async def _serve(config: Config, config_path: Path | None, store: Store, task_status) -> None:
+    limits = config.limits
+    files_send, files_recv = trio.open_memory_channel(limits.files_channel)
+    writes_send, writes_recv = trio.open_memory_channel(limits.writes_channel)
+    in_flight = trio.CapacityLimiter(limits.files_in_flight)
+    parse_workers = trio.CapacityLimiter(limits.parse_workers)
+    store_limiter = trio.CapacityLimiter(1)
+    stages = Stages(
+        files=files_send,
+        writes=writes_send,
+        git_limiter=trio.CapacityLimiter(2),
+        search_limiter=trio.CapacityLimiter(4),
+    )
+    async def run_sync(job, report):
+        return await daemon.run_job(job, report)
+
+    runner = JobRunner(
+        Scheduler(queue_size=limits.queue_size),
+        run_sync,
+        concurrency=trio.CapacityLimiter(limits.concurrent_syncs),
+        backoff=Backoff(),
+    )
+    services_scope = trio.CancelScope()
+    daemon = Daemon(config, config_path, store, stages, runner, stop=services_scope.cancel)
+
+    async with trio.open_nursery() as outer:
+        outer.start_soon(_handle_signals, daemon)
+        async with trio.open_nursery() as stage_nursery:
+            await stage_nursery.start(writer_stage, writes_recv, store, store_limiter=store_limiter, limits=limits)
+            async with files_recv:
+                for _ in range(limits.files_in_flight):
+                    stage_nursery.start_soon(
+                        parse_stage,
+                        files_recv.clone(),
+                        writes_send.clone(),
+                        in_flight=in_flight,
+                        workers=parse_workers,
+                        max_bytes=limits.max_file_bytes,
+                    )
+            async with files_send, writes_send:
+                with services_scope:
+                    async with trio.open_nursery() as services:
+                        await services.start(runner.run)
+                        await services.start(server.serve_unix, _listener(config), daemon.handlers(), config.server)
+                        interval = systemd.watchdog_interval()
+                        if interval is not None:
+                            services.start_soon(systemd.watchdog, interval)
+                        daemon.submit_all()
+                        _start_watchers(services, daemon)
+                        systemd.notify("READY=1", f"STATUS=serving {len(config.repositories)} repositories")
+                        log.info("codeweir ready: socket %s, state %s", config.socket, config.state_dir)
+                        task_status.started(daemon)
+            # The channels are closed: the parse stages drain, the writer commits and returns.
+            stage_nursery.cancel_scope.deadline = trio.current_time() + 30
+        outer.cancel_scope.cancel()
+    await trio.to_thread.run_sync(store.close)
+    log.info("codeweir stopped")
+
+
+def _listener(config: Config):
+    activated = systemd.listen_fds()
+    if activated:
+        return trio.socket.from_stdlib_socket(activated[0])
+    return server.bind_unix_socket(Path(config.socket))
+
+
+def _start_watchers(nursery: trio.Nursery, daemon: Daemon) -> None:
+    from .scheduler import SyncRequest
+    from .watch import poll_refs, watch_worktree
+
+    def submit(request: SyncRequest) -> None:
+        try:
+            daemon.runner.submit(request)
+        except CodeweirError as exc:
+            log.warning("%s: %s", request.repo, exc)
+
+    for repo in daemon.config.repositories:
+        if repo.ref or _is_bare(Path(repo.path)):
+            nursery.start_soon(poll_refs, repo, submit)
+        else:
+            nursery.start_soon(watch_worktree, repo, submit)
+
+
+def _is_bare(path: Path) -> bool:
+    return not (path / ".git").exists()
+
+
+async def _handle_signals(daemon: Daemon) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        stopping = False
+        async for signum in signals:
+            if signum == signal.SIGHUP:
+                try:
+                    await daemon.reload_config()
+                except CodeweirError as exc:
+                    log.error("%s", exc)
+                continue
+            if stopping:
+                log.warning("second signal: exiting at once")
+                os._exit(1)
+            stopping = True
+            log.info("signal %s: stopping", signal.Signals(signum).name)
+            daemon.shutdown()
+
+
+def main(config_path: Path | None = None) -> int:
+    """`codeweir daemon`: 0 after a clean stop, 2 for a bad config, 1 for other errors."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(f"codeweir: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not config.repositories:
+        log.warning("no repositories configured and not started inside a git repository: nothing to index")
+    try:
+        trio.run(run_daemon, config, config_path)
+    except CodeweirError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0

@@ -1,0 +1,355 @@
+"""The Tantivy index: schema, code-aware analysis, the writer's operations and the reader.
+
+Tantivy is the truth for what is indexed. Documents of a few kinds share one index:
+`file` (one per indexed path), `chunk` (a file's pieces), `repo` (per-repository metadata).
+A file's update is a delete-by-term on its file key followed by its new documents, inside
+one commit, so a file and its chunks are always consistent.
+
+Every method here blocks (Tantivy calls, disk); the daemon calls them through
+`trio.to_thread.run_sync` with a limiter of their own. Only the writer task calls the
+writing methods.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import attrs
+import tantivy
+
+from .chunk import CHUNKER_VERSION, Chunk
+from .errors import StoreError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+META_FILE = "codeweir-index.json"
+
+# Subwords: `parseDuration`, `parse_duration` and `ParseDuration` all give "parse", "duration".
+PARTS_PATTERN = r"[A-Z]+[a-z]*|[a-z]+|[0-9]+"
+# Whole identifiers, so an exact identifier query can rank its exact match first.
+IDENT_PATTERN = r"[A-Za-z0-9_]+"
+
+
+def _analyzer(pattern: str) -> tantivy.TextAnalyzer:
+    return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(pattern)).filter(tantivy.Filter.lowercase()).build()
+
+
+PARTS = _analyzer(PARTS_PATTERN)
+IDENT = _analyzer(IDENT_PATTERN)
+
+
+def _schema() -> tantivy.Schema:
+    b = tantivy.SchemaBuilder()
+    for name in ("doc_kind", "repo", "path", "file_key", "blob", "language", "kind", "status", "content_hash"):
+        b.add_text_field(name, stored=True, tokenizer_name="raw")
+    b.add_text_field("path_parts", tokenizer_name="code_parts")
+    b.add_text_field("symbol", stored=True, tokenizer_name="code_parts")
+    b.add_text_field("symbol_exact", tokenizer_name="raw")  # lowercased whole symbol
+    b.add_text_field("symbol_path", stored=True, tokenizer_name="raw")
+    b.add_text_field("content", stored=True, tokenizer_name="code_parts")
+    b.add_text_field("ident", tokenizer_name="code_ident")
+    b.add_text_field("error", stored=True)
+    b.add_text_field("meta", stored=True, tokenizer_name="raw")
+    for name in ("start_line", "end_line", "start_byte", "end_byte", "chunk_count"):
+        b.add_unsigned_field(name, stored=True)
+    return b.build()
+
+
+SCHEMA = _schema()
+
+
+@attrs.frozen
+class FileRecord:
+    """What the writer stores for one path: its chunks, or why it has none."""
+
+    repo: str
+    path: str
+    blob: str
+    language: str
+    chunks: tuple[Chunk, ...]
+    content_hashes: tuple[str, ...]  # one per chunk: the vector key of its embedded text
+    status: str = "indexed"  # or a skip reason: "binary", "undecodable", "unreadable", "error"
+    error: str = ""
+
+
+@attrs.frozen
+class StoredChunk:
+    repo: str
+    path: str
+    blob: str
+    language: str
+    kind: str
+    symbol: str
+    symbol_path: str
+    start_line: int
+    end_line: int
+    content: str
+    content_hash: str
+
+
+def file_key(repo: str, path: str) -> str:
+    return f"{repo}/{path}"
+
+
+def _repo_key(repo: str) -> str:
+    # Repository names contain no "/", so this never collides with a file key.
+    return f"\x00repo:{repo}"
+
+
+def _first(doc: tantivy.Document, field: str, default=""):
+    values = doc.get_all(field)
+    return values[0] if values else default
+
+
+class Store:
+    """One Tantivy index in `directory`, with the writer opened lazily by the writer task."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.rebuilt = False
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self.rebuilt = self._check_versions()
+            self.index = tantivy.Index(SCHEMA, path=str(directory), reuse=True)
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot open the index at {directory}: {exc}") from None
+        self.index.register_tokenizer("code_parts", PARTS)
+        self.index.register_tokenizer("code_ident", IDENT)
+        self._writer: tantivy.IndexWriter | None = None
+        # path -> blob per repository, as of the last commit; the planner reads it.
+        self._files: dict[str, dict[str, str]] = {}
+        self._pending: list[tuple[str, str, str | None]] = []
+        self._load_files()
+
+    # -- versions -------------------------------------------------------------------------
+
+    def _versions(self) -> dict[str, int]:
+        return {"schema": SCHEMA_VERSION, "chunker": CHUNKER_VERSION}
+
+    def _check_versions(self) -> bool:
+        """Wipe an index written by another schema or chunker version; True if it did."""
+        meta = self.directory / META_FILE
+        want = self._versions()
+        found = None
+        if meta.exists():
+            try:
+                found = json.loads(meta.read_text())
+            except (OSError, ValueError):
+                found = None
+        has_index = (self.directory / "meta.json").exists()
+        if found == want:
+            return False
+        wiped = False
+        if has_index:
+            log.warning("index at %s has versions %s, want %s: rebuilding", self.directory, found, want)
+            for entry in self.directory.iterdir():
+                if entry.is_file():
+                    entry.unlink()
+            wiped = True
+        _write_atomic(meta, json.dumps(want).encode())
+        return wiped
+
+    # -- reading --------------------------------------------------------------------------
+
+    def searcher(self) -> tantivy.Searcher:
+        return self.index.searcher()
+
+    def reload(self) -> None:
+        self.index.reload()
+
+    def _all(self, query: tantivy.Query) -> Iterable[tantivy.Document]:
+        searcher = self.searcher()
+        total = searcher.search(query, limit=1, count=True).count
+        if not total:
+            return []
+        hits = searcher.search(query, limit=total, count=False).hits
+        return (searcher.doc(address) for _, address in hits)
+
+    def _load_files(self) -> None:
+        self.reload()
+        for doc in self._all(self.term("doc_kind", "file")):
+            self._files.setdefault(_first(doc, "repo"), {})[_first(doc, "path")] = _first(doc, "blob")
+
+    def file_blobs(self, repo: str) -> Mapping[str, str]:
+        """path -> blob id of every file of `repo` in the last commit."""
+        return dict(self._files.get(repo, {}))
+
+    def repos(self) -> list[str]:
+        return sorted(self._files)
+
+    def term(self, field: str, value: str) -> tantivy.Query:
+        return tantivy.Query.term_query(SCHEMA, field, value)
+
+    def count(self, *pairs: tuple[str, str]) -> int:
+        query = tantivy.Query.boolean_query([(tantivy.Occur.Must, self.term(f, v)) for f, v in pairs])
+        return self.searcher().search(query, limit=1, count=True).count
+
+    def repo_meta(self, repo: str) -> dict:
+        for doc in self._all(self.term("file_key", _repo_key(repo))):
+            return json.loads(_first(doc, "meta", "{}"))
+        return {}
+
+    def file_status(self, repo: str) -> dict[str, int]:
+        """How many files of `repo` are in each status ("indexed", "binary", "error", ...)."""
+        counts: dict[str, int] = {}
+        query = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Must, self.term("doc_kind", "file")), (tantivy.Occur.Must, self.term("repo", repo))]
+        )
+        for doc in self._all(query):
+            status = _first(doc, "status")
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+    def chunks_of(self, repo: str, path: str) -> list[StoredChunk]:
+        docs = self._all(
+            tantivy.Query.boolean_query(
+                [
+                    (tantivy.Occur.Must, self.term("doc_kind", "chunk")),
+                    (tantivy.Occur.Must, self.term("file_key", file_key(repo, path))),
+                ]
+            )
+        )
+        return sorted((stored_chunk(d) for d in docs), key=lambda c: c.start_line)
+
+    def content_hashes(self) -> set[str]:
+        """Every chunk's vector key in the index (for the embed backlog at start)."""
+        return {_first(d, "content_hash") for d in self._all(self.term("doc_kind", "chunk"))}
+
+    # -- writing (the writer task only) ----------------------------------------------------
+
+    @property
+    def writer(self) -> tantivy.IndexWriter:
+        if self._writer is None:
+            try:
+                self._writer = self.index.writer(heap_size=64_000_000, num_threads=1)
+            except ValueError as exc:
+                raise StoreError(f"cannot open the index writer at {self.directory}: {exc}") from None
+        return self._writer
+
+    def write_file(self, record: FileRecord) -> None:
+        key = file_key(record.repo, record.path)
+        writer = self.writer
+        writer.delete_documents_by_term("file_key", key)
+        doc = tantivy.Document()
+        self._common(doc, record, key)
+        doc.add_text("doc_kind", "file")
+        doc.add_text("status", record.status)
+        doc.add_unsigned("chunk_count", len(record.chunks))
+        if record.error:
+            doc.add_text("error", record.error)
+        writer.add_document(doc)
+        for chunk, content_hash in zip(record.chunks, record.content_hashes, strict=True):
+            doc = tantivy.Document()
+            self._common(doc, record, key)
+            doc.add_text("doc_kind", "chunk")
+            doc.add_text("kind", chunk.kind)
+            doc.add_text("symbol", chunk.symbol)
+            doc.add_text("symbol_exact", chunk.symbol.lower())
+            doc.add_text("symbol_path", chunk.symbol_path)
+            doc.add_text("content", chunk.content)
+            doc.add_text("ident", chunk.content)
+            doc.add_text("content_hash", content_hash)
+            doc.add_unsigned("start_line", chunk.start_line)
+            doc.add_unsigned("end_line", chunk.end_line)
+            doc.add_unsigned("start_byte", chunk.start_byte)
+            doc.add_unsigned("end_byte", chunk.end_byte)
+            writer.add_document(doc)
+        self._pending.append((record.repo, record.path, record.blob))
+
+    @staticmethod
+    def _common(doc: tantivy.Document, record: FileRecord, key: str) -> None:
+        doc.add_text("repo", record.repo)
+        doc.add_text("path", record.path)
+        doc.add_text("path_parts", record.path)
+        doc.add_text("file_key", key)
+        doc.add_text("blob", record.blob)
+        doc.add_text("language", record.language)
+
+    def delete_file(self, repo: str, path: str) -> None:
+        self.writer.delete_documents_by_term("file_key", file_key(repo, path))
+        self._pending.append((repo, path, None))
+
+    def delete_repo(self, repo: str) -> None:
+        self.writer.delete_documents_by_term("repo", repo)
+        self.writer.delete_documents_by_term("file_key", _repo_key(repo))
+        self._pending.extend((repo, path, None) for path in self._files.get(repo, {}))
+
+    def set_repo_meta(self, repo: str, meta: Mapping) -> None:
+        key = _repo_key(repo)
+        self.writer.delete_documents_by_term("file_key", key)
+        doc = tantivy.Document()
+        doc.add_text("doc_kind", "repo")
+        doc.add_text("repo", repo)
+        doc.add_text("file_key", key)
+        doc.add_text("meta", json.dumps(dict(meta), sort_keys=True))
+        self.writer.add_document(doc)
+
+    def commit(self) -> None:
+        """Make everything written so far visible to searches, atomically."""
+        try:
+            self.writer.commit()
+        except ValueError as exc:
+            self.rollback()
+            raise StoreError(f"commit failed in {self.directory}: {exc}") from None
+        for repo, path, blob in self._pending:
+            files = self._files.setdefault(repo, {})
+            if blob is None:
+                files.pop(path, None)
+            else:
+                files[path] = blob
+        self._files = {repo: files for repo, files in self._files.items() if files}
+        self._pending.clear()
+        self.reload()
+
+    def rollback(self) -> None:
+        """Drop uncommitted writes; the writer is reopened on next use."""
+        self._pending.clear()
+        if self._writer is not None:
+            try:
+                self._writer.rollback()
+            except ValueError:
+                self._writer = None
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.wait_merging_threads()
+            self._writer = None
+
+
+def stored_chunk(doc: tantivy.Document) -> StoredChunk:
+    return StoredChunk(
+        repo=_first(doc, "repo"),
+        path=_first(doc, "path"),
+        blob=_first(doc, "blob"),
+        language=_first(doc, "language"),
+        kind=_first(doc, "kind"),
+        symbol=_first(doc, "symbol"),
+        symbol_path=_first(doc, "symbol_path"),
+        start_line=_first(doc, "start_line", 0),
+        end_line=_first(doc, "end_line", 0),
+        content=_first(doc, "content"),
+        content_hash=_first(doc, "content_hash"),
+    )
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Temp file in the same directory, fsync, rename: readers see the old or the new file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def tokens(analyzer: tantivy.TextAnalyzer, text: str) -> list[str]:
+    return list(analyzer.analyze(text))
+
+
+def query_all(pairs: Sequence[tuple[str, str]]) -> tantivy.Query:
+    return tantivy.Query.boolean_query([(tantivy.Occur.Must, tantivy.Query.term_query(SCHEMA, f, v)) for f, v in pairs])
