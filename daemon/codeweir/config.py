@@ -16,19 +16,27 @@ from typing import Any
 
 import attrs
 import cattrs
-from cattrs.v import transform_error
+from cattrs.v import format_exception, transform_error
 
 from .errors import ConfigError
 
 
 def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
     if value <= 0:
-        raise ValueError(f"must be greater than 0, got {value!r}")
+        raise ValueError(f"{attribute.name}: must be greater than 0, got {value!r}")
 
 
 def _non_empty(instance: Any, attribute: attrs.Attribute, value: str) -> None:
     if not value:
-        raise ValueError("must not be empty")
+        raise ValueError(f"{attribute.name}: must not be empty")
+
+
+def _one_of(*choices: str):
+    def check(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+        if value not in choices:
+            raise ValueError(f"{attribute.name}: must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+    return check
 
 
 @attrs.frozen
@@ -71,14 +79,14 @@ class ModelConfig:
     # otherwise `path` names a directory with model.onnx and tokenizer.json.
     name: str = "default"
     path: str = ""
-    pooling: str = attrs.field(default="mean", validator=attrs.validators.in_(("mean", "cls")))
+    pooling: str = attrs.field(default="mean", validator=_one_of("mean", "cls"))
     normalize: bool = True
     max_tokens: int = attrs.field(default=256, validator=_positive)
     query_prefix: str = ""
     document_prefix: str = ""
     quantized: bool = False
     # "auto": CUDA when onnxruntime-gpu sees a GPU, else CPU.
-    provider: str = attrs.field(default="auto", validator=attrs.validators.in_(("auto", "cpu", "cuda")))
+    provider: str = attrs.field(default="auto", validator=_one_of("auto", "cpu", "cuda"))
     threads: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     enabled: bool = True
 
@@ -92,7 +100,7 @@ class Config:
     server: ServerConfig = ServerConfig()
     model: ModelConfig = ModelConfig()
     log_level: str = attrs.field(
-        default="info", validator=attrs.validators.in_(("debug", "info", "warning", "error"))
+        default="info", validator=_one_of("debug", "info", "warning", "error")
     )
 
     def repo(self, name: str) -> RepoConfig | None:
@@ -175,13 +183,23 @@ def parse_config(
     )
 
 
+def _describe(exc: BaseException, type_: type | None) -> str:
+    # Validators name their attribute in the message; cattrs' own wording covers the rest.
+    if isinstance(exc, ValueError) and not isinstance(exc, cattrs.BaseValidationError):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
 def _field_messages(exc: cattrs.BaseValidationError) -> list[str]:
     messages = []
-    for line in transform_error(exc, path="$"):
+    for line in transform_error(exc, path="$", format_exception=_describe):
         # "invalid value for type, expected int @ $.limits.files_in_flight" -> field first
         text, _, where = line.rpartition(" @ ")
-        field = where.removeprefix("$").lstrip(".") or "(top level)"
-        messages.append(f"{field}: {text}" if text else line)
+        field = where.removeprefix("$").lstrip(".")
+        name, sep, rest = text.partition(": ")
+        if sep and name.isidentifier():  # a validator's "attr: message" under its class's path
+            field, text = f"{field}.{name}".lstrip("."), rest
+        messages.append(f"{field or '(top level)'}: {text}")
     return messages
 
 
