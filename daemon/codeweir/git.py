@@ -6,9 +6,45 @@ RepoError (naming the repository) or FileSkipped (one file).
 
 from __future__ import annotations
 
+import functools
+import os
+import posixpath
+import re
+import stat
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+import attrs
 import pygit2
+from pygit2.enums import FileStatus, RepositoryOpenFlag
+
+from .config import RepoConfig
+from .errors import FileSkipped, RepoError
+
+_SYMLINK_MODE = 0o120000
+_GITLINK_MODE = 0o160000
+_STAGE_MASK = 0x3000  # GIT_INDEX_ENTRY_STAGEMASK: non-zero for the sides of a merge conflict
+
+# Status flags that mean "the worktree holds content the index does not describe".
+_FROM_DISK = FileStatus.WT_NEW | FileStatus.WT_MODIFIED | FileStatus.WT_TYPECHANGE | FileStatus.CONFLICTED
+_UNREADABLE = FileStatus.WT_UNREADABLE
+
+
+@attrs.frozen
+class TrackedFile:
+    path: str  # posix path relative to the repository root
+    blob: str  # hex git blob id of the content (what `git hash-object` prints for it)
+    size: int
+
+
+@attrs.frozen
+class Snapshot:
+    files: tuple[TrackedFile, ...]  # sorted by path
+    skipped: Mapping[str, int]  # reason -> count, reasons with a count only
+    head: str  # commit the snapshot is based on; "" for an unborn HEAD
+    source: str  # "worktree" or "ref:<name>"
 
 
 def find_repository_root(path: Path) -> Path | None:
@@ -21,3 +57,315 @@ def find_repository_root(path: Path) -> Path | None:
     except (pygit2.GitError, OSError):
         return None
     return Path(repo.workdir or repo.path).resolve()
+
+
+def blob_id(data: bytes) -> str:
+    """Git's blob id of `data`: what `git hash-object` prints for a file holding it."""
+    return str(pygit2.hash(data))
+
+
+# --- path filters -------------------------------------------------------------------------
+
+
+def path_matches(path: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    """Whether `path` is selected: include is empty or one matches, and no exclude matches.
+
+    Globs are gitignore-ish: "*" and "?" stay within a directory, "**" crosses directories,
+    a glob without "/" ("*.py", "vendor") matches at any depth, one with "/" is anchored at the
+    root, a trailing "/" matches directories only, and a matching directory selects its whole
+    subtree. Raises ValueError naming a glob that cannot be used.
+    """
+    return _glob_filter(tuple(include), tuple(exclude)).matches(path)
+
+
+@attrs.frozen
+class _GlobFilter:
+    include: re.Pattern[str] | None
+    exclude: re.Pattern[str] | None
+
+    def matches(self, path: str) -> bool:
+        if self.include is not None and self.include.fullmatch(path) is None:
+            return False
+        return self.exclude is None or self.exclude.fullmatch(path) is None
+
+
+@functools.lru_cache(maxsize=64)
+def _glob_filter(include: tuple[str, ...], exclude: tuple[str, ...]) -> _GlobFilter:
+    return _GlobFilter(_compile_globs(include), _compile_globs(exclude))
+
+
+@attrs.frozen
+class PathScope:
+    """A set of paths, each a file or a directory whose whole subtree it stands for."""
+
+    exact: frozenset[str]
+    dirs: tuple[str, ...]  # each with a trailing "/"
+
+    @classmethod
+    def of(cls, paths: Iterable[str]) -> PathScope:
+        """From repository-relative paths; "" or "." is the whole repository."""
+        cleaned = {posixpath.normpath(p).strip("/") for p in paths}
+        cleaned = {"" if p == "." else p for p in cleaned}
+        return cls(frozenset(cleaned), tuple(sorted(p + "/" if p else "" for p in cleaned)))
+
+    def __contains__(self, path: str) -> bool:
+        return path in self.exact or path.startswith(self.dirs)
+
+
+def _compile_globs(globs: tuple[str, ...]) -> re.Pattern[str] | None:
+    if not globs:
+        return None
+    return re.compile("|".join(f"(?:{_glob_regex(g)})" for g in globs))
+
+
+def _glob_regex(glob: str) -> str:
+    if glob.startswith("!"):
+        raise ValueError(f"glob {glob!r}: negation is not supported; list it under exclude instead")
+    dir_only = glob.endswith("/")
+    body = glob.rstrip("/")
+    anchored = "/" in body
+    body = body.lstrip("/")
+    if not body:
+        raise ValueError(f"glob {glob!r} matches no path")
+    prefix = "" if anchored else "(?:.*/)?"
+    suffix = "/.+" if dir_only else "(?:/.*)?"
+    return prefix + _translate(body) + suffix
+
+
+def _translate(glob: str) -> str:
+    out: list[str] = []
+    i, n = 0, len(glob)
+    while i < n:
+        c = glob[i]
+        if glob.startswith("**/", i) and (i == 0 or glob[i - 1] == "/"):
+            out.append("(?:.*/)?")  # zero or more whole directories
+            i += 3
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[" and (end := _class_end(glob, i)) > 0:
+            members = glob[i + 1 : end]
+            negate = members[:1] == "!"
+            members = members[1:] if negate else members
+            members = members.replace("\\", "\\\\").replace("[", "\\[")
+            out.append("[" + ("^/" if negate else "") + members + "]")
+            i = end + 1
+        elif c == "\\" and i + 1 < n:
+            out.append(re.escape(glob[i + 1]))
+            i += 2
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return "".join(out)
+
+
+def _class_end(glob: str, start: int) -> int:
+    """Index of the "]" closing the class opened at `start`, or -1 (then "[" is literal)."""
+    i = start + 1
+    if glob[i : i + 1] == "!":
+        i += 1
+    if glob[i : i + 1] == "]":  # a leading "]" is a member
+        i += 1
+    return glob.find("]", i)
+
+
+# --- scanning -----------------------------------------------------------------------------
+
+
+def scan(repo: RepoConfig, max_file_bytes: int, paths: Iterable[str] | None = None) -> Snapshot:
+    """The files of `repo` with blob ids: its worktree, or a ref's tree (bare, or `repo.ref` set).
+
+    Symlinks, submodules, files over `max_file_bytes` and files the include/exclude globs drop
+    are skipped and counted by reason. `paths` restricts the scan to those files and directories.
+    """
+    git = _open(repo)
+    selector = _Selector(repo, max_file_bytes, None if paths is None else PathScope.of(paths))
+    try:
+        if git.is_bare or repo.ref:
+            return _scan_ref(repo, git, selector)
+        return _scan_worktree(repo, git, selector)
+    except (pygit2.GitError, OSError) as exc:
+        raise RepoError(f"{_where(repo)}: {exc}") from None
+
+
+@attrs.define
+class _Selector:
+    """Decides, file by file, what a scan keeps, and counts what it skips."""
+
+    repo: RepoConfig
+    max_file_bytes: int
+    scope: PathScope | None
+    skipped: Counter[str] = attrs.Factory(Counter)
+    _globs: _GlobFilter = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        try:
+            self._globs = _glob_filter(self.repo.include, self.repo.exclude)
+        except ValueError as exc:
+            raise RepoError(f"{_where(self.repo)}: {exc}") from None
+
+    def in_scope(self, path: str) -> bool:
+        """Whether `path` is wanted at all; counts it as excluded when the globs drop it."""
+        if self.scope is not None and path not in self.scope:
+            return False
+        if not self._globs.matches(path):
+            self.skipped["excluded"] += 1
+            return False
+        return True
+
+    def fits(self, size: int) -> bool:
+        if size > self.max_file_bytes:
+            self.skipped["too_large"] += 1
+            return False
+        return True
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] += 1
+
+
+def _scan_worktree(repo: RepoConfig, git: pygit2.Repository, selector: _Selector) -> Snapshot:
+    # status() reloads the repository's index if it changed on disk, and the entries are read
+    # from that same index afterwards: the two always describe the same index.
+    status = git.status(untracked_files="all", ignored=False)
+    files: list[TrackedFile] = []
+    for path, blob, mode, size in _index_entries(git.index):
+        flags = status.get(path, 0)
+        if flags & (_FROM_DISK | FileStatus.WT_DELETED | _UNREADABLE) or not selector.in_scope(path):
+            continue
+        if mode == _GITLINK_MODE:
+            selector.skip("submodule")
+        elif mode == _SYMLINK_MODE:
+            selector.skip("symlink")
+        elif selector.fits(size):
+            files.append(TrackedFile(path, blob, size))
+    root = Path(git.workdir)
+    for path, flags in status.items():
+        if not flags & (_FROM_DISK | _UNREADABLE) or not selector.in_scope(path.rstrip("/")):
+            continue
+        if file := _worktree_file(root, path, flags, selector):
+            files.append(file)
+    files.sort(key=lambda f: f.path)
+    head = "" if git.head_is_unborn else str(git.head.target)
+    return Snapshot(tuple(files), dict(selector.skipped), head, "worktree")
+
+
+def _worktree_file(root: Path, path: str, flags: int, selector: _Selector) -> TrackedFile | None:
+    """A file whose current content only the worktree has: stat it and hash it."""
+    if flags & _UNREADABLE:
+        selector.skip("unreadable")
+        return None
+    full = root / path
+    try:
+        info = full.lstat()
+    except FileNotFoundError:  # deleted since status looked
+        return None
+    except OSError:
+        selector.skip("unreadable")
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        selector.skip("symlink")
+    elif stat.S_ISDIR(info.st_mode):  # a gitlink's checkout or an untracked nested repository
+        selector.skip("submodule")
+    elif not stat.S_ISREG(info.st_mode):
+        selector.skip("unreadable")
+    elif selector.fits(info.st_size):
+        try:
+            return TrackedFile(path.rstrip("/"), str(pygit2.hashfile(str(full))), info.st_size)
+        except (OSError, pygit2.GitError):
+            selector.skip("unreadable")
+    return None
+
+
+def _scan_ref(repo: RepoConfig, git: pygit2.Repository, selector: _Selector) -> Snapshot:
+    name = repo.ref or "HEAD"
+    source = f"ref:{name}"
+    if name == "HEAD" and git.head_is_unborn:
+        return Snapshot((), {}, "", source)
+    try:
+        commit = git.revparse_single(name).peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError):
+        raise RepoError(f"{_where(repo)}: ref {name!r} does not name a commit") from None
+    tree_index = pygit2.Index()
+    tree_index.read_tree(commit.tree)
+    odb = git.odb
+    files = []
+    for path, blob, mode, _ in _index_entries(tree_index):
+        if not selector.in_scope(path):
+            continue
+        if mode == _GITLINK_MODE:
+            selector.skip("submodule")
+        elif mode == _SYMLINK_MODE:
+            selector.skip("symlink")
+        elif selector.fits(size := odb.read_header(blob)[1]):
+            files.append(TrackedFile(path, blob, size))
+    return Snapshot(tuple(files), dict(selector.skipped), str(commit.id), source)
+
+
+def _index_entries(index: pygit2.Index) -> Iterator[tuple[str, str, int, int]]:
+    """(path, hex id, mode, worktree size) of each stage-0 entry, in path order.
+
+    Read from libgit2's entries through pygit2's cffi handle: building pygit2's IndexEntry
+    objects costs twice as much, and this loop is most of a no-change scan.
+    """
+    ffi, lib, handle = pygit2.ffi, pygit2.C, index._index
+    for i in range(lib.git_index_entrycount(handle)):
+        entry = lib.git_index_get_byindex(handle, i)
+        if entry.flags & _STAGE_MASK:
+            continue
+        path = os.fsdecode(ffi.string(entry.path))
+        yield path, ffi.buffer(entry.id.id)[:].hex(), entry.mode, entry.file_size
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def read_file(repo: RepoConfig, file: TrackedFile) -> bytes:
+    """The content of a scanned file: from disk for a worktree, from the object database for a ref."""
+    git = _cached_open(repo)
+    if git.is_bare or repo.ref:
+        try:
+            return git[file.blob].data
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise FileSkipped(f"{_where(repo)}: {file.path}: cannot read blob {file.blob}: {exc}") from None
+    try:
+        # O_NOFOLLOW: a file replaced by a symlink since the scan must not pull in its target.
+        fd = os.open(Path(git.workdir) / file.path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise FileSkipped(f"{_where(repo)}: {file.path}: {exc.strerror or exc}") from None
+
+
+_open_repositories = threading.local()
+
+
+def _cached_open(repo: RepoConfig) -> pygit2.Repository:
+    """One open repository per thread and path: libgit2 objects are not shared across threads,
+    and opening a repository for every file read would dominate reading small blobs."""
+    cache: dict[str, pygit2.Repository] = _open_repositories.__dict__.setdefault("by_path", {})
+    if repo.path not in cache:
+        cache[repo.path] = _open(repo)
+    return cache[repo.path]
+
+
+def _open(repo: RepoConfig) -> pygit2.Repository:
+    path = Path(repo.path)
+    if not path.exists():
+        raise RepoError(f"{_where(repo)}: no such directory")
+    try:
+        return pygit2.Repository(str(path), RepositoryOpenFlag.NO_SEARCH)
+    except pygit2.GitError:
+        root = find_repository_root(path)
+        if root is None:
+            raise RepoError(f"{_where(repo)}: not a git repository") from None
+        raise RepoError(f"{_where(repo)}: not the root of a git repository (the root is {root})") from None
+
+
+def _where(repo: RepoConfig) -> str:
+    return f"repository {repo.name!r} at {repo.path}"

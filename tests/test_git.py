@@ -1,0 +1,308 @@
+import os
+import subprocess
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from codeweir.errors import FileSkipped, RepoError
+from codeweir.git import (
+    PathScope,
+    TrackedFile,
+    _index_entries,
+    blob_id,
+    find_repository_root,
+    path_matches,
+    read_file,
+    scan,
+)
+
+from .gitrepo import GitRepo, make_repo
+
+MAX = 1_000_000
+
+
+def blobs(snapshot) -> dict[str, str]:
+    return {f.path: f.blob for f in snapshot.files}
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitRepo:
+    return make_repo(
+        tmp_path / "repo",
+        {
+            "README.md": "# demo\n",
+            "src/app.py": "def main():\n    return 1\n",
+            "src/util.py": "X = 1\n",
+            "build/out.txt": "built\n",
+            ".gitignore": "build/\n*.log\n",
+        },
+    )
+
+
+def test_worktree_scan_lists_tracked_and_untracked_not_ignored_files(repo: GitRepo) -> None:
+    repo.write("notes.txt", "untracked\n")
+    repo.write("new/dir/deep.py", "pass\n")
+    repo.write("debug.log", "ignored\n")
+    repo.write("build/more.txt", "ignored\n")
+    snapshot = scan(repo.config(), MAX)
+    assert [f.path for f in snapshot.files] == [
+        ".gitignore", "README.md", "new/dir/deep.py", "notes.txt", "src/app.py", "src/util.py",
+    ]
+    assert snapshot.source == "worktree"
+    assert snapshot.head == repo.head()
+    assert snapshot.skipped == {}
+
+
+def test_every_worktree_blob_id_is_what_git_hash_object_prints(repo: GitRepo) -> None:
+    repo.write("src/app.py", "def main():\n    return 2\n")  # modified, unstaged
+    repo.write("src/util.py", "X = 2\n")
+    repo.git("add", "src/util.py")  # staged
+    repo.write("src/util.py", "X = 3\n")  # and modified again
+    repo.write("notes.txt", "untracked\n")
+    snapshot = scan(repo.config(), MAX)
+    assert blobs(snapshot) == {f.path: repo.hash_object(f.path) for f in snapshot.files}
+    assert {f.path: f.size for f in snapshot.files} == {
+        f.path: repo.path(f.path).stat().st_size for f in snapshot.files
+    }
+
+
+def test_staged_rename_then_edit_reports_the_new_path_with_its_worktree_blob(repo: GitRepo) -> None:
+    repo.git("mv", "src/util.py", "src/helpers.py")
+    repo.write("src/helpers.py", "X = 99\n")
+    files = blobs(scan(repo.config(), MAX))
+    assert "src/util.py" not in files
+    assert files["src/helpers.py"] == repo.hash_object("src/helpers.py")
+
+
+def test_file_deleted_in_worktree_is_absent(repo: GitRepo) -> None:
+    repo.remove("src/util.py")
+    assert "src/util.py" not in blobs(scan(repo.config(), MAX))
+
+
+def test_merge_conflict_reports_the_worktree_file_once(repo: GitRepo) -> None:
+    repo.git("checkout", "-q", "-b", "other")
+    repo.write("src/util.py", "X = 'other'\n")
+    repo.commit("other")
+    repo.git("checkout", "-q", "main")
+    repo.write("src/util.py", "X = 'main'\n")
+    repo.commit("main")
+    with pytest.raises(RuntimeError):
+        repo.git("merge", "-q", "other")
+    paths = [f.path for f in scan(repo.config(), MAX).files]
+    assert paths.count("src/util.py") == 1
+    assert blobs(scan(repo.config(), MAX))["src/util.py"] == repo.hash_object("src/util.py")
+
+
+def test_unborn_head_scans_untracked_files_with_empty_head(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "fresh", {"a.txt": "a\n"}, commit=False)
+    snapshot = scan(repo.config(), MAX)
+    assert blobs(snapshot) == {"a.txt": repo.hash_object("a.txt")}
+    assert snapshot.head == ""
+
+
+def test_symlinks_submodules_and_large_files_are_skipped_and_counted(repo: GitRepo, tmp_path: Path) -> None:
+    other = make_repo(tmp_path / "other", {"x": "x\n"})
+    repo.symlink("link.py", "src/app.py")  # tracked symlink
+    repo.write("big.bin", b"x" * 2000)  # tracked, too large
+    repo.add_gitlink("vendor/lib", other.head())  # tracked submodule
+    repo.commit("add odd things")
+    repo.symlink("untracked_link", "README.md")
+    repo.write("untracked_big.txt", "y" * 2000)
+    make_repo(repo.path("nested"), {"n.txt": "n\n"})  # untracked nested repository
+    snapshot = scan(repo.config(), 1000)
+    assert snapshot.skipped == {"symlink": 2, "too_large": 2, "submodule": 2}
+    assert set(blobs(snapshot)) == {".gitignore", "README.md", "src/app.py", "src/util.py"}
+
+
+def test_file_of_exactly_the_size_limit_is_kept(repo: GitRepo) -> None:
+    size = repo.path("README.md").stat().st_size
+    assert "README.md" in blobs(scan(repo.config(), size))
+    assert scan(repo.config(), size - 1).skipped["too_large"] >= 1
+
+
+def test_include_and_exclude_globs_select_files_and_count_exclusions(repo: GitRepo) -> None:
+    repo.write("vendor/dep/lib.py", "pass\n")
+    repo.write("src/test_app.py", "pass\n")
+    config = repo.config(include=("*.py",), exclude=("vendor/**", "**/test_*.py"))
+    snapshot = scan(config, MAX)
+    assert set(blobs(snapshot)) == {"src/app.py", "src/util.py"}
+    assert snapshot.skipped == {"excluded": 4}  # .gitignore, README.md and the two excluded
+
+
+def test_paths_restrict_the_scan_to_files_and_directories(repo: GitRepo) -> None:
+    repo.write("src/new.py", "pass\n")
+    repo.remove("src/util.py")
+    assert set(blobs(scan(repo.config(), MAX, paths=["src"]))) == {"src/app.py", "src/new.py"}
+    assert set(blobs(scan(repo.config(), MAX, paths=["README.md", "src/util.py"]))) == {"README.md"}
+    assert scan(repo.config(), MAX, paths=[]).files == ()
+
+
+def test_bare_repository_scans_head_tree(repo: GitRepo, tmp_path: Path) -> None:
+    repo.write("notes.txt", "untracked, not in the bare clone\n")
+    bare = repo.clone_bare(tmp_path / "bare.git")
+    snapshot = scan(bare.config(), MAX)
+    assert snapshot.source == "ref:HEAD"
+    assert snapshot.head == repo.head()
+    assert blobs(snapshot) == {p: repo.hash_object(p) for p in repo.git("ls-files").splitlines()}
+    assert {f.path: f.size for f in snapshot.files}["README.md"] == len("# demo\n")
+
+
+def test_configured_branch_and_tag_scan_that_tree_not_the_worktree(repo: GitRepo) -> None:
+    first = repo.head()
+    repo.git("tag", "v1.0")
+    repo.write("src/app.py", "changed\n")
+    repo.write("added.py", "pass\n")
+    second = repo.commit("second")
+    repo.write("src/app.py", "uncommitted\n")
+    tagged = scan(repo.config(ref="v1.0"), MAX)
+    assert (tagged.source, tagged.head) == ("ref:v1.0", first)
+    assert "added.py" not in blobs(tagged)
+    for ref in ("main", "refs/heads/main", "HEAD"):
+        snapshot = scan(repo.config(ref=ref), MAX)
+        assert snapshot.head == second
+        assert blobs(snapshot)["src/app.py"] == repo.git("rev-parse", "HEAD:src/app.py")
+
+
+def test_ref_scan_skips_symlinks_submodules_large_and_excluded(repo: GitRepo, tmp_path: Path) -> None:
+    other = make_repo(tmp_path / "other", {"x": "x\n"})
+    repo.symlink("link.py", "src/app.py")
+    repo.write("big.bin", b"x" * 2000)
+    repo.add_gitlink("vendor/lib", other.head())
+    repo.commit("odd things")
+    snapshot = scan(repo.config(ref="main", exclude=("*.md",)), 1000)
+    assert snapshot.skipped == {"symlink": 1, "too_large": 1, "submodule": 1, "excluded": 1}
+
+
+def test_missing_path_is_a_repo_error_naming_the_repository(tmp_path: Path) -> None:
+    config = GitRepo(tmp_path / "nowhere").config(name="ghost")
+    with pytest.raises(RepoError, match=r"'ghost' at .*nowhere: no such directory"):
+        scan(config, MAX)
+
+
+def test_plain_directory_is_a_repo_error(tmp_path: Path) -> None:
+    with pytest.raises(RepoError, match=f"{tmp_path}: not a git repository"):
+        scan(GitRepo(tmp_path).config(), MAX)
+
+
+def test_subdirectory_of_a_repository_is_a_repo_error_naming_the_root(repo: GitRepo) -> None:
+    with pytest.raises(RepoError, match=f"not the root of a git repository \\(the root is {repo.root}\\)"):
+        scan(GitRepo(repo.path("src")).config(), MAX)
+
+
+def test_unknown_ref_is_a_repo_error_naming_ref_and_repository(repo: GitRepo) -> None:
+    with pytest.raises(RepoError, match=r"repository 'repo' at .*: ref 'nope' does not name a commit"):
+        scan(repo.config(ref="nope"), MAX)
+
+
+def test_bad_glob_is_a_repo_error_naming_the_glob(repo: GitRepo) -> None:
+    with pytest.raises(RepoError, match=r"glob '!\*\.py'"):
+        scan(repo.config(exclude=("!*.py",)), MAX)
+
+
+def test_corrupt_object_is_a_repo_error(repo: GitRepo) -> None:
+    tree = repo.git("rev-parse", "HEAD^{tree}")
+    loose = repo.path(f".git/objects/{tree[:2]}/{tree[2:]}")
+    loose.chmod(0o644)
+    loose.write_bytes(b"not zlib")
+    with pytest.raises(RepoError, match="repository 'repo'"):
+        scan(repo.config(ref="main"), MAX)
+
+
+def test_read_file_returns_worktree_bytes_or_blob_data(repo: GitRepo) -> None:
+    repo.write("src/app.py", "edited\n")
+    worktree = {f.path: f for f in scan(repo.config(), MAX).files}
+    assert read_file(repo.config(), worktree["src/app.py"]) == b"edited\n"
+    committed = {f.path: f for f in scan(repo.config(ref="HEAD"), MAX).files}
+    assert read_file(repo.config(ref="HEAD"), committed["src/app.py"]) == b"def main():\n    return 1\n"
+
+
+def test_read_file_of_a_vanished_file_raises_file_skipped(repo: GitRepo) -> None:
+    file = {f.path: f for f in scan(repo.config(), MAX).files}["src/util.py"]
+    repo.remove("src/util.py")
+    with pytest.raises(FileSkipped, match="src/util.py"):
+        read_file(repo.config(), file)
+
+
+def test_read_file_refuses_a_file_replaced_by_a_symlink(repo: GitRepo) -> None:
+    file = {f.path: f for f in scan(repo.config(), MAX).files}["src/util.py"]
+    repo.remove("src/util.py")
+    repo.symlink("src/util.py", "/etc/passwd")
+    with pytest.raises(FileSkipped, match="src/util.py"):
+        read_file(repo.config(), file)
+
+
+def test_read_file_of_a_missing_blob_raises_file_skipped(repo: GitRepo) -> None:
+    ghost = TrackedFile("gone.py", "0" * 39 + "1", 3)
+    with pytest.raises(FileSkipped, match="gone.py"):
+        read_file(repo.config(ref="HEAD"), ghost)
+
+
+@pytest.mark.parametrize("data", [b"", b"hello\n", bytes(range(256)) * 10])
+def test_blob_id_matches_git_hash_object(data: bytes) -> None:
+    printed = subprocess.run(
+        ["git", "hash-object", "--stdin"], input=data, capture_output=True, check=True
+    ).stdout.decode().strip()
+    assert blob_id(data) == printed
+
+
+def test_find_repository_root_from_a_subdirectory_or_outside(repo: GitRepo, tmp_path: Path) -> None:
+    assert find_repository_root(repo.path("src")) == repo.root.resolve()
+    assert find_repository_root(tmp_path) is None
+
+
+def test_fast_index_reader_agrees_with_pygit2_entries(repo: GitRepo) -> None:
+    """The cffi reader must stay in step with pygit2's own IndexEntry objects."""
+    repo.symlink("link", "README.md")
+    repo.git("add", "link")
+    index = pygit2.Repository(str(repo.root)).index
+    fast = [(path, blob, mode) for path, blob, mode, _ in _index_entries(index)]
+    assert fast == [(e.path, str(e.id), int(e.mode)) for e in index]
+    sizes = {path: size for path, _, _, size in _index_entries(index)}
+    assert sizes["README.md"] == os.lstat(repo.path("README.md")).st_size
+
+
+@pytest.mark.parametrize(
+    ("path", "include", "exclude", "expected"),
+    [
+        ("a/b/c.py", (), (), True),
+        ("a/b/c.py", ("*.py",), (), True),  # no "/" in the glob: any depth
+        ("a/b/c.go", ("*.py",), (), False),
+        ("vendor/x/y.py", (), ("vendor/**",), False),
+        ("src/vendor/y.py", (), ("vendor/**",), True),  # "/" anchors at the root
+        ("src/vendor/y.py", (), ("vendor",), False),  # a bare name matches a directory anywhere
+        ("src/vendor/y.py", (), ("**/vendor/**",), False),
+        ("vendor.py", (), ("vendor/",), True),  # trailing "/": directories only
+        ("a/vendor/x", (), ("vendor/",), False),
+        ("src/a.py", ("src/*.py",), (), True),
+        ("src/sub/a.py", ("src/*.py",), (), False),  # "*" stays within one directory
+        ("src/sub/a.py", ("src/**/*.py",), (), True),
+        ("src/a.py", ("src/**/*.py",), (), True),  # "**/" may match no directory
+        ("src/a.py", ("/src",), (), True),
+        ("lib/src/a.py", ("/src",), (), False),
+        ("a/file1.txt", ("file?.txt",), (), True),
+        ("a/file10.txt", ("file?.txt",), (), False),
+        ("b.c", ("[ab].c",), (), True),
+        ("c.c", ("[!ab].c",), (), True),
+        ("a.c", ("[!ab].c",), (), False),
+        ("x[1].py", ("x\\[1\\].py",), (), True),
+        ("a+b(c).py", ("a+b(c).py",), (), True),  # regex characters are literal
+        ("tests/test_a.py", ("*.py",), ("tests/",), False),
+        ("docs/a.md", ("*.py", "*.md"), (), True),
+    ],
+)
+def test_path_matches(path: str, include: tuple[str, ...], exclude: tuple[str, ...], expected: bool) -> None:
+    assert path_matches(path, include, exclude) is expected
+
+
+@pytest.mark.parametrize("glob", ["", "/", "!keep.py"])
+def test_path_matches_rejects_unusable_globs_naming_them(glob: str) -> None:
+    with pytest.raises(ValueError, match=f"glob {glob!r}"):
+        path_matches("a.py", (glob,), ())
+
+
+def test_path_scope_holds_files_and_directory_subtrees() -> None:
+    scope = PathScope.of(["src/", "README.md", "./docs/a"])
+    assert "src/x/y.py" in scope and "README.md" in scope and "docs/a/b" in scope
+    assert "srcx/y.py" not in scope and "README.md.bak" not in scope and "docs/ab" not in scope
+    assert "anything" in PathScope.of(["."])
