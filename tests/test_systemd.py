@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import trio
-import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
