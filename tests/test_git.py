@@ -75,6 +75,24 @@ def test_staged_rename_then_edit_reports_the_new_path_with_its_worktree_blob(rep
     assert files["src/helpers.py"] == repo.hash_object("src/helpers.py")
 
 
+def test_rescans_follow_every_index_change(repo: GitRepo) -> None:
+    """Listings of the index are reused between scans only while the index file is unchanged."""
+    config = repo.config()
+
+    def scan_matches_git() -> bool:
+        return blobs(scan(config, MAX)) == {p: repo.hash_object(p) for p in repo.git("ls-files").splitlines()}
+
+    assert scan_matches_git() and scan_matches_git()
+    repo.write("src/app.py", "modified\n")
+    assert scan_matches_git()
+    repo.git("add", "src/app.py")
+    assert scan_matches_git()
+    repo.commit("commit")
+    assert scan_matches_git()
+    repo.git("rm", "-q", "src/util.py")
+    assert scan_matches_git()
+
+
 def test_file_deleted_in_worktree_is_absent(repo: GitRepo) -> None:
     repo.remove("src/util.py")
     assert "src/util.py" not in blobs(scan(repo.config(), MAX))

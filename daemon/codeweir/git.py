@@ -11,6 +11,7 @@ import os
 import posixpath
 import re
 import stat
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -27,9 +28,13 @@ _SYMLINK_MODE = 0o120000
 _GITLINK_MODE = 0o160000
 _STAGE_MASK = 0x3000  # GIT_INDEX_ENTRY_STAGEMASK: non-zero for the sides of a merge conflict
 
-# Status flags that mean "the worktree holds content the index does not describe".
-_FROM_DISK = FileStatus.WT_NEW | FileStatus.WT_MODIFIED | FileStatus.WT_TYPECHANGE | FileStatus.CONFLICTED
-_UNREADABLE = FileStatus.WT_UNREADABLE
+# Status flags (as plain ints: enum arithmetic per file is a visible share of a scan).
+# "The worktree holds content the index does not describe":
+_FROM_DISK = int(
+    FileStatus.WT_NEW | FileStatus.WT_MODIFIED | FileStatus.WT_TYPECHANGE | FileStatus.CONFLICTED
+)
+_UNREADABLE = int(FileStatus.WT_UNREADABLE)
+_NOT_FROM_INDEX = _FROM_DISK | _UNREADABLE | int(FileStatus.WT_DELETED)
 
 
 @attrs.frozen
@@ -42,7 +47,9 @@ class TrackedFile:
 @attrs.frozen
 class Snapshot:
     files: tuple[TrackedFile, ...]  # sorted by path
-    skipped: Mapping[str, int]  # reason -> count, reasons with a count only
+    # reason -> count, for reasons with a count: "excluded", "symlink", "submodule", "too_large",
+    # "unreadable" (a worktree file that cannot be stat'ed or hashed)
+    skipped: Mapping[str, int]
     head: str  # commit the snapshot is based on; "" for an unborn HEAD
     source: str  # "worktree" or "ref:<name>"
 
@@ -219,6 +226,16 @@ class _Selector:
             return False
         return True
 
+    def is_regular(self, mode: int) -> bool:
+        """Whether an entry of this git file mode is a regular file; counts symlinks and submodules."""
+        if mode == _GITLINK_MODE:
+            self.skipped["submodule"] += 1
+            return False
+        if mode == _SYMLINK_MODE:
+            self.skipped["symlink"] += 1
+            return False
+        return True
+
     def fits(self, size: int) -> bool:
         if size > self.max_file_bytes:
             self.skipped["too_large"] += 1
@@ -230,20 +247,16 @@ class _Selector:
 
 
 def _scan_worktree(repo: RepoConfig, git: pygit2.Repository, selector: _Selector) -> Snapshot:
-    # status() reloads the repository's index if it changed on disk, and the entries are read
-    # from that same index afterwards: the two always describe the same index.
+    index_file = Path(git.path) / "index"
+    before = _file_signature(index_file)
     status = git.status(untracked_files="all", ignored=False)
     files: list[TrackedFile] = []
-    for path, blob, mode, size in _index_entries(git.index):
-        flags = status.get(path, 0)
-        if flags & (_FROM_DISK | FileStatus.WT_DELETED | _UNREADABLE) or not selector.in_scope(path):
+    unchanged_during_status = before is not None and before == _file_signature(index_file)
+    for path, mode, file in _tracked_files(git, before if unchanged_during_status else None):
+        if (path in status and status[path] & _NOT_FROM_INDEX) or not selector.in_scope(path):
             continue
-        if mode == _GITLINK_MODE:
-            selector.skip("submodule")
-        elif mode == _SYMLINK_MODE:
-            selector.skip("symlink")
-        elif selector.fits(size):
-            files.append(TrackedFile(path, blob, size))
+        if selector.is_regular(mode) and selector.fits(file.size):
+            files.append(file)
     root = Path(git.workdir)
     for path, flags in status.items():
         if not flags & (_FROM_DISK | _UNREADABLE) or not selector.in_scope(path.rstrip("/")):
@@ -253,6 +266,45 @@ def _scan_worktree(repo: RepoConfig, git: pygit2.Repository, selector: _Selector
     files.sort(key=lambda f: f.path)
     head = "" if git.head_is_unborn else str(git.head.target)
     return Snapshot(tuple(files), dict(selector.skipped), head, "worktree")
+
+
+@attrs.frozen
+class _IndexListing:
+    signature: tuple[int, ...]  # of the index file the entries were read from
+    entries: tuple[tuple[str, int, TrackedFile], ...]  # (path, mode, file)
+
+
+_index_listings: dict[str, _IndexListing] = {}  # by git dir
+
+
+def _tracked_files(
+    git: pygit2.Repository, signature: tuple[int, ...] | None
+) -> tuple[tuple[str, int, TrackedFile], ...]:
+    """The index's stage-0 entries as (path, mode, file), as the last status() call saw them.
+
+    status() reloads the repository's index when the file changed on disk, so its in-memory
+    entries are the ones status compared the worktree with. `signature` is the index file's,
+    given when it did not change while status ran: then the entries are those of that file, and
+    a listing of it is reused, which makes a no-change rescan little more than the status call.
+    """
+    listing = _index_listings.get(git.path)
+    if signature and listing is not None and listing.signature == signature:
+        return listing.entries
+    entries = tuple(
+        (path, mode, TrackedFile(path, blob, size)) for path, blob, mode, size in _index_entries(git.index)
+    )
+    if signature:
+        _index_listings[git.path] = _IndexListing(signature, entries)
+    return entries
+
+
+def _file_signature(path: Path) -> tuple[int, ...] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    # git and libgit2 replace the index by renaming a new file over it: a new inode each write.
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def _worktree_file(root: Path, path: str, flags: int, selector: _Selector) -> TrackedFile | None:
@@ -296,13 +348,9 @@ def _scan_ref(repo: RepoConfig, git: pygit2.Repository, selector: _Selector) -> 
     odb = git.odb
     files = []
     for path, blob, mode, _ in _index_entries(tree_index):
-        if not selector.in_scope(path):
+        if not (selector.in_scope(path) and selector.is_regular(mode)):
             continue
-        if mode == _GITLINK_MODE:
-            selector.skip("submodule")
-        elif mode == _SYMLINK_MODE:
-            selector.skip("symlink")
-        elif selector.fits(size := odb.read_header(blob)[1]):
+        if selector.fits(size := odb.read_header(blob)[1]):
             files.append(TrackedFile(path, blob, size))
     return Snapshot(tuple(files), dict(selector.skipped), str(commit.id), source)
 
@@ -311,14 +359,15 @@ def _index_entries(index: pygit2.Index) -> Iterator[tuple[str, str, int, int]]:
     """(path, hex id, mode, worktree size) of each stage-0 entry, in path order.
 
     Read from libgit2's entries through pygit2's cffi handle: building pygit2's IndexEntry
-    objects costs twice as much, and this loop is most of a no-change scan.
+    objects costs twice as much, and a first scan lists every entry.
     """
     ffi, lib, handle = pygit2.ffi, pygit2.C, index._index
+    encoding = sys.getfilesystemencoding()  # as os.fsdecode, without its per-call checks
     for i in range(lib.git_index_entrycount(handle)):
         entry = lib.git_index_get_byindex(handle, i)
         if entry.flags & _STAGE_MASK:
             continue
-        path = os.fsdecode(ffi.string(entry.path))
+        path = ffi.string(entry.path).decode(encoding, "surrogateescape")
         yield path, ffi.buffer(entry.id.id)[:].hex(), entry.mode, entry.file_size
 
 
@@ -326,7 +375,10 @@ def _index_entries(index: pygit2.Index) -> Iterator[tuple[str, str, int, int]]:
 
 
 def read_file(repo: RepoConfig, file: TrackedFile) -> bytes:
-    """The content of a scanned file: from disk for a worktree, from the object database for a ref."""
+    """The content of a scanned file: from disk for a worktree, from the object database for a ref.
+
+    Raises FileSkipped when this file cannot be read, RepoError when the repository cannot.
+    """
     git = _cached_open(repo)
     if git.is_bare or repo.ref:
         try:
