@@ -112,6 +112,15 @@ def test_merge_conflict_reports_the_worktree_file_once(repo: GitRepo) -> None:
     assert blobs(scan(repo.config(), MAX))["src/util.py"] == repo.hash_object("src/util.py")
 
 
+def test_linked_worktree_scans_its_own_checkout(repo: GitRepo, tmp_path: Path) -> None:
+    repo.git("worktree", "add", "-q", "-b", "feature", str(tmp_path / "feature"))
+    linked = GitRepo(tmp_path / "feature")
+    linked.write("src/app.py", "feature work\n")
+    files = blobs(scan(linked.config(), MAX))
+    assert files["src/app.py"] == linked.hash_object("src/app.py")
+    assert blobs(scan(repo.config(), MAX))["src/app.py"] == repo.hash_object("src/app.py")
+
+
 def test_unborn_head_scans_untracked_files_with_empty_head(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "fresh", {"a.txt": "a\n"}, commit=False)
     snapshot = scan(repo.config(), MAX)
@@ -311,6 +320,28 @@ def test_fast_index_reader_agrees_with_pygit2_entries(repo: GitRepo) -> None:
 )
 def test_path_matches(path: str, include: tuple[str, ...], exclude: tuple[str, ...], expected: bool) -> None:
     assert path_matches(path, include, exclude) is expected
+
+
+GITIGNORE_PATHS = [
+    "vendor", "vendor/x.py", "src/vendor/y.py", "vendor.py", "src/a.py", "src/s/a.py", "lib/src/a.py",
+    "docs/a/b.md", "docs", "a/b", "a/x/y/b", "a/b/c", "tests/test_x.py", "test_y.py", "x[1].py", "b.c",
+]
+
+
+@pytest.mark.parametrize(
+    "glob",
+    ["vendor", "vendor/", "/src", "src/*.py", "*.py", "docs/**", "**/test_*.py", "a/**/b", "?.c",
+     "[ab].c", "x\\[1\\].py", "src/**/*.py"],
+)
+def test_an_exclude_glob_excludes_what_gitignore_would_ignore(glob: str, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r")
+    repo.write(".gitignore", glob + "\n")
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--stdin"],
+        cwd=repo.root, input="\n".join(GITIGNORE_PATHS).encode(), capture_output=True,
+    ).stdout.decode().split()
+    excluded = [p for p in GITIGNORE_PATHS if not path_matches(p, (), (glob,))]
+    assert excluded == ignored
 
 
 @pytest.mark.parametrize("glob", ["", "/", "!keep.py"])
