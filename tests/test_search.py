@@ -1,0 +1,97 @@
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from codeweir.chunk import Chunk
+from codeweir.errors import RequestError
+from codeweir.search import Filters, glob_to_regex, search_lexical
+from codeweir.store import FileRecord, Store
+
+
+@pytest.mark.parametrize(
+    "glob, matches, misses",
+    [
+        ("*.go", ["a.go", "net/http/server.go"], ["a.go.txt", "a.py"]),
+        ("net/http/**", ["net/http/server.go", "net/http/a/b.go"], ["net/httpx/a.go", "os/net/http/a.go"]),
+        ("**/test_*.py", ["test_a.py", "x/y/test_a.py"], ["x/atest_a.py"]),
+        ("src/*/main.py", ["src/app/main.py"], ["src/a/b/main.py", "main.py"]),
+        ("a?.c", ["ab.c", "d/ab.c"], ["a/.c", "abc.c"]),
+        ("lib.rs", ["lib.rs", "src/lib.rs"], ["xlib.rs"]),
+    ],
+)
+def test_glob_to_regex_matches_paths_like_ripgrep(glob, matches, misses):
+    pattern = re.compile(glob_to_regex(glob))
+    for path in matches:
+        assert pattern.fullmatch(path), path
+    for path in misses:
+        assert not pattern.fullmatch(path), path
+
+
+@given(st.text(alphabet="ab/.*?[]()+{}^$|\\", min_size=1, max_size=12))
+def test_any_glob_gives_a_valid_regex(glob):
+    re.compile(glob_to_regex(glob))
+
+
+def test_an_empty_glob_is_a_request_error():
+    with pytest.raises(RequestError, match="path"):
+        glob_to_regex("")
+
+
+def _file(repo, path, language, *defs):
+    chunks = tuple(
+        Chunk(i * 10 + 1, i * 10 + 3, 0, len(body), symbol, "function", symbol, body) for i, (symbol, body) in enumerate(defs)
+    )
+    return FileRecord(repo, path, "blob-" + path, language, chunks, tuple(f"{path}{i}" for i in range(len(defs))))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("idx") / "index")
+    store.write_file(_file("go", "time/format.go", "go", ("ParseDuration", "func ParseDuration(s string) (Duration, error) {\n\treturn 0, nil\n}")))
+    store.write_file(_file("py", "utils/dateparse.py", "python", ("parse_duration", "def parse_duration(value):\n    return value")))
+    store.write_file(_file("js", "src/time.js", "javascript", ("parseDuration", "function parseDuration(text) { return text }")))
+    store.write_file(_file("docs", "guide.md", "markdown", ("Durations", "You can parse the duration of a task with the helpers below.")))
+    store.write_file(_file("py", "utils/other.py", "python", ("unrelated", "def unrelated():\n    return 42")))
+    store.commit()
+    return store
+
+
+def test_parse_duration_finds_every_spelling_of_the_identifier(store):
+    hits = search_lexical(store, "parse duration", Filters(), 10)
+    paths = [h.path for h in hits]
+    assert {"time/format.go", "utils/dateparse.py", "src/time.js"} <= set(paths)
+    # Identifiers where the words are adjacent outrank prose that merely mentions both.
+    assert paths.index("guide.md") > max(paths.index(p) for p in ("time/format.go", "utils/dateparse.py", "src/time.js"))
+
+
+def test_an_exact_identifier_query_ranks_its_exact_match_first(store):
+    assert search_lexical(store, "parse_duration", Filters(), 10)[0].path == "utils/dateparse.py"
+    assert search_lexical(store, "ParseDuration", Filters(), 10)[0].path in ("time/format.go", "src/time.js")
+
+
+def test_filters_apply_inside_the_query(store):
+    assert [h.repo for h in search_lexical(store, "parse duration", Filters(repo="go"), 10)] == ["go"]
+    assert [h.language for h in search_lexical(store, "parse duration", Filters(lang="python"), 10)] == ["python"]
+    assert [h.path for h in search_lexical(store, "parse duration", Filters(path="*.js"), 10)] == ["src/time.js"]
+    assert search_lexical(store, "parse duration", Filters(path="utils/**"), 10)[0].path == "utils/dateparse.py"
+
+
+def test_a_hit_is_flat_and_marks_matched_terms(store):
+    hit = search_lexical(store, "parse_duration", Filters(), 1)[0]
+    assert (hit.repo, hit.start_line, hit.end_line, hit.symbol, hit.kind, hit.blob) == (
+        "py",
+        1,
+        3,
+        "parse_duration",
+        "function",
+        "blob-utils/dateparse.py",
+    )
+    assert "<b>" in hit.snippet
+    assert hit.score > 0
+
+
+def test_every_word_must_match(store):
+    assert search_lexical(store, "parse unrelated", Filters(), 10) == []
+    assert search_lexical(store, "!!!", Filters(), 10) == []
