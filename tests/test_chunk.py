@@ -221,6 +221,18 @@ def test_markdown_sections_by_heading():
     assert [c.symbol for c in chunks] == ["", "Install", "From source", "Usage"]
 
 
+def test_markdown_heading_on_the_first_line_and_nested_paths():
+    text = "# Title\nIntro.\n\n## Part\nBody.\n\n### Detail\nMore.\n\n## Other\nEnd.\n"
+    chunks = chunk_file("doc.md", text)
+    check_chunks(text, chunks)
+    assert outline(chunks) == [
+        (1, 2, "section", "Title"),
+        (4, 5, "section", "Title.Part"),
+        (7, 8, "section", "Title.Part.Detail"),
+        (10, 11, "section", "Title.Other"),
+    ]
+
+
 def test_plain_text_is_one_window_when_small():
     assert outline(chunks_of("notes.txt")) == [(1, 4, "text", "")]
 
@@ -296,6 +308,14 @@ def test_syntax_errors_still_give_chunks_covering_every_line():
     chunks = chunk_file("broken.py", text)
     check_chunks(text, chunks)
     assert "ok" in {c.symbol for c in chunks}
+
+
+def test_absurdly_deep_nesting_falls_back_to_line_windows():
+    depth = 600
+    text = "".join(f"#ifdef X{i}\n" for i in range(depth)) + "int f(void) { return 0; }\n" + "#endif\n" * depth
+    chunks = chunk_file("deep.h", text)
+    check_chunks(text, chunks)
+    assert {c.kind for c in chunks} == {"text"}
 
 
 def test_language_argument_overrides_the_file_name():

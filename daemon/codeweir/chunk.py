@@ -152,7 +152,9 @@ def _markdown_outline(lines: list[str]) -> tuple[Unit, ...]:
     starts: list[tuple[int, int, str]] = []  # (row, level, heading text)
     fence = ""
     # YAML front matter is not a heading underlined with `---`.
-    front = lines[0].rstrip() == "---" and next((i for i in range(1, len(lines)) if lines[i].rstrip() == "---"), 0)
+    front = -1
+    if lines[0].rstrip() == "---":
+        front = next((row for row in range(1, len(lines)) if lines[row].rstrip() == "---"), -1)
     for row, line in enumerate(lines):
         if row <= front:
             continue

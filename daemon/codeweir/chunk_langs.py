@@ -390,7 +390,11 @@ def _members(nodes: Sequence[Node], grammar: _Grammar, path: tuple[str, ...], pa
             verdict = _classify(node, grammar, parent_kind)
             if verdict is not None:
                 start = prefix[0] if prefix is not None and prefix[1] + 1 >= first else first
-                units.append(_unit(node, verdict, start, last, grammar, path, parent_kind, first > prev_last))
+                unit = _unit(node, verdict, start, last, grammar, path, parent_kind)
+                if unit.meta is None and unit.members and first > prev_last and node.type != "ERROR":
+                    # A group's opening line (`type (`, `#ifdef X`) leads into its first member.
+                    unit = attrs.evolve(unit, members=(attrs.evolve(unit.members[0], first_row=start), *unit.members[1:]))
+                units.append(unit)
             prefix = None
         prev_last = max(prev_last, last)
     return tuple(units)
@@ -406,19 +410,13 @@ def _classify(node: Node, grammar: _Grammar, parent_kind: str) -> _Def | None:
 
 
 def _unit(
-    node: Node,
-    verdict: _Def,
-    first: int,
-    last: int,
-    grammar: _Grammar,
-    path: tuple[str, ...],
-    parent_kind: str,
-    own_line: bool,
+    node: Node, verdict: _Def, first: int, last: int, grammar: _Grammar, path: tuple[str, ...], parent_kind: str
 ) -> Unit:
-    own_path = path + verdict.qualifier + ((verdict.name,) if verdict.name else ())
+    name = " ".join(verdict.name.split())  # a computed name may span lines
+    own_path = path + verdict.qualifier + ((name,) if name else ())
     meta = None
     if verdict.kind:
-        meta = Meta(verdict.kind, verdict.name, ".".join(own_path), verdict.mergeable)
+        meta = Meta(verdict.kind, name, ".".join(own_path), verdict.mergeable)
     else:
         own_path = path
     members: tuple[Unit, ...] = ()
@@ -428,7 +426,4 @@ def _unit(
     # it stays whole.
     if members and members[0].first_row <= node.start_point.row:
         members = ()
-    elif members and meta is None and own_line and node.type != "ERROR":
-        # A group's opening line (`type (`, `#ifdef X`) leads into its first member.
-        members = (attrs.evolve(members[0], first_row=first), *members[1:])
     return Unit(first, last, meta, members)
