@@ -307,7 +307,7 @@ requestish = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=400)
+@settings(max_examples=200)
 @given(st.lists(requestish | json_values, min_size=1, max_size=5))
 def test_random_json_requests_each_get_exactly_one_request_or_failure(messages):
     data = b"".join(json.dumps(m).encode() + b"\n" for m in messages)

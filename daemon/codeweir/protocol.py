@@ -408,13 +408,23 @@ class ServerConnection:
                 has_id,
             )
         try:
-            params = converter.structure(raw_params, PARAMS[method])
-        except ClassValidationError as exc:
-            problems = "; ".join(_validation_messages(exc, ""))
-            return ProtocolFailure(
-                request_id, INVALID_PARAMS, f"invalid params for {method}: {problems}", has_id
-            )
+            params = structure_params(method, raw_params)
+        except ParamsError as exc:
+            return ProtocolFailure(request_id, INVALID_PARAMS, str(exc), has_id)
         return Request(request_id, method, params, notification=not has_id)
+
+
+class ParamsError(ValueError):
+    """Params that do not fit their method; the message names each wrong field."""
+
+
+def structure_params(method: str, raw: dict[str, Any]) -> Any:
+    """`raw` (JSON-shaped) as an instance of the method's params class."""
+    try:
+        return converter.structure(raw, PARAMS[method])
+    except ClassValidationError as exc:
+        problems = "; ".join(_validation_messages(exc, ""))
+        raise ParamsError(f"invalid params for {method}: {problems}") from None
 
 
 def _valid_id(value: Any) -> bool:

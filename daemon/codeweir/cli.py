@@ -1,0 +1,306 @@
+"""The `codeweir` command: runs the daemon, or talks to it over its control socket.
+
+Exit codes: 0 ok, 1 the daemon reported an error (or a sync failed, or a wait timed out),
+2 usage or config error, 3 daemon unreachable, 130 interrupted (a sync being followed goes on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+from rich.console import Console
+
+from . import protocol
+from .cli_render import SyncProgress, print_hits, print_json, print_value
+from .client import Client, DaemonError, DaemonUnreachable, Notification
+from .config import default_config_path, default_socket_path, load_config
+from .errors import ConfigError
+
+EXIT_OK = 0
+EXIT_DAEMON_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """The command line asks for something that cannot be done."""
+
+
+@attrs.frozen
+class Output:
+    json: bool = False
+    quiet: bool = False  # for cron: nothing on success, one line on stderr on failure
+    console: Console = attrs.field(factory=lambda: Console(highlight=False))
+
+    @property
+    def for_people(self) -> bool:
+        return not (self.json or self.quiet)
+
+    def result(self, value: Any) -> None:
+        if self.json and not self.quiet:
+            print_json(value)
+        elif self.for_people:
+            print_value(self.console, value)
+
+    def say(self, message: str) -> None:
+        if self.for_people:
+            self.console.print(message, markup=False, soft_wrap=True)
+
+    def note(self, message: str) -> None:
+        """Said beside the results; on stderr under --json, which keeps stdout for data."""
+        if self.json and not self.quiet:
+            print(f"note: {message}", file=sys.stderr, flush=True)
+        elif self.for_people:
+            self.console.print(f"note: {message}", style="yellow", markup=False, soft_wrap=True)
+
+    @staticmethod
+    def fail(message: str) -> None:
+        print(f"codeweir: {message}", file=sys.stderr, flush=True)
+
+
+Command = Callable[[Client, argparse.Namespace, Output], int]
+
+
+def _params(method: str, raw: dict[str, Any]) -> Any:
+    try:
+        return protocol.structure_params(method, raw)
+    except protocol.ParamsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_show(client: Client, args: argparse.Namespace, out: Output) -> int:
+    """status, repos, jobs, reload: a method without params whose result is shown as it is."""
+    out.result(client.call(args.command))
+    return EXIT_OK
+
+
+def cmd_search(client: Client, args: argparse.Namespace, out: Output) -> int:
+    params = _params(
+        "search",
+        {
+            "query": args.query,
+            "mode": args.mode,
+            "repo": args.repo,
+            "path": args.path,
+            "lang": args.lang,
+            "kind": args.kind,
+            "limit": args.limit,
+            "case_sensitive": args.case_sensitive,
+        },
+    )
+    result = client.call("search", params)
+    hits = result.get("results", [])
+    if out.json and not out.quiet:
+        for hit in hits:  # one object per line, like ripgrep --json
+            print_json(hit)
+    elif out.for_people:
+        print_hits(out.console, hits)
+        out.console.print(
+            f"{len(hits)} result{'s' if len(hits) != 1 else ''} in {result.get('took_ms', 0):.1f} ms "
+            f"({result.get('mode', args.mode)})",
+            style="dim",
+            markup=False,
+        )
+    for note in result.get("notes", []):
+        out.note(note)
+    return EXIT_OK
+
+
+def cmd_sync(client: Client, args: argparse.Namespace, out: Output) -> int:
+    if args.repo is None and not args.all:
+        raise UsageError("give a repository name or --all")
+    if args.repo is not None and args.all:
+        raise UsageError("give a repository name or --all, not both")
+    params = _params("sync", {"repo": args.repo, "all": args.all, "full": args.full, "wait": args.wait})
+    if not args.wait:
+        out.result(client.call("sync", params))
+        return EXIT_OK
+    jobs: set[str] = set()
+    try:
+        with SyncProgress(out.console) if out.for_people else contextlib.nullcontext() as bars:
+            for item in client.stream("sync", params, timeout=None):
+                if isinstance(item, Notification):
+                    if item.method == protocol.PROGRESS and isinstance(item.params, dict):
+                        jobs.add(str(item.params.get("job")))
+                        if out.json and not out.quiet:
+                            print_json({"type": "progress", "data": item.params})
+                        elif bars is not None:
+                            bars.update(item.params)
+                else:
+                    result = item.result
+    except KeyboardInterrupt:
+        client.close()
+        return _interrupted_sync(client, args, sorted(jobs))
+    if out.json and not out.quiet:
+        print_json({"type": "result", "data": result})
+    else:
+        out.result(result)
+    unfinished = [job for job in result.get("jobs", []) if job.get("state") in ("failed", "cancelled")]
+    for job in unfinished:
+        reason = job.get("error") or job["state"]
+        Output.fail(f"sync of {job.get('repo', '?')} {job['state']}: {reason}")
+    return EXIT_DAEMON_ERROR if unfinished else EXIT_OK
+
+
+def _interrupted_sync(client: Client, args: argparse.Namespace, jobs: list[str]) -> int:
+    if not args.cancel_on_interrupt:
+        Output.fail(
+            "detached: the sync goes on in the daemon; follow it with `codeweir jobs` or `codeweir wait`"
+        )
+        return EXIT_INTERRUPTED
+    # A repository's sync is cancelled by name, whether or not its progress has arrived yet;
+    # with --all, the jobs whose progress arrived are all the client knows of.
+    targets = [{"repo": args.repo}] if args.repo else [{"job": job} for job in jobs]
+    cancelled = [c for target in targets for c in client.call("cancel", target).get("cancelled", [])]
+    Output.fail(f"interrupted: cancelled {len(cancelled)} job(s)")
+    return EXIT_INTERRUPTED
+
+
+def cmd_cancel(client: Client, args: argparse.Namespace, out: Output) -> int:
+    # One argument names a repository or a job; the daemon's list of repositories tells which.
+    repos = client.call("repos").get("repos", [])
+    is_repo = any(isinstance(repo, dict) and repo.get("name") == args.target for repo in repos)
+    result = client.call("cancel", _params("cancel", {"repo" if is_repo else "job": args.target}))
+    if out.json:
+        out.result(result)
+    elif not result.get("cancelled"):
+        out.say(f"nothing queued or running for {args.target}")
+    else:
+        out.result(result)
+    return EXIT_OK
+
+
+def cmd_wait(client: Client, args: argparse.Namespace, out: Output) -> int:
+    params = _params("wait", {"repo": args.repo, "timeout": args.timeout})
+    # The daemon answers when the wait ends; give the answer a little time to arrive.
+    result = client.call("wait", params, timeout=None if args.timeout is None else args.timeout + 30)
+    out.result(result)
+    if not result.get("done"):
+        Output.fail(
+            f"timed out after {args.timeout:g} s: {args.repo or 'the index'} is not fully indexed yet"
+        )
+        return EXIT_DAEMON_ERROR
+    return EXIT_OK
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    from .service import main as daemon_main  # the daemon's imports cost the client nothing
+
+    config = getattr(args, "config", None)
+    try:
+        return daemon_main(Path(config) if config else None)
+    except ConfigError as exc:
+        Output.fail(str(exc))
+        return EXIT_USAGE
+
+
+def socket_path(args: argparse.Namespace) -> Path:
+    """--socket, else $CODEWEIR_SOCKET, else the config's socket, else the default path."""
+    if getattr(args, "socket", None):
+        return Path(args.socket)
+    if os.environ.get("CODEWEIR_SOCKET"):
+        return Path(os.environ["CODEWEIR_SOCKET"])
+    explicit = getattr(args, "config", None)
+    config_path = Path(explicit) if explicit else default_config_path()
+    if explicit or config_path.exists():
+        return Path(load_config(config_path).socket)
+    return default_socket_path()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Common options are accepted before and after the command (`codeweir sync --all --quiet`);
+    # SUPPRESS keeps a subcommand's unset option from hiding the same option given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--socket",
+        default=argparse.SUPPRESS,
+        help="the daemon's socket (else $CODEWEIR_SOCKET, else the config's)",
+    )
+    common.add_argument("--config", default=argparse.SUPPRESS, help="config file (for the socket path)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print exact JSON")
+    common.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="silent on success (for cron)"
+    )
+    parser = argparse.ArgumentParser(
+        prog="codeweir", parents=[common], description="codeweir: a local code-search daemon and its client"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    daemon = commands.add_parser("daemon", help="run the daemon in the foreground")
+    daemon.add_argument(
+        "--config", default=argparse.SUPPRESS, help="config file (default: ~/.config/codeweir/config.toml)"
+    )
+
+    def command(name: str, run: Command, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=help)
+        sub.set_defaults(run=run)
+        return sub
+
+    command("status", cmd_show, "daemon, model, index and per-repository coverage")
+    command("repos", cmd_show, "configured repositories and their state")
+    command("jobs", cmd_show, "queued, running and recent sync jobs")
+    command("reload", cmd_show, "re-read the daemon's config")
+
+    sync = command("sync", cmd_sync, "sync a repository, or all of them")
+    sync.add_argument("repo", nargs="?", metavar="REPO")
+    sync.add_argument("--all", action="store_true", help="every configured repository")
+    sync.add_argument("--full", action="store_true", help="re-read every file, not just changed ones")
+    sync.add_argument("--wait", action="store_true", help="show progress and return when the sync ends")
+    sync.add_argument(
+        "--cancel-on-interrupt", action="store_true", help="with --wait: Ctrl-C cancels the sync"
+    )
+
+    search = command("search", cmd_search, "search the indexed repositories")
+    search.add_argument("query", metavar="QUERY")
+    search.add_argument("--mode", "-m", choices=protocol.SEARCH_MODES, default="hybrid")
+    search.add_argument("--repo", "-r")
+    search.add_argument("--path", "-p", metavar="GLOB", help="only paths matching this glob")
+    search.add_argument("--lang", "-l")
+    search.add_argument("--kind", "-k", help="symbol kind: function, method, class, ...")
+    search.add_argument("-n", "--limit", type=int, default=10, metavar="N")
+    search.add_argument("--case-sensitive", "-s", action="store_true")
+
+    cancel = command("cancel", cmd_cancel, "cancel a queued or running sync")
+    cancel.add_argument("target", metavar="REPO|JOB")
+
+    wait = command("wait", cmd_wait, "return when a repository (or all) is fully indexed")
+    wait.add_argument("repo", nargs="?", metavar="REPO")
+    wait.add_argument("--timeout", type=float, metavar="SECONDS")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage error or the help
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    if args.command == "daemon":
+        return cmd_daemon(args)
+    out = Output(json=getattr(args, "json", False), quiet=getattr(args, "quiet", False))
+    try:
+        with Client(socket_path(args)) as client:
+            return args.run(client, args, out)
+    except (UsageError, ConfigError) as exc:
+        Output.fail(str(exc))
+        return EXIT_USAGE
+    except DaemonUnreachable as exc:
+        Output.fail(str(exc))
+        return EXIT_UNREACHABLE
+    except DaemonError as exc:
+        Output.fail(exc.message)
+        return EXIT_DAEMON_ERROR
+    except KeyboardInterrupt:
+        Output.fail("interrupted")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

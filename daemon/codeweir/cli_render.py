@@ -1,0 +1,147 @@
+"""How the CLI shows results: rich tables and progress bars for people, exact JSON for programs."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import sys
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+STAGE_LABELS = {"scan": "scanning", "index": "indexing files", "embed": "embedding chunks"}
+_MARK = re.compile(r"<b>(.*?)</b>", re.DOTALL)
+
+
+def print_json(value: Any, file: TextIO | None = None) -> None:
+    """One JSON document on one line, exactly as the daemon sent it."""
+    print(json.dumps(value, ensure_ascii=False), file=file or sys.stdout, flush=True)
+
+
+def highlighted(snippet: str) -> Text:
+    """The daemon marks matched terms <b>…</b> in an HTML-escaped snippet: show them bold."""
+    text = Text()
+    position = 0
+    for match in _MARK.finditer(snippet):
+        text.append(html.unescape(snippet[position : match.start()]))
+        text.append(html.unescape(match.group(1)), style="bold red")
+        position = match.end()
+    text.append(html.unescape(snippet[position:]))
+    return text
+
+
+def print_hits(console: Console, hits: list[dict[str, Any]]) -> None:
+    for hit in hits:
+        header = Text()
+        header.append(f"{hit.get('repo', '')}/", style="dim")
+        header.append(str(hit.get("path", "")), style="magenta")
+        line = hit.get("line")
+        where = (
+            f":{line}:{hit.get('column', 1)}"
+            if line is not None
+            else f":{hit.get('start_line')}-{hit.get('end_line')}"
+        )
+        header.append(where, style="green")
+        if hit.get("symbol"):
+            header.append(f"  {hit['symbol']}", style="bold yellow")
+            if hit.get("kind"):
+                header.append(f" ({hit['kind']})", style="yellow")
+        score = hit.get("score")
+        if isinstance(score, (int, float)):
+            header.append(f"  {score:.3f}", style="dim")
+        console.print(header, soft_wrap=True)
+        for piece in highlighted(str(hit.get("snippet", "")).rstrip("\n")).split("\n"):
+            console.print(Text("    ") + piece, soft_wrap=True)
+        console.print()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def print_table(console: Console, rows: list[dict[str, Any]], title: str | None = None) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(key for key in row if key not in columns)
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        table.add_row(*(_cell(row.get(column)) for column in columns))
+    console.print(table)
+
+
+def print_value(console: Console, value: Any, title: str | None = None) -> None:
+    """Any result object, readably: scalars as key/value lines, lists of objects as tables."""
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        print_table(console, value, title)
+        return
+    if not isinstance(value, dict):
+        console.print(f"{title}: {_cell(value)}" if title else _cell(value), soft_wrap=True, highlight=False)
+        return
+    scalars = {k: v for k, v in value.items() if not isinstance(v, (dict, list)) or not v}
+    if title:
+        console.print(Text(title, style="bold"))
+    if scalars:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="cyan")
+        grid.add_column()
+        for key, item in scalars.items():
+            grid.add_row(key.replace("_", " "), _cell(item))
+        console.print(grid)
+    for key, item in value.items():
+        if key not in scalars:
+            print_value(console, item, key.replace("_", " "))
+
+
+class RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:,.0f}/s" if task.speed else "", style="cyan")
+
+
+class SyncProgress:
+    """A progress bar per (job, stage), fed by the daemon's `progress` notifications."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            RateColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.tasks: dict[tuple[str, str], TaskID] = {}
+
+    def __enter__(self) -> SyncProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.progress.stop()
+
+    def update(self, event: dict[str, Any]) -> None:
+        key = (str(event.get("job", "")), str(event.get("stage", "")))
+        if key not in self.tasks:
+            label = STAGE_LABELS.get(key[1], key[1])
+            self.tasks[key] = self.progress.add_task(f"{event.get('repo', '')} {label}", total=None)
+        self.progress.update(self.tasks[key], completed=event.get("done") or 0, total=event.get("total"))

@@ -1,0 +1,169 @@
+"""A small synchronous client for the daemon's control socket, for the CLI and scripts.
+
+Plain blocking sockets, no trio: a git hook or a cron job pays only for the import of this
+module and the protocol's encoder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from . import protocol
+from .errors import CodeweirError
+
+HOW_TO_START = "start it with `codeweir daemon` or `./dev run`, or `systemctl --user start codeweir`"
+RECEIVE_BYTES = 65536
+_DEFAULT = object()  # "the client's own timeout", where None means "wait as long as it takes"
+
+
+class DaemonUnreachable(CodeweirError):
+    """No daemon answers on the socket: missing, refused, not permitted, gone or stuck."""
+
+
+class DaemonError(CodeweirError):
+    """The daemon answered with a JSON-RPC error."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+@attrs.frozen
+class Notification:
+    method: str
+    params: Any
+
+
+@attrs.frozen
+class Response:
+    """The final answer to a streamed request."""
+
+    result: Any
+
+
+class Client:
+    """One connection, opened on first use and reopened after a failure."""
+
+    def __init__(self, path: Path | str, timeout: float | None = 60.0) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._buffer = b""
+        self._next_id = 1
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+            self._buffer = b""
+
+    def call(self, method: str, params: Any = None, *, timeout: Any = _DEFAULT) -> Any:
+        """The result of one request; notifications sent meanwhile are dropped."""
+        for item in self.stream(method, params, timeout=timeout):
+            if isinstance(item, Response):
+                return item.result
+        raise AssertionError("stream ended without a response")  # stream always ends with one
+
+    def stream(
+        self, method: str, params: Any = None, *, timeout: Any = _DEFAULT
+    ) -> Iterator[Notification | Response]:
+        """The notifications the daemon sends while it works on the request, then its `Response`.
+
+        `timeout` bounds each wait for a message, not the whole request.
+        """
+        request_id = self._next_id
+        self._next_id += 1
+        sock = self._connect()
+        sock.settimeout(self.timeout if timeout is _DEFAULT else timeout)
+        try:
+            self._send(sock, protocol.request(request_id, method, params))
+            while True:
+                message = self._receive(sock)
+                if "id" not in message and isinstance(message.get("method"), str):
+                    yield Notification(message["method"], message.get("params"))
+                elif message.get("id") in (request_id, None):  # None: a refusal before any request
+                    if "error" in message:
+                        raise _daemon_error(message["error"])
+                    break
+        except BaseException:
+            # After a failure or a stream abandoned midway the connection's state is unknown.
+            self.close()
+            raise
+        yield Response(message.get("result"))
+
+    def _connect(self) -> socket.socket:
+        if self._sock is not None:
+            return self._sock
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(os.fsencode(self.path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            raise DaemonUnreachable(
+                f"the codeweir daemon is not running (nothing listens on {self.path}); {HOW_TO_START}"
+            ) from None
+        except PermissionError:
+            sock.close()
+            raise DaemonUnreachable(
+                f"cannot connect to {self.path}: permission denied "
+                "(the daemon lets in its own user, root and the group in server.group)"
+            ) from None
+        except OSError as exc:
+            sock.close()
+            raise DaemonUnreachable(f"cannot connect to {self.path}: {exc.strerror or exc}") from None
+        self._sock = sock
+        return sock
+
+    def _send(self, sock: socket.socket, data: bytes) -> None:
+        try:
+            sock.sendall(data)
+        except TimeoutError:
+            raise DaemonUnreachable(f"the daemon at {self.path} does not read its socket") from None
+        except OSError as exc:
+            raise DaemonUnreachable(f"the daemon closed the connection ({exc.strerror or exc})") from None
+
+    def _receive(self, sock: socket.socket) -> dict[str, Any]:
+        while b"\n" not in self._buffer:
+            try:
+                data = sock.recv(RECEIVE_BYTES)
+            except TimeoutError:
+                raise DaemonUnreachable(
+                    f"the daemon at {self.path} did not answer within {sock.gettimeout():g} s"
+                ) from None
+            except OSError as exc:
+                raise DaemonUnreachable(f"the daemon closed the connection ({exc.strerror or exc})") from None
+            if not data:
+                raise DaemonUnreachable("the daemon closed the connection before it answered")
+            self._buffer += data
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        try:
+            message = json.loads(line)
+        except ValueError:
+            raise DaemonError(protocol.PARSE_ERROR, "the daemon sent a line that is not JSON") from None
+        if not isinstance(message, dict):
+            raise DaemonError(protocol.INVALID_REQUEST, "the daemon sent a message that is not an object")
+        return message
+
+
+def _daemon_error(body: Any) -> DaemonError:
+    if isinstance(body, dict):
+        return DaemonError(
+            body.get("code", protocol.INTERNAL_ERROR), str(body.get("message", "")), body.get("data")
+        )
+    return DaemonError(protocol.INTERNAL_ERROR, f"malformed error from the daemon: {body!r}")

@@ -1,0 +1,326 @@
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+import trio
+
+from codeweir import cli, protocol
+from codeweir.cli_render import highlighted
+from codeweir.client import HOW_TO_START
+from codeweir.config import ServerConfig
+from codeweir.errors import RequestError
+from codeweir.server import serve_unix
+
+HITS = (
+    protocol.SearchHit(
+        repo="alpha",
+        path="pkg/time.go",
+        start_line=3,
+        end_line=9,
+        symbol="ParseDuration",
+        kind="function",
+        language="go",
+        score=0.8125,
+        snippet="func <b>ParseDuration</b>(s string) (Duration, error) {\n\treturn x &amp;&amp; y",
+        blob="4b825dc",
+    ),
+    protocol.SearchHit(
+        repo="beta",
+        path="[id].tsx",
+        start_line=1,
+        end_line=1,
+        score=0.5,
+        snippet="<b>parse</b>",
+        blob="e69de29",
+        line=1,
+        column=7,
+    ),
+)
+
+
+class Daemon:
+    """Handlers standing in for the daemon, recording what the CLI asked for."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+        self.following = trio.Event()
+        self.left = trio.Event()
+
+    async def status(self, params, notify):
+        return {"version": "0.1.0", "model": {"name": "default", "provider": "cpu"}, "queue": 0}
+
+    async def repos(self, params, notify):
+        return {"repos": [{"name": "alpha", "path": "/src/alpha"}, {"name": "beta", "path": "/src/beta"}]}
+
+    async def jobs(self, params, notify):
+        return {"jobs": [{"id": "j1", "repo": "alpha", "state": "running"}]}
+
+    async def reload(self, params, notify):
+        return {"repos": 2}
+
+    async def search(self, params, notify):
+        self.calls.append(("search", params))
+        if params.query == "unbalanced(":
+            raise RequestError("invalid query: unbalanced parenthesis at column 10")
+        return protocol.SearchResult(
+            results=HITS, took_ms=3.5, mode=params.mode, notes=("semantic: 40% embedded",)
+        )
+
+    async def sync(self, params, notify):
+        self.calls.append(("sync", params))
+        job = {"id": "j1", "repo": params.repo or "alpha"}
+        if not params.wait:
+            return {"jobs": [{**job, "state": "queued"}]}
+        if params.repo == "broken":
+            return {"jobs": [{**job, "state": "failed", "error": "path /src/broken does not exist"}]}
+        for stage, total in (("scan", None), ("index", 3), ("embed", 12)):
+            await notify(
+                protocol.PROGRESS,
+                protocol.Progress(job="j1", repo=job["repo"], stage=stage, done=0, total=total),
+            )
+            await notify(
+                protocol.PROGRESS,
+                protocol.Progress(job="j1", repo=job["repo"], stage=stage, done=3, total=total),
+            )
+            if params.repo == "endless":
+                self.following.set()
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    self.left.set()
+        return {"jobs": [{**job, "state": "completed"}]}
+
+    async def cancel(self, params, notify):
+        self.calls.append(("cancel", params))
+        return {"cancelled": ["j1"] if params.job == "j1" or params.repo in ("alpha", "endless") else []}
+
+    async def wait(self, params, notify):
+        return {"done": params.repo != "slow"}
+
+    def handlers(self) -> dict:
+        return {name: getattr(self, name) for name in protocol.PARAMS}
+
+
+@pytest.fixture
+async def daemon(nursery, tmp_path, monkeypatch):
+    monkeypatch.delenv("CODEWEIR_SOCKET", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-config"))
+    double = Daemon()
+    double.path = tmp_path / "codeweir.sock"
+    await nursery.start(serve_unix, double.path, double.handlers(), ServerConfig())
+    return double
+
+
+async def codeweir(daemon: Daemon, *argv: str) -> int:
+    return await trio.to_thread.run_sync(cli.main, [*argv, "--socket", str(daemon.path)])
+
+
+async def test_status_prints_a_readable_summary(daemon, capsys):
+    assert await codeweir(daemon, "status") == 0
+    out = capsys.readouterr().out
+    assert "version" in out and "0.1.0" in out and "provider" in out and "cpu" in out
+
+
+async def test_json_prints_the_exact_result_object(daemon, capsys):
+    assert await codeweir(daemon, "repos", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == await daemon.repos(None, None)
+
+
+async def test_options_may_come_before_the_command(daemon, capsys):
+    assert await trio.to_thread.run_sync(cli.main, ["--json", "--socket", str(daemon.path), "jobs"]) == 0
+    assert json.loads(capsys.readouterr().out)["jobs"][0]["id"] == "j1"
+
+
+async def test_jobs_and_reload_print_tables(daemon, capsys):
+    assert await codeweir(daemon, "jobs") == 0
+    assert await codeweir(daemon, "reload") == 0
+    out = capsys.readouterr().out
+    assert "running" in out and "repos" in out
+
+
+async def test_search_prints_location_symbol_score_and_snippet(daemon, capsys):
+    assert (
+        await codeweir(daemon, "search", "parse duration", "--repo", "alpha", "-n", "5", "--path", "*.go")
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "alpha/pkg/time.go:3-9  ParseDuration (function)  0.812" in out
+    assert "    func ParseDuration(s string) (Duration, error) {" in out
+    assert "return x && y" in out  # entities unescaped, <b> marks gone
+    assert "beta/[id].tsx:1:7" in out  # regex hits show line and column; brackets are not markup
+    assert "2 results in 3.5 ms (hybrid)" in out
+    assert "note: semantic: 40% embedded" in out
+    ((method, params),) = daemon.calls
+    assert params == protocol.SearchParams(query="parse duration", repo="alpha", limit=5, path="*.go")
+
+
+def test_matched_terms_are_bold():
+    text = highlighted("a <b>b</b> c")
+    assert text.plain == "a b c"
+    assert [(span.start, span.end) for span in text.spans] == [(2, 3)] and "bold" in str(text.spans[0].style)
+
+
+async def test_search_json_prints_one_hit_per_line(daemon, capsys):
+    assert await codeweir(daemon, "search", "parse", "--json", "--mode", "lexical") == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert [json.loads(line) for line in lines] == [protocol.converter.unstructure(hit) for hit in HITS]
+    assert "semantic: 40% embedded" in captured.err
+
+
+async def test_a_daemon_error_exits_1_with_its_message(daemon, capsys):
+    assert await codeweir(daemon, "search", "unbalanced(") == 1
+    assert capsys.readouterr().err == "codeweir: invalid query: unbalanced parenthesis at column 10\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["search", "x", "-n", "0"], "limit: must be between 1 and 1000, got 0"),
+        (["search", "x", "--mode", "fuzzy"], "invalid choice: 'fuzzy'"),
+        (["sync"], "give a repository name or --all"),
+        (["sync", "alpha", "--all"], "not both"),
+        (["wait", "--timeout", "-5"], "timeout: must be at least 0"),
+        (["search"], "the following arguments are required: QUERY"),
+    ],
+)
+async def test_usage_errors_exit_2_and_say_what_is_wrong(daemon, capsys, argv, message):
+    assert await codeweir(daemon, *argv) == 2
+    assert message in capsys.readouterr().err
+    assert daemon.calls == []
+
+
+def test_no_command_is_a_usage_error(capsys):
+    assert cli.main([]) == 2
+    assert "COMMAND" in capsys.readouterr().err
+
+
+def test_an_unreachable_daemon_exits_3_and_says_how_to_start_it(tmp_path, capsys):
+    assert cli.main(["status", "--socket", str(tmp_path / "absent.sock")]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("codeweir: the codeweir daemon is not running") and HOW_TO_START in err
+    assert err.count("\n") == 1
+
+
+def test_the_socket_comes_from_the_environment(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CODEWEIR_SOCKET", str(tmp_path / "from-env.sock"))
+    assert cli.main(["status"]) == 3
+    assert "from-env.sock" in capsys.readouterr().err
+
+
+async def test_the_socket_comes_from_the_config_file(daemon, tmp_path, capsys):
+    config = tmp_path / "codeweir.toml"
+    config.write_text(f'socket = "{daemon.path}"\n')
+    assert await trio.to_thread.run_sync(cli.main, ["status", "--config", str(config)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [(None, "config file not found"), ("socket = [", "invalid TOML"), ("sockett = 'x'", "sockett")],
+)
+def test_a_bad_config_exits_2_with_its_message(tmp_path, capsys, monkeypatch, text, message):
+    monkeypatch.delenv("CODEWEIR_SOCKET", raising=False)
+    config = tmp_path / "codeweir.toml"
+    if text is not None:
+        config.write_text(text)
+    assert cli.main(["status", "--config", str(config)]) == 2
+    assert message in capsys.readouterr().err
+
+
+async def test_sync_without_wait_prints_the_queued_job(daemon, capsys):
+    assert await codeweir(daemon, "sync", "alpha", "--full") == 0
+    assert "queued" in capsys.readouterr().out
+    assert daemon.calls == [("sync", protocol.SyncParams(repo="alpha", full=True))]
+
+
+async def test_sync_all_quiet_is_silent_on_success(daemon, capsys):
+    assert await codeweir(daemon, "sync", "--all", "--quiet") == 0
+    assert capsys.readouterr() == ("", "")
+
+
+async def test_quiet_failure_is_one_line_on_stderr(tmp_path, capsys):
+    assert cli.main(["sync", "--all", "--quiet", "--socket", str(tmp_path / "absent.sock")]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+
+
+async def test_sync_wait_json_prints_one_object_per_event(daemon, capsys):
+    assert await codeweir(daemon, "sync", "alpha", "--wait", "--json") == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["type"] for e in events] == ["progress"] * 6 + ["result"]
+    assert [(e["data"]["stage"], e["data"]["done"]) for e in events[:6]] == [
+        ("scan", 0),
+        ("scan", 3),
+        ("index", 0),
+        ("index", 3),
+        ("embed", 0),
+        ("embed", 3),
+    ]
+    assert events[-1]["data"] == {"jobs": [{"id": "j1", "repo": "alpha", "state": "completed"}]}
+
+
+async def test_sync_wait_draws_a_bar_per_stage(daemon, capsys):
+    assert await codeweir(daemon, "sync", "alpha", "--wait") == 0
+    out = capsys.readouterr().out
+    assert (
+        "alpha indexing files" in out and "3/3" in out and "alpha embedding chunks" in out and "3/12" in out
+    )
+    assert "completed" in out
+
+
+async def test_a_failed_sync_exits_1_with_the_reason(daemon, capsys):
+    assert await codeweir(daemon, "sync", "broken", "--wait") == 1
+    assert "codeweir: sync of broken failed: path /src/broken does not exist" in capsys.readouterr().err
+
+
+async def test_cancel_tells_a_repository_from_a_job(daemon, capsys):
+    assert await codeweir(daemon, "cancel", "alpha") == 0
+    assert await codeweir(daemon, "cancel", "j1") == 0
+    assert await codeweir(daemon, "cancel", "j404") == 0
+    assert "nothing queued or running for j404" in capsys.readouterr().out
+    assert [params for method, params in daemon.calls] == [
+        protocol.CancelParams(repo="alpha"),
+        protocol.CancelParams(job="j1"),
+        protocol.CancelParams(job="j404"),
+    ]
+
+
+async def test_wait_exits_0_when_indexed_and_1_on_timeout(daemon, capsys):
+    assert await codeweir(daemon, "wait", "alpha", "--timeout", "5") == 0
+    assert await codeweir(daemon, "wait", "slow", "--timeout", "5") == 1
+    assert "timed out after 5 s: slow is not fully indexed yet" in capsys.readouterr().err
+
+
+async def interrupt_a_followed_sync(daemon: Daemon, tmp_path, *extra: str) -> tuple[int, str]:
+    stderr = tmp_path / "stderr"
+    with stderr.open("wb") as err:
+        argv = [
+            sys.executable,
+            "-m",
+            "codeweir.cli",
+            "sync",
+            "endless",
+            "--wait",
+            "--socket",
+            str(daemon.path),
+        ]
+        process = await trio.lowlevel.open_process([*argv, *extra], stdout=subprocess.DEVNULL, stderr=err)
+        await daemon.following.wait()
+        process.send_signal(signal.SIGINT)
+        code = await process.wait()
+    await daemon.left.wait()  # the daemon noticed the client leave
+    return code, stderr.read_text()
+
+
+async def test_ctrl_c_detaches_from_a_followed_sync(daemon, tmp_path):
+    code, err = await interrupt_a_followed_sync(daemon, tmp_path)
+    assert code == 130 and "detached: the sync goes on in the daemon" in err
+    assert [method for method, _ in daemon.calls] == ["sync"]
+
+
+async def test_ctrl_c_with_cancel_on_interrupt_cancels_the_job(daemon, tmp_path):
+    code, err = await interrupt_a_followed_sync(daemon, tmp_path, "--cancel-on-interrupt")
+    assert code == 130 and "cancelled 1 job(s)" in err
+    assert daemon.calls[-1] == ("cancel", protocol.CancelParams(repo="endless"))

@@ -1,0 +1,106 @@
+import socket
+from functools import partial
+
+import pytest
+import trio
+
+from codeweir import protocol
+from codeweir.client import HOW_TO_START, Client, DaemonError, DaemonUnreachable, Notification, Response
+from codeweir.config import ServerConfig
+from codeweir.errors import RequestError
+from codeweir.server import serve_unix
+
+
+async def status(params, notify):
+    return {"ok": True}
+
+
+async def search(params, notify):
+    if params.query == "stuck":
+        await trio.sleep_forever()
+    raise RequestError(f"no repository named {params.repo!r}")
+
+
+async def sync(params, notify):
+    for done in (1, 2):
+        await notify(
+            protocol.PROGRESS, protocol.Progress(job="j1", repo=params.repo, stage="scan", done=done)
+        )
+    return {"jobs": [{"id": "j1", "state": "completed"}]}
+
+
+HANDLERS = {"status": status, "search": search, "sync": sync}
+
+
+async def start(nursery, tmp_path, **limits):
+    path = tmp_path / "codeweir.sock"
+    await nursery.start(serve_unix, path, HANDLERS, ServerConfig(**limits))
+    return path
+
+
+async def in_thread(function, *args, **kwargs):
+    return await trio.to_thread.run_sync(partial(function, *args, **kwargs))
+
+
+async def test_call_returns_the_result_and_the_connection_serves_the_next_call(nursery, tmp_path):
+    with Client(await start(nursery, tmp_path)) as client:
+        assert await in_thread(client.call, "status") == {"ok": True}
+        assert await in_thread(client.call, "status") == {"ok": True}
+
+
+async def test_a_daemon_error_carries_its_code_and_message_and_the_client_goes_on(nursery, tmp_path):
+    with Client(await start(nursery, tmp_path)) as client:
+        with pytest.raises(DaemonError) as caught:
+            await in_thread(client.call, "search", {"query": "x", "repo": "nope"})
+        assert caught.value.code == -32602 and caught.value.message == "no repository named 'nope'"
+        with pytest.raises(DaemonError, match="method not found: 'repos'"):
+            await in_thread(client.call, "repos")
+        assert await in_thread(client.call, "status") == {"ok": True}
+
+
+async def test_stream_yields_the_notifications_then_the_response(nursery, tmp_path):
+    with Client(await start(nursery, tmp_path)) as client:
+        items = await in_thread(
+            lambda: list(client.stream("sync", {"repo": "r", "wait": True}, timeout=None))
+        )
+    progress = {"job": "j1", "repo": "r", "stage": "scan", "total": None}
+    assert items == [
+        Notification("progress", {**progress, "done": 1}),
+        Notification("progress", {**progress, "done": 2}),
+        Response({"jobs": [{"id": "j1", "state": "completed"}]}),
+    ]
+
+
+async def test_call_skips_notifications(nursery, tmp_path):
+    with Client(await start(nursery, tmp_path)) as client:
+        result = await in_thread(client.call, "sync", {"repo": "r", "wait": True})
+    assert result == {"jobs": [{"id": "j1", "state": "completed"}]}
+
+
+def test_a_missing_socket_is_unreachable_and_says_how_to_start_the_daemon(tmp_path):
+    with pytest.raises(DaemonUnreachable) as caught:
+        Client(tmp_path / "none.sock").call("status")
+    assert "not running" in str(caught.value) and HOW_TO_START in str(caught.value)
+
+
+def test_a_socket_nobody_listens_on_is_unreachable(tmp_path):
+    path = tmp_path / "stale.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+        dead.bind(str(path))
+    with pytest.raises(DaemonUnreachable, match="not running"):
+        Client(path).call("status")
+
+
+async def test_a_daemon_that_does_not_answer_in_time_is_unreachable(nursery, tmp_path):
+    with Client(await start(nursery, tmp_path), timeout=0.2) as client:
+        with pytest.raises(DaemonUnreachable, match="did not answer within 0.2 s"):
+            await in_thread(client.call, "search", {"query": "stuck"})
+
+
+async def test_a_refusal_for_too_many_connections_is_a_daemon_error(nursery, tmp_path):
+    path = await start(nursery, tmp_path, max_connections=1)
+    with Client(path) as first, Client(path) as second:
+        await in_thread(first.call, "status")
+        with pytest.raises(DaemonError, match="busy: too many connections") as caught:
+            await in_thread(second.call, "status")
+        assert caught.value.code == protocol.SERVER_ERROR
