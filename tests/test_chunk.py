@@ -34,11 +34,15 @@ def check_chunks(text: str, chunks: list[Chunk], budget: Budget = Budget()) -> N
     assert {row + 1 for row, line in enumerate(lines) if line.strip()} <= covered
 
 
-def chunks_of(name: str, **kwargs) -> list[Chunk]:
-    text = (DATA / name).read_text("utf-8")
-    chunks = chunk_file(name, text, **kwargs)
+def checked(path: str, text: str, **kwargs) -> list[Chunk]:
+    """chunk_file's chunks, after checking its invariants on them."""
+    chunks = chunk_file(path, text, **kwargs)
     check_chunks(text, chunks, kwargs.get("budget", Budget()))
     return chunks
+
+
+def chunks_of(name: str) -> list[Chunk]:
+    return checked(name, (DATA / name).read_text("utf-8"))
 
 
 def outline(chunks: list[Chunk]) -> list[tuple[int, int, str, str]]:
@@ -86,8 +90,7 @@ def test_javascript_class_and_functions():
         "class Cache {\n  constructor() {\n    this.map = new Map();\n  }\n}\n\n"
         "module.exports = { join, Cache };\n"
     )
-    chunks = chunk_file("lib/util.js", text)
-    check_chunks(text, chunks)
+    chunks = checked("lib/util.js", text)
     assert outline(chunks) == [
         (1, 1, "const", "path"),
         (3, 5, "function", "join"),
@@ -136,8 +139,7 @@ def test_go_struct_interface_method_on_pointer_receiver_and_function():
 
 def test_go_grouped_types_and_generic_receiver():
     text = "package p\n\ntype (\n\tA int\n\tB interface{ M() }\n)\n\nfunc (g *G[T]) Get() T { return g.v }\n"
-    chunks = chunk_file("p.go", text)
-    check_chunks(text, chunks)
+    chunks = checked("p.go", text)
     assert outline(chunks) == [
         (1, 1, "text", ""),
         (3, 4, "type", "A"),  # `type (` leads into the group's first member
@@ -199,8 +201,7 @@ def test_c_header_guard_and_preprocessor_branches():
         "#ifndef LIST_H\n#define LIST_H\n\n"
         "#ifdef _WIN32\nvoid list_sync(void) {\n  flush();\n}\n#else\nvoid list_sync(void) {}\n#endif\n\n#endif\n"
     )
-    chunks = chunk_file("list.h", text)
-    check_chunks(text, chunks)
+    chunks = checked("list.h", text)
     assert outline(chunks) == [
         (1, 2, "const", "LIST_H"),
         (4, 7, "function", "list_sync"),
@@ -223,8 +224,7 @@ def test_markdown_sections_by_heading():
 
 def test_markdown_heading_on_the_first_line_and_nested_paths():
     text = "# Title\nIntro.\n\n## Part\nBody.\n\n### Detail\nMore.\n\n## Other\nEnd.\n"
-    chunks = chunk_file("doc.md", text)
-    check_chunks(text, chunks)
+    chunks = checked("doc.md", text)
     assert outline(chunks) == [
         (1, 2, "section", "Title"),
         (4, 5, "section", "Title.Part"),
@@ -241,8 +241,7 @@ def test_long_text_becomes_overlapping_windows_cut_at_paragraphs():
     paragraphs = ["\n".join(f"paragraph {p} line {i} of some prose" for i in range(6)) for p in range(10)]
     text = "\n\n".join(paragraphs) + "\n"
     budget = Budget(max_chars=10_000, max_lines=15, overlap_lines=2)
-    chunks = chunk_file("notes.txt", text, budget=budget)
-    check_chunks(text, chunks, budget)
+    chunks = checked("notes.txt", text, budget=budget)
     assert len(chunks) > 1 and {c.kind for c in chunks} == {"text"}
     for before, after in zip(chunks, chunks[1:]):
         assert after.start_line == before.end_line - 1, "two lines of overlap"
@@ -253,8 +252,7 @@ def test_oversized_definition_is_split_into_overlapping_pieces_that_keep_its_sym
     body = "".join(f"        total += compute_step({i}, total)\n" for i in range(120))
     text = f"class Job:\n    def run(self):\n        total = 0\n{body}        return total\n"
     budget = Budget(max_chars=800, max_lines=30, overlap_lines=3)
-    chunks = chunk_file("job.py", text, budget=budget)
-    check_chunks(text, chunks, budget)
+    chunks = checked("job.py", text, budget=budget)
     pieces = [c for c in chunks if c.symbol_path == "Job.run"]
     assert len(pieces) >= 5
     assert {(c.kind, c.symbol) for c in pieces} == {("method", "run")}
@@ -265,16 +263,14 @@ def test_oversized_definition_is_split_into_overlapping_pieces_that_keep_its_sym
 
 def test_single_overlong_line_stays_whole():
     line = "DATA = [" + ", ".join(str(i) for i in range(2000)) + "]"
-    chunks = chunk_file("data.py", f"import os\n{line}\n")
-    check_chunks(f"import os\n{line}\n", chunks)
+    chunks = checked("data.py", f"import os\n{line}\n")
     assert [(c.start_line, c.end_line) for c in chunks] == [(1, 1), (2, 2)]
 
 
 def test_tiny_constants_merge_up_to_the_budget():
     text = "".join(f"LIMIT_{i} = {i}\n" for i in range(100))
     budget = Budget(max_chars=300, min_chars=200)
-    chunks = chunk_file("limits.py", text, budget=budget)
-    check_chunks(text, chunks, budget)
+    chunks = checked("limits.py", text, budget=budget)
     assert 5 <= len(chunks) <= 10
     assert all(c.kind == "const" for c in chunks)
     assert chunks[1].symbol == f"LIMIT_{chunks[1].start_line - 1}", "a merged chunk is named after its first member"
@@ -288,8 +284,7 @@ def test_tiny_functions_keep_a_chunk_each():
 
 def test_closing_brace_joins_the_chunk_before_it():
     text = "class A {\n  int x;\n\n  void f() {\n    x++;\n  }\n\n}\n"
-    chunks = chunk_file("A.java", text)
-    check_chunks(text, chunks)
+    chunks = checked("A.java", text)
     assert outline(chunks) == [(1, 2, "class", "A"), (4, 8, "method", "A.f")]
 
 
@@ -305,16 +300,14 @@ def test_empty_and_blank_files_have_no_chunks():
 
 def test_syntax_errors_still_give_chunks_covering_every_line():
     text = "def ok():\n    return 1\n\ndef broken(:\n    pass\n\nclass C:\n    def m(self):\n        return )\n"
-    chunks = chunk_file("broken.py", text)
-    check_chunks(text, chunks)
+    chunks = checked("broken.py", text)
     assert "ok" in {c.symbol for c in chunks}
 
 
 def test_absurdly_deep_nesting_falls_back_to_line_windows():
     depth = 600
     text = "".join(f"#ifdef X{i}\n" for i in range(depth)) + "int f(void) { return 0; }\n" + "#endif\n" * depth
-    chunks = chunk_file("deep.h", text)
-    check_chunks(text, chunks)
+    chunks = checked("deep.h", text)
     assert {c.kind for c in chunks} == {"text"}
 
 
@@ -331,8 +324,7 @@ def test_unknown_language_gets_line_windows():
 
 def test_crlf_and_non_ascii_text_keep_exact_content_and_byte_offsets():
     text = "# Größe\r\ndef größe(x):\r\n    return 'µ' * x\r\n"
-    chunks = chunk_file("units.py", text)
-    check_chunks(text, chunks)
+    chunks = checked("units.py", text)
     assert outline(chunks) == [(1, 3, "function", "größe")]
 
 
@@ -418,6 +410,5 @@ budgets = st.builds(
 @given(text=st.one_of(code_like, any_text), language=st.sampled_from(_LANGUAGES), budget=budgets)
 def test_every_non_blank_line_is_in_a_chunk_whatever_the_input(text, language, budget):
     """Ranges lie within the file, content is exactly those lines, byte offsets match, and it is deterministic."""
-    chunks = chunk_file("file", text, language=language, budget=budget)
-    check_chunks(text, chunks, budget)
+    chunks = checked("file", text, language=language, budget=budget)
     assert chunk_file("file", text, language=language, budget=budget) == chunks
