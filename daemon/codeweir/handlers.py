@@ -154,7 +154,7 @@ class Daemon:
                     "error": state.error,
                 }
             )
-        jobs = self.runner.scheduler.jobs()
+        jobs = self.runner.jobs()
         return {
             "daemon": {
                 "version": __version__,
@@ -208,7 +208,7 @@ class Daemon:
         return {"jobs": [self.job_view(j) for j in jobs]}
 
     def _latest(self, job: Job) -> Job:
-        return next((j for j in self.runner.scheduler.jobs() if j.id == job.id), job)
+        return next((j for j in self.runner.jobs() if j.id == job.id), job)
 
     async def _follow(self, job: Job, notify) -> None:
         async with self.runner.subscribe(job.id) as events:
@@ -241,7 +241,7 @@ class Daemon:
         }
 
     async def jobs(self, params, notify) -> dict[str, Any]:
-        return {"jobs": [self.job_view(j) for j in self.runner.scheduler.jobs()]}
+        return {"jobs": [self.job_view(j) for j in self.runner.jobs()]}
 
     async def cancel(self, params, notify) -> dict[str, Any]:
         if params.job is None and params.repo is None:
@@ -258,7 +258,7 @@ class Daemon:
 
         def pending() -> list[Job]:
             return [
-                j for j in self.runner.scheduler.jobs() if j.request.repo in names and j.state in ("queued", "running")
+                j for j in self.runner.jobs() if j.request.repo in names and j.state in ("queued", "running")
             ]
 
         with trio.move_on_after(params.timeout if params.timeout is not None else math.inf):

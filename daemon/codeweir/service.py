@@ -8,6 +8,7 @@ shielded commit; STOPPING=1 goes out first. A second signal exits at once. SIGHU
 from __future__ import annotations
 
 import fcntl
+from functools import partial
 import logging
 import os
 import signal
@@ -22,8 +23,9 @@ from .errors import CodeweirError, ConfigError, StoreError
 from .handlers import Daemon, Stages
 from .jobs import JobRunner
 from .pipeline import parse_stage, writer_stage
-from .scheduler import Backoff, Scheduler
+from .scheduler import Backoff, Scheduler, SyncRequest
 from .store import Store
+from .watch import watch_repository
 
 log = logging.getLogger("codeweir")
 
@@ -82,16 +84,20 @@ async def _serve(config: Config, config_path: Path | None, store: Store, task_st
     async with trio.open_nursery() as outer:
         outer.start_soon(_handle_signals, daemon)
         async with trio.open_nursery() as stage_nursery:
-            await stage_nursery.start(writer_stage, writes_recv, store, store_limiter=store_limiter, limits=limits)
+            await stage_nursery.start(
+                partial(writer_stage, writes_recv, store, store_limiter=store_limiter, limits=limits)
+            )
             async with files_recv:
                 for _ in range(limits.files_in_flight):
                     stage_nursery.start_soon(
-                        parse_stage,
-                        files_recv.clone(),
-                        writes_send.clone(),
-                        in_flight=in_flight,
-                        workers=parse_workers,
-                        max_bytes=limits.max_file_bytes,
+                        partial(
+                            parse_stage,
+                            files_recv.clone(),
+                            writes_send.clone(),
+                            in_flight=in_flight,
+                            workers=parse_workers,
+                            max_bytes=limits.max_file_bytes,
+                        )
                     )
             async with files_send, writes_send:
                 with services_scope:
@@ -114,16 +120,12 @@ async def _serve(config: Config, config_path: Path | None, store: Store, task_st
 
 
 def _listener(config: Config):
+    """systemd's socket when activated; else the path, which the server binds and removes at exit."""
     activated = systemd.listen_fds()
-    if activated:
-        return trio.socket.from_stdlib_socket(activated[0])
-    return server.bind_unix_socket(Path(config.socket))
+    return activated[0] if activated else Path(config.socket)
 
 
 def _start_watchers(nursery: trio.Nursery, daemon: Daemon) -> None:
-    from .scheduler import SyncRequest
-    from .watch import poll_refs, watch_worktree
-
     def submit(request: SyncRequest) -> None:
         try:
             daemon.runner.submit(request)
@@ -131,14 +133,7 @@ def _start_watchers(nursery: trio.Nursery, daemon: Daemon) -> None:
             log.warning("%s: %s", request.repo, exc)
 
     for repo in daemon.config.repositories:
-        if repo.ref or _is_bare(Path(repo.path)):
-            nursery.start_soon(poll_refs, repo, submit)
-        else:
-            nursery.start_soon(watch_worktree, repo, submit)
-
-
-def _is_bare(path: Path) -> bool:
-    return not (path / ".git").exists()
+        nursery.start_soon(watch_repository, repo, submit)
 
 
 async def _handle_signals(daemon: Daemon) -> None:
@@ -171,6 +166,7 @@ def main(config_path: Path | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change batch
     if not config.repositories:
         log.warning("no repositories configured and not started inside a git repository: nothing to index")
     try:
