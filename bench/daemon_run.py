@@ -1,0 +1,98 @@
+"""Running a real codeweir daemon as a subprocess for benchmarks: config, start, wait, stop."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from codeweir.client import Client, DaemonUnreachable
+
+
+def rss_kib(pid: int, field: str = "VmHWM") -> int:
+    """A process's peak (VmHWM) or current (VmRSS) resident memory, KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+class Daemon:
+    """`codeweir daemon` on a temp state dir, indexing `repos` ({name: path})."""
+
+    def __init__(self, repos: dict[str, Path], *, model: bool = False, extra: str = "") -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="codeweir-bench-"))
+        self.socket = self.tmp / "run" / "codeweir.sock"
+        lines = [f'state_dir = "{self.tmp / "state"}"', f'socket = "{self.socket}"']
+        for name, path in repos.items():
+            lines += ["[[repository]]", f'name = "{name}"', f'path = "{path}"']
+        lines += ["[model]", f"enabled = {'true' if model else 'false'}", extra]
+        self.config = self.tmp / "config.toml"
+        self.config.write_text("\n".join(lines) + "\n")
+        self.proc: subprocess.Popen | None = None
+        self.peak_worker_kib = 0
+
+    def start(self) -> float:
+        """Start it; returns seconds until the socket answers."""
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "codeweir.cli", "daemon", "--config", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.tmp / "daemon.log", "w"),
+        )
+        while True:
+            try:
+                Client(self.socket, timeout=5).call("status")
+                return time.perf_counter() - started
+            except DaemonUnreachable:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"daemon exited: {(self.tmp / 'daemon.log').read_text()[-2000:]}") from None
+                time.sleep(0.05)
+
+    def client(self, timeout: float | None = 3600) -> Client:
+        return Client(self.socket, timeout=timeout)
+
+    def wait_indexed(self, poll: float = 0.2) -> None:
+        """Until no job is queued or running, sampling the workers' peak memory meanwhile."""
+        with self.client() as c:
+            while True:
+                for pid in children(self.proc.pid):
+                    try:
+                        self.peak_worker_kib = max(self.peak_worker_kib, rss_kib(pid))
+                    except OSError:
+                        pass
+                jobs = c.call("jobs")["jobs"]
+                if jobs and not any(j["state"] in ("queued", "running") for j in jobs):
+                    return
+                time.sleep(poll)
+
+    def peak_kib(self) -> int:
+        return rss_kib(self.proc.pid)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=120)
+
+    def __enter__(self) -> Daemon:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.stop()
+
+
+def corpus(path: str) -> Path:
+    repo = Path(path).expanduser().resolve()
+    if not (repo / ".git").exists():
+        sys.exit(f"{repo}: not a corpus repository; build it with ../shared/corpora/build.sh OUT_DIR NAME")
+    return repo
+
