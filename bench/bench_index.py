@@ -62,7 +62,10 @@ def bench(repo: Path, runs: int) -> dict:
             f" {status['files_indexed'] / index_s:.0f} files/s)   cindex {cindex_s:6.2f} s"
             f"   ratio {index_s / cindex_s:.2f}x"
         )
-        print(f"peak RSS     daemon {peak_daemon / 1024:.0f} MiB, largest parse worker {d.peak_worker_kib / 1024:.0f} MiB")
+        print(
+            f"peak RSS     daemon {peak_daemon / 1024:.0f} MiB (anonymous, sampled: {d.peak_anon_kib / 1024:.0f} MiB),"
+            f" largest parse worker {d.peak_worker_kib / 1024:.0f} MiB"
+        )
 
         noop = timed(lambda: c.call("sync", {"repo": name, "wait": True}), runs)
         gst = timed(lambda: subprocess.run(["git", "-C", repo, "status", "--porcelain"], capture_output=True), runs)
@@ -84,7 +87,7 @@ def bench(repo: Path, runs: int) -> dict:
     d.stop()
     shutil.rmtree(d.tmp, ignore_errors=True)
     shutil.rmtree(idx.parent, ignore_errors=True)
-    return {"name": name, "files": status["files_indexed"], "peak": peak_daemon}
+    return {"name": name, "files": status["files_indexed"], "peak": peak_daemon, "anon": d.peak_anon_kib}
 
 
 def main() -> None:
@@ -97,7 +100,7 @@ def main() -> None:
         small, large = min(results, key=lambda r: r["files"]), max(results, key=lambda r: r["files"])
         print(
             f"\npeak daemon RSS {large['name']} ({large['files']} files) / {small['name']} ({small['files']} files):"
-            f" {large['peak'] / small['peak']:.2f}"
+            f" {large['peak'] / small['peak']:.2f} (anonymous memory: {large['anon'] / small['anon']:.2f})"
         )
 
 

@@ -39,6 +39,8 @@ class Daemon:
         self.config.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen | None = None
         self.peak_worker_kib = 0
+        # Anonymous memory (heap, arenas), sampled: VmHWM also counts the index's mmapped pages.
+        self.peak_anon_kib = 0
 
     def start(self) -> float:
         """Start it; returns seconds until the socket answers."""
@@ -69,6 +71,7 @@ class Daemon:
                         self.peak_worker_kib = max(self.peak_worker_kib, rss_kib(pid))
                     except OSError:
                         pass
+                self.peak_anon_kib = max(self.peak_anon_kib, rss_kib(self.proc.pid, "RssAnon"))
                 jobs = c.call("jobs")["jobs"]
                 if jobs and not any(j["state"] in ("queued", "running") for j in jobs):
                     return

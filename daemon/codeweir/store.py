@@ -12,6 +12,8 @@ writing methods.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
@@ -27,6 +29,7 @@ from .errors import StoreError
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+WRITER_HEAP_BYTES = 15_000_000  # tantivy's minimum for one thread
 META_FILE = "codeweir-index.json"
 
 # Subwords: `parseDuration`, `parse_duration` and `ParseDuration` all give "parse", "duration".
@@ -226,7 +229,9 @@ class Store:
     def writer(self) -> tantivy.IndexWriter:
         if self._writer is None:
             try:
-                self._writer = self.index.writer(heap_size=64_000_000, num_threads=1)
+                # A small arena: memory stays flat whatever the repository's size; the writer
+                # flushes a segment when it fills, which costs little at our commit cadence.
+                self._writer = self.index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=1)
             except ValueError as exc:
                 raise StoreError(f"cannot open the index writer at {self.directory}: {exc}") from None
         return self._writer
@@ -305,6 +310,7 @@ class Store:
         self._files = {repo: files for repo, files in self._files.items() if files}
         self._pending.clear()
         self.reload()
+        _release_free_memory()
 
     def rollback(self) -> None:
         """Drop uncommitted writes; the writer is reopened on next use."""
@@ -335,6 +341,26 @@ def stored_chunk(doc: tantivy.Document) -> StoredChunk:
         content=_first(doc, "content"),
         content_hash=_first(doc, "content_hash"),
     )
+
+
+def _libc_malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_MALLOC_TRIM = _libc_malloc_trim()
+
+
+def _release_free_memory() -> None:
+    """Give freed heap back to the OS after a commit.
+
+    Building a segment allocates and frees many small blocks; glibc keeps them, so without
+    this the daemon's resident memory would grow with the size of the largest sync.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
