@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from codeweir.chunk import Chunk
 from codeweir.errors import RequestError
-from codeweir.search import Filters, glob_to_regex, search_lexical
+from codeweir.search import Filters, glob_to_regex, search_lexical, search_symbols
 from codeweir.store import FileRecord, Store
 
 
@@ -95,3 +95,21 @@ def test_a_hit_is_flat_and_marks_matched_terms(store):
 def test_every_word_must_match(store):
     assert search_lexical(store, "parse unrelated", Filters(), 10) == []
     assert search_lexical(store, "!!!", Filters(), 10) == []
+
+
+def test_symbol_search_ranks_exact_then_prefix_then_fuzzy(tmp_path):
+    store = Store(tmp_path / "index")
+    store.write_file(
+        _file("r", "a.go", "go", ("Reader", "type Reader struct{}"), ("ReaderAt", "type ReaderAt interface{}"),
+              ("Readers", "var Readers = 1"), ("Reeder", "func Reeder() {}"), ("Writer", "type Writer struct{}"))
+    )
+    store.commit()
+    names = [h.symbol for h in search_symbols(store, "reader", Filters(), 10)]
+    assert names[0] == "Reader"
+    assert set(names[1:3]) == {"ReaderAt", "Readers"}
+    assert "Reeder" in names[3:] and "Writer" not in names
+
+
+def test_a_symbol_query_with_spaces_is_a_request_error(store):
+    with pytest.raises(RequestError, match="one name"):
+        search_symbols(store, "two names", Filters(), 10)

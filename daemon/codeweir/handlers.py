@@ -21,7 +21,7 @@ from .config import Config, load_config
 from .errors import ConfigError, RequestError
 from .jobs import JobRunner
 from .scheduler import Job, SyncRequest
-from .search import Filters, search_lexical, validate_limit
+from .search import Filters, search_lexical, search_symbols
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -218,20 +218,20 @@ class Daemon:
 
     async def search(self, params, notify) -> dict[str, Any]:
         self._check_repo(params.repo)
-        limit = validate_limit(params.limit)
-        if not params.query.strip():
-            raise RequestError("query: must not be empty")
         filters = Filters(repo=params.repo, path=params.path, lang=params.lang, kind=params.kind)
         notes: list[str] = []
-        mode = params.mode
+        query, mode = params.query, params.mode
+        if query.startswith("sym:"):
+            query, mode = query.removeprefix("sym:"), "symbol"
         if mode in ("hybrid", "semantic"):
             notes.append(f"{mode} search is not available yet; showing lexical results")
             mode = "lexical"
-        elif mode != "lexical":
-            raise RequestError(f"mode: {params.mode!r} is not supported yet (use lexical)")
+        searches = {"lexical": search_lexical, "symbol": search_symbols}
+        if mode not in searches:
+            raise RequestError(f"mode: {mode!r} is not supported yet (use lexical or symbol)")
         started = trio.current_time()
         hits = await trio.to_thread.run_sync(
-            search_lexical, self.store, params.query, filters, limit, limiter=self.stages.search_limiter
+            searches[mode], self.store, query, filters, params.limit, limiter=self.stages.search_limiter
         )
         return {
             "results": [attrs.asdict(h, filter=lambda a, _: a.name != "content_hash") for h in hits],

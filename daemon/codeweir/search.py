@@ -6,6 +6,7 @@ filter never returns fewer results than exist because it ran after a top-k.
 
 from __future__ import annotations
 
+import html
 import re
 import attrs
 import tantivy
@@ -119,11 +120,35 @@ def lexical_query(text: str) -> tantivy.Query | None:
     return tantivy.Query.boolean_query(clauses)
 
 
+def symbol_query(name: str) -> tantivy.Query:
+    """Definitions by name: exact, then prefix, then fuzzy (constant scores, so the tiers hold)."""
+    name = name.strip().lower()
+    if not name or any(c.isspace() for c in name):
+        raise RequestError(f"query: a symbol query is one name, got {name!r}")
+    tiers = [
+        (_term("symbol_exact", name), 3.0),
+        (tantivy.Query.regex_query(SCHEMA, "symbol_exact", re.escape(name) + ".+"), 2.0),
+        (tantivy.Query.fuzzy_term_query(SCHEMA, "symbol_exact", name, distance=1 if len(name) < 6 else 2), 1.0),
+    ]
+    return tantivy.Query.boolean_query(
+        [(tantivy.Occur.Should, tantivy.Query.const_score_query(q, score)) for q, score in tiers]
+    )
+
+
+def search_symbols(store: Store, name: str, filters: Filters, limit: int) -> list[Hit]:
+    """Blocking: run in a thread."""
+    return _run(store, symbol_query(name), filters, limit)
+
+
 def search_lexical(store: Store, text: str, filters: Filters, limit: int) -> list[Hit]:
     """Blocking: run in a thread."""
     query = lexical_query(text)
     if query is None:
         return []
+    return _run(store, query, filters, limit)
+
+
+def _run(store: Store, query: tantivy.Query, filters: Filters, limit: int) -> list[Hit]:
     full = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), *filter_clauses(filters, "chunk")])
     searcher = store.searcher()
     result = searcher.search(full, limit=min(limit, MAX_LIMIT))
@@ -154,13 +179,5 @@ def to_hit(doc: tantivy.Document, score: float, snippet: str) -> Hit:
 
 
 def _first_lines(content: str, n: int = 3) -> str:
-    from html import escape
-
-    return escape("\n".join(content.splitlines()[:n]))
-
-
-def validate_limit(limit: int) -> int:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise RequestError(f"limit: must be between 1 and {MAX_LIMIT}, got {limit}")
-    return limit
+    return html.escape("\n".join(content.splitlines()[:n]))
 
