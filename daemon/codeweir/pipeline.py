@@ -9,12 +9,18 @@ The parse and writer stages run for the daemon's whole life, started by `run_dae
 which also creates the channels and limiters. A sync sends its files in and waits until
 all of them are committed; cancelling it drops its files still queued, while what is
 already committed stays (each file's documents change in one commit).
+
+Bad conditions end one sync, never the stages: a repository that disappears fails its sync
+(RepoError), a write or commit that fails (disk full, read-only) fails the syncs it held
+(StoreError) after a rollback, and a file gone from the worktree since the scan loses its
+documents like a deleted one.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 from collections import Counter
 from collections.abc import Callable
 
@@ -26,7 +32,7 @@ from . import git
 from .chunk import chunk_file, detect_language
 from .config import Limits, RepoConfig
 from .embed import content_hash, document_text
-from .errors import FileSkipped, StoreError
+from .errors import CodeweirError, FileSkipped, RepoError, StoreError
 from .plan import plan_sync
 from .store import FileRecord, Store
 
@@ -39,8 +45,11 @@ Report = Callable[[dict], None]
 # -- in a worker process ----------------------------------------------------------------------
 
 
-def parse_file(repo: RepoConfig, file: git.TrackedFile, max_bytes: int) -> FileRecord:
-    """Read, decode and chunk one file. Runs in a worker process: plain data in and out."""
+def parse_file(repo: RepoConfig, file: git.TrackedFile, max_bytes: int) -> FileRecord | None:
+    """Read, decode and chunk one file. Runs in a worker process: plain data in and out.
+
+    None when the file has left the worktree since the scan; RepoError when the repository has.
+    """
 
     def skipped(status: str, error: str = "", blob: str = file.blob) -> FileRecord:
         return FileRecord(repo.name, file.path, blob, "", (), (), status=status, error=error)
@@ -48,6 +57,10 @@ def parse_file(repo: RepoConfig, file: git.TrackedFile, max_bytes: int) -> FileR
     try:
         data = git.read_file(repo, file)
     except FileSkipped as exc:
+        if not os.path.isdir(repo.path):
+            raise RepoError(f"repository {repo.name!r} at {repo.path}: removed while it was syncing") from None
+        if _left_worktree(repo, file):
+            return None
         return skipped("unreadable", str(exc))
     # The worktree may have changed since the scan: index what was read, under its own id.
     blob = git.blob_id(data)
@@ -72,6 +85,13 @@ def parse_file(repo: RepoConfig, file: git.TrackedFile, max_bytes: int) -> FileR
     return FileRecord(repo.name, file.path, blob, language, chunks, hashes)
 
 
+def _left_worktree(repo: RepoConfig, file: git.TrackedFile) -> bool:
+    """Whether a file read from a worktree is gone from it (deleted, renamed away)."""
+    root = repo.path
+    worktree = not repo.ref and os.path.lexists(os.path.join(root, ".git"))
+    return worktree and not os.path.lexists(os.path.join(root, file.path))
+
+
 # -- shared stages ------------------------------------------------------------------------------
 
 
@@ -85,8 +105,8 @@ class SyncTracker:
     written: int = 0
     committed: int = 0
     statuses: Counter = attrs.Factory(Counter)
-    cancelled: bool = False
-    error: str | None = None
+    cancelled: bool = False  # its files still queued are dropped
+    error: CodeweirError | None = None
     done: trio.Event = attrs.Factory(trio.Event)
 
     def settle(self, n: int = 1) -> None:
@@ -100,11 +120,14 @@ class SyncTracker:
 
     def on_commit(self, n: int) -> None:
         self.committed += n
-        self.report({"stage": "index", "done": self.committed, "total": self.expected})
+        if not self.done.is_set():  # a failed sync has already ended; its job has no listeners
+            self.report({"stage": "index", "done": self.committed, "total": self.expected})
         self._maybe_done()
 
-    def fail(self, error: str) -> None:
-        self.error = error
+    def fail(self, error: CodeweirError) -> None:
+        """End the sync with `error`; its files still queued are dropped."""
+        self.error = self.error or error
+        self.cancelled = True
         self.done.set()
 
 
@@ -126,6 +149,7 @@ class DeleteFile:
     tracker: SyncTracker
     repo: str
     path: str
+    reason: str = "deleted"  # or "vanished": gone from the worktree between scan and read
 
 
 @attrs.frozen
@@ -134,7 +158,14 @@ class DeleteRepo:
     repo: str
 
 
-Write = WriteFile | DeleteFile | DeleteRepo
+@attrs.frozen
+class FinishRebuild:
+    """The rebuilt index holds every repository: searches switch to it (Store.finish_rebuild)."""
+
+    tracker: SyncTracker
+
+
+Write = WriteFile | DeleteFile | DeleteRepo | FinishRebuild
 
 
 async def parse_stage(
@@ -152,8 +183,17 @@ async def parse_stage(
                 task.tracker.settle()
                 continue
             async with in_flight:
-                record = await trio_parallel.run_sync(parse_file, task.repo, task.file, max_bytes, limiter=workers)
-            await writes.send(WriteFile(task.tracker, record))
+                try:
+                    record = await trio_parallel.run_sync(
+                        parse_file, task.repo, task.file, max_bytes, limiter=workers
+                    )
+                except RepoError as exc:
+                    task.tracker.fail(exc)
+                    continue
+            if record is None:
+                await writes.send(DeleteFile(task.tracker, task.repo.name, task.file.path, reason="vanished"))
+            else:
+                await writes.send(WriteFile(task.tracker, record))
 
 
 async def writer_stage(
@@ -182,7 +222,7 @@ async def writer_stage(
         except StoreError as exc:
             log.error("%s", exc)
             for tracker in batch:
-                tracker.fail(str(exc))
+                tracker.fail(exc)
             return
         for tracker, n in batch.items():
             tracker.on_commit(n)
@@ -194,9 +234,11 @@ async def writer_stage(
                 item.tracker.statuses[item.record.status] += 1
             elif isinstance(item, DeleteFile):
                 store.delete_file(item.repo, item.path)
-                item.tracker.statuses["deleted"] += 1
-            else:
+                item.tracker.statuses[item.reason] += 1
+            elif isinstance(item, DeleteRepo):
                 store.delete_repo(item.repo)
+            else:
+                store.finish_rebuild()
 
     try:
         async with writes:
@@ -218,7 +260,7 @@ async def writer_stage(
                         log.error("%s", exc)
                         await trio.to_thread.run_sync(store.rollback, limiter=store_limiter)
                         for tracker in {i.tracker for i in items} | set(uncommitted):
-                            tracker.fail(str(exc))
+                            tracker.fail(exc)
                         uncommitted.clear()
                         first_uncommitted = math.inf
                         continue
@@ -283,7 +325,7 @@ async def sync_repository(
             tracker.cancelled = True
             raise
     if tracker.error:
-        raise StoreError(tracker.error)
+        raise tracker.error
     return SyncResult(
         total=len(snapshot.files),
         indexed=len(plan.index),

@@ -5,6 +5,11 @@ Tantivy is the truth for what is indexed. Documents of a few kinds share one ind
 A file's update is a delete-by-term on its file key followed by its new documents, inside
 one commit, so a file and its chunks are always consistent.
 
+The index records the schema and chunker versions it was written with. An index of other
+versions is rebuilt in the background: a new index grows in a directory beside it while
+searches read the old one, and replaces it (two renames, finished at the next open if a
+crash falls between them) once every repository has been synced into it.
+
 Every method here blocks (Tantivy calls, disk); the daemon calls them through
 `trio.to_thread.run_sync` with a limiter of their own. Only the writer task calls the
 writing methods.
@@ -17,7 +22,10 @@ import ctypes.util
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import re
+import shutil
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import attrs
@@ -31,6 +39,9 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 WRITER_HEAP_BYTES = 15_000_000  # tantivy's minimum for one thread
 META_FILE = "codeweir-index.json"
+VERSIONS = {"schema": SCHEMA_VERSION, "chunker": CHUNKER_VERSION}
+REBUILD_SUFFIX = ".rebuild"  # the index being rebuilt, beside the one searches read
+RETIRED_SUFFIX = ".old"  # the replaced index, for the moment between the two renames
 
 # Subwords: `parseDuration`, `parse_duration` and `ParseDuration` all give "parse", "duration".
 PARTS_PATTERN = r"[A-Z]+[a-z]*|[a-z]+|[0-9]+"
@@ -110,52 +121,68 @@ def _first(doc: tantivy.Document, field: str, default=""):
 
 
 class Store:
-    """One Tantivy index in `directory`, with the writer opened lazily by the writer task."""
+    """One Tantivy index in `directory`, with the writer opened lazily by the writer task.
+
+    While `rebuilding`, searches read the old index and writes (and `file_blobs`, which the
+    planner reads) go to the rebuild.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.rebuilt = False
+        self._rebuild_directory = _sibling(directory, REBUILD_SUFFIX)
         try:
+            _finish_swap(directory, self._rebuild_directory)
             directory.mkdir(parents=True, exist_ok=True)
-            self.rebuilt = self._check_versions()
-            self.index = tantivy.Index(SCHEMA, path=str(directory), reuse=True)
+            self.rebuilding = not _claim_versions(directory)
+            if self.rebuilding:
+                self._target = _open_index(_prepare_rebuild(self._rebuild_directory))
+                self.index = self._open_old()
+            else:
+                shutil.rmtree(self._rebuild_directory, ignore_errors=True)  # one for versions now gone
+                self.index = self._target = _open_index(directory)
         except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot open the index at {directory}: {exc}") from None
-        self.index.register_tokenizer("code_parts", PARTS)
-        self.index.register_tokenizer("code_ident", IDENT)
+            raise StoreError(f"cannot open the index at {directory}: {_reason(exc)}") from None
         self._writer: tantivy.IndexWriter | None = None
-        # path -> blob per repository, as of the last commit; the planner reads it.
+        # path -> blob per repository, as of the last commit of the index written to.
         self._files: dict[str, dict[str, str]] = {}
         self._pending: list[tuple[str, str, str | None]] = []
         self._load_files()
 
+    def _open_old(self) -> tantivy.Index:
+        found = _read_versions(self.directory / META_FILE)
+        try:
+            index = _open_index(self.directory)
+        except ValueError as exc:  # another schema: this code cannot read it
+            log.warning("index at %s (versions %s) cannot be read (%s): searches answer from the rebuild as it grows",
+                        self.directory, found, _reason(exc))
+            return self._target
+        log.warning("index at %s has versions %s, want %s: rebuilding in %s; searches read the old index meanwhile",
+                    self.directory, found, VERSIONS, self._rebuild_directory)
+        return index
+
     # -- versions -------------------------------------------------------------------------
 
-    def _versions(self) -> dict[str, int]:
-        return {"schema": SCHEMA_VERSION, "chunker": CHUNKER_VERSION}
+    def finish_rebuild(self) -> None:
+        """Make the rebuild, now holding every repository, the index that searches read.
 
-    def _check_versions(self) -> bool:
-        """Wipe an index written by another schema or chunker version; True if it did."""
-        meta = self.directory / META_FILE
-        want = self._versions()
-        found = None
-        if meta.exists():
-            try:
-                found = json.loads(meta.read_text())
-            except (OSError, ValueError):
-                found = None
-        has_index = (self.directory / "meta.json").exists()
-        if found == want:
-            return False
-        wiped = False
-        if has_index:
-            log.warning("index at %s has versions %s, want %s: rebuilding", self.directory, found, want)
-            for entry in self.directory.iterdir():
-                if entry.is_file():
-                    entry.unlink()
-            wiped = True
-        _write_atomic(meta, json.dumps(want).encode())
-        return wiped
+        Commits what is written, then swaps the directories with two renames; an open after a
+        crash between them completes the swap (see `_finish_swap`). The writer task calls this.
+        """
+        if not self.rebuilding:
+            return
+        self.commit()
+        self.close()
+        retired = _sibling(self.directory, RETIRED_SUFFIX)
+        try:
+            os.rename(self.directory, retired)
+            os.rename(self._rebuild_directory, self.directory)
+            _fsync_directory(self.directory.parent)
+            self.index = self._target = _open_index(self.directory)
+            shutil.rmtree(retired)
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot replace the index at {self.directory} by its rebuild: {_reason(exc)}") from None
+        self.rebuilding = False
+        log.info("index rebuilt: %s now has versions %s", self.directory, VERSIONS)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -165,8 +192,8 @@ class Store:
     def reload(self) -> None:
         self.index.reload()
 
-    def _all(self, query: tantivy.Query) -> Iterable[tantivy.Document]:
-        searcher = self.searcher()
+    def _all(self, query: tantivy.Query, index: tantivy.Index | None = None) -> Iterable[tantivy.Document]:
+        searcher = (index or self.index).searcher()
         total = searcher.search(query, limit=1, count=True).count
         if not total:
             return []
@@ -174,12 +201,12 @@ class Store:
         return (searcher.doc(address) for _, address in hits)
 
     def _load_files(self) -> None:
-        self.reload()
-        for doc in self._all(self.term("doc_kind", "file")):
+        self._target.reload()
+        for doc in self._all(self.term("doc_kind", "file"), self._target):
             self._files.setdefault(_first(doc, "repo"), {})[_first(doc, "path")] = _first(doc, "blob")
 
     def file_blobs(self, repo: str) -> Mapping[str, str]:
-        """path -> blob id of every file of `repo` in the last commit."""
+        """path -> blob id of every file of `repo` in the last commit (of the rebuild, if one runs)."""
         return dict(self._files.get(repo, {}))
 
     def repos(self) -> list[str]:
@@ -231,12 +258,25 @@ class Store:
             try:
                 # A small arena: memory stays flat whatever the repository's size; the writer
                 # flushes a segment when it fills, which costs little at our commit cadence.
-                self._writer = self.index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=1)
+                self._writer = self._target.writer(heap_size=WRITER_HEAP_BYTES, num_threads=1)
             except ValueError as exc:
-                raise StoreError(f"cannot open the index writer at {self.directory}: {exc}") from None
+                raise StoreError(f"cannot open the index writer at {self.directory}: {_reason(exc)}") from None
         return self._writer
 
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """Translate a failed write (disk full, read-only, I/O error) into a StoreError; the
+        writer task then rolls back, so nothing committed is touched."""
+        try:
+            yield
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{what} failed in {self.directory}: {_reason(exc)}") from None
+
     def write_file(self, record: FileRecord) -> None:
+        with self._writing(f"writing {record.repo}/{record.path}"):
+            self._write_file(record)
+
+    def _write_file(self, record: FileRecord) -> None:
         key = file_key(record.repo, record.path)
         writer = self.writer
         writer.delete_documents_by_term("file_key", key)
@@ -276,12 +316,14 @@ class Store:
         doc.add_text("language", record.language)
 
     def delete_file(self, repo: str, path: str) -> None:
-        self.writer.delete_documents_by_term("file_key", file_key(repo, path))
+        with self._writing(f"deleting {repo}/{path}"):
+            self.writer.delete_documents_by_term("file_key", file_key(repo, path))
         self._pending.append((repo, path, None))
 
     def delete_repo(self, repo: str) -> None:
-        self.writer.delete_documents_by_term("repo", repo)
-        self.writer.delete_documents_by_term("file_key", _repo_key(repo))
+        with self._writing(f"deleting repository {repo}"):
+            self.writer.delete_documents_by_term("repo", repo)
+            self.writer.delete_documents_by_term("file_key", _repo_key(repo))
         self._pending.extend((repo, path, None) for path in self._files.get(repo, {}))
 
     def set_repo_meta(self, repo: str, meta: Mapping) -> None:
@@ -298,9 +340,9 @@ class Store:
         """Make everything written so far visible to searches, atomically."""
         try:
             self.writer.commit()
-        except ValueError as exc:
+        except (OSError, ValueError) as exc:
             self.rollback()
-            raise StoreError(f"commit failed in {self.directory}: {exc}") from None
+            raise StoreError(f"commit failed in {self.directory}: {_reason(exc)}") from None
         for repo, path, blob in self._pending:
             files = self._files.setdefault(repo, {})
             if blob is None:
@@ -309,17 +351,19 @@ class Store:
                 files[path] = blob
         self._files = {repo: files for repo, files in self._files.items() if files}
         self._pending.clear()
-        self.reload()
+        self._target.reload()
         _release_free_memory()
 
     def rollback(self) -> None:
-        """Drop uncommitted writes; the writer is reopened on next use."""
+        """Drop uncommitted writes. The writer is dropped too and reopened on next use: after a
+        failed write or commit (disk full, read-only) its state is not to be trusted."""
         self._pending.clear()
         if self._writer is not None:
             try:
                 self._writer.rollback()
             except ValueError:
-                self._writer = None
+                pass
+            self._writer = None
 
     def close(self) -> None:
         if self._writer is not None:
@@ -361,6 +405,79 @@ def _release_free_memory() -> None:
     """
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
+
+
+# Tantivy reports I/O failures as ValueError with Rust's debug text; the OS's words are in it.
+_OS_MESSAGE = re.compile(r'message: "([^"]+)"')
+
+
+def _reason(exc: BaseException) -> str:
+    """A failure in a person's words: "No space left on device", not a Rust debug dump."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc)
+    found = _OS_MESSAGE.search(text)
+    return found.group(1) if found else text
+
+
+def _open_index(directory: Path) -> tantivy.Index:
+    index = tantivy.Index(SCHEMA, path=str(directory), reuse=True)
+    index.register_tokenizer("code_parts", PARTS)
+    index.register_tokenizer("code_ident", IDENT)
+    return index
+
+
+def _sibling(directory: Path, suffix: str) -> Path:
+    return directory.with_name(directory.name + suffix)
+
+
+def _read_versions(meta: Path) -> dict | None:
+    try:
+        return json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _claim_versions(directory: Path) -> bool:
+    """True when `directory` holds an index of the current versions, or none yet (then it
+    records them); False when it holds one of other (or unknown) versions."""
+    meta = directory / META_FILE
+    if _read_versions(meta) == VERSIONS:
+        return True
+    if (directory / "meta.json").exists():  # Tantivy's: an index is there
+        return False
+    _write_atomic(meta, json.dumps(VERSIONS).encode())
+    return True
+
+
+def _prepare_rebuild(directory: Path) -> Path:
+    """The rebuild's directory: kept when a crash interrupted a rebuild for these versions (the
+    rebuild resumes like any sync), started afresh otherwise."""
+    directory.mkdir(exist_ok=True)
+    if not _claim_versions(directory):
+        shutil.rmtree(directory)
+        directory.mkdir()
+        _claim_versions(directory)
+    return directory
+
+
+def _finish_swap(directory: Path, rebuild: Path) -> None:
+    """Complete a swap that a crash interrupted. The old index is renamed away only once the
+    rebuild is complete, so a retired index without a current one means: move the rebuild in."""
+    retired = _sibling(directory, RETIRED_SUFFIX)
+    if not retired.exists():
+        return
+    if not directory.exists():
+        os.rename(rebuild if rebuild.exists() else retired, directory)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
