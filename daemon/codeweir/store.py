@@ -33,10 +33,11 @@ import tantivy
 
 from .chunk import CHUNKER_VERSION, Chunk
 from .errors import StoreError
+from .facets import stored_facets, stored_weight
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 WRITER_HEAP_BYTES = 15_000_000  # tantivy's minimum for one thread
 META_FILE = "codeweir-index.json"
 VERSIONS = {"schema": SCHEMA_VERSION, "chunker": CHUNKER_VERSION}
@@ -55,12 +56,20 @@ def _analyzer(pattern: str) -> tantivy.TextAnalyzer:
 
 PARTS = _analyzer(PARTS_PATTERN)
 IDENT = _analyzer(IDENT_PATTERN)
+# Lowercased character trigrams of chunk content: the prefilter of substring and regex search.
+TRIGRAMS = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.ngram(3, 3, False)).filter(tantivy.Filter.lowercase()).build()
 
 
 def _schema() -> tantivy.Schema:
     b = tantivy.SchemaBuilder()
-    for name in ("doc_kind", "repo", "path", "file_key", "blob", "language", "kind", "status", "content_hash"):
+    for name in ("doc_kind", "repo", "path", "file_key", "blob", "language", "kind", "status", "content_hash", "facet", "sha"):
         b.add_text_field(name, stored=True, tokenizer_name="raw")
+    # Document ids only, as in codesearch: the prefilter needs no frequencies or positions.
+    b.add_text_field("trigrams", tokenizer_name="code_trigrams", index_option="basic")
+    b.add_float_field("facet_weight", fast=True)  # see facets.stored_weight
+    b.add_text_field("author", stored=True, tokenizer_name="code_parts")  # commits: name and email
+    b.add_text_field("message", stored=True, tokenizer_name="code_parts")
+    b.add_integer_field("date", stored=True, indexed=True, fast=True)  # epoch seconds
     b.add_text_field("path_parts", tokenizer_name="code_parts")
     b.add_text_field("symbol", stored=True, tokenizer_name="code_parts")
     b.add_text_field("symbol_exact", tokenizer_name="raw")  # lowercased whole symbol
@@ -89,6 +98,18 @@ class FileRecord:
     content_hashes: tuple[str, ...]  # one per chunk: the vector key of its embedded text
     status: str = "indexed"  # or a skip reason: "binary", "undecodable", "unreadable", "error"
     error: str = ""
+    facets: frozenset[str] = frozenset()  # see codeweir.facets
+
+
+@attrs.frozen
+class CommitRecord:
+    """One commit as the index stores it."""
+
+    sha: str
+    author: str  # "Name <email>"
+    date: int  # author date, epoch seconds
+    message: str
+    paths: tuple[str, ...]  # changed paths (against the first parent)
 
 
 @attrs.frozen
@@ -104,6 +125,7 @@ class StoredChunk:
     end_line: int
     content: str
     content_hash: str
+    facets: tuple[str, ...] = ()  # stored terms: "source" or the file's facets
 
 
 def file_key(repo: str, path: str) -> str:
@@ -113,6 +135,10 @@ def file_key(repo: str, path: str) -> str:
 def _repo_key(repo: str) -> str:
     # Repository names contain no "/", so this never collides with a file key.
     return f"\x00repo:{repo}"
+
+
+def _commit_key(repo: str, sha: str) -> str:
+    return f"\x00commit:{repo}:{sha}"
 
 
 def _first(doc: tantivy.Document, field: str, default=""):
@@ -220,7 +246,8 @@ class Store:
         return self.searcher().search(query, limit=1, count=True).count
 
     def repo_meta(self, repo: str) -> dict:
-        for doc in self._all(self.term("file_key", _repo_key(repo))):
+        """The metadata of `repo` in the index written to: what it holds (during a rebuild, too)."""
+        for doc in self._all(self.term("file_key", _repo_key(repo)), self._target):
             return json.loads(_first(doc, "meta", "{}"))
         return {}
 
@@ -245,6 +272,17 @@ class Store:
             )
         )
         return sorted((stored_chunk(d) for d in docs), key=lambda c: c.start_line)
+
+    def commits_of(self, repo: str) -> Iterator[CommitRecord]:
+        """The indexed commits of `repo`, read one at a time."""
+        for doc in self._all(query_all([("doc_kind", "commit"), ("repo", repo)])):
+            yield CommitRecord(
+                sha=_first(doc, "sha"),
+                author=_first(doc, "author"),
+                date=_first(doc, "date", 0),
+                message=_first(doc, "message"),
+                paths=tuple(doc.get_all("path")),
+            )
 
     def content_hashes(self) -> set[str]:
         """Every chunk's vector key in the index (for the embed backlog at start)."""
@@ -303,6 +341,8 @@ class Store:
             doc.add_unsigned("end_line", chunk.end_line)
             doc.add_unsigned("start_byte", chunk.start_byte)
             doc.add_unsigned("end_byte", chunk.end_byte)
+            doc.add_text("trigrams", chunk.content)
+            doc.add_float("facet_weight", stored_weight(record.facets))
             writer.add_document(doc)
         self._pending.append((record.repo, record.path, record.blob))
 
@@ -314,6 +354,33 @@ class Store:
         doc.add_text("file_key", key)
         doc.add_text("blob", record.blob)
         doc.add_text("language", record.language)
+        for facet in stored_facets(record.facets):
+            doc.add_text("facet", facet)
+
+    def write_commits(self, repo: str, commits: Iterable[CommitRecord]) -> None:
+        """Add commit documents; one already indexed is replaced, so a resumed walk is harmless."""
+        with self._writing(f"writing commits of {repo}"):
+            for commit in commits:
+                key = _commit_key(repo, commit.sha)
+                self.writer.delete_documents_by_term("file_key", key)
+                doc = tantivy.Document()
+                doc.add_text("doc_kind", "commit")
+                doc.add_text("repo", repo)
+                doc.add_text("file_key", key)
+                doc.add_text("sha", commit.sha)
+                doc.add_text("author", commit.author)
+                doc.add_integer("date", commit.date)
+                doc.add_text("message", commit.message)
+                for path in commit.paths:
+                    doc.add_text("path", path)
+                    doc.add_text("path_parts", path)
+                self.writer.add_document(doc)
+
+    def delete_commits(self, repo: str) -> None:
+        """Drop every commit of `repo` (its history was rewritten)."""
+        query = query_all([("doc_kind", "commit"), ("repo", repo)])
+        with self._writing(f"deleting commits of {repo}"):
+            self.writer.delete_documents_by_query(query)
 
     def delete_file(self, repo: str, path: str) -> None:
         with self._writing(f"deleting {repo}/{path}"):
@@ -384,6 +451,7 @@ def stored_chunk(doc: tantivy.Document) -> StoredChunk:
         end_line=_first(doc, "end_line", 0),
         content=_first(doc, "content"),
         content_hash=_first(doc, "content_hash"),
+        facets=tuple(doc.get_all("facet")),
     )
 
 
@@ -424,6 +492,7 @@ def _open_index(directory: Path) -> tantivy.Index:
     index = tantivy.Index(SCHEMA, path=str(directory), reuse=True)
     index.register_tokenizer("code_parts", PARTS)
     index.register_tokenizer("code_ident", IDENT)
+    index.register_tokenizer("code_trigrams", TRIGRAMS)
     return index
 
 

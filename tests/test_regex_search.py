@@ -1,0 +1,244 @@
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from codeweir import regex_search
+from codeweir.chunk import Chunk
+from codeweir.errors import RequestError
+from codeweir.regex_search import (
+    ALL,
+    NONE,
+    TrigramQuery,
+    any_of_strings,
+    compile_pattern,
+    line_matches,
+    line_snippet,
+    search_regex,
+    trigram_query,
+)
+from codeweir.search import Filters
+from codeweir.store import FileRecord, Store
+
+
+def trigrams(text: str) -> set[str]:
+    text = text.lower()
+    return {text[i : i + 3] for i in range(len(text) - 2)}
+
+
+def holds(query: TrigramQuery, present: set[str]) -> bool:
+    if query.op in ("all", "none"):
+        return query.op == "all"
+    results = [t in present for t in query.trigrams] + [holds(s, present) for s in query.subs]
+    return all(results) if query.op == "and" else any(results)
+
+
+def AND(*items) -> TrigramQuery:
+    return TrigramQuery("and", frozenset(i for i in items if isinstance(i, str)), frozenset(i for i in items if not isinstance(i, str)))
+
+
+def OR(*items) -> TrigramQuery:
+    return TrigramQuery("or", frozenset(i for i in items if isinstance(i, str)), frozenset(i for i in items if not isinstance(i, str)))
+
+
+# -- the prefilter ------------------------------------------------------------------------------
+
+
+def test_a_literal_needs_all_its_trigrams_lowercased():
+    assert trigram_query("ParseDuration") == AND(*trigrams("parseduration"))
+
+
+def test_an_alternation_needs_one_branch():
+    assert trigram_query("Parse(Duration|Time)") == AND(
+        *trigrams("parse"),
+        OR(AND(*trigrams("duration")), AND(*trigrams("time"))),
+        OR(AND("sed", "edu"), AND("set", "eti")),  # across the boundary
+    )
+
+
+def test_a_gap_keeps_both_sides():
+    assert trigram_query(r"func.*Reader") == AND(*trigrams("func"), *trigrams("reader"))
+    assert trigram_query(r"err != nil\s*{") == AND(*trigrams("err != nil"))
+
+
+def test_a_small_class_is_expanded_and_a_large_one_is_any_character():
+    assert trigram_query("[Ee]rror") == AND(*trigrams("error"))
+    assert trigram_query("ab[c-e]") == OR("abc", "abd", "abe")
+    assert trigram_query(r"ab\w") == ALL
+
+
+def test_patterns_without_three_literal_characters_need_nothing():
+    for pattern in (r"\w+", "a|b", "ab", "x*", r"^$", r"(a)\1"):
+        assert trigram_query(pattern) == ALL, pattern
+
+
+def test_optional_and_repeated_parts():
+    assert trigram_query("colou?r") == AND("col", "olo")
+    assert trigram_query("(abc)+d") == AND("abc", "bcd")
+    assert trigram_query("x(abc)*") == ALL
+
+
+def test_a_pattern_that_cannot_match_needs_the_impossible():
+    assert trigram_query("[^\\s\\S]") == ALL  # a negated class is "any character": never wrong
+    assert any_of_strings([]) == NONE
+
+
+def test_an_invalid_regex_points_at_the_problem():
+    with pytest.raises(RequestError, match=r"regex: missing \), unterminated subpattern \(column 5\)"):
+        trigram_query("func(a")
+
+
+# Patterns over a small alphabet, so that random texts match them often.
+_atom = st.sampled_from(["a", "b", "c", "A", "ab", "abc", "[ab]", "[^a]", ".", r"\w", r"\b", "^", "$", "\\n"])
+
+
+def _regexes(children):
+    return st.one_of(
+        st.lists(children, min_size=1, max_size=4).map("".join),
+        st.tuples(children, children).map(lambda p: f"(?:{p[0]}|{p[1]})"),
+        st.tuples(children, st.sampled_from(["*", "+", "?", "{2}", "{1,3}", "*?"])).map(lambda p: f"(?:{p[0]}){p[1]}"),
+        children.map(lambda p: f"({p})"),
+        children.map(lambda p: f"(?={p})"),
+    )
+
+
+_patterns = st.recursive(_atom, _regexes, max_leaves=12)
+
+
+@settings(max_examples=400)
+@given(_patterns, st.text(alphabet="abcAB \n", max_size=40), st.booleans())
+def test_any_text_a_pattern_matches_satisfies_its_prefilter(pattern, text, ignore_case):
+    flags = re.MULTILINE | (re.IGNORECASE if ignore_case else 0)
+    query = trigram_query(pattern, flags)
+    if re.search(pattern, text, flags):
+        assert holds(query, trigrams(text)), (pattern, text, query)
+
+
+# -- verification -------------------------------------------------------------------------------
+
+
+def test_each_matching_line_is_reported_once_with_its_first_column():
+    content = "a = 1\nfoo(x) + foo(y)\n\n  Foo()"
+    matches = line_matches(content, 10, [compile_pattern("foo", case_sensitive=False)])
+    assert [(m.line, m.column) for m in matches] == [(11, 1), (13, 3)]
+    assert line_snippet(content, matches[0]) == "<b>foo</b>(x) + foo(y)"
+
+
+def test_every_pattern_must_match_somewhere_in_the_chunk():
+    content = "alpha\nbeta"
+    patterns = [compile_pattern(p, case_sensitive=True) for p in ("alpha", "beta")]
+    assert [m.line for m in line_matches(content, 1, patterns)] == [1, 2]
+    assert line_matches(content, 1, patterns + [compile_pattern("gamma", case_sensitive=True)]) == []
+
+
+def test_anchors_match_at_line_ends():
+    matches = line_matches("x\n}\n  }\n}", 1, [compile_pattern("^}$", case_sensitive=True)])
+    assert [m.line for m in matches] == [2, 4]
+
+
+def test_a_long_line_is_cut_around_the_match_in_its_snippet():
+    content = "x" * 1000 + "needle" + "y" * 1000
+    (match,) = line_matches(content, 1, [compile_pattern("needle", case_sensitive=True)])
+    snippet = line_snippet(content, match)
+    assert "<b>needle</b>" in snippet and len(snippet) <= 240 + len("<b></b>")
+    assert match.column == 1001
+
+
+@given(st.lists(st.text(alphabet="ab \t<&", max_size=12), min_size=1, max_size=8), st.sampled_from(["a", "ab", "b a", "<&"]))
+def test_line_matches_agree_with_a_line_by_line_search(lines, literal):
+    content = "\n".join(lines)
+    found = line_matches(content, 5, [compile_pattern(re.escape(literal), case_sensitive=True)])
+    expected = [(i + 5, line.index(literal) + 1) for i, line in enumerate(lines) if literal in line]
+    assert [(m.line, m.column) for m in found] == expected
+
+
+# -- search over a real index ----------------------------------------------------------------------
+
+
+def _record(path: str, chunks: list[tuple[int, str, str]], facets=frozenset()) -> FileRecord:
+    """A file of chunks (start line, symbol, content)."""
+    built = tuple(
+        Chunk(start, start + content.count("\n"), 0, len(content), symbol, "function" if symbol else "text", symbol, content)
+        for start, symbol, content in chunks
+    )
+    return FileRecord("go", path, "blob-" + path, "go", built, tuple(f"{path}{i}" for i in range(len(built))), facets=facets)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("regex") / "index")
+    store.write_file(
+        _record(
+            "time/format.go",
+            [
+                (1, "", "package time\n\n// ParseDuration parses a duration string."),
+                (4, "ParseDuration", "func ParseDuration(s string) (Duration, error) {\n\tif s == \"\" {\n\t\treturn 0, errLeadingInt\n\t}\n\treturn parse(s)\n}"),
+                # An overlapping window: line 8 is in both chunks.
+                (8, "", "\treturn parse(s)\n}\n\nvar errLeadingInt = errors.New(\"time: bad [0-9]*\")"),
+            ],
+        )
+    )
+    store.write_file(_record("time/format_test.go", [(1, "TestParse", "func TestParse(t *testing.T) {\n\tParseDuration(\"1h\")\n}")], frozenset({"test"})))
+    store.write_file(_record("vendor/x/dur.go", [(1, "", "x := ParseDuration(y)")], frozenset({"vendored"})))
+    store.write_file(_record("net/url.go", [(1, "parse", "func parse(rawURL string) (*URL, error) {\n\treturn nil, nil\n}")]))
+    store.commit()
+    return store
+
+
+def search(store, *patterns, limit=50, case_sensitive=True, **filters):
+    return search_regex(store, patterns, Filters(**filters), limit, case_sensitive=case_sensitive)
+
+
+def test_a_literal_finds_every_line_with_its_line_and_column(store):
+    hits = search(store, "ParseDuration").hits
+    found = [(h.path, h.line, h.column) for h in hits]
+    # The definition first, then the rest of the source, then the test, then vendored code.
+    assert found == [
+        ("time/format.go", 4, 6),
+        ("time/format.go", 3, 4),
+        ("time/format_test.go", 2, 2),
+        ("vendor/x/dur.go", 1, 6),
+    ]
+    assert hits[0].facets == () and hits[2].facets == ("test",) and hits[3].facets == ("vendored",)
+    assert hits[0].snippet == "func <b>ParseDuration</b>(s string) (Duration, error) {"
+
+
+def test_lines_in_overlapping_chunks_are_reported_once(store):
+    assert [(h.path, h.line) for h in search(store, r"return parse\(").hits] == [("time/format.go", 8)]
+
+
+def test_case_sensitivity_is_an_option(store):
+    assert {h.line for h in search(store, "parseduration", case_sensitive=False).hits} == {1, 2, 3, 4}
+    assert search(store, "parseduration").hits == []
+
+
+def test_a_regex_is_verified_not_just_prefiltered(store):
+    # Every trigram of "errLeadingInt" is in format.go's chunks, but only lines 6 and 11 match.
+    hits = search(store, r"errLeading\w+$").hits
+    assert [(h.line, h.column) for h in hits] == [(6, 13)]
+    assert [h.line for h in search(store, r"errors\.New\(").hits] == [11]
+
+
+def test_filters_apply_to_regex_search(store):
+    assert {h.path for h in search(store, "ParseDuration", not_facets=("test", "vendored")).hits} == {"time/format.go"}
+    assert {h.path for h in search(store, "ParseDuration", facets=("test",)).hits} == {"time/format_test.go"}
+    assert {h.path for h in search(store, "ParseDuration", path="vendor/**").hits} == {"vendor/x/dur.go"}
+
+
+def test_a_pattern_without_trigrams_scans_a_bounded_number_of_chunks_and_says_so(store, monkeypatch):
+    monkeypatch.setattr(regex_search, "MAX_SCAN_CHUNKS", 2)
+    result = search(store, r"\(\w\)")
+    assert "scanned the first 2 of 6 chunks" in result.notes[0]
+
+
+def test_the_limit_stops_the_search_and_says_so(store):
+    result = search(store, "ParseDuration", limit=2)
+    assert len(result.hits) == 2 and "stopped at 2" in result.notes[-1]
+
+
+def test_a_hit_explains_its_score(store):
+    first, *_, last = search_regex(store, ["ParseDuration"], Filters(), 10, case_sensitive=True, explain=True).hits
+    assert first.explain == {"match": 1.0, "definition": 1.0, "facet": 2.0}
+    assert last.explain == {"match": 1.0, "definition": 0.0, "facet": 1.2}
+    assert first.score == pytest.approx(4.0)
