@@ -1,6 +1,7 @@
 """The `codeweir` command: runs the daemon, or talks to it over its control socket.
 
-Exit codes: 0 ok, 1 the daemon reported an error (or a sync failed, or a wait timed out),
+Exit codes: 0 ok, 1 the daemon reported an error (or a sync failed, a wait timed out, hooks
+could not be installed),
 2 usage or config error, 3 daemon unreachable, 130 interrupted (a sync being followed goes on).
 """
 
@@ -21,7 +22,8 @@ from . import protocol
 from .cli_render import SyncProgress, print_hits, print_json, print_value
 from .client import Client, DaemonError, DaemonUnreachable, Notification
 from .config import default_config_path, default_socket_path, load_config
-from .errors import ConfigError
+from .errors import ConfigError, RepoError
+from .hooks import install_hooks
 
 EXIT_OK = 0
 EXIT_DAEMON_ERROR = 1
@@ -119,8 +121,10 @@ def cmd_sync(client: Client, args: argparse.Namespace, out: Output) -> int:
         raise UsageError("give a repository name or --all")
     if args.repo is not None and args.all:
         raise UsageError("give a repository name or --all, not both")
-    params = _params("sync", {"repo": args.repo, "all": args.all, "full": args.full, "wait": args.wait})
-    if not args.wait:
+    # Under --quiet (cron) the exit status must say whether the sync worked: wait for it.
+    wait = args.wait or out.quiet
+    params = _params("sync", {"repo": args.repo, "all": args.all, "full": args.full, "wait": wait})
+    if not wait:
         out.result(client.call("sync", params))
         return EXIT_OK
     jobs: set[str] = set()
@@ -202,6 +206,19 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
+def cmd_hooks_install(args: argparse.Namespace, out: Output) -> int:
+    """Install git hooks into a configured repository; they tell the daemon at the socket of changes."""
+    explicit = getattr(args, "config", None)
+    config = load_config(Path(explicit) if explicit else None)
+    repo = config.repo(args.repo)
+    if repo is None:
+        known = ", ".join(r.name for r in config.repositories) or "none"
+        raise UsageError(f"no repository named {args.repo!r} in the config (configured: {known})")
+    installed = install_hooks(Path(repo.path), socket_path(args), repo.name)
+    out.result({"repo": repo.name, "installed": [str(path) for path in installed]})
+    return EXIT_OK
+
+
 def socket_path(args: argparse.Namespace) -> Path:
     """--socket, else $CODEWEIR_SOCKET, else the config's socket, else the default path."""
     if getattr(args, "socket", None):
@@ -227,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", default=argparse.SUPPRESS, help="config file (for the socket path)")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print exact JSON")
     common.add_argument(
-        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="silent on success (for cron)"
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+        help="silent on success, one line on stderr on failure; sync waits for the result (for cron)",
     )
     parser = argparse.ArgumentParser(
         prog="codeweir", parents=[common], description="codeweir: a local code-search daemon and its client"
@@ -271,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = command("cancel", cmd_cancel, "cancel a queued or running sync")
     cancel.add_argument("target", metavar="REPO|JOB")
 
+    hooks = commands.add_parser("hooks", help="git hooks that tell the daemon of commits, merges and checkouts")
+    hooks_commands = hooks.add_subparsers(dest="hooks_command", metavar="ACTION", required=True)
+    install = hooks_commands.add_parser("install", parents=[common], help="install the hooks into a repository")
+    install.add_argument("repo", metavar="REPO", help="a repository's name in the config")
+
     wait = command("wait", cmd_wait, "return when a repository (or all) is fully indexed")
     wait.add_argument("repo", nargs="?", metavar="REPO")
     wait.add_argument("--timeout", type=float, metavar="SECONDS")
@@ -286,11 +309,16 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_daemon(args)
     out = Output(json=getattr(args, "json", False), quiet=getattr(args, "quiet", False))
     try:
+        if args.command == "hooks":  # needs no daemon
+            return cmd_hooks_install(args, out)
         with Client(socket_path(args)) as client:
             return args.run(client, args, out)
     except (UsageError, ConfigError) as exc:
         Output.fail(str(exc))
         return EXIT_USAGE
+    except RepoError as exc:
+        Output.fail(str(exc))
+        return EXIT_DAEMON_ERROR
     except DaemonUnreachable as exc:
         Output.fail(str(exc))
         return EXIT_UNREACHABLE

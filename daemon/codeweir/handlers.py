@@ -17,12 +17,13 @@ import attrs
 import trio
 
 from . import __version__, pipeline, systemd
-from .config import Config, load_config
-from .errors import ConfigError, RequestError
+from .config import Config, RepoConfig, load_config
+from .errors import Busy, CodeweirError, ConfigError, RequestError, StoreError
 from .jobs import JobRunner
 from .scheduler import Job, SyncRequest
 from .search import Filters, search_lexical, search_symbols
 from .store import Store
+from .watch import watch_repository
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,21 @@ class RepoState:
     head: str = ""
     synced_at: float | None = None
     error: str | None = None
+
+
+@attrs.define
+class StatusThrottle:
+    """Lets a STATUS= progress line through at most every `interval` seconds: systemd (and
+    `systemctl status`) need not hear of every commit."""
+
+    interval: float = 0.5
+    _last: float = -math.inf
+
+    def due(self, now: float) -> bool:
+        if now - self._last < self.interval:
+            return False
+        self._last = now
+        return True
 
 
 @attrs.define(eq=False)
@@ -62,13 +78,43 @@ class Daemon:
         self.started = time.time()
         # Scheduler times are trio's clock; this turns them into wall-clock times for people.
         self._wall_offset = time.time() - trio.current_time()
-        self._reloaded = trio.Event()
+        self._reload_lock = trio.Lock()
+        # One watcher per repository, each in its own scope so that reload can stop it.
+        self.watchers: dict[str, trio.CancelScope] = {}
+        self._services: trio.Nursery | None = None
 
     def shutdown(self) -> None:
         """Stop accepting and cancel syncs; run_daemon() then drains and commits."""
         systemd.notify("STOPPING=1")
         self.runner.cancel_all()
         self._stop()
+
+    # -- watchers -------------------------------------------------------------------------------
+
+    def start_watchers(self, services: trio.Nursery) -> None:
+        """Watch every configured repository from the services nursery; reload adds and stops watchers."""
+        self._services = services
+        for repo in self.config.repositories:
+            self._start_watcher(repo)
+
+    def _start_watcher(self, repo: RepoConfig) -> None:
+        if self._services is None:
+            return  # not serving yet: start_watchers will start it
+        scope = self.watchers[repo.name] = trio.CancelScope()
+        self._services.start_soon(self._watch, repo, scope, name=f"watch {repo.name}")
+
+    async def _watch(self, repo: RepoConfig, scope: trio.CancelScope) -> None:
+        try:
+            with scope:
+                await watch_repository(repo, self.runner.submit)
+        finally:
+            if self.watchers.get(repo.name) is scope:
+                del self.watchers[repo.name]
+
+    def _stop_watcher(self, name: str) -> None:
+        scope = self.watchers.pop(name, None)
+        if scope is not None:
+            scope.cancel()
 
     # -- syncs --------------------------------------------------------------------------------
 
@@ -78,6 +124,14 @@ class Daemon:
         if repo is None:
             raise RequestError(f"repository {job.request.repo!r} is not configured")
         state = self.repo_states.setdefault(repo.name, RepoState())
+        throttle = StatusThrottle()
+
+        def report_progress(event: dict) -> None:
+            report(event)
+            if event.get("stage") == "index" and throttle.due(trio.current_time()):
+                systemd.notify(f"STATUS=syncing {repo.name}: {event['done']}/{event['total']} files")
+
+        outcome = "cancelled"
         try:
             result = await pipeline.sync_repository(
                 repo,
@@ -86,13 +140,17 @@ class Daemon:
                 writes=self.stages.writes,
                 git_limiter=self.stages.git_limiter,
                 max_bytes=self.config.limits.max_file_bytes,
-                report=report,
+                report=report_progress,
                 full=job.request.full,
                 paths=job.request.paths,
             )
+            outcome = f"completed: {result.indexed} indexed, {result.deleted} deleted, {result.unchanged} unchanged"
         except Exception as exc:
             state.error = str(exc)
+            outcome = f"failed: {exc}"
             raise
+        finally:
+            self._status_after(job, f"{repo.name} {outcome}")
         if job.request.paths is None:
             state.total = result.total
             state.skipped = result.skipped
@@ -107,13 +165,18 @@ class Daemon:
             **{f"status_{k}": v for k, v in result.statuses.items()},
         }
 
+    def _status_after(self, job: Job, summary: str) -> None:
+        others = any(j.state == "running" and j.id != job.id for j in self.runner.jobs())
+        systemd.notify(f"STATUS={'syncing' if others else 'idle'}; last sync: {summary}")
+
     def submit_all(self, *, full: bool = False) -> list[Job]:
         return [self.runner.submit(SyncRequest(r.name, full=full)) for r in self.config.repositories]
 
-    def job_view(self, job: Job) -> dict[str, Any]:
-        def wall(t: float | None) -> float | None:
-            return None if t is None else round(t + self._wall_offset, 3)
+    def _wall(self, t: float | None) -> float | None:
+        return None if t is None else round(t + self._wall_offset, 3)
 
+    def job_view(self, job: Job) -> dict[str, Any]:
+        wall = self._wall
         return {
             "id": job.id,
             "repo": job.request.repo,
@@ -152,6 +215,7 @@ class Daemon:
                     "head": state.head,
                     "synced_at": state.synced_at,
                     "error": state.error,
+                    "backoff": self._backoff_view(repo.name),
                 }
             )
         jobs = self.runner.jobs()
@@ -168,6 +232,18 @@ class Daemon:
                 "queued": sum(j.state == "queued" for j in jobs),
                 "running": sum(j.state == "running" for j in jobs),
             },
+        }
+
+    def _backoff_view(self, name: str) -> dict[str, Any] | None:
+        """Why a repository keeps failing and when it is tried again (wall clock); None if healthy."""
+        state = self.runner.backoff.state(name)
+        if state is None:
+            return None
+        retry_at = state["retry_at"]
+        return {
+            **state,
+            "retry_at": self._wall(retry_at),
+            "retry_in_s": round(max(0.0, retry_at - trio.current_time()), 1),
         }
 
     async def repos(self, params, notify) -> dict[str, Any]:
@@ -271,30 +347,88 @@ class Daemon:
     async def reload(self, params, notify) -> dict[str, Any]:
         return await self.reload_config()
 
-    async def reload_config(self) -> dict[str, Any]:
-        """Re-read the config; a broken one is rejected and the old one stays in force."""
+    def reload_soon(self) -> None:
+        """SIGHUP: reload in the background, so that signals are still handled meanwhile."""
+        if self._services is None:
+            log.warning("SIGHUP before the daemon is ready: ignored")
+            return
+        self._services.start_soon(self._reload_logged, name="reload")
+
+    async def _reload_logged(self) -> None:
         try:
-            new = await trio.to_thread.run_sync(load_config, self.config_path)
-        except ConfigError as exc:
-            log.error("reload rejected: %s", exc)
-            raise RequestError(f"reload rejected, the old config stays in force: {exc}", code=-32000) from None
+            await self.reload_config()
+        except CodeweirError:
+            pass  # logged by reload_config; the old config stays in force
+
+    async def reload_config(self) -> dict[str, Any]:
+        """Re-read the config; a broken one is rejected and the old one stays in force.
+
+        Added repositories are watched and synced, changed ones resynced in full, removed ones
+        stop being watched and lose their documents. Tells systemd (RELOADING=1, then READY=1).
+        """
+        async with self._reload_lock:
+            systemd.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+            try:
+                new = await trio.to_thread.run_sync(load_config, self.config_path)
+            except ConfigError as exc:
+                log.error("reload rejected, the old config stays in force: %s", exc)
+                systemd.notify("READY=1", f"STATUS=reload rejected: {exc}")
+                raise RequestError(f"reload rejected, the old config stays in force: {exc}", code=-32000) from None
+            changes, ending = self._apply_config(new)
+            for job in ending:
+                await self.runner.wait(job.id)  # a removed repository's last files land before its deletion
+            await self.delete_repos(changes["removed"])
+            log.info("config reloaded: %s", changes)
+            systemd.notify("READY=1", f"STATUS=config reloaded: {len(self.config.repositories)} repositories")
+            return changes
+
+    def _apply_config(self, new: Config) -> tuple[dict[str, list[str]], list[Job]]:
+        """Switch to `new`'s repositories; returns what changed and the running syncs being cancelled."""
         old = {r.name: r for r in self.config.repositories}
         now = {r.name: r for r in new.repositories}
-        removed = sorted(set(old) - set(now))
-        changed = sorted(n for n in now if n in old and now[n] != old[n])
-        added = sorted(set(now) - set(old))
-        self.config = new
-        for name in removed:
-            self.runner.cancel(repo=name)
+        removed = sorted(old.keys() - now.keys())
+        added = sorted(now.keys() - old.keys())
+        changed = sorted(n for n in old.keys() & now.keys() if old[n] != now[n])
+        # The socket, state dir, limits and model are taken when the daemon starts.
+        restart = [
+            f.name for f in attrs.fields(Config)
+            if f.name not in ("repositories", "log_level") and getattr(new, f.name) != getattr(self.config, f.name)
+        ]
+        if restart:
+            log.warning("reload: changes to %s take effect when the daemon restarts", ", ".join(restart))
+        self.config = attrs.evolve(self.config, repositories=new.repositories, log_level=new.log_level)
+        logging.getLogger().setLevel(new.log_level.upper())
+        ending = []
+        for name in removed + changed:
+            self._stop_watcher(name)
+            ending += self.runner.cancel(repo=name)
             self.repo_states.pop(name, None)
+            self.runner.backoff.succeeded(name)  # forget old failures: a new config deserves a fresh try
+        for name in added + changed:
+            self.repo_states[name] = RepoState()
+            self._start_watcher(now[name])
+            try:
+                self.runner.submit(SyncRequest(name, full=name in changed))
+            except Busy as exc:
+                log.warning("reload: sync of %s not queued: %s", name, exc)
+        changes = {"added": added, "removed": removed, "changed": changed, "restart_needed": restart}
+        return changes, [job for job in ending if job.request.repo in removed]
+
+    async def delete_repos(self, names: list[str]) -> None:
+        """Delete every document of these repositories, in one commit each."""
+        for name in names:
             tracker = pipeline.SyncTracker(name, 1, report=lambda event: None)
             await self.stages.writes.send(pipeline.DeleteRepo(tracker, name))
             await tracker.done.wait()
-        for name in added + changed:
-            self.repo_states.setdefault(name, RepoState())
-            self.runner.submit(SyncRequest(name, full=name in changed))
-        log.info("config reloaded: added %s, removed %s, changed %s", added, removed, changed)
-        return {"added": added, "removed": removed, "changed": changed}
+            if tracker.error:
+                raise StoreError(f"repository {name!r}: its documents could not be deleted: {tracker.error}")
+
+    async def forget_unconfigured(self) -> None:
+        """At start: delete the documents of repositories removed from the config while the daemon was down."""
+        configured = {r.name for r in self.config.repositories}
+        if stale := [name for name in self.store.repos() if name not in configured]:
+            log.info("deleting the documents of repositories no longer configured: %s", ", ".join(stale))
+            await self.delete_repos(stale)
 
     def handlers(self) -> dict[str, Any]:
         return {

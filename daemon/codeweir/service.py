@@ -8,11 +8,12 @@ shielded commit; STOPPING=1 goes out first. A second signal exits at once. SIGHU
 from __future__ import annotations
 
 import fcntl
-from functools import partial
 import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -23,9 +24,8 @@ from .errors import CodeweirError, ConfigError, StoreError
 from .handlers import Daemon, Stages
 from .jobs import JobRunner
 from .pipeline import parse_stage, writer_stage
-from .scheduler import Backoff, Scheduler, SyncRequest
+from .scheduler import Backoff, Scheduler
 from .store import Store
-from .watch import watch_repository
 
 log = logging.getLogger("codeweir")
 
@@ -82,7 +82,7 @@ async def _serve(config: Config, config_path: Path | None, store: Store, task_st
     daemon = Daemon(config, config_path, store, stages, runner, stop=services_scope.cancel)
 
     async with trio.open_nursery() as outer:
-        outer.start_soon(_handle_signals, daemon)
+        await outer.start(_handle_signals, daemon)
         async with trio.open_nursery() as stage_nursery:
             await stage_nursery.start(
                 partial(writer_stage, writes_recv, store, store_limiter=store_limiter, limits=limits)
@@ -107,8 +107,9 @@ async def _serve(config: Config, config_path: Path | None, store: Store, task_st
                         interval = systemd.watchdog_interval()
                         if interval is not None:
                             services.start_soon(systemd.watchdog, interval)
+                        await daemon.forget_unconfigured()
                         daemon.submit_all()
-                        _start_watchers(services, daemon)
+                        daemon.start_watchers(services)
                         systemd.notify("READY=1", f"STATUS=serving {len(config.repositories)} repositories")
                         log.info("codeweir ready: socket %s, state %s", config.socket, config.state_dir)
                         task_status.started(daemon)
@@ -125,26 +126,14 @@ def _listener(config: Config):
     return activated[0] if activated else Path(config.socket)
 
 
-def _start_watchers(nursery: trio.Nursery, daemon: Daemon) -> None:
-    def submit(request: SyncRequest) -> None:
-        try:
-            daemon.runner.submit(request)
-        except CodeweirError as exc:
-            log.warning("%s: %s", request.repo, exc)
-
-    for repo in daemon.config.repositories:
-        nursery.start_soon(watch_repository, repo, submit)
-
-
-async def _handle_signals(daemon: Daemon) -> None:
+async def _handle_signals(daemon: Daemon, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        task_status.started()
         stopping = False
         async for signum in signals:
             if signum == signal.SIGHUP:
-                try:
-                    await daemon.reload_config()
-                except CodeweirError as exc:
-                    log.error("%s", exc)
+                if not stopping:
+                    daemon.reload_soon()
                 continue
             if stopping:
                 log.warning("second signal: exiting at once")
@@ -155,7 +144,7 @@ async def _handle_signals(daemon: Daemon) -> None:
 
 
 def main(config_path: Path | None = None) -> int:
-    """`codeweir daemon`: 0 after a clean stop, 2 for a bad config, 1 for other errors."""
+    """`codeweir daemon`: 0 after a clean stop, 2 for a bad config (file or environment), 1 for other errors."""
     try:
         config = load_config(config_path)
     except ConfigError as exc:
@@ -169,9 +158,18 @@ def main(config_path: Path | None = None) -> int:
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change batch
     if not config.repositories:
         log.warning("no repositories configured and not started inside a git repository: nothing to index")
+    failures: list[BaseException] = []
     try:
         trio.run(run_daemon, config, config_path)
-    except CodeweirError as exc:
+    except* CodeweirError as group:  # the nurseries wrap what their tasks raise
+        failures = list(_leaves(group))
+    for exc in failures:
         log.error("%s", exc)
-        return 1
-    return 0
+    if any(isinstance(exc, ConfigError) for exc in failures):  # $LISTEN_FDS, $NOTIFY_SOCKET
+        return 2
+    return 1 if failures else 0
+
+
+def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        yield from _leaves(exc) if isinstance(exc, BaseExceptionGroup) else (exc,)
