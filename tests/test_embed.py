@@ -71,12 +71,14 @@ def test_lone_surrogates_from_undecodable_bytes_are_embedded(embedder: Embedder)
 
 
 def test_prefixes_are_applied_to_queries_and_documents(default_spec: ModelSpec, embedder: Embedder) -> None:
-    prefixed = Embedder(attrs.evolve(default_spec, query_prefix="query: ", document_prefix="passage: "), provider="cpu", threads=1)
-    np.testing.assert_allclose(prefixed.embed_query("parse dates"), embedder.embed_documents(["query: parse dates"])[0], atol=1e-5)
-    np.testing.assert_allclose(prefixed.embed_documents(["x = 1"])[0], embedder.embed_documents(["passage: x = 1"])[0], atol=1e-5)
+    spec = attrs.evolve(default_spec, query_prefix="query: ", document_prefix="passage: ")
+    prefixed = Embedder(spec, provider="cpu", threads=1)
+    plain = embedder.embed_documents(["query: parse dates", "passage: x = 1"])
+    np.testing.assert_allclose(prefixed.embed_query("parse dates"), plain[0], atol=1e-5)
+    np.testing.assert_allclose(prefixed.embed_documents(["x = 1"])[0], plain[1], atol=1e-5)
 
 
-def test_cuda_falls_back_to_cpu_with_a_logged_warning(default_spec: ModelSpec, caplog: pytest.LogCaptureFixture) -> None:
+def test_cuda_falls_back_to_cpu_with_a_logged_warning(default_spec: ModelSpec, caplog) -> None:
     import onnxruntime
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
@@ -116,7 +118,9 @@ def test_token_budget_batches_cover_every_text_once_within_budget(lengths: list[
 
 
 def test_document_text_gives_context_but_not_the_path() -> None:
-    text = document_text(language="python", symbol_path="Repo.read_blob", kind="method", content="def read_blob(self): ...")
+    text = document_text(
+        language="python", symbol_path="Repo.read_blob", kind="method", content="def read_blob(self): ...",
+    )
     assert text == "python method Repo.read_blob\ndef read_blob(self): ..."
     assert document_text(language="", symbol_path="", kind="", content="x = 1") == "x = 1"
 

@@ -41,7 +41,12 @@ def linked_source(tmp_path: Path, *, without: str = "") -> Path:
     return copy
 
 
-def tiny_model(directory: Path, *, inputs: tuple[str, ...] = ("input_ids", "attention_mask"), output_shape: list = ["batch", "tokens", 8]) -> Path:
+def tiny_model(
+    directory: Path,
+    *,
+    inputs: tuple[str, ...] = ("input_ids", "attention_mask"),
+    output_shape: tuple = ("batch", "tokens", 8),
+) -> Path:
     """A model dir whose graph has the given inputs and output shape (never run, only checked)."""
     directory.mkdir(parents=True, exist_ok=True)
     graph = helper.make_graph(
@@ -95,7 +100,8 @@ def test_checkpoint_missing_a_file_is_a_model_error_naming_it(tmp_path: Path, mi
 def test_ensure_default_builds_under_state_dir_models(default_spec: ModelSpec, state_dir: Path) -> None:
     assert default_spec.directory.parent == state_dir / "models"
     assert default_spec.directory.name.endswith("-fp32")
-    assert (default_spec.dim, default_spec.pooling, default_spec.normalize, default_spec.max_tokens) == (384, "mean", True, 256)
+    spec = default_spec
+    assert (spec.dim, spec.pooling, spec.normalize, spec.max_tokens) == (384, "mean", True, 256)
     assert default_spec.model_id.startswith("all-minilm-l6-v2-fp32-")
 
 
@@ -126,7 +132,8 @@ def test_a_model_directory_from_the_config_is_used_as_it_is(tmp_path: Path, defa
     directory.mkdir()
     for name in ("model.onnx", "tokenizer.json"):
         (directory / name).symlink_to(default_spec.directory / name)
-    spec = ensure_model(ModelConfig(name="minilm", path=str(directory), pooling="cls", query_prefix="q: "), tmp_path / "state")
+    cfg = ModelConfig(name="minilm", path=str(directory), pooling="cls", query_prefix="q: ")
+    spec = ensure_model(cfg, tmp_path / "state")
     assert (spec.directory, spec.dim, spec.pooling, spec.query_prefix) == (directory, 384, "cls", "q: ")
     assert spec.model_id.startswith("minilm-fp32-") and spec.model_id != default_spec.model_id
     assert not (tmp_path / "state").exists(), "an unquantized external model is not copied"
@@ -140,21 +147,23 @@ def test_a_model_directory_from_the_config_is_used_as_it_is(tmp_path: Path, defa
         (lambda d: tiny_model(d).joinpath("tokenizer.json").unlink(), "missing tokenizer.json"),
         (lambda d: tiny_model(d).joinpath("model.onnx").write_bytes(b"not onnx"), "not a readable ONNX model"),
         (lambda d: tiny_model(d, inputs=("input_ids",)), "no 'attention_mask' input"),
-        (lambda d: tiny_model(d, inputs=("input_ids", "attention_mask", "pixel_values")), "unexpected model input.*pixel_values"),
-        (lambda d: tiny_model(d, output_shape=["batch"]), "rank 1"),
-        (lambda d: tiny_model(d, output_shape=["batch", "tokens", "dim"]), "no fixed last dimension"),
+        (lambda d: tiny_model(d, inputs=("input_ids", "attention_mask", "pixels")), "unexpected model input.*pixels"),
+        (lambda d: tiny_model(d, output_shape=("batch",)), "rank 1"),
+        (lambda d: tiny_model(d, output_shape=("batch", "tokens", "dim")), "no fixed last dimension"),
     ],
     ids=["no-dir", "no-model", "no-tokenizer", "garbage", "missing-input", "extra-input", "bad-rank", "unknown-dim"],
 )
-def test_a_model_directory_that_does_not_fit_is_a_model_error_naming_the_problem(tmp_path: Path, setup, message: str) -> None:
+def test_an_unfit_model_directory_is_a_model_error_naming_the_problem(tmp_path: Path, setup, message) -> None:
     setup(tmp_path / "model")
     with pytest.raises(ModelError, match=message):
         ensure_model(ModelConfig(path=str(tmp_path / "model")), tmp_path / "state")
 
 
 def test_a_declared_dimension_the_output_contradicts_is_a_model_error(tmp_path: Path) -> None:
-    directory = tiny_model(tmp_path / "model", output_shape=["batch", "tokens", 8])
-    meta = modelbuild.ModelMetadata(name="x", source_hash="0", quantized=False, pooling="mean", normalize=True, max_tokens=16, dim=16)
+    directory = tiny_model(tmp_path / "model", output_shape=("batch", "tokens", 8))
+    meta = modelbuild.ModelMetadata(
+        name="x", source_hash="0", quantized=False, pooling="mean", normalize=True, max_tokens=16, dim=16
+    )
     (directory / "codeweir-model.json").write_text(json.dumps(attrs.asdict(meta)))
     with pytest.raises(ModelError, match="output dimension 8 but codeweir-model.json declares 16"):
         ensure_model(ModelConfig(path=str(directory)), tmp_path / "state")

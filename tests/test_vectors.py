@@ -167,7 +167,7 @@ def clustered(rng: np.random.Generator, n: int, dim: int = 32) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def test_ann_search_past_the_threshold_agrees_with_exact_and_sees_new_rows(tmp_path: Path, rng: np.random.Generator) -> None:
+def test_ann_search_past_the_threshold_agrees_with_exact_and_sees_new_rows(tmp_path: Path, rng) -> None:
     data = clustered(rng, 3000)
     store = VectorStore(tmp_path, "m", 32, ann_threshold=1000)
     store.add([key(i) for i in range(3000)], data)

@@ -88,7 +88,9 @@ class Embedder:
         probe = np.array([self._tokenizer.encode("codeweir").ids], dtype=np.int64)
         width = self._run(probe, np.ones_like(probe)).shape[1]
         if width != spec.dim:
-            raise ModelError(f"{spec.directory / MODEL_FILE}: produces {width}-dimensional vectors, expected {spec.dim}")
+            raise ModelError(
+                f"{spec.directory / MODEL_FILE}: produces {width}-dimensional vectors, expected {spec.dim}"
+            )
         log.info("embedding model %s on %s (%d threads)", self.model_id, self.provider, threads or default_threads())
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:

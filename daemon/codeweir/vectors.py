@@ -127,7 +127,9 @@ class VectorStore:
             except OSError as exc:
                 raise StoreError(f"{self.directory}: cannot save vectors: {exc}") from None
 
-    def search(self, query: np.ndarray, k: int, *, candidates: Collection[str] | None = None) -> list[tuple[str, float]]:
+    def search(
+        self, query: np.ndarray, k: int, *, candidates: Collection[str] | None = None
+    ) -> list[tuple[str, float]]:
         """The k best (content hash, inner product), best first; only `candidates` when given."""
         query = np.asarray(query, dtype=np.float32)
         if query.shape != (self.dim,):
@@ -198,7 +200,8 @@ class VectorStore:
 
     def _write_segment(self, start: int, end: int) -> _Segment:
         records = np.empty(end - start, dtype=self._dtype)
-        records["key"] = np.frombuffer(bytes.fromhex("".join(self._keys[start:end])), dtype=np.uint8).reshape(-1, _KEY_BYTES)
+        keys = bytes.fromhex("".join(self._keys[start:end]))
+        records["key"] = np.frombuffer(keys, dtype=np.uint8).reshape(-1, _KEY_BYTES)
         records["vector"] = self._matrix[start:end]
         number = int(_SEGMENT.fullmatch(self._segments[-1].path.name)[1]) + 1 if self._segments else 1
         path = self.directory / f"seg-{number:08d}.npy"
