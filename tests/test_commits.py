@@ -4,12 +4,16 @@ import subprocess
 from datetime import datetime, timezone
 
 import pytest
+import trio
 
 from codeweir.commits import CommitFilters, plan_walk, search_commits, texts_to_embed, walk_commits
+from codeweir.config import parse_config
 from codeweir.errors import RepoError
+from codeweir.service import run_daemon
 from codeweir.store import Store
 
 from .gitrepo import make_repo
+from .test_service import Conn
 
 
 def epoch(*args: int) -> int:
@@ -169,3 +173,63 @@ def test_deleting_a_repositorys_commits(store):
 def test_commit_messages_are_offered_for_embedding(store, history):
     _, shas = history
     assert dict(texts_to_embed(store, "r"))[shas[0]] == "Initial import"
+
+
+# -- through the daemon ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def served(tmp_path, history, nursery):
+    """The history as a bare repository indexed at its ref (polled every 30 s: only the test's
+    own syncs index it)."""
+    repo, _ = history
+    bare = repo.clone_bare(tmp_path / "proj.git")
+    config = parse_config(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "socket": str(tmp_path / "run" / "codeweir.sock"),
+            "repositories": [{"name": "proj", "path": str(bare.root), "ref": "main"}],
+            "limits": {"files_in_flight": 2, "parse_workers": 1},
+            "model": {"enabled": False},
+        },
+        base_dir=tmp_path,
+    )
+    daemon = await nursery.start(run_daemon, config)
+    async with await trio.open_unix_socket(config.socket) as stream:
+        yield Conn(stream), bare
+    daemon.shutdown()
+
+
+async def sync(conn) -> dict:
+    reply = await conn.call("sync", {"repo": "proj", "wait": True})
+    (job,) = reply["result"]["jobs"]
+    assert job["state"] == "completed", job
+    return job["counts"]
+
+
+async def test_a_sync_indexes_the_history_and_a_resync_only_new_commits(served, history):
+    conn, bare = served
+    repo, _ = history
+    await sync(conn)  # the daemon's first sync may have indexed them already
+    assert (await conn.call("wait", {"repo": "proj"}))["result"]["done"]
+    everything = await conn.call("search", {"query": "author:example", "mode": "commits"})
+    assert len(everything["result"]["results"]) == 3
+    assert (await sync(conn))["commits"] == 0
+    commit(repo, "Speed up the scheduler", {"sched/run.py": "6\n"}, author="Bob <bob@example.org>", date="2024-07-01T00:00:00Z")
+    repo.git("push", "-q", str(bare.root), "main")
+    assert (await sync(conn))["commits"] == 1
+    reply = await conn.call("search", {"query": "scheduler -author:bob", "mode": "commits"})
+    assert [h["summary"] for h in reply["result"]["results"]] == ["Fix race in the scheduler"]
+    reply = await conn.call("search", {"query": "after:2024-06-15", "mode": "commits"})
+    assert [h["summary"] for h in reply["result"]["results"]] == ["Speed up the scheduler"]
+
+
+async def test_a_rewritten_history_replaces_the_indexed_one(served, history):
+    conn, bare = served
+    repo, _ = history
+    await sync(conn)
+    repo.git("commit", "-q", "--amend", "-m", "Add parse_duration helpers, amended")
+    repo.git("push", "-q", "--force", str(bare.root), "main")
+    assert (await sync(conn))["commits"] == 3
+    reply = await conn.call("search", {"query": "parse duration", "mode": "commits"})
+    assert [h["summary"] for h in reply["result"]["results"]] == ["Add parse_duration helpers, amended"]

@@ -1,11 +1,13 @@
 import re
 
 import pytest
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codeweir import regex_search
 from codeweir.chunk import Chunk
+from codeweir.config import parse_config
 from codeweir.errors import RequestError
 from codeweir.regex_search import (
     ALL,
@@ -19,7 +21,11 @@ from codeweir.regex_search import (
     trigram_query,
 )
 from codeweir.search import Filters
+from codeweir.service import run_daemon
 from codeweir.store import FileRecord, Store
+
+from .gitrepo import make_repo
+from .test_service import Conn
 
 
 def trigrams(text: str) -> set[str]:
@@ -242,3 +248,119 @@ def test_a_hit_explains_its_score(store):
     assert first.explain == {"match": 1.0, "definition": 1.0, "facet": 2.0}
     assert last.explain == {"match": 1.0, "definition": 0.0, "facet": 1.2}
     assert first.score == pytest.approx(4.0)
+
+
+# -- through the daemon's socket -------------------------------------------------------------------
+
+GO = """package timeutil
+
+// ParseDuration parses a duration string such as "1h30m".
+func ParseDuration(s string) (int, error) {
+\tif s == "" {
+\t\treturn 0, errEmpty
+\t}
+\treturn len(s), nil
+}
+"""
+
+GO_TEST = """package timeutil
+
+func TestParseDuration(t *testing.T) {
+\tif _, err := ParseDuration("1h"); err != nil {
+\t\tt.Fatal(err)
+\t}
+}
+"""
+
+
+@pytest.fixture
+def served_repo(tmp_path):
+    """A bare repository indexed at its ref: its ref is polled every 30 s, so a test can move
+    it and see hits go stale before any resync."""
+    work = make_repo(tmp_path / "work", {"time/parse.go": GO, "time/parse_test.go": GO_TEST, "README.md": "# t\n"})
+    return work, work.clone_bare(tmp_path / "proj.git")
+
+
+@pytest.fixture
+async def conn(tmp_path, served_repo, nursery):
+    _, bare = served_repo
+    config = parse_config(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "socket": str(tmp_path / "run" / "codeweir.sock"),
+            "repositories": [{"name": "proj", "path": str(bare.root), "ref": "main"}],
+            "limits": {"files_in_flight": 2, "parse_workers": 1},
+            "model": {"enabled": False},
+        },
+        base_dir=tmp_path,
+    )
+    daemon = await nursery.start(run_daemon, config)
+    async with await trio.open_unix_socket(config.socket) as stream:
+        conn = Conn(stream)
+        assert (await conn.call("sync", {"repo": "proj", "wait": True}))["result"]["jobs"][0]["state"] == "completed"
+        yield conn
+    daemon.shutdown()
+
+
+async def results(conn, query, **params):
+    reply = await conn.call("search", {"query": query, **params})
+    assert "result" in reply, reply
+    return reply["result"]
+
+
+async def test_regex_mode_reports_each_matching_line_and_column(conn):
+    found = await results(conn, r"lang:go return \S+, (nil|errEmpty)$", mode="regex")
+    assert [(h["path"], h["line"], h["column"]) for h in found["results"]] == [("time/parse.go", 6, 3), ("time/parse.go", 8, 2)]
+    assert found["mode"] == "regex"
+
+
+async def test_a_quoted_literal_is_an_exact_substring_search(conn):
+    hits = (await results(conn, '"err != nil" ParseDuration', mode="lexical"))["results"]
+    assert [(h["path"], h["line"], h["column"], h["facets"]) for h in hits] == [("time/parse_test.go", 4, 36, ["test"])]
+
+
+async def test_query_filters_and_case(conn):
+    assert (await results(conn, '"parseduration" case:yes'))["results"] == []
+    hits = (await results(conn, '"parseduration" -is:test'))["results"]
+    assert {h["path"] for h in hits} == {"time/parse.go"}
+    hits = (await results(conn, "sym:ParseDuration kind:function"))["results"]
+    assert [(h["path"], h["symbol"]) for h in hits][0] == ("time/parse.go", "ParseDuration")
+
+
+async def test_hits_explain_their_scores_when_asked(conn):
+    plain = (await results(conn, "parse duration", mode="lexical"))["results"]
+    assert all("explain" not in h for h in plain)
+    explained = (await results(conn, "parse duration", mode="lexical", explain=True))["results"]
+    first = explained[0]
+    assert first["path"] == "time/parse.go" and first["explain"]["facet"] == 2.0
+    parts = sum(v for k, v in first["explain"].items() if k != "facet")
+    assert first["score"] == pytest.approx(parts * first["explain"]["facet"], rel=1e-3)
+
+
+async def test_a_hit_whose_file_changed_since_it_was_indexed_is_stale(conn, served_repo):
+    work, bare = served_repo
+    hits = (await results(conn, '"errEmpty"'))["results"]
+    assert hits and not any(h["stale"] for h in hits)
+    work.write("time/parse.go", GO.replace("errEmpty", "errBlank"))
+    work.commit("rename the error")
+    work.git("push", "-q", str(bare.root), "main")
+    hits = (await results(conn, '"errEmpty"'))["results"]
+    assert hits and all(h["stale"] for h in hits)
+
+
+@pytest.mark.parametrize(
+    "query, says",
+    [
+        ("parse lnag:go", "did you mean lang:"),
+        ('"unterminated', "unterminated quote (column 1)"),
+        ("lang:go", "nothing to search for"),
+    ],
+)
+async def test_an_invalid_query_is_answered_with_what_and_where(conn, query, says):
+    error = (await conn.call("search", {"query": query, "mode": "lexical"}))["error"]
+    assert error["code"] == -32602 and says in error["message"]
+
+
+async def test_an_invalid_regex_is_answered_with_its_column(conn):
+    error = (await conn.call("search", {"query": "func(a", "mode": "regex"}))["error"]
+    assert "column 5" in error["message"]

@@ -23,7 +23,8 @@ from pygit2.enums import RepositoryOpenFlag
 
 from .config import RepoConfig
 from .errors import RepoError
-from .search import MAX_LIMIT, Filters, filter_clauses, parts_query, word_query
+from .query import Query
+from .search import MAX_LIMIT, Filters, filter_clauses, merged, parts_query, word_query
 from .store import PARTS, SCHEMA, CommitRecord, Store, tokens
 
 BATCH = 500  # commits per batch sent to the writer
@@ -140,6 +141,20 @@ class CommitFilters:
     not_authors: tuple[str, ...] = ()
     after: int | None = None  # epoch seconds, inclusive
     before: int | None = None  # epoch seconds, exclusive
+
+    @classmethod
+    def of(cls, query: Query, *, repo: str | None, path: str | None) -> CommitFilters:
+        """The commit filters of a parsed query, with those given as request params."""
+        return cls(
+            repo=merged("repo", repo, query.repo),
+            not_repos=query.not_repos,
+            path=merged("path", path, query.path),
+            not_paths=query.not_paths,
+            authors=query.authors,
+            not_authors=query.not_authors,
+            after=query.after,
+            before=query.before,
+        )
 
 
 @attrs.frozen

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,11 @@ from .config import Config, RepoConfig, load_config
 from .errors import Busy, CodeweirError, ConfigError, RequestError, StoreError
 from .jobs import JobRunner
 from .scheduler import Job, SyncRequest
-from .search import Filters, search_lexical, search_symbols
+from .commits import CommitFilters, search_commits
+from .freshness import stale_paths
+from .query import Query, parse_query
+from .regex_search import search_regex
+from .search import Filters, Hit, required_words, search_lexical, search_symbols
 from .store import Store
 from .watch import watch_repository
 
@@ -162,6 +167,7 @@ class Daemon:
             "indexed": result.indexed,
             "deleted": result.deleted,
             "unchanged": result.unchanged,
+            "commits": result.commits,
             **{f"status_{k}": v for k, v in result.statuses.items()},
         }
 
@@ -294,27 +300,42 @@ class Daemon:
 
     async def search(self, params, notify) -> dict[str, Any]:
         self._check_repo(params.repo)
-        filters = Filters(repo=params.repo, path=params.path, lang=params.lang, kind=params.kind)
+        query = parse_query(params.query, regex=params.mode == "regex")
+        self._check_repo(query.repo)
+        mode = "symbol" if query.symbol is not None else params.mode
         notes: list[str] = []
-        query, mode = params.query, params.mode
-        if query.startswith("sym:"):
-            query, mode = query.removeprefix("sym:"), "symbol"
         if mode in ("hybrid", "semantic"):
             notes.append(f"{mode} search is not available yet; showing lexical results")
             mode = "lexical"
-        searches = {"lexical": search_lexical, "symbol": search_symbols}
-        if mode not in searches:
-            raise RequestError(f"mode: {mode!r} is not supported yet (use lexical or symbol)")
         started = trio.current_time()
-        hits = await trio.to_thread.run_sync(
-            searches[mode], self.store, query, filters, params.limit, limiter=self.stages.search_limiter
-        )
+        search = plan_search(self.store, mode, query, params)
+        hits, more_notes = await trio.to_thread.run_sync(search, limiter=self.stages.search_limiter)
+        if mode != "commits":
+            hits = await self._mark_stale(hits)
         return {
-            "results": [attrs.asdict(h, filter=lambda a, _: a.name != "content_hash") for h in hits],
+            "results": [h.to_dict() for h in hits],
             "took_ms": round((trio.current_time() - started) * 1000, 2),
             "mode": mode,
-            "notes": notes,
+            "notes": notes + more_notes,
         }
+
+    async def _mark_stale(self, hits: list[Hit]) -> list[Hit]:
+        """Flag hits whose file has changed in the repository since it was indexed."""
+        indexed: dict[str, dict[str, str]] = {}
+        for hit in hits:
+            indexed.setdefault(hit.repo, {})[hit.path] = hit.blob
+        stale: set[tuple[str, str]] = set()
+        for name, blobs in indexed.items():
+            repo = self.config.repo(name)
+            if repo is None:
+                continue
+            try:
+                paths = await trio.to_thread.run_sync(stale_paths, repo, blobs, limiter=self.stages.search_limiter)
+            except CodeweirError as exc:  # the repository is unreadable now: its hits stay unflagged
+                log.warning("checking freshness: %s", exc)
+                continue
+            stale.update((name, path) for path in paths)
+        return [attrs.evolve(h, stale=True) if (h.repo, h.path) in stale else h for h in hits]
 
     async def jobs(self, params, notify) -> dict[str, Any]:
         return {"jobs": [self.job_view(j) for j in self.runner.jobs()]}
@@ -435,3 +456,43 @@ class Daemon:
             name: getattr(self, name)
             for name in ("status", "repos", "sync", "search", "jobs", "cancel", "wait", "reload")
         }
+
+
+def plan_search(store: Store, mode: str, query: Query, params) -> Callable[[], tuple[list, list[str]]]:
+    """The blocking search a request asks for, as a call returning (hits, notes)."""
+    limit, explain = params.limit, params.explain
+    if mode == "commits":
+        commit_filters = CommitFilters.of(query, repo=params.repo, path=params.path)
+        text = " ".join((*query.words, *query.literals))
+        return lambda: (search_commits(store, text, commit_filters, limit), [])
+    filters = Filters.of(query, repo=params.repo, path=params.path, lang=params.lang, kind=params.kind)
+    if mode == "symbol":
+        name = query.symbol or query.text
+        return lambda: (search_symbols(store, name, filters, limit, explain=explain), [])
+    if mode == "regex":
+        if not query.pattern:
+            raise RequestError("query: regex mode needs a pattern (filters go before or after it)")
+        patterns = [query.pattern]
+    elif query.literals:
+        patterns = [re.escape(literal) for literal in query.literals]
+    elif query.words:
+        return lambda: (search_lexical(store, query.text, filters, limit, explain=explain), [])
+    else:
+        raise RequestError('query: nothing to search for; give words, a "quoted literal" or sym:Name')
+    case_sensitive = _case_sensitive(query.case, params.case_sensitive, patterns)
+    words = required_words(query.text)
+
+    def exact() -> tuple[list, list[str]]:
+        result = search_regex(
+            store, patterns, filters, limit, case_sensitive=case_sensitive, words=words, explain=explain
+        )
+        return result.hits, result.notes
+
+    return exact
+
+
+def _case_sensitive(case: str | None, default: bool, patterns: list[str]) -> bool:
+    """case:yes / case:no, or case:auto (sensitive when a pattern has a capital), or the request's."""
+    if case == "auto":
+        return any(c.isupper() for p in patterns for c in re.sub(r"\\.", "", p))
+    return default if case is None else case == "yes"

@@ -28,13 +28,14 @@ import attrs
 import trio
 import trio_parallel
 
-from . import git
+from . import commits, git
 from .chunk import chunk_file, detect_language
 from .config import Limits, RepoConfig
 from .embed import content_hash, document_text
 from .errors import CodeweirError, FileSkipped, RepoError, StoreError
+from .facets import classify
 from .plan import plan_sync
-from .store import FileRecord, Store
+from .store import CommitRecord, FileRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def parse_file(repo: RepoConfig, file: git.TrackedFile, max_bytes: int) -> FileR
         content_hash(document_text(language=language, symbol_path=c.symbol_path, kind=c.kind, content=c.content))
         for c in chunks
     )
-    return FileRecord(repo.name, file.path, blob, language, chunks, hashes)
+    return FileRecord(repo.name, file.path, blob, language, chunks, hashes, facets=classify(file.path, text))
 
 
 def _left_worktree(repo: RepoConfig, file: git.TrackedFile) -> bool:
@@ -165,7 +166,27 @@ class FinishRebuild:
     tracker: SyncTracker
 
 
-Write = WriteFile | DeleteFile | DeleteRepo | FinishRebuild
+@attrs.frozen
+class WriteCommits:
+    tracker: SyncTracker
+    repo: str
+    commits: tuple[CommitRecord, ...]
+
+
+@attrs.frozen
+class DeleteCommits:
+    tracker: SyncTracker
+    repo: str
+
+
+@attrs.frozen
+class SetRepoMeta:
+    tracker: SyncTracker
+    repo: str
+    meta: dict = attrs.field(hash=False)
+
+
+Write = WriteFile | DeleteFile | DeleteRepo | FinishRebuild | WriteCommits | DeleteCommits | SetRepoMeta
 
 
 async def parse_stage(
@@ -237,6 +258,12 @@ async def writer_stage(
                 item.tracker.statuses[item.reason] += 1
             elif isinstance(item, DeleteRepo):
                 store.delete_repo(item.repo)
+            elif isinstance(item, WriteCommits):
+                store.write_commits(item.repo, item.commits)
+            elif isinstance(item, DeleteCommits):
+                store.delete_commits(item.repo)
+            elif isinstance(item, SetRepoMeta):
+                store.set_repo_meta(item.repo, item.meta)
             else:
                 store.finish_rebuild()
 
@@ -293,6 +320,7 @@ class SyncResult:
     statuses: dict[str, int]
     skipped: dict[str, int]  # by the scan: too_large, symlink, submodule, excluded
     head: str
+    commits: int = 0  # new commits indexed
 
 
 async def sync_repository(
@@ -326,6 +354,9 @@ async def sync_repository(
             raise
     if tracker.error:
         raise tracker.error
+    new_commits = 0
+    if paths is None:
+        new_commits = await index_commits(repo, store=store, writes=writes, git_limiter=git_limiter, report=report)
     return SyncResult(
         total=len(snapshot.files),
         indexed=len(plan.index),
@@ -334,5 +365,47 @@ async def sync_repository(
         statuses=dict(tracker.statuses),
         skipped=dict(snapshot.skipped),
         head=snapshot.head,
+        commits=new_commits,
     )
+
+
+async def index_commits(
+    repo: RepoConfig,
+    *,
+    store: Store,
+    writes: trio.MemorySendChannel[Write],
+    git_limiter: trio.CapacityLimiter,
+    report: Report,
+) -> int:
+    """Index the commits made since the last walk, a batch at a time; returns how many.
+
+    The tip walked from is recorded (in the repository's meta document) after the last batch,
+    so an interrupted walk is simply done again: commits are replaced by sha.
+    """
+    meta = await trio.to_thread.run_sync(store.repo_meta, repo.name)
+    indexed_tip = meta.get(commits.META_KEY)
+    plan = await trio.to_thread.run_sync(commits.plan_walk, repo, indexed_tip, limiter=git_limiter)
+    if not plan.head or plan.head == indexed_tip:
+        return 0
+    # One item is always outstanding (the meta), so the writer never sees this done early.
+    tracker = SyncTracker(repo.name, 1, report=lambda event: None)
+    walked = 0
+    try:
+        if plan.rewritten:
+            tracker.expected += 1
+            await writes.send(DeleteCommits(tracker, repo.name))
+        batches = commits.walk_commits(repo, plan.head, plan.since)
+        while batch := await trio.to_thread.run_sync(next, batches, None, limiter=git_limiter):
+            tracker.expected += 1
+            await writes.send(WriteCommits(tracker, repo.name, tuple(batch)))
+            walked += len(batch)
+            report({"stage": "commits", "done": walked, "total": None})
+        await writes.send(SetRepoMeta(tracker, repo.name, {**meta, commits.META_KEY: plan.head}))
+        await tracker.done.wait()
+    except BaseException:
+        tracker.cancelled = True
+        raise
+    if tracker.error:
+        raise tracker.error
+    return walked
 

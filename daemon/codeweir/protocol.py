@@ -36,7 +36,7 @@ PERMISSION_DENIED = -32003
 SearchMode = Literal["hybrid", "lexical", "semantic", "regex", "symbol", "commits"]
 SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
 Priority = Literal["normal", "interactive"]
-Stage = Literal["scan", "index", "embed"]
+Stage = Literal["scan", "index", "commits", "embed"]
 RequestId: TypeAlias = str | int | None
 
 
@@ -101,6 +101,8 @@ class SearchParams:
     kind: str | None = None
     limit: int = attrs.field(default=10, validator=_between(1, 1000))
     case_sensitive: bool = False
+    # Each hit says what its score is made of (`codeweir search --json` asks for it).
+    explain: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -143,14 +145,31 @@ class SearchHit:
     score: float
     snippet: str  # matched terms marked <b>…</b>
     blob: str
-    # Regex matches only: the match's line and 1-based column.
+    # Exact matches (regex, "quoted literals") only: the match's line and 1-based column.
     line: int | None = None
     column: int | None = None
+    facets: tuple[str, ...] = ()  # "test", "vendored", "generated", "minified"; empty for source
+    stale: bool = False  # the worktree's file has changed since it was indexed
+    explain: dict[str, float] | None = None  # with explain=true: the parts of the score
+
+
+@attrs.frozen(kw_only=True)
+class CommitHit:
+    """A result of mode `commits`."""
+
+    repo: str
+    sha: str
+    author: str  # "Name <email>"
+    date: str  # ISO 8601, UTC
+    summary: str  # the message's first line
+    paths: tuple[str, ...]  # changed paths
+    score: float
+    snippet: str
 
 
 @attrs.frozen(kw_only=True)
 class SearchResult:
-    results: tuple[SearchHit, ...]
+    results: tuple[SearchHit, ...] | tuple[CommitHit, ...]
     took_ms: float
     mode: str
     notes: tuple[str, ...] = ()
@@ -235,11 +254,16 @@ def _make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(PurePath, str)
     conv.register_unstructure_hook(datetime, datetime.isoformat)
     conv.register_unstructure_hook(date, date.isoformat)
-    # A hit's line and column exist only for regex matches: leave them out otherwise.
+    # A hit's line, column and explain exist only for exact matches and when asked: leave
+    # them out otherwise.
     conv.register_unstructure_hook(
         SearchHit,
         make_dict_unstructure_fn(
-            SearchHit, conv, line=override(omit_if_default=True), column=override(omit_if_default=True)
+            SearchHit,
+            conv,
+            line=override(omit_if_default=True),
+            column=override(omit_if_default=True),
+            explain=override(omit_if_default=True),
         ),
     )
     return conv

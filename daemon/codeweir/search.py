@@ -21,6 +21,7 @@ import tantivy
 
 from .errors import RequestError
 from .facets import SOURCE, rank_weight
+from .query import Query
 from .store import IDENT, PARTS, SCHEMA, Store, stored_chunk, tokens
 
 MAX_LIMIT = 1000
@@ -40,6 +41,30 @@ class Filters:
     not_kinds: tuple[str, ...] = ()
     not_facets: tuple[str, ...] = ()
     not_words: tuple[str, ...] = ()  # chunks with one of these words are left out
+
+    @classmethod
+    def of(cls, query: Query, *, repo: str | None, path: str | None, lang: str | None, kind: str | None) -> Filters:
+        """The filters of a parsed query, with those given as request params."""
+        return cls(
+            repo=merged("repo", repo, query.repo),
+            path=merged("path", path, query.path),
+            lang=merged("lang", lang, query.lang),
+            kind=merged("kind", kind, query.kind),
+            facets=query.facets,
+            not_repos=query.not_repos,
+            not_paths=query.not_paths,
+            not_langs=query.not_langs,
+            not_kinds=query.not_kinds,
+            not_facets=query.not_facets,
+            not_words=query.excluded,
+        )
+
+
+def merged(name: str, param: str | None, queried: str | None) -> str | None:
+    """A filter given as a request param, in the query, or both alike."""
+    if param and queried and param != queried:
+        raise RequestError(f"{name}: the request says {param!r} and the query says {name}:{queried}; give one")
+    return queried or param
 
 
 @attrs.frozen
@@ -235,7 +260,9 @@ def search_lexical(store: Store, text: str, filters: Filters, limit: int, *, exp
 
 def _run(store: Store, scored: Scored, filters: Filters, limit: int, explain: bool) -> list[Hit]:
     query = scored.query()
-    full = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), *filter_clauses(filters, "chunk")])
+    # Filters select without scoring, so the score is the parts' sum times the facet weight.
+    only = tantivy.Query.const_score_query(tantivy.Query.boolean_query(filter_clauses(filters, "chunk")), 0.0)
+    full = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)])
     searcher = store.searcher()
     result = searcher.search(full, limit=min(limit, MAX_LIMIT), weight_by_field=FACET_WEIGHT)
     snippets = tantivy.SnippetGenerator.create(searcher, query, SCHEMA, "content")
