@@ -312,3 +312,21 @@ requestish = st.fixed_dictionaries(
 def test_random_json_requests_each_get_exactly_one_request_or_failure(messages):
     data = b"".join(json.dumps(m).encode() + b"\n" for m in messages)
     assert check_never_raises([data], 1 << 16) == len(messages)
+
+
+def test_hits_carry_facets_and_staleness_and_explain_only_when_asked():
+    hit = protocol.SearchHit(repo="r", path="a_test.go", start_line=1, end_line=2, score=2.8, snippet="x", blob="b")
+    plain = protocol.converter.unstructure(attrs.evolve(hit, facets=("test",), stale=True))
+    assert plain["facets"] == ["test"] and plain["stale"] is True and "explain" not in plain
+    explained = protocol.converter.unstructure(attrs.evolve(hit, explain={"words": 1.4, "facet": 2.0}))
+    assert explained["explain"] == {"words": 1.4, "facet": 2.0}
+    assert only_event(protocol.request(1, "search", {"query": "x", "explain": True})).params.explain
+
+
+def test_a_commits_result_is_a_list_of_flat_commits():
+    commit = protocol.CommitHit(
+        repo="r", sha="ab12", author="A <a@x>", date="2024-01-01T00:00:00+00:00", summary="Fix", paths=("a.go",),
+        score=1.0, snippet="<b>Fix</b>",
+    )  # fmt: skip
+    answer = json.loads(protocol.response(1, protocol.SearchResult(results=(commit,), took_ms=1.0, mode="commits")))
+    assert answer["result"]["results"] == [{**attrs.asdict(commit), "paths": ["a.go"]}]

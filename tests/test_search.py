@@ -1,5 +1,6 @@
 import re
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -113,3 +114,66 @@ def test_symbol_search_ranks_exact_then_prefix_then_fuzzy(tmp_path):
 def test_a_symbol_query_with_spaces_is_a_request_error(store):
     with pytest.raises(RequestError, match="one name"):
         search_symbols(store, "two names", Filters(), 10)
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory):
+    """The same function in source, a test, vendored code and generated code, and a caller."""
+    store = Store(tmp_path_factory.mktemp("facets") / "index")
+    body = "def read_timeout(conn):\n    return conn.timeout"
+    for path, facets in (
+        ("net/conn.py", frozenset()),
+        ("tests/test_conn.py", frozenset({"test"})),
+        ("vendor/net/conn.py", frozenset({"vendored"})),
+        ("gen/conn_pb2.py", frozenset({"generated"})),
+    ):
+        store.write_file(attrs.evolve(_file("r", path, "python", ("read_timeout", body)), facets=facets))
+    caller = "def serve(conn):\n    # read_timeout, then read_timeout again\n    return read_timeout(conn) + read_timeout(conn)"
+    store.write_file(_file("r", "net/serve.py", "python", ("serve", caller)))
+    store.commit()
+    return store
+
+
+def test_source_ranks_above_tests_then_vendored_and_generated_copies(copies):
+    paths = [h.path for h in search_lexical(copies, "read_timeout", Filters(), 10) if h.symbol == "read_timeout"]
+    assert paths[0] == "net/conn.py" and paths[1] == "tests/test_conn.py"
+    assert set(paths[2:]) == {"vendor/net/conn.py", "gen/conn_pb2.py"}
+
+
+def test_a_definition_ranks_above_a_chunk_that_only_uses_the_name(copies):
+    paths = [h.path for h in search_lexical(copies, "read_timeout", Filters(), 10)]
+    assert paths.index("net/conn.py") < paths.index("net/serve.py")
+
+
+def test_hits_show_their_facets(copies):
+    facets = {h.path: h.facets for h in search_lexical(copies, "read_timeout", Filters(), 10)}
+    assert facets["net/conn.py"] == () and facets["tests/test_conn.py"] == ("test",)
+
+
+def test_facet_path_language_and_word_filters_include_or_exclude(copies):
+    def paths(**filters):
+        return {h.path for h in search_lexical(copies, "read_timeout", Filters(**filters), 10)}
+
+    assert paths(facets=("test", "vendored")) == {"tests/test_conn.py", "vendor/net/conn.py"}
+    assert paths(facets=("source",)) == {"net/conn.py", "net/serve.py"}
+    assert paths(not_facets=("test", "vendored", "generated")) == {"net/conn.py", "net/serve.py"}
+    assert paths(not_paths=("vendor/**", "gen/**")) == {"net/conn.py", "net/serve.py", "tests/test_conn.py"}
+    assert paths(not_words=("serve",)) == {"net/conn.py", "tests/test_conn.py", "vendor/net/conn.py", "gen/conn_pb2.py"}
+    assert paths(not_langs=("python",)) == set() and paths(not_repos=("r",)) == set()
+
+
+def test_a_hit_explains_its_score_as_the_sum_of_its_parts_times_its_facet_weight(copies):
+    hits = search_lexical(copies, "read_timeout", Filters(), 10, explain=True)
+    for hit in hits:
+        parts = sum(v for k, v in hit.explain.items() if k != "facet")
+        assert hit.score == pytest.approx(parts * hit.explain["facet"], rel=1e-3)
+    by_path = {h.path: h.explain for h in hits}
+    assert by_path["net/conn.py"]["definition"] > 0 and by_path["net/serve.py"]["definition"] == 0
+    assert by_path["net/conn.py"]["facet"] == 2.0 and by_path["tests/test_conn.py"]["facet"] == 1.4
+    assert search_lexical(copies, "read_timeout", Filters(), 1)[0].explain is None
+
+
+def test_symbol_tiers_hold_whatever_the_facets(copies):
+    hits = search_symbols(copies, "read_timeout", Filters(), 10, explain=True)
+    assert all(h.explain["exact"] == 9.0 for h in hits)
+    assert [h.path for h in hits][0] == "net/conn.py"
