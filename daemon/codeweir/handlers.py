@@ -417,8 +417,9 @@ class Daemon:
         ]
         if restart:
             log.warning("reload: changes to %s take effect when the daemon restarts", ", ".join(restart))
+        if new.log_level != self.config.log_level:
+            logging.getLogger().setLevel(new.log_level.upper())
         self.config = attrs.evolve(self.config, repositories=new.repositories, log_level=new.log_level)
-        logging.getLogger().setLevel(new.log_level.upper())
         ending = []
         for name in removed + changed:
             self._stop_watcher(name)
