@@ -72,6 +72,7 @@ def test_a_small_class_is_expanded_and_a_large_one_is_any_character():
     assert trigram_query("[Ee]rror") == AND(*trigrams("error"))
     assert trigram_query("ab[c-e]") == OR("abc", "abd", "abe")
     assert trigram_query(r"ab\w") == ALL
+    assert trigram_query("0x[0-9a-fA-F]") == OR(*(f"0x{c}" for c in "0123456789abcdef"))
 
 
 def test_patterns_without_three_literal_characters_need_nothing():

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from codeweir.chunk import Chunk
 from codeweir.errors import RequestError
+from codeweir.query import parse_query
 from codeweir.search import Filters, glob_to_regex, search_lexical, search_symbols
 from codeweir.store import FileRecord, Store
 
@@ -177,3 +178,48 @@ def test_symbol_tiers_hold_whatever_the_facets(copies):
     hits = search_symbols(copies, "read_timeout", Filters(), 10, explain=True)
     assert all(h.explain["exact"] == 9.0 for h in hits)
     assert [h.path for h in hits][0] == "net/conn.py"
+
+
+SOURCES = {
+    "io/reader.go": "package io\n\ntype Reader struct{ n int }\n\ntype Closer interface{ Close() error }\n\n"
+    "func (r *Reader) Read(p []byte) (int, error) { return 0, nil }\n\nfunc NewReader() *Reader { return nil }\n\ntype ID int\n",
+    "src/speak.rs": "pub trait Speak { fn speak(&self); }\n\npub struct Reader;\n\nimpl Speak for Reader { fn speak(&self) {} }\n",
+    "web/shape.ts": "interface Shape { area(): number }\n\ntype Id = string;\n\nclass Circle implements Shape { area() { return 1 } }\n",
+}
+
+
+@pytest.fixture(scope="module")
+def chunked(tmp_path_factory):
+    """Real files cut by the real chunker."""
+    from codeweir.chunk import chunk_file, detect_language
+
+    store = Store(tmp_path_factory.mktemp("kinds") / "index")
+    for path, text in SOURCES.items():
+        chunks = tuple(chunk_file(path, text, detect_language(path)))
+        store.write_file(FileRecord("r", path, "b", detect_language(path), chunks, tuple(str(i) for i in range(len(chunks)))))
+    store.commit()
+    return store
+
+
+@pytest.mark.parametrize(
+    "query, found",
+    [
+        ("sym:Reader", {("Reader", "struct"), ("Reader", "impl")}),  # Go's and Rust's
+        ("sym:Reader kind:struct lang:go", {("Reader", "struct")}),
+        ("sym:Closer kind:interface", {("Closer", "interface")}),
+        ("sym:Read kind:method", {("Reader.Read", "method")}),
+        ("sym:NewReader kind:function", {("NewReader", "function")}),
+        ("sym:ID kind:type", {("ID", "type"), ("Id", "type")}),  # names match in any case
+        ("sym:ID kind:type -lang:typescript", {("ID", "type")}),
+        ("sym:Speak kind:trait", {("Speak", "trait")}),
+        ("sym:Shape kind:interface", {("Shape", "interface")}),
+        ("sym:Id kind:type lang:typescript", {("Id", "type")}),
+        ("sym:Circle kind:class", {("Circle", "class")}),
+    ],
+)
+def test_definitions_by_name_and_kind_through_the_query_language(chunked, query, found):
+    parsed = parse_query(query)
+    filters = Filters.of(parsed, repo=None, path=None, lang=None, kind=None)
+    hits = search_symbols(chunked, parsed.symbol, filters, 10)
+    exact = {(h.symbol, h.kind) for h in hits if h.symbol.rsplit(".", 1)[-1].lower() == parsed.symbol.lower()}
+    assert exact == found

@@ -28,8 +28,8 @@ from .store import SCHEMA, Store
 
 MAX_EXACT = 8  # strings in an exact set before it is turned into trigrams
 MAX_SET = 20  # strings in a prefix or suffix set before they are shortened
-MAX_CLASS = 12  # characters in a class before it counts as "any character"
-MAX_SCAN_CHUNKS = 20_000  # chunks a pattern without trigrams may scan
+MAX_CLASS = 32  # characters in a class (lowercased) before it counts as "any character"
+MAX_SCAN_CHUNKS = 10_000  # chunks a pattern without trigrams may scan
 SNIPPET_CHARS = 240
 
 # -- the trigram query (pure) -------------------------------------------------------------------
