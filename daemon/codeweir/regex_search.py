@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import product
 from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -23,8 +23,8 @@ import tantivy
 
 from .errors import RequestError
 from .facets import rank_weight
-from .search import FACET_WEIGHT, MAX_LIMIT, Filters, Hit, filter_clauses, to_hit
-from .store import SCHEMA, Store
+from .search import FACET_WEIGHT, MAX_LIMIT, Filters, Hit, chunk_hit, filter_clauses
+from .store import SCHEMA, Store, StoredChunk, stored_chunk
 
 MAX_EXACT = 8  # strings in an exact set before it is turned into trigrams
 MAX_SET = 20  # strings in a prefix or suffix set before they are shortened
@@ -356,53 +356,64 @@ def search_regex(
         + ([(should, tantivy.Query.const_score_query(definition, 1.0))] if definition is not None else [])
     )
     limit = min(limit, MAX_LIMIT)
-    bound = MAX_SCAN_CHUNKS if prefilter == ALL else None
+    candidates = _Candidates(store.searcher(), query, max(64, 2 * limit), MAX_SCAN_CHUNKS if prefilter == ALL else None)
     hits: list[Hit] = []
     seen: set[tuple[str, str, int]] = set()
-    searcher = store.searcher()
-    scanned = 0
-    page = max(64, 2 * limit)
-    total = None
-    while len(hits) < limit and (total is None or scanned < total) and (bound is None or scanned < bound):
-        size = page if bound is None else min(page, bound - scanned)
-        result = searcher.search(query, limit=size, offset=scanned, count=total is None, weight_by_field=FACET_WEIGHT)
-        if total is None:
-            total = result.count
-        for score, address in result.hits:
-            scanned += 1
-            doc = searcher.doc(address)
-            hit = to_hit(doc, score, "")
-            content = doc.get_first("content") or ""
-            for match in line_matches(content, hit.start_line, compiled):
-                key = (hit.repo, hit.path, match.line)
-                if key in seen:  # overlapping windows of one file hold some lines twice
-                    continue
-                seen.add(key)
-                hits.append(
-                    attrs.evolve(
-                        hit,
-                        line=match.line,
-                        column=match.column,
-                        snippet=line_snippet(content, match),
-                        explain=_explain(score, hit.facets) if explain else None,
-                    )
-                )
-                if len(hits) >= limit:
-                    break
+    for score, chunk in candidates:
+        for match in line_matches(chunk.content, chunk.start_line, compiled):
+            key = (chunk.repo, chunk.path, match.line)
+            if key in seen:  # overlapping windows of one file hold some lines twice
+                continue
+            seen.add(key)
+            explained = _explain(score, chunk.facets) if explain else None
+            snippet = line_snippet(chunk.content, match)
+            hits.append(chunk_hit(chunk, score, snippet, line=match.line, column=match.column, explain=explained))
             if len(hits) >= limit:
                 break
-        if not result.hits:
+        if len(hits) >= limit:
             break
-        page *= 2
     notes = []
-    if bound is not None and total is not None and scanned < total and len(hits) < limit:
-        notes.append(
-            f"the pattern has no three literal characters in a row to narrow the search: "
-            f"scanned the first {scanned:,} of {total:,} chunks; add a literal or a filter to search them all"
-        )
     if len(hits) >= limit:
         notes.append(f"stopped at {limit} matching lines; raise the limit to see more")
+    elif candidates.bound is not None and candidates.cut_short:
+        notes.append(
+            f"the pattern has no three literal characters in a row to narrow the search: scanned the first"
+            f" {candidates.scanned:,} of {candidates.total:,} chunks; add a literal or a filter to search them all"
+        )
     return RegexResult(hits, notes)
+
+
+@attrs.define
+class _Candidates:
+    """The chunks matching `query`, best first, fetched a page at a time (each twice the last)
+    as they are consumed, and at most `bound` of them."""
+
+    searcher: tantivy.Searcher
+    query: tantivy.Query
+    page: int
+    bound: int | None
+    scanned: int = 0
+    total: int | None = None
+
+    def __iter__(self) -> Iterator[tuple[float, StoredChunk]]:
+        page = self.page
+        while (self.total is None or self.scanned < self.total) and (self.bound is None or self.scanned < self.bound):
+            size = page if self.bound is None else min(page, self.bound - self.scanned)
+            result = self.searcher.search(
+                self.query, limit=size, offset=self.scanned, count=self.total is None, weight_by_field=FACET_WEIGHT
+            )
+            if self.total is None:
+                self.total = result.count
+            if not result.hits:
+                return
+            for score, address in result.hits:
+                self.scanned += 1
+                yield score, stored_chunk(self.searcher.doc(address))
+            page *= 2
+
+    @property
+    def cut_short(self) -> bool:
+        return self.total is not None and self.scanned < self.total
 
 
 def _explain(score: float, facets: Sequence[str]) -> dict[str, float]:

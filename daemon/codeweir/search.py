@@ -22,7 +22,7 @@ import tantivy
 from .errors import RequestError
 from .facets import SOURCE, rank_weight
 from .query import Query
-from .store import IDENT, PARTS, SCHEMA, Store, stored_chunk, tokens
+from .store import IDENT, PARTS, SCHEMA, Store, StoredChunk, stored_chunk, tokens
 
 MAX_LIMIT = 1000
 FACET_WEIGHT = "facet_weight"  # the fast field Tantivy multiplies scores by (see facets.stored_weight)
@@ -278,7 +278,10 @@ def _run(store: Store, scored: Scored, filters: Filters, limit: int, explain: bo
 
 
 def to_hit(doc: tantivy.Document, score: float, snippet: str, **extra: Any) -> Hit:
-    c = stored_chunk(doc)
+    return chunk_hit(stored_chunk(doc), score, snippet, **extra)
+
+
+def chunk_hit(c: StoredChunk, score: float, snippet: str, **extra: Any) -> Hit:
     return Hit(
         repo=c.repo,
         path=c.path,
