@@ -152,7 +152,7 @@ def test_candidates_give_every_match_even_the_far_ones(tmp_path: Path, rng: np.r
     store.refresh_index()
     query = vectors[0]
     far = [key(i) for i in np.argsort(vectors @ query)[:3]]  # the three worst matches
-    found = store.search(query, 10, candidates=[*far, "f" * 32])
+    found = store.search(query, 10, candidates=[*far, far[0], "f" * 32])  # a repeat, an unknown
     assert sorted(h for h, _ in found) == sorted(far)
 
 

@@ -138,7 +138,9 @@ class VectorStore:
             return []
         count, matrix, ann = self._count, self._matrix, self._ann  # one consistent view
         if candidates is not None:
-            rows = np.fromiter((r for h in candidates if (r := self._rows.get(h, count)) < count), dtype=np.int64)
+            # Identical chunks share a hash: each scores once.
+            unique = dict.fromkeys(candidates)
+            rows = np.fromiter((r for h in unique if (r := self._rows.get(h, count)) < count), dtype=np.int64)
             return self._best(rows, matrix[rows] @ query, k)
         if ann is None or count < self._ann_threshold:
             return self._best(np.arange(count), matrix[:count] @ query, k)
