@@ -167,3 +167,17 @@ def test_a_declared_dimension_the_output_contradicts_is_a_model_error(tmp_path: 
     (directory / "codeweir-model.json").write_text(json.dumps(attrs.asdict(meta)))
     with pytest.raises(ModelError, match="output dimension 8 but codeweir-model.json declares 16"):
         ensure_model(ModelConfig(path=str(directory)), tmp_path / "state")
+
+
+def test_a_model_directory_with_quantized_gets_an_int8_copy_in_the_state_dir(
+    tmp_path: Path, state_dir: Path, default_spec: ModelSpec
+) -> None:
+    directory = tmp_path / "mine"
+    directory.mkdir()
+    for name in ("model.onnx", "tokenizer.json"):
+        (directory / name).symlink_to(default_spec.directory / name)
+    spec = ensure_model(ModelConfig(path=str(directory), quantized=True), state_dir)
+    assert spec.directory.parent == state_dir / "models" and spec.directory.name.endswith("-int8")
+    assert spec.model_id.startswith("mine-int8-")
+    ops = {n.op_type for n in onnx.load(str(spec.directory / "model.onnx"), load_external_data=False).graph.node}
+    assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops

@@ -235,7 +235,8 @@ def _build(source: Path, out_dir: Path, *, quantize: bool, hash_: str) -> Path:
         )
         (work / METADATA_FILE).write_text(json.dumps(_converter.unstructure(meta), indent=2), encoding="utf-8")
         _fsync_tree(work)
-        _replace_dir(work, out_dir, Path(tmp))
+        if not _is_built(out_dir, hash_, quantize):  # else another builder (the CLI, say) won
+            _replace_dir(work, out_dir, Path(tmp))
     log.info("built ONNX model %s (%s) into %s", meta.name, "int8" if quantize else "fp32", out_dir)
     return out_dir
 
