@@ -27,10 +27,12 @@ from .freshness import stale_paths
 from .query import Query, parse_query
 from .regex_search import search_regex
 from .search import Filters, Hit, required_words, search_lexical, search_symbols
-from .store import Store
+from .store import VERSIONS, Store
 from .watch import watch_repository
 
 log = logging.getLogger(__name__)
+
+STATUS_FILE_ERRORS = 5  # files per repository whose error status shows
 
 
 @attrs.define
@@ -81,6 +83,7 @@ class Daemon:
         self.runner = runner
         self.repo_states: dict[str, RepoState] = {r.name: RepoState() for r in config.repositories}
         self.started = time.time()
+        self._rebuilt: set[str] = set()  # repositories synced into the index being rebuilt
         # Scheduler times are trio's clock; this turns them into wall-clock times for people.
         self._wall_offset = time.time() - trio.current_time()
         self._reload_lock = trio.Lock()
@@ -159,6 +162,7 @@ class Daemon:
         if job.request.paths is None:
             state.total = result.total
             state.skipped = result.skipped
+            await self._note_rebuilt(repo.name)
         state.head = result.head
         state.synced_at = time.time()
         state.error = None
@@ -174,6 +178,22 @@ class Daemon:
     def _status_after(self, job: Job, summary: str) -> None:
         others = any(j.state == "running" and j.id != job.id for j in self.runner.jobs())
         systemd.notify(f"STATUS={'syncing' if others else 'idle'}; last sync: {summary}")
+
+    async def _note_rebuilt(self, name: str) -> None:
+        """While the index is rebuilt: once every configured repository has been synced into the
+        rebuild, the writer swaps it in. Until then searches read the old index."""
+        if not self.store.rebuilding:
+            return
+        self._rebuilt.add(name)
+        if not {r.name for r in self.config.repositories} <= self._rebuilt:
+            return
+        tracker = pipeline.SyncTracker(name, 1, report=lambda event: None)
+        await self.stages.writes.send(pipeline.FinishRebuild(tracker))
+        await tracker.done.wait()
+        if tracker.error:  # the old index still serves; the next sync tries again
+            log.error("the rebuilt index could not replace the old one: %s", tracker.error)
+        else:
+            self._rebuilt.clear()
 
     def submit_all(self, *, full: bool = False) -> list[Job]:
         return [self.runner.submit(SyncRequest(r.name, full=full)) for r in self.config.repositories]
@@ -209,6 +229,9 @@ class Daemon:
             chunks = await trio.to_thread.run_sync(
                 self.store.count, ("doc_kind", "chunk"), ("repo", repo.name), limiter=self.stages.search_limiter
             )
+            file_errors = await trio.to_thread.run_sync(
+                self.store.file_errors, repo.name, STATUS_FILE_ERRORS, limiter=self.stages.search_limiter
+            )
             repos.append(
                 {
                     "name": repo.name,
@@ -218,6 +241,7 @@ class Daemon:
                     "files_total": state.total,
                     "files_skipped": {**state.skipped, **{k: v for k, v in statuses.items() if k != "indexed"}},
                     "chunks": chunks,
+                    "file_errors": file_errors,  # a few files that could not be read or chunked, and why
                     "head": state.head,
                     "synced_at": state.synced_at,
                     "error": state.error,
@@ -234,6 +258,13 @@ class Daemon:
                 "socket": self.config.socket,
             },
             "repos": repos,
+            "index": {
+                "directory": str(self.store.directory),
+                "versions": VERSIONS,
+                # An index of other versions is rebuilt while searches read it.
+                "rebuilding": self.store.rebuilding,
+                "rebuilt_repos": sorted(self._rebuilt),
+            },
             "queue": {
                 "queued": sum(j.state == "queued" for j in jobs),
                 "running": sum(j.state == "running" for j in jobs),

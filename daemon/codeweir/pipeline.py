@@ -40,6 +40,9 @@ from .store import CommitRecord, FileRecord, Store
 log = logging.getLogger(__name__)
 
 BINARY_SNIFF_BYTES = 8000
+# A file that takes longer is given up on and its worker killed: libgit2 spins forever on a
+# truncated loose object, and a parser may on a pathological input.
+PARSE_TIMEOUT_SECONDS = 60.0
 Report = Callable[[dict], None]
 
 
@@ -58,7 +61,7 @@ def parse_file(repo: RepoConfig, file: git.TrackedFile, max_bytes: int) -> FileR
     try:
         data = git.read_file(repo, file)
     except FileSkipped as exc:
-        if not os.path.isdir(repo.path):
+        if _repository_gone(repo):
             raise RepoError(f"repository {repo.name!r} at {repo.path}: removed while it was syncing") from None
         if _left_worktree(repo, file):
             return None
@@ -84,6 +87,11 @@ def parse_file(repo: RepoConfig, file: git.TrackedFile, max_bytes: int) -> FileR
         for c in chunks
     )
     return FileRecord(repo.name, file.path, blob, language, chunks, hashes, facets=classify(file.path, text))
+
+
+def _repository_gone(repo: RepoConfig) -> bool:
+    """Whether the repository itself has gone: its directory, or the git data in it."""
+    return not any(os.path.lexists(os.path.join(repo.path, name)) for name in (".git", "HEAD"))
 
 
 def _left_worktree(repo: RepoConfig, file: git.TrackedFile) -> bool:
@@ -196,6 +204,7 @@ async def parse_stage(
     in_flight: trio.CapacityLimiter,
     workers: trio.CapacityLimiter,
     max_bytes: int,
+    timeout: float = PARSE_TIMEOUT_SECONDS,
 ) -> None:
     """One of the N parse tasks: files in, parsed records out, until `files` closes."""
     async with files, writes:
@@ -203,11 +212,19 @@ async def parse_stage(
             if task.tracker.cancelled:
                 task.tracker.settle()
                 continue
-            async with in_flight:
+            async with in_flight, workers:
                 try:
-                    record = await trio_parallel.run_sync(
-                        parse_file, task.repo, task.file, max_bytes, limiter=workers
-                    )
+                    # A worker is held already, so the timeout counts this file's work alone.
+                    with trio.move_on_after(timeout) as deadline:
+                        record = await trio_parallel.run_sync(
+                            parse_file, task.repo, task.file, max_bytes,
+                            limiter=trio.CapacityLimiter(1), kill_on_cancel=True,
+                        )
+                    if deadline.cancelled_caught:
+                        record = FileRecord(
+                            task.repo.name, task.file.path, task.file.blob, "", (), (), status="error",
+                            error=f"reading and chunking it took over {timeout:g} s: given up",
+                        )
                 except RepoError as exc:
                     task.tracker.fail(exc)
                     continue

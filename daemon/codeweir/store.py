@@ -262,6 +262,22 @@ class Store:
             counts[status] = counts.get(status, 0) + 1
         return counts
 
+    def file_errors(self, repo: str, limit: int) -> list[dict[str, str]]:
+        """Up to `limit` files of `repo` that could not be read or chunked, with why, by path."""
+        query = query_all([("doc_kind", "file"), ("repo", repo)])
+        failed = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Should, self.term("status", s)) for s in ("unreadable", "error")]
+        )
+        searcher = self.searcher()
+        hits = searcher.search(
+            tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, failed)]), limit=limit
+        ).hits
+        docs = (searcher.doc(address) for _, address in hits)
+        return sorted(
+            ({"path": _first(d, "path"), "status": _first(d, "status"), "error": _first(d, "error")} for d in docs),
+            key=lambda e: e["path"],
+        )
+
     def chunks_of(self, repo: str, path: str) -> list[StoredChunk]:
         docs = self._all(
             tantivy.Query.boolean_query(
@@ -298,7 +314,7 @@ class Store:
                 # flushes a segment when it fills, which costs little at our commit cadence.
                 self._writer = self._target.writer(heap_size=WRITER_HEAP_BYTES, num_threads=1)
             except ValueError as exc:
-                raise StoreError(f"cannot open the index writer at {self.directory}: {_reason(exc)}") from None
+                raise self._write_failure("opening the index writer", exc) from None
         return self._writer
 
     @contextmanager
@@ -308,7 +324,16 @@ class Store:
         try:
             yield
         except (OSError, ValueError) as exc:
-            raise StoreError(f"{what} failed in {self.directory}: {_reason(exc)}") from None
+            raise self._write_failure(what, exc) from None
+
+    def _write_failure(self, what: str, exc: BaseException) -> StoreError:
+        """The error for a failed write, with the OS's reason even where Tantivy's message has none
+        ("An index writer was killed" after its thread met a full disk): a probe write finds it."""
+        reason = _reason(exc)
+        written = self._rebuild_directory if self.rebuilding else self.directory
+        if not _OS_MESSAGE.search(str(exc)) and (found := _why_writes_fail(written)):
+            reason = f"{found} ({reason})"
+        return StoreError(f"{what} failed in {self.directory}: {reason}")
 
     def write_file(self, record: FileRecord) -> None:
         with self._writing(f"writing {record.repo}/{record.path}"):
@@ -409,7 +434,7 @@ class Store:
             self.writer.commit()
         except (OSError, ValueError) as exc:
             self.rollback()
-            raise StoreError(f"commit failed in {self.directory}: {_reason(exc)}") from None
+            raise self._write_failure("commit", exc) from None
         for repo, path, blob in self._pending:
             files = self._files.setdefault(repo, {})
             if blob is None:
@@ -425,12 +450,15 @@ class Store:
         """Drop uncommitted writes. The writer is dropped too and reopened on next use: after a
         failed write or commit (disk full, read-only) its state is not to be trusted."""
         self._pending.clear()
-        if self._writer is not None:
-            try:
-                self._writer.rollback()
-            except ValueError:
-                pass
-            self._writer = None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            # wait_merging_threads consumes the writer and frees the index's writer lock, even
+            # where a traceback still holds the Python object.
+            for end in (writer.rollback, writer.wait_merging_threads):
+                try:
+                    end()
+                except ValueError:
+                    pass
 
     def close(self) -> None:
         if self._writer is not None:
@@ -486,6 +514,24 @@ def _reason(exc: BaseException) -> str:
     text = str(exc)
     found = _OS_MESSAGE.search(text)
     return found.group(1) if found else text
+
+
+def _why_writes_fail(directory: Path) -> str | None:
+    """The OS's reason that writing in `directory` fails now (disk full, read-only), or None."""
+    probe = directory / f".probe-{os.getpid()}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(bytes(4096))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    finally:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass  # never created
+    return None
 
 
 def _open_index(directory: Path) -> tantivy.Index:
