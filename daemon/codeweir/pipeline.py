@@ -287,12 +287,15 @@ async def writer_stage(
     try:
         async with writes:
             while True:
-                deadline = first_uncommitted + limits.commit_every_seconds
-                with trio.move_on_at(deadline):
+                items: list[Write] = []
+                # Only the wait for work times out. A deadline passing later, at the store
+                # limiter, would drop a batch already received and leave its sync waiting forever.
+                with trio.move_on_at(first_uncommitted + limits.commit_every_seconds):
                     try:
-                        items = [await writes.receive()]
+                        items.append(await writes.receive())
                     except trio.EndOfChannel:
                         break
+                if items:
                     while len(items) < 256:
                         try:
                             items.append(writes.receive_nowait())
