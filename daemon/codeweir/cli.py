@@ -19,7 +19,7 @@ import attrs
 from rich.console import Console
 
 from . import protocol
-from .cli_render import SyncProgress, print_hits, print_json, print_value
+from .cli_render import SyncProgress, job_summary, print_hits, print_json, print_value
 from .client import Client, DaemonError, DaemonUnreachable, Notification
 from .config import default_config_path, default_socket_path, load_config
 from .errors import ConfigError, RepoError
@@ -125,7 +125,7 @@ def cmd_sync(client: Client, args: argparse.Namespace, out: Output) -> int:
     wait = args.wait or out.quiet
     params = _params("sync", {"repo": args.repo, "all": args.all, "full": args.full, "wait": wait})
     if not wait:
-        out.result(client.call("sync", params))
+        _sync_result(out, client.call("sync", params))
         return EXIT_OK
     jobs: set[str] = set()
     try:
@@ -146,12 +146,21 @@ def cmd_sync(client: Client, args: argparse.Namespace, out: Output) -> int:
     if out.json and not out.quiet:
         print_json({"type": "result", "data": result})
     else:
-        out.result(result)
+        _sync_result(out, result)
     unfinished = [job for job in result.get("jobs", []) if job.get("state") in ("failed", "cancelled")]
     for job in unfinished:
         reason = job.get("error") or job["state"]
         Output.fail(f"sync of {job.get('repo', '?')} {job['state']}: {reason}")
     return EXIT_DAEMON_ERROR if unfinished else EXIT_OK
+
+
+def _sync_result(out: Output, result: dict[str, Any]) -> None:
+    """The jobs as they are: the exact object under --json, one summary line each for people."""
+    if out.for_people:
+        for job in result.get("jobs", []):
+            out.say(job_summary(job))
+    else:
+        out.result(result)
 
 
 def _interrupted_sync(client: Client, args: argparse.Namespace, jobs: list[str]) -> int:
