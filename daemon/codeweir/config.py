@@ -56,6 +56,8 @@ class Limits:
     parse_workers: int = attrs.field(default=2, validator=_positive)
     files_channel: int = attrs.field(default=64, validator=_positive)
     writes_channel: int = attrs.field(default=32, validator=_positive)
+    # Batches of written files waiting for the embedder; past this, it reconciles later instead.
+    embed_channel: int = attrs.field(default=16, validator=_positive)
     commit_every_files: int = attrs.field(default=250, validator=_positive)
     commit_every_seconds: float = attrs.field(default=2.0, validator=_positive)
     max_file_bytes: int = attrs.field(default=1_000_000, validator=_positive)

@@ -20,6 +20,7 @@ import trio
 from . import __version__, pipeline, systemd
 from .config import Config, RepoConfig, load_config
 from .errors import Busy, CodeweirError, ConfigError, RequestError, StoreError
+from .embedding import EmbeddingService
 from .jobs import JobRunner
 from .scheduler import Job, SyncRequest
 from .commits import CommitFilters, search_commits
@@ -27,6 +28,7 @@ from .freshness import stale_paths
 from .query import Query, parse_query
 from .regex_search import search_regex
 from .search import Filters, Hit, required_words, search_lexical, search_symbols
+from .semantic import reciprocal_rank_fusion, search_semantic
 from .store import VERSIONS, Store
 from .watch import watch_repository
 
@@ -73,9 +75,18 @@ class Stages:
 
 class Daemon:
     def __init__(
-        self, config: Config, config_path, store: Store, stages: Stages, runner: JobRunner, *, stop: Callable[[], None]
+        self,
+        config: Config,
+        config_path,
+        store: Store,
+        stages: Stages,
+        runner: JobRunner,
+        *,
+        stop: Callable[[], None],
+        embedding: EmbeddingService,
     ) -> None:
         self._stop = stop
+        self.embedding = embedding
         self.config = config
         self.config_path = config_path
         self.store = store
@@ -241,6 +252,9 @@ class Daemon:
                     "files_total": state.total,
                     "files_skipped": {**state.skipped, **{k: v for k, v in statuses.items() if k != "indexed"}},
                     "chunks": chunks,
+                    "chunks_embedded": max(0, chunks - self.embedding.pending_for(repo.name))
+                    if self.embedding.ready
+                    else 0,
                     "file_errors": file_errors,  # a few files that could not be read or chunked, and why
                     "head": state.head,
                     "synced_at": state.synced_at,
@@ -258,6 +272,7 @@ class Daemon:
                 "socket": self.config.socket,
             },
             "repos": repos,
+            "model": self.embedding.describe(),
             "index": {
                 "directory": str(self.store.directory),
                 "versions": VERSIONS,
@@ -335,12 +350,12 @@ class Daemon:
         self._check_repo(query.repo)
         mode = "symbol" if query.symbol is not None else params.mode
         notes: list[str] = []
-        if mode in ("hybrid", "semantic"):
-            notes.append(f"{mode} search is not available yet; showing lexical results")
-            mode = "lexical"
         started = trio.current_time()
-        search = plan_search(self.store, mode, query, params)
-        hits, more_notes = await trio.to_thread.run_sync(search, limiter=self.stages.search_limiter)
+        if mode in ("hybrid", "semantic"):
+            hits, more_notes = await self._search_by_meaning(mode, query, params)
+        else:
+            search = plan_search(self.store, mode, query, params)
+            hits, more_notes = await trio.to_thread.run_sync(search, limiter=self.stages.search_limiter)
         if mode != "commits":
             hits = await self._mark_stale(hits)
         return {
@@ -349,6 +364,38 @@ class Daemon:
             "mode": mode,
             "notes": notes + more_notes,
         }
+
+    async def _search_by_meaning(self, mode: str, query, params) -> tuple[list[Hit], list[str]]:
+        """Semantic, or hybrid: lexical and semantic fused by reciprocal rank."""
+        if not self.embedding.ready:
+            if mode == "semantic":
+                raise RequestError(self.embedding.unavailable_reason(), code=-32000)
+            lexical = plan_search(self.store, "lexical", query, params)
+            hits, notes = await trio.to_thread.run_sync(lexical, limiter=self.stages.search_limiter)
+            return hits, [*notes, self.embedding.unavailable_reason() + "; showing lexical results"]
+        filters = Filters.of(query, repo=params.repo, path=params.path, lang=params.lang, kind=params.kind)
+        text = " ".join(query.words + query.literals) or params.query
+        vector = await self.embedding.embed_query(text)
+        wide = max(params.limit * 3, 30)
+        semantic = await trio.to_thread.run_sync(
+            search_semantic,
+            self.store,
+            self.embedding.vectors,
+            vector,
+            filters,
+            wide if mode == "hybrid" else params.limit,
+            limiter=self.stages.search_limiter,
+        )
+        notes = []
+        if waiting := sum(sum(c.values()) for c in self.embedding.pending.values()):
+            notes.append(f"{waiting} chunks are not embedded yet; semantic results cover the rest")
+        if mode == "semantic":
+            return semantic, notes
+        lexical_hits, lexical_notes = await trio.to_thread.run_sync(
+            plan_search(self.store, "lexical", query, attrs.evolve(params, limit=wide)),
+            limiter=self.stages.search_limiter,
+        )
+        return reciprocal_rank_fusion([lexical_hits, semantic], params.limit), notes + lexical_notes
 
     async def _mark_stale(self, hits: list[Hit]) -> list[Hit]:
         """Flag hits whose file has changed in the repository since it was indexed."""

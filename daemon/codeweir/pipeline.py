@@ -228,6 +228,9 @@ async def parse_stage(
                 except RepoError as exc:
                     task.tracker.fail(exc)
                     continue
+            if task.tracker.cancelled:  # cancelled while it parsed: a removed repository stays removed
+                task.tracker.settle()
+                continue
             if record is None:
                 await writes.send(DeleteFile(task.tracker, task.repo.name, task.file.path, reason="vanished"))
             else:
@@ -240,10 +243,12 @@ async def writer_stage(
     *,
     store_limiter: trio.CapacityLimiter,
     limits: Limits,
+    on_written: Callable[[list[FileRecord]], None] | None = None,
     task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
     """The only task that writes the index. Commits every K files or T seconds, at the end
-    of each sync, and (shielded, with a deadline) on shutdown."""
+    of each sync, and (shielded, with a deadline) on shutdown. `on_written` sees each batch
+    of written files (the embed backlog takes their chunks; it must not block)."""
     uncommitted: Counter[SyncTracker] = Counter()
     first_uncommitted = math.inf
     task_status.started()
@@ -314,6 +319,8 @@ async def writer_stage(
                     for item in items:
                         item.tracker.written += 1
                         uncommitted[item.tracker] += 1
+                    if on_written is not None:
+                        on_written([i.record for i in items if isinstance(i, WriteFile)])
                     first_uncommitted = min(first_uncommitted, trio.current_time())
                 sync_finished = any(t.written >= t.expected for t in uncommitted)
                 if (
@@ -428,4 +435,3 @@ async def index_commits(
     if tracker.error:
         raise tracker.error
     return walked
-

@@ -21,6 +21,7 @@ import trio
 from . import server, systemd
 from .config import Config, load_config
 from .errors import CodeweirError, ConfigError, StoreError
+from .embedding import EmbeddingService
 from .handlers import Daemon, Stages
 from .jobs import JobRunner
 from .pipeline import parse_stage, writer_stage
@@ -78,15 +79,28 @@ async def _serve(config: Config, config_path: Path | None, store: Store, task_st
         concurrency=trio.CapacityLimiter(limits.concurrent_syncs),
         backoff=Backoff(),
     )
+    backlog_send, backlog_recv = trio.open_memory_channel(limits.embed_channel)
+    embedding = EmbeddingService(config.model, Path(config.state_dir), store, backlog_recv)
     services_scope = trio.CancelScope()
-    daemon = Daemon(config, config_path, store, stages, runner, stop=services_scope.cancel)
+    daemon = Daemon(config, config_path, store, stages, runner, stop=services_scope.cancel, embedding=embedding)
+
+    async def write(task_status=trio.TASK_STATUS_IGNORED) -> None:
+        # The writer feeds the embed backlog; it closes it when it is done.
+        async with backlog_send:
+            await writer_stage(
+                writes_recv,
+                store,
+                store_limiter=store_limiter,
+                limits=limits,
+                on_written=partial(embedding.offer, backlog_send) if config.model.enabled else None,
+                task_status=task_status,
+            )
 
     async with trio.open_nursery() as outer:
         await outer.start(_handle_signals, daemon)
         async with trio.open_nursery() as stage_nursery:
-            await stage_nursery.start(
-                partial(writer_stage, writes_recv, store, store_limiter=store_limiter, limits=limits)
-            )
+            await stage_nursery.start(write)
+            await stage_nursery.start(embedding.run)
             async with files_recv:
                 for _ in range(limits.files_in_flight):
                     stage_nursery.start_soon(

@@ -1,0 +1,246 @@
+"""The embed backlog consumer: keeps every indexed chunk's vector in the store, in the background.
+
+Lexical search covers a file as soon as its commit lands; this service follows: the writer
+offers each commit's new chunks on a bounded channel (never blocking: when the channel is
+full it asks for a reconciliation instead), and the consumer embeds what has no vector for
+the active model. At start, and after an overflow, a reconciliation pass walks the index for
+chunks without a vector. Vectors are saved atomically every few seconds and on shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+import numpy as np
+import trio
+
+from .config import ModelConfig
+from .embed import Embedder, document_text
+from .errors import CodeweirError, ModelError, StoreError
+from .modelbuild import ensure_model
+from .store import Store, query_all, stored_chunk
+from .vectors import VectorStore
+
+log = logging.getLogger(__name__)
+
+# Texts per call into the model: small enough that a query waits little behind a batch.
+EMBED_CALL_TEXTS = 64
+
+
+@attrs.frozen
+class EmbedItem:
+    repo: str
+    content_hash: str
+    text: str
+
+
+def chunk_texts(record) -> list[EmbedItem]:
+    """What the writer offers for one written file."""
+    return [
+        EmbedItem(
+            record.repo,
+            h,
+            document_text(language=record.language, symbol_path=c.symbol_path, kind=c.kind, content=c.content),
+        )
+        for c, h in zip(record.chunks, record.content_hashes, strict=True)
+    ]
+
+
+class EmbeddingService:
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        state_dir: Path,
+        store: Store,
+        backlog: trio.MemoryReceiveChannel[list[EmbedItem]],
+        *,
+        save_every: float = 5.0,
+    ) -> None:
+        self.cfg = cfg
+        self.state_dir = state_dir
+        self.store = store
+        self.backlog = backlog
+        self.save_every = save_every
+        self.state = "disabled" if not cfg.enabled else "loading"
+        self.error: str | None = None
+        self.embedder: Embedder | None = None
+        self.vectors: VectorStore | None = None
+        # content hash -> chunks (per repository) still waiting for a vector
+        self.pending: dict[str, Counter[str]] = {}
+        self.reconcile_needed = True
+        self._dirty = False
+        self._model_limiter = trio.CapacityLimiter(1)
+        self._query_limiter = trio.CapacityLimiter(1)
+        self.embedded_total = 0
+        self._idle = trio.Event()
+
+    # -- for other tasks ------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+    def describe(self) -> dict:
+        return {
+            "state": self.state,
+            "error": self.error,
+            "model": self.embedder.model_id if self.embedder else None,
+            "provider": self.embedder.provider if self.embedder else None,
+            "vectors": len(self.vectors) if self.vectors is not None else 0,
+        }
+
+    def pending_for(self, repo: str) -> int:
+        return sum(c.get(repo, 0) for c in self.pending.values())
+
+    def offer(self, backlog: trio.MemorySendChannel[list[EmbedItem]], records: Sequence) -> None:
+        """The writer's side, after a commit: never blocks; on overflow, reconcile later."""
+        if self.state in ("disabled", "failed"):
+            return
+        items = [item for record in records for item in chunk_texts(record)]
+        if not items:
+            return
+        if self._idle.is_set():
+            self._idle = trio.Event()
+        try:
+            backlog.send_nowait(items)
+        except trio.WouldBlock:
+            self.reconcile_needed = True
+
+    async def wait_idle(self) -> None:
+        """Until every chunk offered so far has a vector (or the model failed to load)."""
+        await self._idle.wait()
+
+    async def embed_query(self, text: str) -> np.ndarray:
+        if not self.ready:
+            raise ModelError(self.unavailable_reason())
+        return await trio.to_thread.run_sync(self.embedder.embed_query, text, limiter=self._query_limiter)
+
+    def unavailable_reason(self) -> str:
+        if self.state == "failed":
+            return f"semantic search is unavailable: {self.error}"
+        if self.state == "disabled":
+            return "semantic search is disabled in the config ([model] enabled = false)"
+        return "semantic search is not ready yet: the embedding model is loading"
+
+    # -- the service ----------------------------------------------------------------------------
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        # Started at once: the model may take a while to build, and lexical search needs none of it.
+        task_status.started()
+        async with self.backlog:
+            if not self.cfg.enabled:
+                self._idle.set()
+                async for _ in self.backlog:  # keep the writer's offers flowing nowhere
+                    pass
+                return
+            try:
+                await self._load()
+            except CodeweirError as exc:
+                self.state, self.error = "failed", str(exc)
+                log.error("embedding model: %s", exc)
+                self._idle.set()
+                async for _ in self.backlog:
+                    pass
+                return
+            try:
+                await self._consume()
+            finally:
+                with trio.CancelScope(shield=True) as scope:
+                    scope.deadline = trio.current_time() + 10
+                    await self._save()
+
+    async def _load(self) -> None:
+        spec = await trio.to_thread.run_sync(ensure_model, self.cfg, self.state_dir)
+        self.embedder = await trio.to_thread.run_sync(
+            lambda: Embedder(spec, provider=self.cfg.provider, threads=self.cfg.threads)
+        )
+        self.vectors = await trio.to_thread.run_sync(VectorStore, self.state_dir / "vectors", spec.model_id, spec.dim)
+        self.state = "ready"
+
+    async def _consume(self) -> None:
+        next_save = trio.current_time() + self.save_every
+        while True:
+            if self.reconcile_needed:
+                self.reconcile_needed = False
+                await self._reconcile()
+            if not self.pending and not self.backlog.statistics().current_buffer_used:
+                self._idle.set()
+            with trio.move_on_at(next_save):
+                try:
+                    items = await self.backlog.receive()
+                except trio.EndOfChannel:
+                    return
+                await self._embed_items(items)
+            if trio.current_time() >= next_save:
+                await self._save()
+                next_save = trio.current_time() + self.save_every
+
+    async def _embed_items(self, items: Sequence[EmbedItem]) -> None:
+        todo: dict[str, str] = {}
+        for item in items:
+            if item.content_hash not in self.vectors:
+                self.pending.setdefault(item.content_hash, Counter())[item.repo] += 1
+                todo.setdefault(item.content_hash, item.text)
+        await self._embed(todo)
+
+    async def _embed(self, todo: dict[str, str]) -> None:
+        hashes = list(todo)
+        for start in range(0, len(hashes), EMBED_CALL_TEXTS):
+            part = hashes[start : start + EMBED_CALL_TEXTS]
+            vectors = await trio.to_thread.run_sync(
+                self.embedder.embed_documents, [todo[h] for h in part], limiter=self._model_limiter
+            )
+            self.vectors.add(part, vectors)
+            self._dirty = True
+            self.embedded_total += len(part)
+            for h in part:
+                self.pending.pop(h, None)
+
+    async def _reconcile(self) -> None:
+        """Find every indexed chunk without a vector, then embed them page by page."""
+        missing = await trio.to_thread.run_sync(self._scan_missing)
+        self.pending = missing
+        hashes = list(missing)
+        log.info("embedding backlog: %d chunks without a vector", len(hashes))
+        for start in range(0, len(hashes), EMBED_CALL_TEXTS * 8):
+            part = [h for h in hashes[start : start + EMBED_CALL_TEXTS * 8] if h not in self.vectors]
+            texts = await trio.to_thread.run_sync(self._texts_of, part)
+            await self._embed(texts)
+
+    def _scan_missing(self) -> dict[str, Counter[str]]:
+        missing: dict[str, Counter[str]] = {}
+        searcher = self.store.searcher()
+        query = query_all([("doc_kind", "chunk")])
+        total = searcher.search(query, limit=1, count=True).count
+        if total:
+            for _, address in searcher.search(query, limit=total, count=False).hits:
+                doc = searcher.doc(address)
+                (h,) = doc.get_all("content_hash")
+                if h not in self.vectors:
+                    missing.setdefault(h, Counter())[doc.get_all("repo")[0]] += 1
+        return missing
+
+    def _texts_of(self, hashes: Sequence[str]) -> dict[str, str]:
+        searcher = self.store.searcher()
+        texts = {}
+        for h in hashes:
+            hits = searcher.search(query_all([("doc_kind", "chunk"), ("content_hash", h)]), limit=1).hits
+            if hits:  # gone since the scan: nothing to embed
+                c = stored_chunk(searcher.doc(hits[0][1]))
+                texts[h] = document_text(language=c.language, symbol_path=c.symbol_path, kind=c.kind, content=c.content)
+        return texts
+
+    async def _save(self) -> None:
+        if not self._dirty or self.vectors is None:
+            return
+        self._dirty = False
+        try:
+            await trio.to_thread.run_sync(self.vectors.save)
+        except StoreError as exc:
+            self._dirty = True
+            log.error("%s", exc)
+

@@ -1,0 +1,79 @@
+"""Semantic search over the vector store, and hybrid search by reciprocal rank fusion.
+
+Filters never lose results to a top-k: a filtered query scores its candidate chunks exactly
+when they are few (`EXACT_CANDIDATES`); otherwise it widens the nearest-neighbour search
+until enough hits pass the filters or every vector has been looked at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+import numpy as np
+import tantivy
+
+from .search import Filters, Hit, filter_clauses, to_hit
+from .store import Store
+from .vectors import VectorStore
+
+EXACT_CANDIDATES = 20_000
+RRF_K = 60
+
+
+def _candidates(store: Store, filters: Filters) -> list[str] | None:
+    """Content hashes of the chunks the filters allow; None when they allow too many to list."""
+    searcher = store.searcher()
+    query = tantivy.Query.boolean_query(filter_clauses(filters, "chunk"))
+    total = searcher.search(query, limit=1, count=True).count
+    if total > EXACT_CANDIDATES:
+        return None
+    hits = searcher.search(query, limit=max(total, 1), count=False).hits
+    return list({searcher.doc(a).get_all("content_hash")[0]: None for _, a in hits})
+
+
+def _chunks_with(store: Store, content_hash: str, filters: Filters) -> list[tantivy.Document]:
+    """Every chunk (copies included) with this embedded text that the filters allow."""
+    searcher = store.searcher()
+    query = tantivy.Query.boolean_query(
+        [
+            (tantivy.Occur.Must, tantivy.Query.term_query(store.index.schema, "content_hash", content_hash)),
+            *filter_clauses(filters, "chunk"),
+        ]
+    )
+    return [searcher.doc(a) for _, a in searcher.search(query, limit=100, count=False).hits]
+
+
+def search_semantic(
+    store: Store, vectors: VectorStore, query: np.ndarray, filters: Filters, limit: int
+) -> list[Hit]:
+    """Blocking: run in a thread. Hits ranked by cosine similarity to the query."""
+    candidates = _candidates(store, filters) if filters != Filters() else None
+    k = limit * 2
+    while True:
+        scored = vectors.search(query, k, candidates=candidates)
+        hits: list[Hit] = []
+        for content_hash, score in scored:
+            hits.extend(to_hit(doc, score, "") for doc in _chunks_with(store, content_hash, filters))
+            if len(hits) >= limit:
+                return hits[:limit]
+        if candidates is not None or len(scored) < k or k >= len(vectors):
+            return hits
+        k *= 4
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[Hit]], limit: int, k: int = RRF_K) -> list[Hit]:
+    """Fuse ranked lists: each hit scores sum(1 / (k + rank)); the first list's hit object wins."""
+    scores: dict[tuple[str, str, int], float] = {}
+    best: dict[tuple[str, str, int], Hit] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking, start=1):
+            key = (hit.repo, hit.path, hit.start_line)
+            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
+            best.setdefault(key, hit)
+    order = sorted(scores, key=lambda key: -scores[key])[:limit]
+    return [_with_score(best[key], scores[key]) for key in order]
+
+
+def _with_score(hit: Hit, score: float) -> Hit:
+    return attrs.evolve(hit, score=round(score, 6))

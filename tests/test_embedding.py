@@ -1,0 +1,157 @@
+"""Semantic and hybrid search through a real daemon with the real ONNX model."""
+
+import numpy as np
+import pytest
+import trio
+
+from codeweir.config import parse_config
+from codeweir.search import Hit
+from codeweir.semantic import reciprocal_rank_fusion
+from codeweir.service import run_daemon
+
+from .test_service import Conn, git
+
+FILES = {
+    "textutil.py": '''def shout(text):
+    """Return the text in upper case letters."""
+    return text.upper()
+''',
+    "net.go": """package net
+
+// Dial opens a TCP connection to the given network address.
+func Dial(address string) (Conn, error) {
+\treturn connect(address)
+}
+""",
+    "mathx.rs": """/// Greatest common divisor of two numbers, by Euclid's algorithm.
+pub fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+""",
+}
+
+
+@pytest.fixture
+def repo(tmp_path):
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    for name, text in FILES.items():
+        (repo / name).write_text(text)
+    return repo
+
+
+def make_config(tmp_path, repo, **model):
+    return parse_config(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "socket": str(tmp_path / "run" / "codeweir.sock"),
+            "repositories": [{"name": "proj", "path": str(repo)}],
+            "limits": {"files_in_flight": 2, "parse_workers": 1},
+            "model": model,
+        },
+        base_dir=tmp_path,
+    )
+
+
+async def start(nursery, config):
+    daemon = await nursery.start(run_daemon, config)
+    stream = await trio.open_unix_socket(config.socket)
+    return daemon, Conn(stream)
+
+
+async def synced(daemon, conn):
+    await conn.call("sync", {"repo": "proj", "wait": True})
+    await daemon.embedding.wait_idle()
+
+
+async def test_semantic_search_finds_code_by_meaning(tmp_path, repo, default_model_dir, nursery):
+    daemon, conn = await start(nursery, make_config(tmp_path, repo, path=str(default_model_dir)))
+    await synced(daemon, conn)
+    status = (await conn.call("status"))["result"]
+    assert status["model"]["state"] == "ready" and status["model"]["provider"] == "CPUExecutionProvider"
+    (proj,) = status["repos"]
+    assert proj["chunks"] > 0 and proj["chunks_embedded"] == proj["chunks"]
+    for query, path in [
+        ("convert a string to capitals", "textutil.py"),
+        ("open a network connection", "net.go"),
+        ("largest number dividing both", "mathx.rs"),
+    ]:
+        reply = await conn.call("search", {"query": query, "mode": "semantic", "limit": 1})
+        assert reply["result"]["results"][0]["path"] == path, (query, reply)
+    daemon.shutdown()
+
+
+async def test_hybrid_search_fuses_lexical_and_semantic(tmp_path, repo, default_model_dir, nursery):
+    daemon, conn = await start(nursery, make_config(tmp_path, repo, path=str(default_model_dir)))
+    await synced(daemon, conn)
+    reply = (await conn.call("search", {"query": "gcd of two numbers", "limit": 3}))["result"]
+    assert reply["mode"] == "hybrid"
+    assert reply["results"][0]["path"] == "mathx.rs"
+    # Filters apply to both halves.
+    reply = (await conn.call("search", {"query": "connection", "lang": "go", "mode": "semantic"}))["result"]
+    assert {h["language"] for h in reply["results"]} == {"go"}
+    daemon.shutdown()
+
+
+async def test_identical_chunks_are_embedded_once(tmp_path, repo, default_model_dir, nursery):
+    daemon, conn = await start(nursery, make_config(tmp_path, repo, path=str(default_model_dir)))
+    await synced(daemon, conn)
+    vectors = len(daemon.embedding.vectors)
+    (repo / "vendor").mkdir()
+    (repo / "vendor" / "textutil_copy.py").write_text(FILES["textutil.py"])
+    (repo / "renamed.go").write_text(FILES["net.go"])
+    (repo / "net.go").unlink()
+    await synced(daemon, conn)
+    assert len(daemon.embedding.vectors) == vectors
+    status = (await conn.call("status"))["result"]["repos"][0]
+    assert status["chunks_embedded"] == status["chunks"]
+    daemon.shutdown()
+
+
+async def test_vectors_survive_a_restart_and_only_missing_ones_are_embedded(tmp_path, repo, default_model_dir):
+    config = make_config(tmp_path, repo, path=str(default_model_dir))
+    async with trio.open_nursery() as nursery:
+        daemon, conn = await start(nursery, config)
+        await synced(daemon, conn)
+        first = daemon.embedding.embedded_total
+        daemon.shutdown()
+    assert first > 0
+    async with trio.open_nursery() as nursery:
+        daemon, conn = await start(nursery, config)
+        await synced(daemon, conn)
+        assert daemon.embedding.embedded_total == 0
+        daemon.shutdown()
+
+
+async def test_without_a_model_semantic_says_why_and_hybrid_falls_back(tmp_path, repo, nursery):
+    daemon, conn = await start(nursery, make_config(tmp_path, repo, enabled=False))
+    await synced(daemon, conn)
+    error = (await conn.call("search", {"query": "connection", "mode": "semantic"}))["error"]
+    assert "disabled" in error["message"]
+    reply = (await conn.call("search", {"query": "connection"}))["result"]
+    assert reply["results"][0]["path"] == "net.go"
+    assert any("lexical" in note for note in reply["notes"])
+    daemon.shutdown()
+
+
+async def test_a_broken_model_is_reported_and_lexical_search_goes_on(tmp_path, repo, nursery):
+    (tmp_path / "badmodel").mkdir()
+    daemon, conn = await start(nursery, make_config(tmp_path, repo, path=str(tmp_path / "badmodel")))
+    await synced(daemon, conn)
+    model = (await conn.call("status"))["result"]["model"]
+    assert model["state"] == "failed" and "model.onnx" in model["error"]
+    reply = (await conn.call("search", {"query": "Dial", "mode": "lexical"}))["result"]
+    assert reply["results"][0]["path"] == "net.go"
+    daemon.shutdown()
+
+
+def _hit(path: str) -> Hit:
+    return Hit("r", path, 1, 2, "", "function", "python", 0.0, "", "b")
+
+
+def test_rrf_rewards_agreement_between_rankings():
+    fused = reciprocal_rank_fusion([[_hit("a"), _hit("b"), _hit("c")], [_hit("c"), _hit("b"), _hit("d")]], 4)
+    # c: 1/61 + 1/63, b: 2/62, a: 1/61, d: 1/63.
+    assert [h.path for h in fused] == ["c", "b", "a", "d"]
+    assert np.isclose(fused[1].score, 2 / 62)
