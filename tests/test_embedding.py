@@ -1,12 +1,16 @@
 """Semantic and hybrid search through a real daemon with the real ONNX model."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import trio
 
 from codeweir.config import parse_config
-from codeweir.search import Hit
-from codeweir.semantic import reciprocal_rank_fusion
+from codeweir.embedding import EmbeddingService
+from codeweir.search import Filters, Hit
+from codeweir.semantic import reciprocal_rank_fusion, search_semantic
+from codeweir.store import Store
 from codeweir.service import run_daemon
 
 from .test_service import Conn, git
@@ -155,3 +159,29 @@ def test_rrf_rewards_agreement_between_rankings():
     # c: 1/61 + 1/63, b: 2/62, a: 1/61, d: 1/63.
     assert [h.path for h in fused] == ["c", "b", "a", "d"]
     assert np.isclose(fused[1].score, 2 / 62)
+
+
+async def test_a_model_switch_keeps_semantic_search_on_the_old_model_until_the_new_one_covers(
+    tmp_path, repo, default_model_dir
+):
+    old = make_config(tmp_path, repo, path=str(default_model_dir))
+    async with trio.open_nursery() as nursery:
+        daemon, conn = await start(nursery, old)
+        await synced(daemon, conn)
+        old_id = daemon.embedding.embedder.model_id
+        daemon.shutdown()
+    # Another model: the same weights with other pooling give other vectors, hence another id.
+    new = make_config(tmp_path, repo, path=str(default_model_dir), pooling="cls")
+    store = Store(Path(new.state_dir) / "index")
+    send, receive = trio.open_memory_channel(1)
+    service = EmbeddingService(new.model, Path(new.state_dir), store, receive)
+    await service._load()
+    assert service.embedder.model_id != old_id
+    assert service.state == "filling" and service.serving[0].model_id == old_id
+    query = await service.embed_query("open a network connection")
+    assert search_semantic(store, service.serving_vectors, query, Filters(), 1)[0].path == "net.go"
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(service._consume)
+        await service.wait_idle()
+        assert service.state == "ready" and service.serving[0] is service.embedder
+        nursery.cancel_scope.cancel()

@@ -9,24 +9,31 @@ chunks without a vector. Vectors are saved atomically every few seconds and on s
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
+import cattrs
 import numpy as np
 import trio
 
 from .config import ModelConfig
 from .embed import Embedder, document_text
 from .errors import CodeweirError, ModelError, StoreError
-from .modelbuild import ensure_model
-from .store import Store, query_all, stored_chunk
+from .modelbuild import ModelSpec, ensure_model
+from .store import Store, query_all, stored_chunk, write_atomic
 from .vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
+_spec_converter = cattrs.Converter(forbid_extra_keys=True)
+_spec_converter.register_structure_hook(Path, lambda value, _: Path(value))
+_spec_converter.register_unstructure_hook(Path, str)
+
+ACTIVE_MODEL_FILE = "serving-model.json"
 # Texts per call into the model: small enough that a query waits little behind a batch.
 EMBED_CALL_TEXTS = 64
 
@@ -69,6 +76,9 @@ class EmbeddingService:
         self.error: str | None = None
         self.embedder: Embedder | None = None
         self.vectors: VectorStore | None = None
+        # What semantic search uses: the configured model once it covers the index; until
+        # then the previous model, if its vectors are on disk (a model switch without downtime).
+        self.serving: tuple[Embedder, VectorStore] | None = None
         # content hash -> chunks (per repository) still waiting for a vector
         self.pending: dict[str, Counter[str]] = {}
         self.reconcile_needed = True
@@ -82,7 +92,12 @@ class EmbeddingService:
 
     @property
     def ready(self) -> bool:
-        return self.state == "ready"
+        """Semantic search can be answered (maybe by the previous model, while this one fills)."""
+        return self.serving is not None
+
+    @property
+    def serving_vectors(self) -> VectorStore:
+        return self.serving[1]
 
     def describe(self) -> dict:
         return {
@@ -91,6 +106,7 @@ class EmbeddingService:
             "model": self.embedder.model_id if self.embedder else None,
             "provider": self.embedder.provider if self.embedder else None,
             "vectors": len(self.vectors) if self.vectors is not None else 0,
+            "serving": self.serving[0].model_id if self.serving else None,
         }
 
     def pending_for(self, repo: str) -> int:
@@ -117,7 +133,7 @@ class EmbeddingService:
     async def embed_query(self, text: str) -> np.ndarray:
         if not self.ready:
             raise ModelError(self.unavailable_reason())
-        return await trio.to_thread.run_sync(self.embedder.embed_query, text, limiter=self._query_limiter)
+        return await trio.to_thread.run_sync(self.serving[0].embed_query, text, limiter=self._query_limiter)
 
     def unavailable_reason(self) -> str:
         if self.state == "failed":
@@ -155,11 +171,39 @@ class EmbeddingService:
 
     async def _load(self) -> None:
         spec = await trio.to_thread.run_sync(ensure_model, self.cfg, self.state_dir)
-        self.embedder = await trio.to_thread.run_sync(
-            lambda: Embedder(spec, provider=self.cfg.provider, threads=self.cfg.threads)
-        )
-        self.vectors = await trio.to_thread.run_sync(VectorStore, self.state_dir / "vectors", spec.model_id, spec.dim)
+        self.embedder, self.vectors = await trio.to_thread.run_sync(self._open, spec)
+        self.state = "filling"
+        previous = await trio.to_thread.run_sync(self._read_active)
+        if previous is not None and previous.model_id != spec.model_id:
+            try:
+                self.serving = await trio.to_thread.run_sync(self._open, previous)
+                log.info("semantic search stays on %s until %s covers the index", previous.model_id, spec.model_id)
+            except CodeweirError as exc:
+                log.warning("previous model %s cannot serve meanwhile: %s", previous.model_id, exc)
+
+    def _open(self, spec: ModelSpec) -> tuple[Embedder, VectorStore]:
+        embedder = Embedder(spec, provider=self.cfg.provider, threads=self.cfg.threads)
+        return embedder, VectorStore(self.state_dir / "vectors", spec.model_id, spec.dim)
+
+    def _active_file(self) -> Path:
+        return self.state_dir / "vectors" / ACTIVE_MODEL_FILE
+
+    def _read_active(self) -> ModelSpec | None:
+        try:
+            return _spec_converter.structure(json.loads(self._active_file().read_text()), ModelSpec)
+        except (OSError, ValueError, cattrs.BaseValidationError):
+            return None
+
+    async def _covered(self) -> None:
+        """The configured model has a vector for every chunk: it serves from now on."""
+        if self.serving is not None and self.serving[0] is self.embedder:
+            return
+        await self._save()
+        data = json.dumps(_spec_converter.unstructure(self.embedder.spec)).encode()
+        await trio.to_thread.run_sync(write_atomic, self._active_file(), data)
+        self.serving = (self.embedder, self.vectors)
         self.state = "ready"
+        log.info("semantic search now uses %s", self.embedder.model_id)
 
     async def _consume(self) -> None:
         next_save = trio.current_time() + self.save_every
@@ -168,6 +212,7 @@ class EmbeddingService:
                 self.reconcile_needed = False
                 await self._reconcile()
             if not self.pending and not self.backlog.statistics().current_buffer_used:
+                await self._covered()
                 self._idle.set()
             with trio.move_on_at(next_save):
                 try:

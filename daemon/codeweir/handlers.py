@@ -253,7 +253,7 @@ class Daemon:
                     "files_skipped": {**state.skipped, **{k: v for k, v in statuses.items() if k != "indexed"}},
                     "chunks": chunks,
                     "chunks_embedded": max(0, chunks - self.embedding.pending_for(repo.name))
-                    if self.embedding.ready
+                    if self.embedding.vectors is not None
                     else 0,
                     "file_errors": file_errors,  # a few files that could not be read or chunked, and why
                     "head": state.head,
@@ -380,7 +380,7 @@ class Daemon:
         semantic = await trio.to_thread.run_sync(
             search_semantic,
             self.store,
-            self.embedding.vectors,
+            self.embedding.serving_vectors,
             vector,
             filters,
             wide if mode == "hybrid" else params.limit,

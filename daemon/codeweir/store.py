@@ -561,7 +561,7 @@ def _claim_versions(directory: Path) -> bool:
         return True
     if (directory / "meta.json").exists():  # Tantivy's: an index is there
         return False
-    _write_atomic(meta, json.dumps(VERSIONS).encode())
+    write_atomic(meta, json.dumps(VERSIONS).encode())
     return True
 
 
@@ -595,7 +595,7 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Temp file in the same directory, fsync, rename: readers see the old or the new file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
