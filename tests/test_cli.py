@@ -324,3 +324,20 @@ async def test_ctrl_c_with_cancel_on_interrupt_cancels_the_job(daemon, tmp_path)
     code, err = await interrupt_a_followed_sync(daemon, tmp_path, "--cancel-on-interrupt")
     assert code == 130 and "cancelled 1 job(s)" in err
     assert daemon.calls[-1] == ("cancel", protocol.CancelParams(repo="endless"))
+
+
+def test_model_build_checks_the_configured_model_and_says_what_it_runs_on(tmp_path, capsys, default_model_dir):
+    config = tmp_path / "config.toml"
+    config.write_text(f'state_dir = "{tmp_path / "state"}"\n[model]\npath = "{default_model_dir}"\n')
+    assert cli.main(["model", "build", "--config", str(config), "--json"]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["dim"] == 384 and built["provider"] == "CPUExecutionProvider"
+    assert built["directory"] == str(default_model_dir)
+
+
+def test_model_build_with_a_broken_model_dir_exits_1_naming_the_problem(tmp_path, capsys):
+    (tmp_path / "m").mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text(f'state_dir = "{tmp_path / "state"}"\n[model]\npath = "{tmp_path / "m"}"\n')
+    assert cli.main(["model", "build", "--config", str(config)]) == 1
+    assert "model.onnx" in capsys.readouterr().err

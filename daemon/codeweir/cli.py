@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from . import protocol
 from .cli_render import SyncProgress, job_summary, print_hits, print_json, print_value
 from .client import Client, DaemonError, DaemonUnreachable, Notification
 from .config import default_config_path, default_socket_path, load_config
-from .errors import ConfigError, RepoError
+from .errors import ConfigError, ModelError, RepoError
 from .hooks import install_hooks
 
 EXIT_OK = 0
@@ -228,6 +229,28 @@ def cmd_hooks_install(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def cmd_model_build(args: argparse.Namespace, out: Output) -> int:
+    """Convert (or check) the configured embedding model into the state dir, as the daemon would."""
+    from .embed import Embedder  # the model's imports cost the other commands nothing
+    from .modelbuild import ensure_model
+
+    explicit = getattr(args, "config", None)
+    config = load_config(Path(explicit) if explicit else None)
+    started = time.perf_counter()
+    spec = ensure_model(config.model, Path(config.state_dir))
+    provider = Embedder(spec, provider=config.model.provider, threads=config.model.threads).provider
+    out.result(
+        {
+            "model_id": spec.model_id,
+            "directory": str(spec.directory),
+            "dim": spec.dim,
+            "provider": provider,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    )
+    return EXIT_OK
+
+
 def socket_path(args: argparse.Namespace) -> Path:
     """--socket, else $CODEWEIR_SOCKET, else the config's socket, else the default path."""
     if getattr(args, "socket", None):
@@ -303,6 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
     install = hooks_commands.add_parser("install", parents=[common], help="install the hooks into a repository")
     install.add_argument("repo", metavar="REPO", help="a repository's name in the config")
 
+    model = commands.add_parser("model", help="the embedding model")
+    model_commands = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    model_commands.add_parser(
+        "build", parents=[common], help="convert the configured model to ONNX into the state dir (once)"
+    )
+
     wait = command("wait", cmd_wait, "return when a repository (or all) is fully indexed")
     wait.add_argument("repo", nargs="?", metavar="REPO")
     wait.add_argument("--timeout", type=float, metavar="SECONDS")
@@ -320,12 +349,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "hooks":  # needs no daemon
             return cmd_hooks_install(args, out)
+        if args.command == "model":
+            return cmd_model_build(args, out)
         with Client(socket_path(args)) as client:
             return args.run(client, args, out)
     except (UsageError, ConfigError) as exc:
         Output.fail(str(exc))
         return EXIT_USAGE
-    except RepoError as exc:
+    except (RepoError, ModelError) as exc:
         Output.fail(str(exc))
         return EXIT_DAEMON_ERROR
     except DaemonUnreachable as exc:
