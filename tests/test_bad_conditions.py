@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 import subprocess
 from contextlib import asynccontextmanager, contextmanager
 from functools import partial
@@ -368,13 +369,54 @@ async def test_a_file_that_vanishes_between_scan_and_read_loses_its_documents(tm
 
 
 async def test_a_truncated_object_that_hangs_its_reader_is_given_up_on_and_the_sync_goes_on(tmp_path, repos):
-    repos.a.write("pkg/big.py", "".join(f"value_{i} = {i * 7919 % 1000003}\n" for i in range(400)))
+    repos.a.write("pkg/zz_big.py", "".join(f"value_{i} = {i * 7919 % 1000003}\n" for i in range(400)))
     repos.a.commit("add a big file")
     # The header still reads (so the scan lists it); reading the content never ends.
-    replace_object(repos.a, "main:pkg/big.py", lambda data: data[: len(data) // 2])
+    replace_object(repos.a, "main:pkg/zz_big.py", lambda data: data[: len(data) // 2])
     async with pipeline(tmp_path, parse_timeout=1.0) as (store, sync):
+        await sync(repos.b, "b")  # a worker started: the timeout is the hanging file's alone
         result = await sync(repos.a, "a", ref="main")
         assert result.statuses == {"indexed": len(FILES), "error": 1}
         [problem] = store.file_errors("a", 5)
-        assert problem["path"] == "pkg/big.py" and "given up" in problem["error"]
-        assert (await sync(repos.b, "b")).statuses == {"indexed": 1}  # a fresh worker took over
+        assert problem["path"] == "pkg/zz_big.py" and "given up" in problem["error"]
+
+
+def readers_of(path: Path) -> list[int]:
+    """The other processes that have `path` open."""
+    found = []
+    for fds in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if int(fds.parent.name) != os.getpid() and any(os.readlink(fd) == str(path) for fd in fds.iterdir()):
+                found.append(int(fds.parent.name))
+        except (OSError, ValueError):
+            continue  # gone, or not ours to look at
+    return found
+
+
+async def test_a_parse_worker_that_dies_costs_one_file_and_the_sync_goes_on(tmp_path, repos):
+    fifo = repos.a.path("pkg/mod4.py")
+    swapped = trio.Event()
+
+    def before_read(path: str) -> None:
+        if path == "pkg/mod4.py":  # the worker's open() of a FIFO waits for a writer: ours
+            fifo.unlink()
+            os.mkfifo(fifo)
+            swapped.set()
+
+    async def kill_its_reader() -> None:
+        await swapped.wait()
+        fd = await trio.to_thread.run_sync(os.open, fifo, os.O_WRONLY)  # returns once the worker opened it
+        try:
+            [worker] = readers_of(fifo)
+            os.kill(worker, signal.SIGKILL)
+        finally:
+            os.close(fd)
+
+    async with pipeline(tmp_path, before_read) as (store, sync):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(kill_its_reader)
+            result = await sync(repos.a, "a")
+        assert result.statuses == {"indexed": len(FILES) - 1, "error": 1}
+        [problem] = store.file_errors("a", 5)
+        assert problem["path"] == "pkg/mod4.py" and "died" in problem["error"]
+        assert (await sync(repos.b, "b")).statuses == {"indexed": 1}

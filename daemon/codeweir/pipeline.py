@@ -221,10 +221,9 @@ async def parse_stage(
                             limiter=trio.CapacityLimiter(1), kill_on_cancel=True,
                         )
                     if deadline.cancelled_caught:
-                        record = FileRecord(
-                            task.repo.name, task.file.path, task.file.blob, "", (), (), status="error",
-                            error=f"reading and chunking it took over {timeout:g} s: given up",
-                        )
+                        record = _failed(task, f"reading and chunking it took over {timeout:g} s: given up")
+                except trio_parallel.BrokenWorkerError:  # killed, or out of memory; the next file gets a new one
+                    record = _failed(task, "the worker reading and chunking it died")
                 except RepoError as exc:
                     task.tracker.fail(exc)
                     continue
@@ -235,6 +234,10 @@ async def parse_stage(
                 await writes.send(DeleteFile(task.tracker, task.repo.name, task.file.path, reason="vanished"))
             else:
                 await writes.send(WriteFile(task.tracker, record))
+
+
+def _failed(task: FileTask, error: str) -> FileRecord:
+    return FileRecord(task.repo.name, task.file.path, task.file.blob, "", (), (), status="error", error=error)
 
 
 async def writer_stage(
