@@ -6,8 +6,9 @@ from datetime import datetime, timezone
 import pytest
 import trio
 
-from codeweir.commits import CommitFilters, plan_walk, search_commits, texts_to_embed, walk_commits
+from codeweir.commits import CommitFilters, commit_text, plan_walk, search_commits, walk_commits
 from codeweir.config import parse_config
+from codeweir.embed import content_hash
 from codeweir.errors import RepoError
 from codeweir.service import run_daemon
 from codeweir.store import Store
@@ -170,9 +171,10 @@ def test_deleting_a_repositorys_commits(store):
     assert find(store) == []
 
 
-def test_commit_messages_are_offered_for_embedding(store, history):
+def test_each_commit_is_stored_with_the_vector_key_of_its_message(store, history):
     _, shas = history
-    assert dict(texts_to_embed(store, "r"))[shas[0]] == "Initial import"
+    stored = {c.sha: c for c in store.commits_of("r")}
+    assert stored[shas[0]].content_hash == content_hash(commit_text("Initial import"))
 
 
 # -- through the daemon ----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Commit history: walking a repository's commits with pygit2, and searching them.
+"""Commit history: walking a repository's commits with pygit2, and searching them by words
+and by meaning (each commit's message is embedded under its content hash, like a chunk).
 
 Indexing is incremental: the repository's meta document remembers the commit the last walk
 started from, and the next walk stops where that one began (libgit2's revwalk hides it and
@@ -11,21 +12,27 @@ module as RepoError.
 
 from __future__ import annotations
 
+import heapq
 import html
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from operator import itemgetter
 from pathlib import Path
 
 import attrs
+import numpy as np
 import pygit2
 import tantivy
 from pygit2.enums import RepositoryOpenFlag
 
 from .config import RepoConfig
+from .embed import content_hash
 from .errors import RepoError
 from .query import Query
 from .search import MAX_LIMIT, Filters, filter_clauses, merged, parts_query, word_query
-from .store import PARTS, SCHEMA, CommitRecord, Store, tokens
+from .semantic import EXACT_CANDIDATES
+from .store import PARTS, SCHEMA, CommitRecord, Store, tokens, vector_keys
+from .vectors import VectorStore
 
 BATCH = 500  # commits per batch sent to the writer
 MAX_PATHS = 1000  # changed paths kept per commit: a mass import names them all otherwise
@@ -84,13 +91,21 @@ def _record(git: pygit2.Repository, commit: pygit2.Commit) -> CommitRecord:
         message = commit.message
     except (UnicodeDecodeError, LookupError):  # a wrong or unknown encoding header
         message = commit.raw_message.decode("utf-8", "replace")
+    message = message.strip()
     return CommitRecord(
         sha=str(commit.id),
         author=f"{author.name} <{author.email}>",
         date=author.time,
-        message=message.strip(),
+        message=message,
         paths=_changed_paths(git, commit),
+        content_hash=content_hash(commit_text(message)),
     )
+
+
+def commit_text(message: str) -> str:
+    """What the model sees for a commit: its message alone. A "commit message:" header lowered
+    MRR from 1.000 to 0.972 (18 paraphrased queries among 74 real messages, all-MiniLM-L6-v2)."""
+    return message
 
 
 def _changed_paths(git: pygit2.Repository, commit: pygit2.Commit) -> tuple[str, ...]:
@@ -188,21 +203,52 @@ def search_commits(store: Store, text: str, filters: CommitFilters, limit: int) 
     hits = []
     for score, address in result.hits:
         doc = searcher.doc(address)
-        message = doc.get_first("message") or ""
         snippet = snippets.snippet_from_doc(doc).to_html() if words else ""
-        hits.append(
-            CommitHit(
-                repo=doc.get_first("repo") or "",
-                sha=doc.get_first("sha") or "",
-                author=doc.get_first("author") or "",
-                date=datetime.fromtimestamp(doc.get_first("date") or 0, timezone.utc).isoformat(),
-                summary=message.split("\n", 1)[0],
-                paths=tuple(doc.get_all("path")),
-                score=round(float(score), 4) if words else 0.0,
-                snippet=snippet or html.escape(message[:240]),
-            )
-        )
+        hits.append(_hit(doc, score if words else 0.0, snippet))
     return hits
+
+
+def search_commits_by_meaning(
+    store: Store, vectors: VectorStore, query: np.ndarray, filters: CommitFilters, limit: int
+) -> list[CommitHit]:
+    """Commits the filters allow, ranked by the similarity of their message to `query`: exact
+    scoring over the allowed commits' vectors, a page at a time so that a long history never
+    copies all its vectors at once. Blocking: run in a thread."""
+    limit = min(limit, MAX_LIMIT)
+    searcher = store.searcher()
+    allowed = _filter_clauses(filters)
+    total = searcher.search(tantivy.Query.boolean_query(allowed), limit=1, count=True).count
+    if not total:
+        return []
+    addresses = [a for _, a in searcher.search(tantivy.Query.boolean_query(allowed), limit=total, count=False).hits]
+    best: dict[str, float] = {}
+    for start in range(0, total, EXACT_CANDIDATES):
+        page = vector_keys(searcher, addresses[start : start + EXACT_CANDIDATES])
+        best.update(vectors.search(query, limit, candidates=page))
+        best = dict(heapq.nlargest(limit, best.items(), key=itemgetter(1)))
+    hits: list[CommitHit] = []
+    # Commits with the same message share a vector: each of them is a hit.
+    for key, score in sorted(best.items(), key=itemgetter(1), reverse=True):
+        same = [(tantivy.Occur.Must, tantivy.Query.term_query(SCHEMA, "content_hash", key)), *allowed]
+        found = searcher.search(tantivy.Query.boolean_query(same), limit=limit - len(hits), count=False)
+        hits.extend(_hit(searcher.doc(address), score, "") for _, address in found.hits)
+        if len(hits) >= limit:
+            break
+    return hits
+
+
+def _hit(doc: tantivy.Document, score: float, snippet: str) -> CommitHit:
+    message = doc.get_first("message") or ""
+    return CommitHit(
+        repo=doc.get_first("repo") or "",
+        sha=doc.get_first("sha") or "",
+        author=doc.get_first("author") or "",
+        date=datetime.fromtimestamp(doc.get_first("date") or 0, timezone.utc).isoformat(),
+        summary=message.split("\n", 1)[0],
+        paths=tuple(doc.get_all("path")),
+        score=round(float(score), 4),
+        snippet=snippet or html.escape(message[:240]),
+    )
 
 
 def _word_query(word: str) -> tantivy.Query | None:
@@ -237,9 +283,3 @@ def _filter_clauses(filters: CommitFilters) -> list[tuple[tantivy.Occur, tantivy
         )
     return clauses
 
-
-def texts_to_embed(store: Store, repo: str) -> Iterator[tuple[str, str]]:
-    """(sha, message) of every indexed commit of `repo`: the seam where commit messages are
-    embedded, like chunks, under the active model."""
-    for commit in store.commits_of(repo):
-        yield commit.sha, commit.message

@@ -37,7 +37,7 @@ from .facets import stored_facets, stored_weight
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: commit docs carry their message's vector key
 WRITER_HEAP_BYTES = 15_000_000  # tantivy's minimum for one thread
 META_FILE = "codeweir-index.json"
 VERSIONS = {"schema": SCHEMA_VERSION, "chunker": CHUNKER_VERSION}
@@ -71,6 +71,10 @@ def _schema() -> tantivy.Schema:
     b.add_text_field("message", stored=True, tokenizer_name="code_parts")
     b.add_integer_field("date", stored=True, indexed=True, fast=True)  # epoch seconds
     b.add_text_field("path_parts", tokenizer_name="code_parts")
+    # A commit's vector key again, as two fast columns: semantic commit search reads the keys
+    # of every commit its filters allow, and fetching each stored document would take 13 µs.
+    b.add_unsigned_field("hash_high", fast=True)
+    b.add_unsigned_field("hash_low", fast=True)
     b.add_text_field("symbol", stored=True, tokenizer_name="code_parts")
     b.add_text_field("symbol_exact", tokenizer_name="raw")  # lowercased whole symbol
     b.add_text_field("symbol_path", stored=True, tokenizer_name="raw")
@@ -110,6 +114,7 @@ class CommitRecord:
     date: int  # author date, epoch seconds
     message: str
     paths: tuple[str, ...]  # changed paths (against the first parent)
+    content_hash: str  # the vector key of its message
 
 
 @attrs.frozen
@@ -298,6 +303,7 @@ class Store:
                 date=_first(doc, "date", 0),
                 message=_first(doc, "message"),
                 paths=tuple(doc.get_all("path")),
+                content_hash=_first(doc, "content_hash"),
             )
 
     def content_hashes(self) -> set[str]:
@@ -396,6 +402,9 @@ class Store:
                 doc.add_text("author", commit.author)
                 doc.add_integer("date", commit.date)
                 doc.add_text("message", commit.message)
+                doc.add_text("content_hash", commit.content_hash)
+                doc.add_unsigned("hash_high", int(commit.content_hash[:16], 16))
+                doc.add_unsigned("hash_low", int(commit.content_hash[16:], 16))
                 for path in commit.paths:
                     doc.add_text("path", path)
                     doc.add_text("path_parts", path)
@@ -607,6 +616,12 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def tokens(analyzer: tantivy.TextAnalyzer, text: str) -> list[str]:
     return list(analyzer.analyze(text))
+
+
+def vector_keys(searcher: tantivy.Searcher, addresses: Sequence[tantivy.DocAddress]) -> list[str]:
+    """The content hashes of these commit documents, from their fast columns."""
+    halves = zip(searcher.fast_field_values("hash_high", addresses), searcher.fast_field_values("hash_low", addresses))
+    return [f"{high:016x}{low:016x}" for high, low in halves]
 
 
 def query_all(pairs: Sequence[tuple[str, str]]) -> tantivy.Query:
