@@ -1,10 +1,12 @@
-"""The embed backlog consumer: keeps every indexed chunk's vector in the store, in the background.
+"""The embed backlog consumer: keeps the vector of every indexed chunk and commit message in
+the store, in the background.
 
 Lexical search covers a file as soon as its commit lands; this service follows: the writer
-offers each commit's new chunks on a bounded channel (never blocking: when the channel is
-full it asks for a reconciliation instead), and the consumer embeds what has no vector for
-the active model. At start, and after an overflow, a reconciliation pass walks the index for
-chunks without a vector. Vectors are saved atomically every few seconds and on shutdown.
+offers the chunks and commit messages it writes on a bounded channel (never blocking: when
+the channel is full it asks for a reconciliation instead), and the consumer embeds what has
+no vector for the active model. At start, and after an overflow, a reconciliation pass walks
+the index for chunks and commits without a vector. Vectors are saved atomically every few
+seconds and on shutdown.
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ import cattrs
 import numpy as np
 import trio
 
+import tantivy
+
+from .commits import commit_text
 from .config import ModelConfig
 from .embed import Embedder, document_text
 from .errors import CodeweirError, ModelError, StoreError
 from .modelbuild import ModelSpec, ensure_model
-from .store import Store, query_all, stored_chunk, write_atomic
+from .pipeline import Write, WriteCommits, WriteFile
+from .store import SCHEMA, Store, stored_chunk, write_atomic
 from .vectors import VectorStore
 
 log = logging.getLogger(__name__)
@@ -38,23 +44,33 @@ ACTIVE_MODEL_FILE = "serving-model.json"
 EMBED_CALL_TEXTS = 64
 
 
+EMBEDDED_KINDS = ("chunk", "commit")  # the document kinds that have a vector
+
+
 @attrs.frozen
 class EmbedItem:
     repo: str
+    kind: str  # one of EMBEDDED_KINDS
     content_hash: str
     text: str
 
 
-def chunk_texts(record) -> list[EmbedItem]:
-    """What the writer offers for one written file."""
-    return [
-        EmbedItem(
-            record.repo,
-            h,
-            document_text(language=record.language, symbol_path=c.symbol_path, kind=c.kind, content=c.content),
-        )
-        for c, h in zip(record.chunks, record.content_hashes, strict=True)
-    ]
+def written_texts(write: Write) -> list[EmbedItem]:
+    """What the writer offers for one applied write: a file's chunks, or a batch's commit messages."""
+    if isinstance(write, WriteFile):
+        record = write.record
+        return [
+            EmbedItem(
+                record.repo,
+                "chunk",
+                h,
+                document_text(language=record.language, symbol_path=c.symbol_path, kind=c.kind, content=c.content),
+            )
+            for c, h in zip(record.chunks, record.content_hashes, strict=True)
+        ]
+    if isinstance(write, WriteCommits):
+        return [EmbedItem(write.repo, "commit", c.content_hash, commit_text(c.message)) for c in write.commits]
+    return []
 
 
 class EmbeddingService:
@@ -79,8 +95,8 @@ class EmbeddingService:
         # What semantic search uses: the configured model once it covers the index; until
         # then the previous model, if its vectors are on disk (a model switch without downtime).
         self.serving: tuple[Embedder, VectorStore] | None = None
-        # content hash -> chunks (per repository) still waiting for a vector
-        self.pending: dict[str, Counter[str]] = {}
+        # content hash -> documents (per repository and kind) still waiting for a vector
+        self.pending: dict[str, Counter[tuple[str, str]]] = {}
         self.reconcile_needed = True
         self._dirty = False
         self._model_limiter = trio.CapacityLimiter(1)
@@ -109,14 +125,18 @@ class EmbeddingService:
             "serving": self.serving[0].model_id if self.serving else None,
         }
 
-    def pending_for(self, repo: str) -> int:
-        return sum(c.get(repo, 0) for c in self.pending.values())
+    def pending_for(self, repo: str, kind: str = "chunk") -> int:
+        return sum(c.get((repo, kind), 0) for c in self.pending.values())
 
-    def offer(self, backlog: trio.MemorySendChannel[list[EmbedItem]], records: Sequence) -> None:
-        """The writer's side, after a commit: never blocks; on overflow, reconcile later."""
+    def waiting(self, kind: str) -> int:
+        """Documents of this kind, in every repository, still waiting for a vector."""
+        return sum(n for c in self.pending.values() for (_, k), n in c.items() if k == kind)
+
+    def offer(self, backlog: trio.MemorySendChannel[list[EmbedItem]], written: Sequence[Write]) -> None:
+        """The writer's side, after it applies writes: never blocks; on overflow, reconcile later."""
         if self.state in ("disabled", "failed"):
             return
-        items = [item for record in records for item in chunk_texts(record)]
+        items = [item for write in written for item in written_texts(write)]
         if not items:
             return
         if self._idle.is_set():
@@ -127,7 +147,7 @@ class EmbeddingService:
             self.reconcile_needed = True
 
     async def wait_idle(self) -> None:
-        """Until every chunk offered so far has a vector (or the model failed to load)."""
+        """Until every chunk and commit offered so far has a vector (or the model failed to load)."""
         await self._idle.wait()
 
     async def embed_query(self, text: str) -> np.ndarray:
@@ -228,7 +248,7 @@ class EmbeddingService:
         todo: dict[str, str] = {}
         for item in items:
             if item.content_hash not in self.vectors:
-                self.pending.setdefault(item.content_hash, Counter())[item.repo] += 1
+                self.pending.setdefault(item.content_hash, Counter())[item.repo, item.kind] += 1
                 todo.setdefault(item.content_hash, item.text)
         await self._embed(todo)
 
@@ -246,37 +266,41 @@ class EmbeddingService:
                 self.pending.pop(h, None)
 
     async def _reconcile(self) -> None:
-        """Find every indexed chunk without a vector, then embed them page by page."""
+        """Find every indexed chunk and commit without a vector, then embed them page by page."""
         missing = await trio.to_thread.run_sync(self._scan_missing)
         self.pending = missing
         hashes = list(missing)
-        log.info("embedding backlog: %d chunks without a vector", len(hashes))
+        log.info("embedding backlog: %d chunk and commit texts without a vector", len(hashes))
         for start in range(0, len(hashes), EMBED_CALL_TEXTS * 8):
             part = [h for h in hashes[start : start + EMBED_CALL_TEXTS * 8] if h not in self.vectors]
             texts = await trio.to_thread.run_sync(self._texts_of, part)
             await self._embed(texts)
 
-    def _scan_missing(self) -> dict[str, Counter[str]]:
-        missing: dict[str, Counter[str]] = {}
+    def _scan_missing(self) -> dict[str, Counter[tuple[str, str]]]:
+        """Hashes only: the texts are read back a page at a time, so a long history costs little."""
+        missing: dict[str, Counter[tuple[str, str]]] = {}
         searcher = self.store.searcher()
-        query = query_all([("doc_kind", "chunk")])
+        query = _embedded_kinds()
         total = searcher.search(query, limit=1, count=True).count
         if total:
             for _, address in searcher.search(query, limit=total, count=False).hits:
                 doc = searcher.doc(address)
-                (h,) = doc.get_all("content_hash")
-                if h not in self.vectors:
-                    missing.setdefault(h, Counter())[doc.get_all("repo")[0]] += 1
+                h = doc.get_first("content_hash")
+                # A commit of an index from before schema 3 has none; its rebuild will.
+                if h is not None and h not in self.vectors:
+                    missing.setdefault(h, Counter())[doc.get_first("repo"), doc.get_first("doc_kind")] += 1
         return missing
 
     def _texts_of(self, hashes: Sequence[str]) -> dict[str, str]:
         searcher = self.store.searcher()
         texts = {}
         for h in hashes:
-            hits = searcher.search(query_all([("doc_kind", "chunk"), ("content_hash", h)]), limit=1).hits
+            query = tantivy.Query.boolean_query(
+                [(tantivy.Occur.Must, q) for q in (_embedded_kinds(), tantivy.Query.term_query(SCHEMA, "content_hash", h))]
+            )
+            hits = searcher.search(query, limit=1).hits
             if hits:  # gone since the scan: nothing to embed
-                c = stored_chunk(searcher.doc(hits[0][1]))
-                texts[h] = document_text(language=c.language, symbol_path=c.symbol_path, kind=c.kind, content=c.content)
+                texts[h] = _embedded_text(searcher.doc(hits[0][1]))
         return texts
 
     async def _save(self) -> None:
@@ -289,3 +313,14 @@ class EmbeddingService:
             self._dirty = True
             log.error("%s", exc)
 
+
+def _embedded_kinds() -> tantivy.Query:
+    return tantivy.Query.term_set_query(SCHEMA, "doc_kind", list(EMBEDDED_KINDS))
+
+
+def _embedded_text(doc: tantivy.Document) -> str:
+    """What the model sees for a stored chunk or commit: as `written_texts` gives it."""
+    if doc.get_first("doc_kind") == "commit":
+        return commit_text(doc.get_first("message") or "")
+    c = stored_chunk(doc)
+    return document_text(language=c.language, symbol_path=c.symbol_path, kind=c.kind, content=c.content)

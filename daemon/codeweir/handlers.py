@@ -23,7 +23,7 @@ from .errors import Busy, CodeweirError, ConfigError, RequestError, StoreError
 from .embedding import EmbeddingService
 from .jobs import JobRunner
 from .scheduler import Job, SyncRequest
-from .commits import CommitFilters, search_commits
+from .commits import CommitFilters, CommitHit, search_commits, search_commits_by_meaning
 from .freshness import stale_paths
 from .query import Query, parse_query
 from .regex_search import search_regex
@@ -353,6 +353,8 @@ class Daemon:
         started = trio.current_time()
         if mode in ("hybrid", "semantic"):
             hits, more_notes = await self._search_by_meaning(mode, query, params)
+        elif mode == "commits":
+            hits, more_notes = await self._search_commits(query, params)
         else:
             search = plan_search(self.store, mode, query, params)
             hits, more_notes = await trio.to_thread.run_sync(search, limiter=self.stages.search_limiter)
@@ -387,7 +389,7 @@ class Daemon:
             limiter=self.stages.search_limiter,
         )
         notes = []
-        if waiting := sum(sum(c.values()) for c in self.embedding.pending.values()):
+        if waiting := self.embedding.waiting("chunk"):
             notes.append(f"{waiting} chunks are not embedded yet; semantic results cover the rest")
         if mode == "semantic":
             return semantic, notes
@@ -396,6 +398,31 @@ class Daemon:
             limiter=self.stages.search_limiter,
         )
         return reciprocal_rank_fusion([lexical_hits, semantic], params.limit), notes + lexical_notes
+
+    async def _search_commits(self, query, params) -> tuple[list[CommitHit], list[str]]:
+        """Commits by words, fused by reciprocal rank with commits by meaning once the model is
+        ready (the filters apply to both); newest first when the query has no words."""
+        filters = CommitFilters.of(query, repo=params.repo, path=params.path)
+        text = " ".join((*query.words, *query.literals))
+        by_meaning = bool(text) and self.embedding.ready
+        wide = max(params.limit * 3, 30) if by_meaning else params.limit
+        lexical = await trio.to_thread.run_sync(
+            search_commits, self.store, text, filters, wide, limiter=self.stages.search_limiter
+        )
+        if not text:
+            return lexical, []
+        if not by_meaning:
+            return lexical, [self.embedding.unavailable_reason() + "; showing lexical results"]
+        vector = await self.embedding.embed_query(text)
+        vectors, limiter = self.embedding.serving_vectors, self.stages.search_limiter
+        semantic = await trio.to_thread.run_sync(
+            search_commits_by_meaning, self.store, vectors, vector, filters, wide, limiter=limiter
+        )
+        notes = []
+        if waiting := self.embedding.waiting("commit"):
+            notes.append(f"{waiting} commit messages are not embedded yet; semantic results cover the rest")
+        fused = reciprocal_rank_fusion([lexical, semantic], params.limit, identity=lambda hit: (hit.repo, hit.sha))
+        return fused, notes
 
     async def _mark_stale(self, hits: list[Hit]) -> list[Hit]:
         """Flag hits whose file has changed in the repository since it was indexed."""
@@ -540,10 +567,6 @@ class Daemon:
 def plan_search(store: Store, mode: str, query: Query, params) -> Callable[[], tuple[list, list[str]]]:
     """The blocking search a request asks for, as a call returning (hits, notes)."""
     limit, explain = params.limit, params.explain
-    if mode == "commits":
-        commit_filters = CommitFilters.of(query, repo=params.repo, path=params.path)
-        text = " ".join((*query.words, *query.literals))
-        return lambda: (search_commits(store, text, commit_filters, limit), [])
     filters = Filters.of(query, repo=params.repo, path=params.path, lang=params.lang, kind=params.kind)
     if mode == "symbol":
         name = query.symbol or query.text

@@ -246,12 +246,12 @@ async def writer_stage(
     *,
     store_limiter: trio.CapacityLimiter,
     limits: Limits,
-    on_written: Callable[[list[FileRecord]], None] | None = None,
+    on_written: Callable[[list[Write]], None] | None = None,
     task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
     """The only task that writes the index. Commits every K files or T seconds, at the end
     of each sync, and (shielded, with a deadline) on shutdown. `on_written` sees each batch
-    of written files (the embed backlog takes their chunks; it must not block)."""
+    of applied writes (the embed backlog takes their chunks and commit messages; it must not block)."""
     uncommitted: Counter[SyncTracker] = Counter()
     first_uncommitted = math.inf
     task_status.started()
@@ -323,7 +323,7 @@ async def writer_stage(
                         item.tracker.written += 1
                         uncommitted[item.tracker] += 1
                     if on_written is not None:
-                        on_written([i.record for i in items if isinstance(i, WriteFile)])
+                        on_written(items)
                     first_uncommitted = min(first_uncommitted, trio.current_time())
                 sync_finished = any(t.written >= t.expected for t in uncommitted)
                 if (

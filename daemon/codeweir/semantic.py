@@ -7,7 +7,8 @@ until enough hits pass the filters or every vector has been looked at.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import TypeVar
 
 import attrs
 import numpy as np
@@ -19,6 +20,7 @@ from .vectors import VectorStore
 
 EXACT_CANDIDATES = 20_000
 RRF_K = 60
+Ranked = TypeVar("Ranked")  # a hit: a chunk's, or a commit's
 
 
 def _candidates(store: Store, filters: Filters) -> list[str] | None:
@@ -62,18 +64,20 @@ def search_semantic(
         k *= 4
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[Hit]], limit: int, k: int = RRF_K) -> list[Hit]:
-    """Fuse ranked lists: each hit scores sum(1 / (k + rank)); the first list's hit object wins."""
-    scores: dict[tuple[str, str, int], float] = {}
-    best: dict[tuple[str, str, int], Hit] = {}
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[Ranked]],
+    limit: int,
+    k: int = RRF_K,
+    identity: Callable[[Ranked], Hashable] = lambda hit: (hit.repo, hit.path, hit.start_line),
+) -> list[Ranked]:
+    """Fuse ranked lists: each hit (the same one by `identity`) scores sum(1 / (k + rank));
+    the first list's hit object wins."""
+    scores: dict[Hashable, float] = {}
+    best: dict[Hashable, Ranked] = {}
     for ranking in rankings:
         for rank, hit in enumerate(ranking, start=1):
-            key = (hit.repo, hit.path, hit.start_line)
+            key = identity(hit)
             scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
             best.setdefault(key, hit)
     order = sorted(scores, key=lambda key: -scores[key])[:limit]
-    return [_with_score(best[key], scores[key]) for key in order]
-
-
-def _with_score(hit: Hit, score: float) -> Hit:
-    return attrs.evolve(hit, score=round(score, 6))
+    return [attrs.evolve(best[key], score=round(scores[key], 6)) for key in order]
