@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import attrs
+import numpy as np
 import tantivy
 
 from .chunk import CHUNKER_VERSION, Chunk
@@ -620,8 +621,9 @@ def tokens(analyzer: tantivy.TextAnalyzer, text: str) -> list[str]:
 
 def vector_keys(searcher: tantivy.Searcher, addresses: Sequence[tantivy.DocAddress]) -> list[str]:
     """The content hashes of these commit documents, from their fast columns."""
-    halves = zip(searcher.fast_field_values("hash_high", addresses), searcher.fast_field_values("hash_low", addresses))
-    return [f"{high:016x}{low:016x}" for high, low in halves]
+    halves = [np.array(searcher.fast_field_values(f, addresses), dtype=np.uint64) for f in ("hash_high", "hash_low")]
+    digits = np.stack(halves, axis=1).astype(">u8").tobytes().hex()  # big-endian: the hex reads as written
+    return [digits[start : start + 32] for start in range(0, len(digits), 32)]
 
 
 def query_all(pairs: Sequence[tuple[str, str]]) -> tantivy.Query:
