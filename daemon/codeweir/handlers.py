@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,12 +22,8 @@ from .errors import Busy, CodeweirError, ConfigError, RequestError, StoreError
 from .embedding import EmbeddingService
 from .jobs import JobRunner
 from .scheduler import Job, SyncRequest
-from .commits import CommitFilters, CommitHit, search_commits, search_commits_by_meaning
-from .freshness import stale_paths
-from .query import Query, parse_query
-from .regex_search import search_regex
-from .search import Filters, Hit, required_words, search_lexical, search_symbols
-from .semantic import reciprocal_rank_fusion, search_semantic
+from .search_requests import SearchRequests
+from .query import parse_query
 from .store import VERSIONS, Store
 from .watch import watch_repository
 
@@ -87,6 +82,7 @@ class Daemon:
     ) -> None:
         self._stop = stop
         self.embedding = embedding
+        self.searches = SearchRequests(store, embedding, stages.search_limiter, lambda name: self.config.repo(name))
         self.config = config
         self.config_path = config_path
         self.store = store
@@ -348,99 +344,7 @@ class Daemon:
         self._check_repo(params.repo)
         query = parse_query(params.query, regex=params.mode == "regex")
         self._check_repo(query.repo)
-        mode = "symbol" if query.symbol is not None else params.mode
-        notes: list[str] = []
-        started = trio.current_time()
-        if mode in ("hybrid", "semantic"):
-            hits, more_notes = await self._search_by_meaning(mode, query, params)
-        elif mode == "commits":
-            hits, more_notes = await self._search_commits(query, params)
-        else:
-            search = plan_search(self.store, mode, query, params)
-            hits, more_notes = await trio.to_thread.run_sync(search, limiter=self.stages.search_limiter)
-        if mode != "commits":
-            hits = await self._mark_stale(hits)
-        return {
-            "results": [h.to_dict() for h in hits],
-            "took_ms": round((trio.current_time() - started) * 1000, 2),
-            "mode": mode,
-            "notes": notes + more_notes,
-        }
-
-    async def _search_by_meaning(self, mode: str, query, params) -> tuple[list[Hit], list[str]]:
-        """Semantic, or hybrid: lexical and semantic fused by reciprocal rank."""
-        if not self.embedding.ready:
-            if mode == "semantic":
-                raise RequestError(self.embedding.unavailable_reason(), code=-32000)
-            lexical = plan_search(self.store, "lexical", query, params)
-            hits, notes = await trio.to_thread.run_sync(lexical, limiter=self.stages.search_limiter)
-            return hits, [*notes, self.embedding.unavailable_reason() + "; showing lexical results"]
-        filters = Filters.of(query, repo=params.repo, path=params.path, lang=params.lang, kind=params.kind)
-        text = " ".join(query.words + query.literals) or params.query
-        vector = await self.embedding.embed_query(text)
-        wide = max(params.limit * 3, 30)
-        semantic = await trio.to_thread.run_sync(
-            search_semantic,
-            self.store,
-            self.embedding.serving_vectors,
-            vector,
-            filters,
-            wide if mode == "hybrid" else params.limit,
-            limiter=self.stages.search_limiter,
-        )
-        notes = []
-        if waiting := self.embedding.waiting("chunk"):
-            notes.append(f"{waiting} chunks are not embedded yet; semantic results cover the rest")
-        if mode == "semantic":
-            return semantic, notes
-        lexical_hits, lexical_notes = await trio.to_thread.run_sync(
-            plan_search(self.store, "lexical", query, attrs.evolve(params, limit=wide)),
-            limiter=self.stages.search_limiter,
-        )
-        return reciprocal_rank_fusion([lexical_hits, semantic], params.limit), notes + lexical_notes
-
-    async def _search_commits(self, query, params) -> tuple[list[CommitHit], list[str]]:
-        """Commits by words, fused by reciprocal rank with commits by meaning once the model is
-        ready (the filters apply to both); newest first when the query has no words."""
-        filters = CommitFilters.of(query, repo=params.repo, path=params.path)
-        text = " ".join((*query.words, *query.literals))
-        by_meaning = bool(text) and self.embedding.ready
-        wide = max(params.limit * 3, 30) if by_meaning else params.limit
-        lexical = await trio.to_thread.run_sync(
-            search_commits, self.store, text, filters, wide, limiter=self.stages.search_limiter
-        )
-        if not text:
-            return lexical, []
-        if not by_meaning:
-            return lexical, [self.embedding.unavailable_reason() + "; showing lexical results"]
-        vector = await self.embedding.embed_query(text)
-        vectors, limiter = self.embedding.serving_vectors, self.stages.search_limiter
-        semantic = await trio.to_thread.run_sync(
-            search_commits_by_meaning, self.store, vectors, vector, filters, wide, limiter=limiter
-        )
-        notes = []
-        if waiting := self.embedding.waiting("commit"):
-            notes.append(f"{waiting} commit messages are not embedded yet; semantic results cover the rest")
-        fused = reciprocal_rank_fusion([lexical, semantic], params.limit, identity=lambda hit: (hit.repo, hit.sha))
-        return fused, notes
-
-    async def _mark_stale(self, hits: list[Hit]) -> list[Hit]:
-        """Flag hits whose file has changed in the repository since it was indexed."""
-        indexed: dict[str, dict[str, str]] = {}
-        for hit in hits:
-            indexed.setdefault(hit.repo, {})[hit.path] = hit.blob
-        stale: set[tuple[str, str]] = set()
-        for name, blobs in indexed.items():
-            repo = self.config.repo(name)
-            if repo is None:
-                continue
-            try:
-                paths = await trio.to_thread.run_sync(stale_paths, repo, blobs, limiter=self.stages.search_limiter)
-            except CodeweirError as exc:  # the repository is unreadable now: its hits stay unflagged
-                log.warning("checking freshness: %s", exc)
-                continue
-            stale.update((name, path) for path in paths)
-        return [attrs.evolve(h, stale=True) if (h.repo, h.path) in stale else h for h in hits]
+        return await self.searches.answer(query, params)
 
     async def jobs(self, params, notify) -> dict[str, Any]:
         return {"jobs": [self.job_view(j) for j in self.runner.jobs()]}
@@ -562,39 +466,3 @@ class Daemon:
             name: getattr(self, name)
             for name in ("status", "repos", "sync", "search", "jobs", "cancel", "wait", "reload")
         }
-
-
-def plan_search(store: Store, mode: str, query: Query, params) -> Callable[[], tuple[list, list[str]]]:
-    """The blocking search a request asks for, as a call returning (hits, notes)."""
-    limit, explain = params.limit, params.explain
-    filters = Filters.of(query, repo=params.repo, path=params.path, lang=params.lang, kind=params.kind)
-    if mode == "symbol":
-        name = query.symbol or query.text
-        return lambda: (search_symbols(store, name, filters, limit, explain=explain), [])
-    if mode == "regex":
-        if not query.pattern:
-            raise RequestError("query: regex mode needs a pattern (filters go before or after it)")
-        patterns = [query.pattern]
-    elif query.literals:
-        patterns = [re.escape(literal) for literal in query.literals]
-    elif query.words:
-        return lambda: (search_lexical(store, query.text, filters, limit, explain=explain), [])
-    else:
-        raise RequestError('query: nothing to search for; give words, a "quoted literal" or sym:Name')
-    case_sensitive = _case_sensitive(query.case, params.case_sensitive, patterns)
-    words = required_words(query.text)
-
-    def exact() -> tuple[list, list[str]]:
-        result = search_regex(
-            store, patterns, filters, limit, case_sensitive=case_sensitive, words=words, explain=explain
-        )
-        return result.hits, result.notes
-
-    return exact
-
-
-def _case_sensitive(case: str | None, default: bool, patterns: list[str]) -> bool:
-    """case:yes / case:no, or case:auto (sensitive when a pattern has a capital), or the request's."""
-    if case == "auto":
-        return any(c.isupper() for p in patterns for c in re.sub(r"\\.", "", p))
-    return default if case is None else case == "yes"
