@@ -23,6 +23,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 
 import attrs
 import trio
@@ -35,6 +36,7 @@ from .embed import content_hash, document_text
 from .errors import CodeweirError, FileSkipped, RepoError, StoreError
 from .facets import classify
 from .plan import plan_sync
+from .priority import lower_cpu_priority, start_in_background
 from .store import CommitRecord, FileRecord, Store
 
 log = logging.getLogger(__name__)
@@ -197,6 +199,12 @@ class SetRepoMeta:
 Write = WriteFile | DeleteFile | DeleteRepo | FinishRebuild | WriteCommits | DeleteCommits | SetRepoMeta
 
 
+def background_workers():
+    """The scope of the parse stages' worker processes, which run at background CPU priority:
+    enter it before opening the nursery the parse stages run in."""
+    return trio_parallel.cache_scope(init=lower_cpu_priority)
+
+
 async def parse_stage(
     files: trio.MemoryReceiveChannel[FileTask],
     writes: trio.MemorySendChannel[Write],
@@ -256,6 +264,11 @@ async def writer_stage(
     first_uncommitted = math.inf
     task_status.started()
 
+    async def in_background(fn: Callable[[], None]) -> None:
+        # At background priority; so are the index's indexing and merge threads, which the
+        # writer's calls start.
+        await trio.to_thread.run_sync(start_in_background, fn, limiter=store_limiter)
+
     async def commit() -> None:
         nonlocal first_uncommitted
         if not uncommitted:
@@ -264,7 +277,7 @@ async def writer_stage(
         uncommitted.clear()
         first_uncommitted = math.inf
         try:
-            await trio.to_thread.run_sync(store.commit, limiter=store_limiter)
+            await in_background(store.commit)
         except StoreError as exc:
             log.error("%s", exc)
             for tracker in batch:
@@ -310,10 +323,10 @@ async def writer_stage(
                         except (trio.WouldBlock, trio.EndOfChannel):
                             break
                     try:
-                        await trio.to_thread.run_sync(apply, items, limiter=store_limiter)
+                        await in_background(partial(apply, items))
                     except StoreError as exc:
                         log.error("%s", exc)
-                        await trio.to_thread.run_sync(store.rollback, limiter=store_limiter)
+                        await in_background(store.rollback)
                         for tracker in {i.tracker for i in items} | set(uncommitted):
                             tracker.fail(exc)
                         uncommitted.clear()

@@ -24,7 +24,7 @@ from .errors import CodeweirError, ConfigError, StoreError
 from .embedding import EmbeddingService
 from .handlers import Daemon, Stages
 from .jobs import JobRunner
-from .pipeline import parse_stage, writer_stage
+from .pipeline import background_workers, parse_stage, writer_stage
 from .scheduler import Backoff, Scheduler
 from .store import Store
 
@@ -98,7 +98,7 @@ async def _serve(config: Config, config_path: Path | None, store: Store, task_st
 
     async with trio.open_nursery() as outer:
         await outer.start(_handle_signals, daemon)
-        async with trio.open_nursery() as stage_nursery:
+        async with background_workers(), trio.open_nursery() as stage_nursery:
             await stage_nursery.start(write)
             await stage_nursery.start(embedding.run)
             async with files_recv:

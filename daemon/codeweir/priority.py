@@ -1,0 +1,34 @@
+"""Background work runs at a lower CPU priority than the daemon's answers to requests.
+
+A full sync keeps the cores busy: the parse workers (tree-sitter) and the index writer's own
+threads (indexing, segment merges). At the daemon's priority they take turns with searches, and
+on a small machine a search waits behind them. Niced, they yield the CPU whenever a search (or
+the user's own work) wants it, and take the rest.
+
+Linux gives each thread its own niceness, and a thread starts with its creator's: lowering it
+in a worker process as it starts, or in the thread that opens the index writer, covers that
+work and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+
+BACKGROUND_NICENESS = 10
+
+
+def lower_cpu_priority() -> None:
+    """Lower the calling thread's CPU priority, and so that of the threads it starts from now on."""
+    os.nice(BACKGROUND_NICENESS)
+
+
+def start_in_background(start: Callable[[], T]) -> T:
+    """`start()` in a short-lived thread at background priority: the threads it starts (a
+    library's worker pool) keep that priority for their whole life."""
+    with ThreadPoolExecutor(1, initializer=lower_cpu_priority) as pool:
+        return pool.submit(start).result()
