@@ -1,14 +1,12 @@
 """Background work (parse workers, the index writer) runs at a lower CPU priority than searches."""
 
+import contextlib
 import os
 import threading
-from functools import partial
 
-import trio
 import trio_parallel
 
-from codeweir.config import Limits
-from codeweir.pipeline import SyncTracker, WriteFile, background_workers, writer_stage
+from codeweir.pipeline import background_workers
 from codeweir.priority import BACKGROUND_NICENESS, start_in_background
 from codeweir.store import FileRecord, Store
 
@@ -42,30 +40,21 @@ async def test_parse_workers_run_niced():
         assert await trio_parallel.run_sync(niceness) == expected
 
 
-class PriorityRecordingStore(Store):
-    """A real store that notes the niceness of the threads its writes and commits run in."""
-
-    def __init__(self, directory) -> None:
-        super().__init__(directory)
-        self.seen: list[int] = []
-
-    def write_file(self, record: FileRecord) -> None:
-        self.seen.append(niceness())
-        super().write_file(record)
-
-    def commit(self) -> None:
-        self.seen.append(niceness())
-        super().commit()
+def thread_niceness() -> dict[int, int]:
+    """Every thread of this process: its id and niceness."""
+    threads = {}
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):  # a thread that has just ended
+            threads[int(tid)] = os.getpriority(os.PRIO_PROCESS, int(tid))
+    return threads
 
 
-async def test_the_writer_stage_writes_and_commits_niced(tmp_path):
-    store = PriorityRecordingStore(tmp_path / "index")
-    send, receive = trio.open_memory_channel(4)
-    tracker = SyncTracker("r", 1, report=lambda event: None)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(partial(writer_stage, receive, store, store_limiter=trio.CapacityLimiter(1), limits=Limits()))
-        async with send:
-            await send.send(WriteFile(tracker, FileRecord("r", "a.txt", "blob", "text", (), ())))
-            await tracker.done.wait()
-    assert store.seen == [background(), background()]
+def test_the_index_writers_threads_run_niced_and_searches_do_not(tmp_path):
+    store = Store(tmp_path / "index")
+    opened = thread_niceness()
+    store.write_file(FileRecord("r", "a.txt", "blob", "text", (), ()))
+    store.commit()
+    started = {tid: nice for tid, nice in thread_niceness().items() if tid not in opened}
+    assert started and set(started.values()) == {background()}  # indexing and merge threads
+    assert niceness() == opened[threading.get_native_id()]
     assert store.file_blobs("r") == {"a.txt": "blob"}

@@ -23,7 +23,6 @@ import math
 import os
 from collections import Counter
 from collections.abc import Callable
-from functools import partial
 
 import attrs
 import trio
@@ -36,7 +35,7 @@ from .embed import content_hash, document_text
 from .errors import CodeweirError, FileSkipped, RepoError, StoreError
 from .facets import classify
 from .plan import plan_sync
-from .priority import lower_cpu_priority, start_in_background
+from .priority import lower_cpu_priority
 from .store import CommitRecord, FileRecord, Store
 
 log = logging.getLogger(__name__)
@@ -264,11 +263,6 @@ async def writer_stage(
     first_uncommitted = math.inf
     task_status.started()
 
-    async def in_background(fn: Callable[[], None]) -> None:
-        # At background priority; so are the index's indexing and merge threads, which the
-        # writer's calls start.
-        await trio.to_thread.run_sync(start_in_background, fn, limiter=store_limiter)
-
     async def commit() -> None:
         nonlocal first_uncommitted
         if not uncommitted:
@@ -277,7 +271,7 @@ async def writer_stage(
         uncommitted.clear()
         first_uncommitted = math.inf
         try:
-            await in_background(store.commit)
+            await trio.to_thread.run_sync(store.commit, limiter=store_limiter)
         except StoreError as exc:
             log.error("%s", exc)
             for tracker in batch:
@@ -323,10 +317,10 @@ async def writer_stage(
                         except (trio.WouldBlock, trio.EndOfChannel):
                             break
                     try:
-                        await in_background(partial(apply, items))
+                        await trio.to_thread.run_sync(apply, items, limiter=store_limiter)
                     except StoreError as exc:
                         log.error("%s", exc)
-                        await in_background(store.rollback)
+                        await trio.to_thread.run_sync(store.rollback, limiter=store_limiter)
                         for tracker in {i.tracker for i in items} | set(uncommitted):
                             tracker.fail(exc)
                         uncommitted.clear()

@@ -6,8 +6,9 @@ on a small machine a search waits behind them. Niced, they yield the CPU wheneve
 the user's own work) wants it, and take the rest.
 
 Linux gives each thread its own niceness, and a thread starts with its creator's: lowering it
-in a worker process as it starts, or in the thread that opens the index writer, covers that
-work and nothing else.
+in a worker process as it starts, or in a short-lived thread that opens the index writer or
+commits (tantivy starts its threads there), covers that work and nothing else. Python code in
+the daemon stays at its priority: a niced thread holding the GIL would hold up searches.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ import re
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import attrs
@@ -35,6 +36,7 @@ import tantivy
 from .chunk import CHUNKER_VERSION, Chunk
 from .errors import StoreError
 from .facets import stored_facets, stored_weight
+from .priority import start_in_background
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +321,10 @@ class Store:
             try:
                 # A small arena: memory stays flat whatever the repository's size; the writer
                 # flushes a segment when it fills, which costs little at our commit cadence.
-                self._writer = self._target.writer(heap_size=WRITER_HEAP_BYTES, num_threads=1)
+                # Its merge threads start with it, at background priority.
+                self._writer = start_in_background(
+                    partial(self._target.writer, heap_size=WRITER_HEAP_BYTES, num_threads=1)
+                )
             except ValueError as exc:
                 raise self._write_failure("opening the index writer", exc) from None
         return self._writer
@@ -441,7 +446,9 @@ class Store:
     def commit(self) -> None:
         """Make everything written so far visible to searches, atomically."""
         try:
-            self.writer.commit()
+            # Tantivy starts the next indexing threads from the committing thread: at background
+            # priority they, like the merges, yield the CPU to searches.
+            start_in_background(self.writer.commit)
         except (OSError, ValueError) as exc:
             self.rollback()
             raise self._write_failure("commit", exc) from None
