@@ -1,0 +1,87 @@
+"""Search latency under load: the same queries on an idle daemon, then while a full sync runs.
+
+    .venv/bin/python bench/bench_load.py /work/corpora/go-std [--rounds 40]
+
+In one run, through the socket, one client: lexical and symbol queries, paced a few ms
+apart, on the idle daemon (half the rounds before the sync, half after, so drift in the
+machine's own load falls on both sides), and while `sync --full` of the same corpus re-reads
+every file. Prints p50/p99 of both and their ratio. Goal: p99 under load at most 2x the idle
+p99, and under 50 ms for lexical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+
+from daemon_run import Daemon, corpus
+
+LEXICAL = ["ParseDuration", "parse duration", "NewReader", "errorf", "read timeout", "http server handler",
+           "bufio scanner", "context cancel"]
+SYMBOL = ["ParseDuration", "NewReader", "Scanner", "WriteString"]
+PACE_SECONDS = 0.005  # between queries: a busy client, not a flood
+GOAL_RATIO = 2.0
+GOAL_LEXICAL_MS = 50.0
+
+
+def ms(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return 1000 * xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def one_round(client, latencies: dict[str, list[float]]) -> None:
+    for mode, queries in (("lexical", LEXICAL), ("symbol", SYMBOL)):
+        for query in queries:
+            started = time.perf_counter()
+            client.call("search", {"query": query, "mode": mode, "limit": 10})
+            latencies[mode].append(time.perf_counter() - started)
+            time.sleep(PACE_SECONDS)
+
+
+def job_state(client, job_id: str) -> dict:
+    return next(j for j in client.call("jobs")["jobs"] if j["id"] == job_id)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("corpus")
+    parser.add_argument("--rounds", type=int, default=100, help="idle rounds of every query")
+    args = parser.parse_args()
+    repo = corpus(args.corpus)
+    daemon = Daemon({repo.name: repo})
+    try:
+        daemon.start()
+        daemon.wait_indexed()
+        with daemon.client() as client:
+            for _ in range(3):  # warm the searcher's caches and the connection
+                one_round(client, {"lexical": [], "symbol": []})
+            idle = {"lexical": [], "symbol": []}
+            for _ in range(args.rounds // 2):
+                one_round(client, idle)
+
+            (job,) = client.call("sync", {"repo": repo.name, "full": True})["jobs"]
+            loaded = {"lexical": [], "symbol": []}
+            while (state := job_state(client, job["id"]))["state"] in ("queued", "running"):
+                one_round(client, loaded)
+            for _ in range(args.rounds - args.rounds // 2):
+                one_round(client, idle)
+        if state["state"] != "completed":
+            raise SystemExit(f"the full sync ended {state['state']}: {state['error']}")
+        took = state["ended"] - state["started"]
+        print(f"== {repo.name}: full sync {took:.1f} s ({state['counts'].get('indexed', 0)} files) under the queries")
+        for mode in ("lexical", "symbol"):
+            ratio = ms(loaded[mode], .99) / ms(idle[mode], .99)
+            goal = ratio <= GOAL_RATIO and (mode != "lexical" or ms(loaded[mode], .99) < GOAL_LEXICAL_MS)
+            print(
+                f"{mode:8} idle p50 {ms(idle[mode], .5):6.2f} p99 {ms(idle[mode], .99):6.2f} ms ({len(idle[mode])})"
+                f" | during sync p50 {ms(loaded[mode], .5):6.2f} p99 {ms(loaded[mode], .99):6.2f} ms"
+                f" ({len(loaded[mode])}) | p99 ratio {ratio:.2f}x  goal {'met' if goal else 'MISSED'}"
+            )
+    finally:
+        daemon.stop()
+        shutil.rmtree(daemon.tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
