@@ -40,7 +40,7 @@ CORPUS_FILES = 120
 KILLS = 20
 # Kills fall at random within this many seconds of READY: through the scan, the parse workers'
 # start, the commits of the sync the daemon resumes, and now and then after it.
-KILL_WITHIN_SECONDS = 2.0
+KILL_WITHIN_SECONDS = 1.5
 SEED = 5
 
 
@@ -125,9 +125,9 @@ class Tree:
                 self.versions[(path, blob)] = (record.status, chunks)
 
     def change(self, rng: random.Random) -> None:
-        """Edit a third of the files, delete and add a few, and commit: work for the next sync."""
+        """Edit a quarter of the files, delete and add a few, and commit: work for the next sync."""
         paths = sorted(self.current)
-        for path in rng.sample(paths, len(paths) // 3):
+        for path in rng.sample(paths, len(paths) // 4):
             self.repo.write(path, self.repo.path(path).read_text() + f"\n\ndef added_{rng.randrange(10**6)}():\n    return 1\n")
         for path in rng.sample(paths, 2):
             self.repo.write(path.removesuffix(".py") + "_copy.py", self.repo.path(path).read_bytes())
@@ -173,7 +173,8 @@ class DaemonProcess:
         self.config.write_text(
             f'state_dir = "{state_dir}"\nsocket = "{self.socket}"\nlog_level = "warning"\n'
             f'[[repository]]\nname = "corpus"\npath = "{repo.root}"\n'
-            "[limits]\ncommit_every_files = 20\ncommit_every_seconds = 0.25\n"
+            # One parse worker: each start spawns it afresh, and two cores are all CI has.
+            "[limits]\ncommit_every_files = 20\ncommit_every_seconds = 0.25\nparse_workers = 1\nfiles_in_flight = 2\n"
             "[model]\nenabled = false\n"
         )
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -265,7 +266,7 @@ def test_a_daemon_killed_at_any_point_of_its_syncs_keeps_a_whole_index_and_resum
             if job["state"] == "completed":  # resumed: only what was not committed was redone
                 assert (job["counts"]["indexed"], job["counts"]["deleted"]) == work, (kill, job)
             else:
-                assert job["state"] == "running", job
+                assert job["state"] in ("queued", "running"), job
             daemon.kill()
             view = read_index(daemon.state_dir)
             check_whole(view, tree)
