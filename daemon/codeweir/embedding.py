@@ -233,6 +233,9 @@ class EmbeddingService:
                 await self._reconcile()
             if not self.pending and not self.backlog.statistics().current_buffer_used:
                 await self._covered()
+                # The backlog is drained: a good moment to bring the ANN index up to date (it
+                # does nothing below its threshold or while the index is fresh enough).
+                await trio.to_thread.run_sync(self.vectors.refresh_index, limiter=self._model_limiter)
                 self._idle.set()
             with trio.move_on_at(next_save):
                 try:
