@@ -18,6 +18,7 @@ the corpus's chunks, in the Embedder's own batches (bench_embed.session_feeds).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,8 @@ from codeweir.embedding import EMBED_CALL_TEXTS
 from codeweir.modelbuild import ensure_model
 
 DEFAULT_MODEL_CACHE = Path("/tmp/codeweir-bench-models")
+# A daemon whose vector count stands still this long, chunks still unembedded, has stalled.
+STALL_S = 180.0
 
 
 @attrs.frozen
@@ -42,6 +45,7 @@ class IndexRun:
     first_vector_s: float  # from the daemon's start until the first vector was stored
     vectors_at_lexical: int
     vectors: int
+    cpu_s: float  # the daemon process's CPU time (all its threads; not its parse workers) at the end
     chunks: int
     files: int
     model: dict
@@ -52,32 +56,48 @@ class IndexRun:
         return self.vectors / max(self.embedded_s - self.first_vector_s, 1e-9)
 
     @property
+    def cpu_ms_per_vector(self) -> float:
+        return 1000 * self.cpu_s / max(self.vectors, 1)
+
+    @property
     def rate_after_lexical(self) -> float:
         """Vectors per second once parsing was done (the model alone on the CPU)."""
         return (self.vectors - self.vectors_at_lexical) / max(self.embedded_s - self.lexical_s, 1e-9)
 
 
-def model_extra(model_dir: Path, *, quantized: bool) -> str:
-    """`[model]` lines naming a prebuilt fp32 model; int8 is the daemon's own quantized copy of it."""
-    return f'path = "{model_dir}"\nquantized = {"true" if quantized else "false"}'
+def config_extra(model_dir: Path, *, quantized: bool, embed_channel: int = 0) -> str:
+    """`[model]` lines naming a prebuilt fp32 model (int8 is the daemon's own quantized copy of
+    it), and the embed backlog's size if not the default."""
+    lines = [f'path = "{model_dir}"', f"quantized = {'true' if quantized else 'false'}"]
+    if embed_channel:
+        lines += ["[limits]", f"embed_channel = {embed_channel}"]
+    return "\n".join(lines)
 
 
 def prebuilt_model(cache: Path) -> Path:
     return ensure_model(ModelConfig(), cache).directory
 
 
-def index_with_vectors(daemon: Daemon, poll: float = 0.5) -> IndexRun:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def index_with_vectors(daemon: Daemon, poll: float = 0.5, stall_s: float = STALL_S) -> IndexRun:
     """Start `daemon`, wait until lexical search covers everything, then until every chunk has a vector.
 
     Complete means: no sync queued or running, every repository's chunks_embedded equal to its
     chunks, and the vector count unchanged over two polls (an overflowed backlog is found again
-    by a reconciliation pass, which briefly leaves the pending counts short).
+    by a reconciliation pass, which briefly leaves the pending counts short). Exits if the
+    vector count stands still for `stall_s` with chunks still unembedded.
     """
     started = time.perf_counter()
     daemon.start()
     first_vector = None
     vectors_at_lexical = None
     last_vectors = -1
+    progress = (0, 0.0)  # (vectors, when that count was first seen)
     with daemon.client() as client:
         while True:
             status = client.call("status")
@@ -87,6 +107,10 @@ def index_with_vectors(daemon: Daemon, poll: float = 0.5) -> IndexRun:
                 sys.exit(f"the model failed to load: {status['model']['error']}")
             if vectors and first_vector is None:
                 first_vector = now
+            if vectors != progress[0]:
+                progress = (vectors, now)
+            elif now - progress[1] > stall_s:
+                sys.exit(f"embedding stalled: {vectors} vectors for {stall_s:.0f} s; status: {status}")
             for pid in children(daemon.proc.pid):
                 try:
                     daemon.peak_worker_kib = max(daemon.peak_worker_kib, rss_kib(pid))
@@ -106,6 +130,7 @@ def index_with_vectors(daemon: Daemon, poll: float = 0.5) -> IndexRun:
                     first_vector_s=first_vector or now,
                     vectors_at_lexical=vectors_at_lexical,
                     vectors=vectors,
+                    cpu_s=cpu_seconds(daemon.proc.pid),
                     chunks=sum(r["chunks"] for r in repos),
                     files=sum(r["files_indexed"] for r in repos),
                     model=status["model"],
@@ -138,6 +163,7 @@ def main() -> None:
     parser.add_argument("corpus", nargs="?", default="/work/corpora/django")
     parser.add_argument("--quantized", action="store_true", help="the int8 model")
     parser.add_argument("--model-cache", type=Path, default=DEFAULT_MODEL_CACHE)
+    parser.add_argument("--embed-channel", type=int, default=0, help="[limits] embed_channel (default: the daemon's)")
     parser.add_argument("--peer-chunks", type=int, default=0, help="chunks for the raw session (default: as many as the daemon embedded)")
     args = parser.parse_args()
 
@@ -145,7 +171,7 @@ def main() -> None:
     model_dir = prebuilt_model(args.model_cache)
     threads = default_threads()
     variant = "int8" if args.quantized else "fp32"
-    daemon = Daemon({repo.name: repo}, model=True, extra=model_extra(model_dir, quantized=args.quantized))
+    daemon = Daemon({repo.name: repo}, model=True, extra=config_extra(model_dir, quantized=args.quantized, embed_channel=args.embed_channel))
     try:
         run = index_with_vectors(daemon)
         peak_daemon = daemon.peak_kib()
@@ -155,6 +181,7 @@ def main() -> None:
           f"model {run.model['model']} on {run.model['provider']}, {threads} embedding thread(s)")
     print(f"lexical complete        {run.lexical_s:8.1f} s")
     print(f"every chunk embedded    {run.embedded_s:8.1f} s  (first vector at {run.first_vector_s:.1f} s)")
+    print(f"daemon CPU              {run.cpu_s:8.1f} s  ({run.cpu_ms_per_vector:.1f} ms per vector)")
     print(f"peak RSS: daemon {mib(peak_daemon)} (anonymous, sampled: {mib(daemon.peak_anon_kib)}), "
           f"largest worker {mib(daemon.peak_worker_kib)}")
 

@@ -24,7 +24,7 @@ from .freshness import stale_paths
 from .query import Query
 from .regex_search import search_regex
 from .search import Filters, Hit, required_words, search_lexical, search_symbols
-from .semantic import reciprocal_rank_fusion, search_semantic
+from .semantic import fuse_hybrid, reciprocal_rank_fusion, search_definitions, search_semantic
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class SearchRequests:
         }
 
     async def _search_by_meaning(self, mode: str, query, params) -> tuple[list[Hit], list[str]]:
-        """Semantic, or hybrid: lexical and semantic fused by reciprocal rank."""
+        """Semantic, or hybrid: lexical, semantic and definitions named by the query fused by reciprocal rank."""
         if not self.embedding.ready:
             if mode == "semantic":
                 raise RequestError(self.embedding.unavailable_reason(), code=-32000)
@@ -93,7 +93,10 @@ class SearchRequests:
             plan_search(self.store, "lexical", query, attrs.evolve(params, limit=wide)),
             limiter=self.limiter,
         )
-        return reciprocal_rank_fusion([lexical_hits, semantic], params.limit), notes + lexical_notes
+        definitions = await trio.to_thread.run_sync(
+            search_definitions, self.store, text, filters, wide, limiter=self.limiter
+        )
+        return fuse_hybrid(lexical_hits, semantic, definitions, params.limit), notes + lexical_notes
 
     async def _search_commits(self, query, params) -> tuple[list[CommitHit], list[str]]:
         """Commits by words, fused by reciprocal rank with commits by meaning once the model is
