@@ -5,7 +5,8 @@
 
 The daemon indexes the corpus with the model enabled (built once into --model-cache and
 named by `[model] path`, so no run pays for the conversion). Printed: wall time from the
-daemon's start until lexical search covers every file and until every chunk has a vector;
+daemon's start until lexical search covers every file and until every distinct text in the
+index (chunks and commit messages, counted by reading the index beside the daemon) has a vector;
 the embedding rate (vectors over the time from the first vector to the last, and over the
 time after lexical indexing finished, when the model has the CPU to itself); peak RSS
 (VmHWM) of the daemon, its sampled anonymous memory, and its largest parse worker.
@@ -24,17 +25,19 @@ import time
 from pathlib import Path
 
 import attrs
+import tantivy
 
 from bench_embed import corpus_texts, session_feeds, timed
 from daemon_run import Daemon, children, corpus, rss_kib
 
 from codeweir.config import ModelConfig
 from codeweir.embed import Embedder, default_threads
-from codeweir.embedding import EMBED_CALL_TEXTS
+from codeweir.embedding import EMBED_CALL_TEXTS, EMBEDDED_KINDS
 from codeweir.modelbuild import ensure_model
+from codeweir.store import SCHEMA
 
 DEFAULT_MODEL_CACHE = Path("/tmp/codeweir-bench-models")
-# A daemon whose vector count stands still this long, chunks still unembedded, has stalled.
+# A daemon whose vector count stands still this long, texts still unembedded, has stalled.
 STALL_S = 180.0
 
 
@@ -65,13 +68,9 @@ class IndexRun:
         return (self.vectors - self.vectors_at_lexical) / max(self.embedded_s - self.lexical_s, 1e-9)
 
 
-def config_extra(model_dir: Path, *, quantized: bool, embed_channel: int = 0) -> str:
-    """`[model]` lines naming a prebuilt fp32 model (int8 is the daemon's own quantized copy of
-    it), and the embed backlog's size if not the default."""
-    lines = [f'path = "{model_dir}"', f"quantized = {'true' if quantized else 'false'}"]
-    if embed_channel:
-        lines += ["[limits]", f"embed_channel = {embed_channel}"]
-    return "\n".join(lines)
+def config_extra(model_dir: Path, *, quantized: bool) -> str:
+    """`[model]` lines naming a prebuilt fp32 model; int8 is the daemon's own quantized copy of it."""
+    return f'path = "{model_dir}"\nquantized = {"true" if quantized else "false"}'
 
 
 def prebuilt_model(cache: Path) -> Path:
@@ -84,19 +83,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def index_with_vectors(daemon: Daemon, poll: float = 0.5, stall_s: float = STALL_S) -> IndexRun:
-    """Start `daemon`, wait until lexical search covers everything, then until every chunk has a vector.
+def texts_to_embed(index_dir: Path) -> int:
+    """Distinct embedded texts (chunks and commit messages) in the daemon's committed index, read
+    beside it. The daemon's own coverage counts leave out what waits in its backlog channel or
+    was dropped there for a later reconciliation, so they can claim completion too early."""
+    searcher = tantivy.Index.open(str(index_dir)).searcher()
+    query = tantivy.Query.term_set_query(SCHEMA, "doc_kind", list(EMBEDDED_KINDS))
+    total = searcher.search(query, limit=1, count=True).count
+    hits = searcher.search(query, limit=max(total, 1), count=False).hits
+    return len({searcher.doc(address).get_first("content_hash") for _, address in hits})
 
-    Complete means: no sync queued or running, every repository's chunks_embedded equal to its
-    chunks, and the vector count unchanged over two polls (an overflowed backlog is found again
-    by a reconciliation pass, which briefly leaves the pending counts short). Exits if the
-    vector count stands still for `stall_s` with chunks still unembedded.
-    """
+
+def index_with_vectors(daemon: Daemon, poll: float = 0.5, stall_s: float = STALL_S) -> IndexRun:
+    """Start `daemon`, wait until lexical search covers everything, then until every distinct
+    text in the index has a vector; exits if the vector count stands still for `stall_s` before."""
     started = time.perf_counter()
     daemon.start()
     first_vector = None
-    vectors_at_lexical = None
-    last_vectors = -1
+    lexical = None  # (seconds, vectors, texts to embed) once no sync is queued or running
     progress = (0, 0.0)  # (vectors, when that count was first seen)
     with daemon.client() as client:
         while True:
@@ -107,35 +111,33 @@ def index_with_vectors(daemon: Daemon, poll: float = 0.5, stall_s: float = STALL
                 sys.exit(f"the model failed to load: {status['model']['error']}")
             if vectors and first_vector is None:
                 first_vector = now
-            if vectors != progress[0]:
-                progress = (vectors, now)
-            elif now - progress[1] > stall_s:
-                sys.exit(f"embedding stalled: {vectors} vectors for {stall_s:.0f} s; status: {status}")
             for pid in children(daemon.proc.pid):
                 try:
                     daemon.peak_worker_kib = max(daemon.peak_worker_kib, rss_kib(pid))
                 except OSError:
                     pass  # a worker that has just exited
             daemon.peak_anon_kib = max(daemon.peak_anon_kib, rss_kib(daemon.proc.pid, "RssAnon"))
-            jobs = client.call("jobs")["jobs"]
-            lexical_done = bool(jobs) and not any(j["state"] in ("queued", "running") for j in jobs)
-            if lexical_done and vectors_at_lexical is None:
-                vectors_at_lexical, lexical_s = vectors, now
-            repos = status["repos"]
-            embedded = all(r["chunks"] and r["chunks_embedded"] == r["chunks"] for r in repos)
-            if lexical_done and embedded and status["model"]["state"] == "ready" and vectors == last_vectors:
+            if lexical is None:
+                jobs = client.call("jobs")["jobs"]
+                if jobs and not any(j["state"] in ("queued", "running") for j in jobs):
+                    lexical = (now, vectors, texts_to_embed(daemon.tmp / "state" / "index"))
+            if lexical is not None and vectors >= lexical[2]:
+                repos = status["repos"]
                 return IndexRun(
-                    lexical_s=lexical_s,
+                    lexical_s=lexical[0],
                     embedded_s=now,
                     first_vector_s=first_vector or now,
-                    vectors_at_lexical=vectors_at_lexical,
+                    vectors_at_lexical=lexical[1],
                     vectors=vectors,
                     cpu_s=cpu_seconds(daemon.proc.pid),
                     chunks=sum(r["chunks"] for r in repos),
                     files=sum(r["files_indexed"] for r in repos),
                     model=status["model"],
                 )
-            last_vectors = vectors if lexical_done and embedded else -1
+            if vectors != progress[0]:
+                progress = (vectors, now)
+            elif now - progress[1] > stall_s:
+                sys.exit(f"embedding stalled: {vectors} vectors for {stall_s:.0f} s; status: {status}")
             time.sleep(poll)
 
 
@@ -163,21 +165,20 @@ def main() -> None:
     parser.add_argument("corpus", nargs="?", default="/work/corpora/django")
     parser.add_argument("--quantized", action="store_true", help="the int8 model")
     parser.add_argument("--model-cache", type=Path, default=DEFAULT_MODEL_CACHE)
-    parser.add_argument("--embed-channel", type=int, default=0, help="[limits] embed_channel (default: the daemon's)")
-    parser.add_argument("--peer-chunks", type=int, default=0, help="chunks for the raw session (default: as many as the daemon embedded)")
+    parser.add_argument("--peer-chunks", type=int, default=0, help="chunks for the raw session (default: as many as the daemon)")
     args = parser.parse_args()
 
     repo = corpus(args.corpus)
     model_dir = prebuilt_model(args.model_cache)
     threads = default_threads()
     variant = "int8" if args.quantized else "fp32"
-    daemon = Daemon({repo.name: repo}, model=True, extra=config_extra(model_dir, quantized=args.quantized, embed_channel=args.embed_channel))
+    daemon = Daemon({repo.name: repo}, model=True, extra=config_extra(model_dir, quantized=args.quantized))
     try:
         run = index_with_vectors(daemon)
         peak_daemon = daemon.peak_kib()
     finally:
         daemon.stop()
-    print(f"{repo.name}: {run.files} files, {run.chunks} chunks, {run.vectors} distinct texts embedded, "
+    print(f"{repo.name}: {run.files} files, {run.chunks} chunks, {run.vectors} distinct texts embedded (chunks, commits), "
           f"model {run.model['model']} on {run.model['provider']}, {threads} embedding thread(s)")
     print(f"lexical complete        {run.lexical_s:8.1f} s")
     print(f"every chunk embedded    {run.embedded_s:8.1f} s  (first vector at {run.first_vector_s:.1f} s)")

@@ -260,11 +260,10 @@ def fusion_study(sets: dict[str, Queries], deep: dict[str, DeepLists]) -> None:
         cells = []
         for name, queries in sets.items():
             lists = deep[name]
-            ranks = [
-                target.found_at([h.to_dict() for h in reciprocal_rank_fusion(
-                    [lx[:depth], sm[:depth], df[:depth]], LIMIT, k=k, weights=weights)])
-                for (_, target), lx, sm, df in zip(queries, lists.lexical, lists.semantic, lists.definitions, strict=True)
-            ]
+            ranks = []
+            for (_, target), *rankings in zip(queries, lists.lexical, lists.semantic, lists.definitions, strict=True):
+                fused = reciprocal_rank_fusion([r[:depth] for r in rankings], LIMIT, k=k, weights=weights)
+                ranks.append(target.found_at([h.to_dict() for h in fused]))
             result = ModeResult(ranks, [0.0])
             cells.append(f"{result.mrr:.3f} / {result.recall:.3f}")
         now = "*" if (k, weights, depth) == (HYBRID_RRF_K, HYBRID_WEIGHTS, 30) else " "
@@ -286,7 +285,7 @@ class Evaluation:
 
 def evaluate(corpus: Path, sets: dict[str, Queries], args, *, quantized: bool) -> Evaluation:
     """Index `corpus` with a fresh daemon, wait for every vector, run every query in every mode."""
-    extra = config_extra(prebuilt_model(args.model_cache), quantized=quantized, embed_channel=args.embed_channel)
+    extra = config_extra(prebuilt_model(args.model_cache), quantized=quantized)
     daemon = Daemon({"corpus": corpus}, model=True, extra=extra)
     deep = None
     try:
@@ -295,7 +294,9 @@ def evaluate(corpus: Path, sets: dict[str, Queries], args, *, quantized: bool) -
               f"lexical {run.lexical_s:.1f} s, embedded {run.embedded_s:.1f} s, {run.embed_rate:.1f} chunks/s, "
               f"{run.cpu_ms_per_vector:.0f} ms of daemon CPU per vector")
         with daemon.client() as client:
-            results = {name: {mode: run_mode(client, queries, mode, LIMIT)[0] for mode in MODES} for name, queries in sets.items()}
+            results = {
+                name: {mode: run_mode(client, queries, mode, LIMIT)[0] for mode in MODES} for name, queries in sets.items()
+            }
             if args.depth:
                 fetched = {
                     name: [run_mode(client, queries, mode, args.depth)[1] for mode in ("lexical", "semantic")]
@@ -343,7 +344,6 @@ def main() -> None:
     parser.add_argument("--context", default="codeweir", choices=("codeweir", *CONTEXTS))
     parser.add_argument("--depth", type=int, default=50, help="list depth for the fusion study (0: skip it)")
     parser.add_argument("--model-cache", type=Path, default=DEFAULT_MODEL_CACHE)
-    parser.add_argument("--embed-channel", type=int, default=0, help="[limits] embed_channel (default: the daemon's)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="codeweir-retrieval-"))
