@@ -7,4 +7,4 @@ from codeweir.modelbuild import ensure_model
 @pytest.fixture(scope="session")
 def default_model_dir(tmp_path_factory):
     """The default model converted to ONNX once per test session (tests point model.path at it)."""
-    return ensure_model(ModelConfig(), tmp_path_factory.mktemp("model-state")).directory
+    return ensure_model(ModelConfig(quantized=False), tmp_path_factory.mktemp("model-state")).directory

@@ -26,7 +26,7 @@ def state_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
 @pytest.fixture(scope="module")
 def default_spec(state_dir: Path) -> ModelSpec:
-    return ensure_model(ModelConfig(), state_dir)
+    return ensure_model(ModelConfig(quantized=False), state_dir)
 
 
 def linked_source(tmp_path: Path, *, without: str = "") -> Path:
@@ -106,16 +106,16 @@ def test_ensure_default_builds_under_state_dir_models(default_spec: ModelSpec, s
 
 
 def test_model_id_changes_whenever_document_vectors_would(state_dir: Path, default_spec: ModelSpec) -> None:
-    shorter = ensure_model(ModelConfig(max_tokens=128), state_dir)
-    prefixed = ensure_model(ModelConfig(document_prefix="passage: "), state_dir)
-    query_only = ensure_model(ModelConfig(query_prefix="query: "), state_dir)
+    shorter = ensure_model(ModelConfig(quantized=False, max_tokens=128), state_dir)
+    prefixed = ensure_model(ModelConfig(quantized=False, document_prefix="passage: "), state_dir)
+    query_only = ensure_model(ModelConfig(quantized=False, query_prefix="query: "), state_dir)
     assert len({default_spec.model_id, shorter.model_id, prefixed.model_id}) == 3
     assert query_only.model_id == default_spec.model_id, "a query prefix leaves stored vectors valid"
     assert shorter.max_tokens == 128
 
 
 def test_quantized_default_is_an_int8_model_with_its_own_id(state_dir: Path, default_spec: ModelSpec) -> None:
-    spec = ensure_model(ModelConfig(quantized=True), state_dir)
+    spec = ensure_model(ModelConfig(), state_dir)  # unset: the built-in model runs int8
     assert spec.directory.name.endswith("-int8") and "-int8-" in spec.model_id
     assert spec.model_id != default_spec.model_id
     ops = {n.op_type for n in onnx.load(str(spec.directory / "model.onnx"), load_external_data=False).graph.node}

@@ -108,12 +108,16 @@ def build_onnx_model(source: Path, out_dir: Path, *, quantize: bool = False) -> 
 def ensure_model(cfg: ModelConfig, state_dir: Path) -> ModelSpec:
     """The model `cfg` names, built or checked: ModelError says what is wrong with it."""
     if cfg.path:
+        cfg = attrs.evolve(cfg, quantized=bool(cfg.quantized))
         return _external_spec(cfg, Path(cfg.path).expanduser(), state_dir)
     if cfg.name != "default":
         raise ModelError(
             f"model.name {cfg.name!r} is not a built-in model; the built-in one is 'default', "
             "any other needs model.path pointing at an ONNX model directory"
         )
+    # Unset: int8 for the built-in model, as fast again on CPU and as good at retrieval
+    # (bench/README.md: bench_retrieval, bench_embed).
+    cfg = attrs.evolve(cfg, quantized=cfg.quantized is not False)
     source = default_model_source()
     hash_ = source_hash(source)
     out_dir = state_dir / "models" / f"{hash_[:16]}-{'int8' if cfg.quantized else 'fp32'}"
