@@ -93,6 +93,39 @@ def test_rescans_follow_every_index_change(repo: GitRepo) -> None:
     assert scan_matches_git()
 
 
+def _indexed_mtime(repo: GitRepo, path: str) -> int:
+    debug = repo.git("ls-files", "--debug", path)
+    return int(next(line for line in debug.splitlines() if "mtime:" in line).split()[1].split(":")[0])
+
+
+def _touch_in_the_past(repo: GitRepo, path: str) -> int:
+    """Give `path` a new mtime (content unchanged), old enough not to be racy."""
+    mtime = int(repo.path(path).stat().st_mtime) - 1000
+    os.utime(repo.path(path), (mtime, mtime))
+    return mtime
+
+
+def test_a_scan_writes_back_the_stat_data_of_files_it_hashed_unchanged(repo: GitRepo) -> None:
+    """As git status does, so that a touched checkout is hashed once, not on every rescan."""
+    mtime = _touch_in_the_past(repo, "src/app.py")
+    assert _indexed_mtime(repo, "src/app.py") != mtime
+    assert blobs(scan(repo.config(), MAX))["src/app.py"] == repo.hash_object("src/app.py")
+    assert _indexed_mtime(repo, "src/app.py") == mtime
+
+
+def test_a_scan_while_a_git_command_holds_the_index_lock_answers_without_writing(repo: GitRepo) -> None:
+    lock = repo.path(".git/index.lock")
+    lock.write_bytes(b"")
+    mtime = _touch_in_the_past(repo, "src/app.py")
+    repo.write("src/util.py", "X = 2\n")
+    assert blobs(scan(repo.config(), MAX)) == {
+        p: repo.hash_object(p) for p in (".gitignore", "README.md", "src/app.py", "src/util.py")
+    }
+    assert lock.read_bytes() == b""
+    lock.unlink()
+    assert _indexed_mtime(repo, "src/app.py") != mtime
+
+
 def test_file_deleted_in_worktree_is_absent(repo: GitRepo) -> None:
     repo.remove("src/util.py")
     assert "src/util.py" not in blobs(scan(repo.config(), MAX))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import attrs
 import pygit2
-from pygit2.enums import FileStatus, RepositoryOpenFlag
+from pygit2.enums import DeltaStatus, DiffOption, RepositoryOpenFlag
 
 from .config import RepoConfig
 from .errors import FileSkipped, RepoError
@@ -28,13 +28,18 @@ _SYMLINK_MODE = 0o120000
 _GITLINK_MODE = 0o160000
 _STAGE_MASK = 0x3000  # GIT_INDEX_ENTRY_STAGEMASK: non-zero for the sides of a merge conflict
 
-# Status flags (as plain ints: enum arithmetic per file is a visible share of a scan).
-# "The worktree holds content the index does not describe":
-_FROM_DISK = int(
-    FileStatus.WT_NEW | FileStatus.WT_MODIFIED | FileStatus.WT_TYPECHANGE | FileStatus.CONFLICTED
+# Index-to-worktree deltas whose content only the worktree has (unreadable ones are skipped):
+_FROM_DISK = frozenset(
+    {DeltaStatus.UNTRACKED, DeltaStatus.MODIFIED, DeltaStatus.TYPECHANGE, DeltaStatus.CONFLICTED, DeltaStatus.UNREADABLE}
 )
-_UNREADABLE = int(FileStatus.WT_UNREADABLE)
-_NOT_FROM_INDEX = _FROM_DISK | _UNREADABLE | int(FileStatus.WT_DELETED)
+_NOT_FROM_INDEX = _FROM_DISK | {DeltaStatus.DELETED}
+# Index to worktree only: git status's HEAD-to-index half would walk every tree of HEAD.
+_WORKTREE_DIFF = (
+    DiffOption.INCLUDE_UNTRACKED
+    | DiffOption.RECURSE_UNTRACKED_DIRS
+    | DiffOption.INCLUDE_TYPECHANGE
+    | DiffOption.INCLUDE_UNREADABLE
+)
 
 
 @attrs.frozen
@@ -191,7 +196,7 @@ def scan(repo: RepoConfig, max_file_bytes: int, paths: Iterable[str] | None = No
     Symlinks, submodules, files over `max_file_bytes` and files the include/exclude globs drop
     are skipped and counted by reason. `paths` restricts the scan to those files and directories.
     """
-    git = _open(repo)
+    git = _cached_open(repo)
     selector = _Selector(repo, max_file_bytes, None if paths is None else PathScope.of(paths))
     try:
         if git.is_bare or repo.ref:
@@ -249,19 +254,19 @@ class _Selector:
 def _scan_worktree(repo: RepoConfig, git: pygit2.Repository, selector: _Selector) -> Snapshot:
     index_file = Path(git.path) / "index"
     before = _file_signature(index_file)
-    status = git.status(untracked_files="all", ignored=False)
+    changes = _worktree_changes(git)
     files: list[TrackedFile] = []
-    unchanged_during_status = before is not None and before == _file_signature(index_file)
-    for path, mode, file in _tracked_files(git, before if unchanged_during_status else None):
-        if (path in status and status[path] & _NOT_FROM_INDEX) or not selector.in_scope(path):
+    unchanged_during_diff = before is not None and before == _file_signature(index_file)
+    for path, mode, file in _tracked_files(git, before if unchanged_during_diff else None):
+        if (path in changes and changes[path] in _NOT_FROM_INDEX) or not selector.in_scope(path):
             continue
         if selector.is_regular(mode) and selector.fits(file.size):
             files.append(file)
     root = Path(git.workdir)
-    for path, flags in status.items():
-        if not flags & (_FROM_DISK | _UNREADABLE) or not selector.in_scope(path.rstrip("/")):
+    for path, change in changes.items():
+        if change not in _FROM_DISK or not selector.in_scope(path.rstrip("/")):
             continue
-        if file := _worktree_file(root, path, flags, selector):
+        if file := _worktree_file(root, path, change, selector):
             files.append(file)
     files.sort(key=lambda f: f.path)
     head = "" if git.head_is_unborn else str(git.head.target)
@@ -280,12 +285,11 @@ _index_listings: dict[str, _IndexListing] = {}  # by git dir
 def _tracked_files(
     git: pygit2.Repository, signature: tuple[int, ...] | None
 ) -> tuple[tuple[str, int, TrackedFile], ...]:
-    """The index's stage-0 entries as (path, mode, file), as the last status() call saw them.
+    """The index's stage-0 entries as (path, mode, file), as the last diff saw them.
 
-    status() reloads the repository's index when the file changed on disk, so its in-memory
-    entries are the ones status compared the worktree with. `signature` is the index file's,
-    given when it did not change while status ran: then the entries are those of that file, and
-    a listing of it is reused, which makes a no-change rescan little more than the status call.
+    `signature` is the index file's, given when it did not change while the diff ran: then the
+    entries are those of that file, and a listing of it is reused, which makes a no-change
+    rescan little more than the diff.
     """
     listing = _index_listings.get(git.path)
     if signature and listing is not None and listing.signature == signature:
@@ -307,9 +311,26 @@ def _file_signature(path: Path) -> tuple[int, ...] | None:
     return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
-def _worktree_file(root: Path, path: str, flags: int, selector: _Selector) -> TrackedFile | None:
+def _worktree_changes(git: pygit2.Repository) -> dict[str, DeltaStatus]:
+    """path -> how the worktree differs from the index, for each file that differs.
+
+    Like `git status`, it writes back the stat data of files it found unchanged only by
+    hashing them (after a checkout or a touch), so the next scan need not hash them again. When
+    the index cannot be written (a git command holds its lock, a read-only repository), it
+    compares without writing.
+    """
+    index = git.index
+    index.read(False)  # a diff against a given index does not reload it when git changed it
+    try:
+        diff = index.diff_to_workdir(_WORKTREE_DIFF | DiffOption.UPDATE_INDEX)
+    except pygit2.GitError:
+        diff = index.diff_to_workdir(_WORKTREE_DIFF)
+    return {delta.new_file.path: delta.status for delta in diff.deltas}
+
+
+def _worktree_file(root: Path, path: str, change: DeltaStatus, selector: _Selector) -> TrackedFile | None:
     """A file whose current content only the worktree has: stat it and hash it."""
-    if flags & _UNREADABLE:
+    if change == DeltaStatus.UNREADABLE:
         selector.skip("unreadable")
         return None
     full = root / path
@@ -399,11 +420,23 @@ _open_repositories = threading.local()
 
 def _cached_open(repo: RepoConfig) -> pygit2.Repository:
     """One open repository per thread and path: libgit2 objects are not shared across threads,
-    and opening a repository for every file read would dominate reading small blobs."""
-    cache: dict[str, pygit2.Repository] = _open_repositories.__dict__.setdefault("by_path", {})
-    if repo.path not in cache:
-        cache[repo.path] = _open(repo)
-    return cache[repo.path]
+    opening a repository for every file read would dominate reading small blobs, and a kept
+    one keeps its parsed index and ignore rules between scans. A repository replaced at the
+    same path (its git directory has another inode) is opened again."""
+    cache: dict[str, tuple[pygit2.Repository, int]] = _open_repositories.__dict__.setdefault("by_path", {})
+    if cached := cache.get(repo.path):
+        git, inode = cached
+        try:
+            if os.stat(git.path).st_ino == inode:
+                return git
+        except OSError:
+            pass
+    git = _open(repo)
+    try:
+        cache[repo.path] = (git, os.stat(git.path).st_ino)
+    except OSError as exc:
+        raise RepoError(f"{_where(repo)}: {exc.strerror or exc}") from None
+    return git
 
 
 def _open(repo: RepoConfig) -> pygit2.Repository:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
+from operator import attrgetter
 
 import attrs
 
@@ -33,7 +34,7 @@ def plan_sync(
     """
     scope = None if only_paths is None else PathScope.of(only_paths)
     considered = sorted(
-        (f for f in current if scope is None or f.path in scope), key=lambda f: f.path
+        (f for f in current if scope is None or f.path in scope), key=attrgetter("path")
     )
     present = {f.path for f in considered}
     if len(present) != len(considered):
@@ -41,8 +42,6 @@ def plan_sync(
         duplicates = sorted(p for p, n in counts.items() if n > 1)
         raise ValueError(f"current files list a path more than once: {', '.join(duplicates[:5])}")
     to_index = tuple(f for f in considered if full or indexed.get(f.path) != f.blob)
-    delete = tuple(
-        sorted(p for p in indexed if p not in present and (scope is None or p in scope))
-    )
+    delete = tuple(sorted(p for p in indexed.keys() - present if scope is None or p in scope))
     return Plan(index=to_index, delete=delete, unchanged=len(considered) - len(to_index))
 
