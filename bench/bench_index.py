@@ -63,8 +63,8 @@ def bench(repo: Path, runs: int) -> dict:
             f"   ratio {index_s / cindex_s:.2f}x"
         )
         print(
-            f"peak RSS     daemon {peak_daemon / 1024:.0f} MiB (anonymous, sampled: {d.peak_anon_kib / 1024:.0f} MiB),"
-            f" largest parse worker {d.peak_worker_kib / 1024:.0f} MiB"
+            f"peak RSS     daemon {peak_daemon / 1024:.0f} MiB (sampled: anonymous {d.peak_anon_kib / 1024:.0f} MiB,"
+            f" mapped files {d.peak_file_kib / 1024:.0f} MiB), largest parse worker {d.peak_worker_kib / 1024:.0f} MiB"
         )
 
         noop = timed(lambda: c.call("sync", {"repo": name, "wait": True}), runs)
@@ -87,7 +87,9 @@ def bench(repo: Path, runs: int) -> dict:
     d.stop()
     shutil.rmtree(d.tmp, ignore_errors=True)
     shutil.rmtree(idx.parent, ignore_errors=True)
-    return {"name": name, "files": status["files_indexed"], "peak": peak_daemon, "anon": d.peak_anon_kib}
+    return {
+        "name": name, "files": status["files_indexed"], "peak": peak_daemon, "anon": d.peak_anon_kib, "file": d.peak_file_kib,
+    }
 
 
 def main() -> None:
@@ -100,7 +102,8 @@ def main() -> None:
         small, large = min(results, key=lambda r: r["files"]), max(results, key=lambda r: r["files"])
         print(
             f"\npeak daemon RSS {large['name']} ({large['files']} files) / {small['name']} ({small['files']} files):"
-            f" {large['peak'] / small['peak']:.2f} (anonymous memory: {large['anon'] / small['anon']:.2f})"
+            f" {large['peak'] / small['peak']:.2f} (anonymous memory: {large['anon'] / small['anon']:.2f},"
+            f" mapped files: {large['file'] / small['file']:.2f})"
         )
 
 

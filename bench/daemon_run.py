@@ -39,8 +39,10 @@ class Daemon:
         self.config.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen | None = None
         self.peak_worker_kib = 0
-        # Anonymous memory (heap, arenas), sampled: VmHWM also counts the index's mmapped pages.
+        # Sampled peaks of VmHWM's two parts: anonymous memory (heap, arenas, stacks) and mapped
+        # files (the libraries, and the pages of the index's segments that Tantivy has read).
         self.peak_anon_kib = 0
+        self.peak_file_kib = 0
 
     def start(self) -> float:
         """Start it; returns seconds until the socket answers."""
@@ -72,6 +74,7 @@ class Daemon:
                     except OSError:
                         pass
                 self.peak_anon_kib = max(self.peak_anon_kib, rss_kib(self.proc.pid, "RssAnon"))
+                self.peak_file_kib = max(self.peak_file_kib, rss_kib(self.proc.pid, "RssFile"))
                 jobs = c.call("jobs")["jobs"]
                 if jobs and not any(j["state"] in ("queued", "running") for j in jobs):
                     return

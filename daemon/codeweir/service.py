@@ -24,6 +24,7 @@ from .errors import CodeweirError, ConfigError, StoreError
 from .embedding import EmbeddingService
 from .handlers import Daemon, Stages
 from .jobs import JobRunner
+from .memory import use_one_arena
 from .pipeline import background_workers, parse_stage, writer_stage
 from .scheduler import Backoff, Scheduler
 from .store import Store
@@ -170,6 +171,7 @@ def main(config_path: Path | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change batch
+    use_one_arena()  # before any thread starts
     if not config.repositories:
         log.warning("no repositories configured and not started inside a git repository: nothing to index")
     failures: list[BaseException] = []

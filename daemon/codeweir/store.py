@@ -17,8 +17,6 @@ writing methods.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import logging
 import os
@@ -36,6 +34,7 @@ import tantivy
 from .chunk import CHUNKER_VERSION, Chunk
 from .errors import StoreError
 from .facets import stored_facets, stored_weight
+from .memory import release_free_memory
 from .priority import start_in_background
 
 log = logging.getLogger(__name__)
@@ -461,7 +460,7 @@ class Store:
         self._files = {repo: files for repo, files in self._files.items() if files}
         self._pending.clear()
         self._target.reload()
-        _release_free_memory()
+        release_free_memory()
 
     def rollback(self) -> None:
         """Drop uncommitted writes. The writer is dropped too and reopened on next use: after a
@@ -498,26 +497,6 @@ def stored_chunk(doc: tantivy.Document) -> StoredChunk:
         content_hash=_first(doc, "content_hash"),
         facets=tuple(doc.get_all("facet")),
     )
-
-
-def _libc_malloc_trim():
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-_MALLOC_TRIM = _libc_malloc_trim()
-
-
-def _release_free_memory() -> None:
-    """Give freed heap back to the OS after a commit.
-
-    Building a segment allocates and frees many small blocks; glibc keeps them, so without
-    this the daemon's resident memory would grow with the size of the largest sync.
-    """
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
 
 
 # Tantivy reports I/O failures as ValueError with Rust's debug text; the OS's words are in it.
