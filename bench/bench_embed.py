@@ -4,7 +4,7 @@
         [--st-python /tmp/probe/bin/python] [--provider cpu|cuda]
 
 The chunks are cut from the corpus's .py files by codeweir.chunk (every k-th chunk, so the
-sample spans the tree) and given their context header by embed.document_text. All three
+sample spans the tree) and given their context header by embed_text.document_text. All three
 embed the same texts with the same thread count, in one run:
 
 - codeweir: Embedder.embed_documents in calls of 256 texts, as the backlog consumer makes them;
@@ -51,7 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 
 from codeweir.chunk import chunk_file, detect_language  # noqa: E402
 from codeweir.config import ModelConfig  # noqa: E402
-from codeweir.embed import Embedder, document_text, token_budget_batches  # noqa: E402
+from codeweir.embed import Embedder, token_budget_batches  # noqa: E402
+from codeweir.embed_text import document_text  # noqa: E402
 from codeweir.modelbuild import build_onnx_model, default_model_source, ensure_model  # noqa: E402
 
 CALL_SIZE = 256

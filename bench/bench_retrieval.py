@@ -19,7 +19,7 @@ lexical and semantic lists --depth deep through the socket and its definitions l
 search's third) from the stopped daemon's index, and fuses them offline with
 semantic.reciprocal_rank_fusion at other constants, weights and depths.
 
---context swaps what the model sees for a chunk (embed.document_text) in the daemon for one
+--context swaps what the model sees for a chunk (embed_text.document_text) in the daemon for one
 of the alternatives below, to compare them. --models fp32 int8 evaluates both models on the
 same queries and prints them side by side, with the embedding rate and the daemon's CPU time
 per vector (which other load on the machine changes less than the rate).
@@ -46,7 +46,7 @@ import attrs
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "daemon"))
 
-import codeweir.embed  # noqa: E402
+import codeweir.embed_text  # noqa: E402
 from bench_django_index import DEFAULT_MODEL_CACHE, IndexRun, config_extra, index_with_vectors, prebuilt_model  # noqa: E402
 from codeweir.search import Filters, Hit  # noqa: E402
 from codeweir.semantic import HYBRID_RRF_K, HYBRID_WEIGHTS, reciprocal_rank_fusion, search_definitions  # noqa: E402
@@ -80,7 +80,7 @@ def _words_text(*, language: str, symbol_path: str, kind: str, content: str) -> 
     return f"{header}\n{content}" if header else content
 
 
-# Alternatives to codeweir's own embed.document_text: "header" is language, kind and symbol
+# Alternatives to codeweir's own embed_text.document_text: "header" is language, kind and symbol
 # path on a line above the content; "words" spells the symbol path as lower-case words
 # (QuerySet.bulk_create -> "query set bulk create"); "bare" is the content alone.
 CONTEXTS: dict[str, Callable[..., str]] = {"header": _header_text, "bare": _bare_text, "words": _words_text}
@@ -88,8 +88,8 @@ CONTEXTS: dict[str, Callable[..., str]] = {"header": _header_text, "bare": _bare
 
 def install_context(name: str) -> None:
     """In the daemon's processes (its parse workers too): every codeweir module that bound
-    embed.document_text, and every one that will, gets the alternative instead."""
-    original = codeweir.embed.document_text
+    embed_text.document_text, and every one that will, gets the alternative instead."""
+    original = codeweir.embed_text.document_text
     for module in list(sys.modules.values()):
         if module.__name__.startswith("codeweir") and getattr(module, "document_text", None) is original:
             module.document_text = CONTEXTS[name]

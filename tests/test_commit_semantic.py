@@ -10,9 +10,10 @@ import trio
 import codeweir.commits
 from codeweir.commits import CommitFilters, search_commits_by_meaning
 from codeweir.config import parse_config
-from codeweir.embed import content_hash
+from codeweir.embed_text import content_hash
+from codeweir.records import CommitRecord
 from codeweir.service import run_daemon
-from codeweir.store import CommitRecord, Store
+from codeweir.store import Store
 from codeweir.vectors import VectorStore
 
 from .gitrepo import make_repo

@@ -8,7 +8,7 @@ import trio
 
 from codeweir.commits import CommitFilters, commit_text, plan_walk, search_commits, walk_commits
 from codeweir.config import parse_config
-from codeweir.embed import content_hash
+from codeweir.embed_text import content_hash
 from codeweir.errors import RepoError
 from codeweir.service import run_daemon
 from codeweir.store import Store

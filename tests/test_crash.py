@@ -27,7 +27,7 @@ import trio
 from codeweir.client import Client
 from codeweir.config import parse_config
 from codeweir.git import TrackedFile
-from codeweir.pipeline import parse_file
+from codeweir.parse import parse_file
 from codeweir.service import run_daemon
 from codeweir.scheduler import SyncRequest
 from codeweir.store import META_FILE, VERSIONS, Store, stored_chunk

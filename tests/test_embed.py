@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codeweir.config import ModelConfig
-from codeweir.embed import CPU, Embedder, content_hash, document_text, token_budget_batches
+from codeweir.embed import CPU, Embedder, token_budget_batches
+from codeweir.embed_text import content_hash, document_text
 from codeweir.errors import ModelError
 from codeweir.modelbuild import ModelSpec, ensure_model
 

@@ -7,7 +7,8 @@ from trio.testing import wait_all_tasks_blocked
 
 from codeweir.config import Limits
 from codeweir.pipeline import SyncTracker, WriteFile, writer_stage
-from codeweir.store import FileRecord, Store
+from codeweir.records import FileRecord
+from codeweir.store import Store
 
 
 def record(path: str) -> FileRecord:

@@ -8,7 +8,8 @@ import trio_parallel
 
 from codeweir.pipeline import background_workers
 from codeweir.priority import BACKGROUND_NICENESS, start_in_background
-from codeweir.store import FileRecord, Store
+from codeweir.records import FileRecord
+from codeweir.store import Store
 
 
 def niceness() -> int:

@@ -20,9 +20,10 @@ from codeweir.regex_search import (
     search_regex,
     trigram_query,
 )
+from codeweir.records import FileRecord
 from codeweir.search import Filters
 from codeweir.service import run_daemon
-from codeweir.store import FileRecord, Store
+from codeweir.store import Store
 
 from .gitrepo import make_repo
 from .test_service import Conn

@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 from codeweir.chunk import Chunk
 from codeweir.errors import RequestError
 from codeweir.query import parse_query
+from codeweir.records import FileRecord
 from codeweir.search import Filters, glob_to_regex, search_lexical, search_symbols
-from codeweir.store import FileRecord, Store
+from codeweir.store import Store
 
 
 @pytest.mark.parametrize(

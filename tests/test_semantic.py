@@ -3,9 +3,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codeweir.chunk import Chunk
+from codeweir.records import FileRecord
 from codeweir.search import Filters, Hit
 from codeweir.semantic import fuse_hybrid, reciprocal_rank_fusion, search_definitions
-from codeweir.store import FileRecord, Store
+from codeweir.store import Store
 
 
 def _hit(path: str) -> Hit:

@@ -5,7 +5,8 @@ import tantivy
 
 from codeweir.chunk import Chunk
 from codeweir.errors import StoreError
-from codeweir.store import META_FILE, FileRecord, Store
+from codeweir.records import FileRecord
+from codeweir.store import META_FILE, Store
 
 
 def record(path: str, blob: str, *bodies: str, repo: str = "r", status: str = "indexed") -> FileRecord:

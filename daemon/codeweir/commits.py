@@ -26,12 +26,13 @@ import tantivy
 from pygit2.enums import RepositoryOpenFlag
 
 from .config import RepoConfig
-from .embed import content_hash
+from .embed_text import content_hash
 from .errors import RepoError
 from .query import Query
+from .records import CommitRecord
 from .search import MAX_LIMIT, Filters, filter_clauses, merged, parts_query, word_query
 from .semantic import EXACT_CANDIDATES
-from .store import PARTS, SCHEMA, CommitRecord, Store, tokens, vector_keys
+from .store import PARTS, SCHEMA, Store, tokens, vector_keys
 from .vectors import VectorStore
 
 BATCH = 500  # commits per batch sent to the writer

@@ -6,7 +6,6 @@ and the tokenizer's batch encode release the GIL, so the event loop keeps runnin
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -33,20 +32,6 @@ CUDA_TOKEN_BUDGET = 32768
 def default_threads() -> int:
     """Half the cores this process may use: the parse workers keep the other half."""
     return max(1, len(os.sched_getaffinity(0)) // 2)
-
-
-def document_text(*, language: str, symbol_path: str, kind: str, content: str) -> str:
-    """What the model sees for a chunk: a one-line context header, then the content.
-
-    No file path: a renamed or copied file keeps the same text, hence the same vector.
-    """
-    header = " ".join(part for part in (language, kind, symbol_path) if part)
-    return f"{header}\n{content}" if header else content
-
-
-def content_hash(text: str) -> str:
-    """The vector key of a text: 32 hex digits of its sha256."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def token_budget_batches(lengths: Sequence[int], budget: int) -> list[tuple[int, int]]:

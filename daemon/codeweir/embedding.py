@@ -26,7 +26,8 @@ import tantivy
 
 from .commits import commit_text
 from .config import ModelConfig
-from .embed import Embedder, document_text
+from .embed import Embedder
+from .embed_text import document_text
 from .errors import CodeweirError, ModelError, StoreError
 from .modelbuild import ModelSpec, ensure_model
 from .pipeline import Write, WriteCommits, WriteFile

@@ -24,7 +24,8 @@ import tantivy
 from .errors import RequestError
 from .facets import rank_weight
 from .search import FACET_WEIGHT, MAX_LIMIT, Filters, Hit, chunk_hit, filter_clauses
-from .store import SCHEMA, Store, StoredChunk, stored_chunk
+from .records import StoredChunk
+from .store import SCHEMA, Store, stored_chunk
 
 MAX_EXACT = 8  # strings in an exact set before it is turned into trigrams
 MAX_SET = 20  # strings in a prefix or suffix set before they are shortened

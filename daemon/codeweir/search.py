@@ -22,7 +22,8 @@ import tantivy
 from .errors import RequestError
 from .facets import SOURCE, rank_weight
 from .query import Query
-from .store import IDENT, PARTS, SCHEMA, Store, StoredChunk, stored_chunk, tokens
+from .records import StoredChunk
+from .store import IDENT, PARTS, SCHEMA, Store, stored_chunk, tokens
 
 MAX_LIMIT = 1000
 FACET_WEIGHT = "facet_weight"  # the fast field Tantivy multiplies scores by (see facets.stored_weight)

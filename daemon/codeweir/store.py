@@ -27,15 +27,15 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
-import attrs
 import numpy as np
 import tantivy
 
-from .chunk import CHUNKER_VERSION, Chunk
+from .chunk import CHUNKER_VERSION
 from .errors import StoreError
 from .facets import stored_facets, stored_weight
 from .memory import release_free_memory
 from .priority import start_in_background
+from .records import CommitRecord, FileRecord, StoredChunk
 
 log = logging.getLogger(__name__)
 
@@ -90,49 +90,6 @@ def _schema() -> tantivy.Schema:
 
 
 SCHEMA = _schema()
-
-
-@attrs.frozen
-class FileRecord:
-    """What the writer stores for one path: its chunks, or why it has none."""
-
-    repo: str
-    path: str
-    blob: str
-    language: str
-    chunks: tuple[Chunk, ...]
-    content_hashes: tuple[str, ...]  # one per chunk: the vector key of its embedded text
-    status: str = "indexed"  # or a skip reason: "binary", "undecodable", "unreadable", "error"
-    error: str = ""
-    facets: frozenset[str] = frozenset()  # see codeweir.facets
-
-
-@attrs.frozen
-class CommitRecord:
-    """One commit as the index stores it."""
-
-    sha: str
-    author: str  # "Name <email>"
-    date: int  # author date, epoch seconds
-    message: str
-    paths: tuple[str, ...]  # changed paths (against the first parent)
-    content_hash: str  # the vector key of its message
-
-
-@attrs.frozen
-class StoredChunk:
-    repo: str
-    path: str
-    blob: str
-    language: str
-    kind: str
-    symbol: str
-    symbol_path: str
-    start_line: int
-    end_line: int
-    content: str
-    content_hash: str
-    facets: tuple[str, ...] = ()  # stored terms: "source" or the file's facets
 
 
 def file_key(repo: str, path: str) -> str:

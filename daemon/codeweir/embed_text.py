@@ -1,0 +1,23 @@
+"""What the model sees for a chunk, and the key its vector is stored under.
+
+Parse workers compute the keys, the embedder reads the texts: both import this small module
+rather than embed.py, whose numpy and onnxruntime a worker does not need.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def document_text(*, language: str, symbol_path: str, kind: str, content: str) -> str:
+    """What the model sees for a chunk: a one-line context header, then the content.
+
+    No file path: a renamed or copied file keeps the same text, hence the same vector.
+    """
+    header = " ".join(part for part in (language, kind, symbol_path) if part)
+    return f"{header}\n{content}" if header else content
+
+
+def content_hash(text: str) -> str:
+    """The vector key of a text: 32 hex digits of its sha256."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]

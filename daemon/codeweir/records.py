@@ -1,0 +1,51 @@
+"""The plain records that cross between stages: what a parse worker hands the writer, and
+what the index gives back. No Tantivy here, so a parse worker can import them cheaply."""
+
+from __future__ import annotations
+
+import attrs
+
+from .chunk import Chunk
+
+
+@attrs.frozen
+class FileRecord:
+    """What the writer stores for one path: its chunks, or why it has none."""
+
+    repo: str
+    path: str
+    blob: str
+    language: str
+    chunks: tuple[Chunk, ...]
+    content_hashes: tuple[str, ...]  # one per chunk: the vector key of its embedded text
+    status: str = "indexed"  # or a skip reason: "binary", "undecodable", "unreadable", "error"
+    error: str = ""
+    facets: frozenset[str] = frozenset()  # see codeweir.facets
+
+
+@attrs.frozen
+class CommitRecord:
+    """One commit as the index stores it."""
+
+    sha: str
+    author: str  # "Name <email>"
+    date: int  # author date, epoch seconds
+    message: str
+    paths: tuple[str, ...]  # changed paths (against the first parent)
+    content_hash: str  # the vector key of its message
+
+
+@attrs.frozen
+class StoredChunk:
+    repo: str
+    path: str
+    blob: str
+    language: str
+    kind: str
+    symbol: str
+    symbol_path: str
+    start_line: int
+    end_line: int
+    content: str
+    content_hash: str
+    facets: tuple[str, ...] = ()  # stored terms: "source" or the file's facets
