@@ -341,3 +341,11 @@ def test_model_build_with_a_broken_model_dir_exits_1_naming_the_problem(tmp_path
     config.write_text(f'state_dir = "{tmp_path / "state"}"\n[model]\npath = "{tmp_path / "m"}"\n')
     assert cli.main(["model", "build", "--config", str(config)]) == 1
     assert "model.onnx" in capsys.readouterr().err
+
+
+def test_importing_the_cli_loads_neither_rich_nor_the_client_nor_the_protocol():
+    """Parse workers import the daemon's __main__ module, codeweir.cli: its import stays cheap."""
+    heavy = ["rich", "cattrs", "codeweir.cli_render", "codeweir.client", "codeweir.protocol", "codeweir.config"]
+    code = f"import sys, codeweir.cli; print([name for name in {heavy!r} if name in sys.modules])"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -9,22 +9,29 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import json
 import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-from rich.console import Console
 
-from . import protocol
-from .cli_render import SyncProgress, job_summary, print_hits, print_json, print_value
-from .client import Client, DaemonError, DaemonUnreachable, Notification
-from .config import default_config_path, default_socket_path, load_config
 from .errors import ConfigError, ModelError, RepoError
-from .hooks import install_hooks
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .cli_render import SyncProgress
+    from .client import Client
+
+# Parse workers start with the spawn method and import the daemon's __main__ (this module, under
+# `python -m codeweir.cli daemon`): everything heavier than the standard library and attrs (rich,
+# the renderers, the client, the protocol's cattrs converter, the config) is imported by the
+# commands that use it. tests/test_cli.py pins this.
 
 EXIT_OK = 0
 EXIT_DAEMON_ERROR = 1
@@ -37,11 +44,22 @@ class UsageError(Exception):
     """The command line asks for something that cannot be done."""
 
 
+def print_json(value: Any) -> None:
+    """One JSON document on one line, exactly as the daemon sent it."""
+    print(json.dumps(value, ensure_ascii=False), flush=True)
+
+
 @attrs.frozen
 class Output:
     json: bool = False
     quiet: bool = False  # for cron: nothing on success, one line on stderr on failure
-    console: Console = attrs.field(factory=lambda: Console(highlight=False))
+
+    @functools.cached_property
+    def console(self) -> Console:
+        """Made on first use: --json and --quiet never load rich."""
+        from rich.console import Console
+
+        return Console(highlight=False)
 
     @property
     def for_people(self) -> bool:
@@ -51,6 +69,8 @@ class Output:
         if self.json and not self.quiet:
             print_json(value)
         elif self.for_people:
+            from .cli_render import print_value
+
             print_value(self.console, value)
 
     def say(self, message: str) -> None:
@@ -69,10 +89,12 @@ class Output:
         print(f"codeweir: {message}", file=sys.stderr, flush=True)
 
 
-Command = Callable[[Client, argparse.Namespace, Output], int]
+Command = Callable[["Client", argparse.Namespace, Output], int]
 
 
 def _params(method: str, raw: dict[str, Any]) -> Any:
+    from . import protocol
+
     try:
         return protocol.structure_params(method, raw)
     except protocol.ParamsError as exc:
@@ -105,6 +127,8 @@ def cmd_search(client: Client, args: argparse.Namespace, out: Output) -> int:
         for hit in hits:  # one object per line, like ripgrep --json
             print_json(hit)
     elif out.for_people:
+        from .cli_render import print_hits
+
         print_hits(out.console, hits)
         out.console.print(
             f"{len(hits)} result{'s' if len(hits) != 1 else ''} in {result.get('took_ms', 0):.1f} ms "
@@ -128,9 +152,12 @@ def cmd_sync(client: Client, args: argparse.Namespace, out: Output) -> int:
     if not wait:
         _sync_result(out, client.call("sync", params))
         return EXIT_OK
+    from . import protocol
+    from .client import Notification
+
     jobs: set[str] = set()
     try:
-        with SyncProgress(out.console) if out.for_people else contextlib.nullcontext() as bars:
+        with _progress_bars(out) as bars:
             for item in client.stream("sync", params, timeout=None):
                 if isinstance(item, Notification):
                     if item.method == protocol.PROGRESS and isinstance(item.params, dict):
@@ -155,9 +182,20 @@ def cmd_sync(client: Client, args: argparse.Namespace, out: Output) -> int:
     return EXIT_DAEMON_ERROR if unfinished else EXIT_OK
 
 
+def _progress_bars(out: Output) -> contextlib.AbstractContextManager[SyncProgress | None]:
+    """Bars for people; None under --json and --quiet."""
+    if not out.for_people:
+        return contextlib.nullcontext()
+    from .cli_render import SyncProgress
+
+    return SyncProgress(out.console)
+
+
 def _sync_result(out: Output, result: dict[str, Any]) -> None:
     """The jobs as they are: the exact object under --json, one summary line each for people."""
     if out.for_people:
+        from .cli_render import job_summary
+
         for job in result.get("jobs", []):
             out.say(job_summary(job))
     else:
@@ -218,6 +256,9 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 def cmd_hooks_install(args: argparse.Namespace, out: Output) -> int:
     """Install git hooks into a configured repository; they tell the daemon at the socket of changes."""
+    from .config import load_config
+    from .hooks import install_hooks
+
     explicit = getattr(args, "config", None)
     config = load_config(Path(explicit) if explicit else None)
     repo = config.repo(args.repo)
@@ -232,6 +273,7 @@ def cmd_hooks_install(args: argparse.Namespace, out: Output) -> int:
 def cmd_model_build(args: argparse.Namespace, out: Output) -> int:
     """Convert (or check) the configured embedding model into the state dir, as the daemon would."""
     from .embed import Embedder  # the model's imports cost the other commands nothing
+    from .config import load_config
     from .modelbuild import ensure_model
 
     explicit = getattr(args, "config", None)
@@ -253,6 +295,8 @@ def cmd_model_build(args: argparse.Namespace, out: Output) -> int:
 
 def socket_path(args: argparse.Namespace) -> Path:
     """--socket, else $CODEWEIR_SOCKET, else the config's socket, else the default path."""
+    from .config import default_config_path, default_socket_path, load_config
+
     if getattr(args, "socket", None):
         return Path(args.socket)
     if os.environ.get("CODEWEIR_SOCKET"):
@@ -265,6 +309,8 @@ def socket_path(args: argparse.Namespace) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import protocol
+
     # Common options are accepted before and after the command (`codeweir sync --all --quiet`);
     # SUPPRESS keeps a subcommand's unset option from hiding the same option given before it.
     common = argparse.ArgumentParser(add_help=False)
@@ -345,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     if args.command == "daemon":
         return cmd_daemon(args)
+    from .client import Client, DaemonError, DaemonUnreachable
+
     out = Output(json=getattr(args, "json", False), quiet=getattr(args, "quiet", False))
     try:
         if args.command == "hooks":  # needs no daemon

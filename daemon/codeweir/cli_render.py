@@ -1,12 +1,11 @@
-"""How the CLI shows results: rich tables and progress bars for people, exact JSON for programs."""
+"""How the CLI shows results to people: rich tables, progress bars and highlighted hits."""
 
 from __future__ import annotations
 
 import html
 import json
 import re
-import sys
-from typing import Any, TextIO
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -29,11 +28,6 @@ STAGE_LABELS = {
     "embed": "embedding chunks",
 }
 _MARK = re.compile(r"<b>(.*?)</b>", re.DOTALL)
-
-
-def print_json(value: Any, file: TextIO | None = None) -> None:
-    """One JSON document on one line, exactly as the daemon sent it."""
-    print(json.dumps(value, ensure_ascii=False), file=file or sys.stdout, flush=True)
 
 
 def highlighted(snippet: str) -> Text:
