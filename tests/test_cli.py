@@ -1,3 +1,4 @@
+import io
 import json
 import signal
 import subprocess
@@ -5,13 +6,17 @@ import sys
 
 import pytest
 import trio
+from rich.console import Console
 
-from codeweir import cli, protocol
-from codeweir.cli_render import highlighted
+from codeweir import cli, handlers, protocol
+from codeweir.cli_render import SyncProgress, highlighted
 from codeweir.client import HOW_TO_START
-from codeweir.config import ServerConfig
+from codeweir.config import ServerConfig, parse_config
 from codeweir.errors import RequestError
+from codeweir.scheduler import SyncRequest
 from codeweir.server import serve_unix
+
+from .test_jobs import Syncs, running
 
 HITS = (
     protocol.SearchHit(
@@ -349,3 +354,85 @@ def test_importing_the_cli_loads_neither_rich_nor_the_client_nor_the_protocol():
     code = f"import sys, codeweir.cli; print([name for name in {heavy!r} if name in sys.modules])"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+@pytest.fixture
+async def queued_behind(nursery, tmp_path):
+    """The daemon's real sync handler and job runner, with repository a's sync running (until its
+    gate opens) and one event set once a `queued` progress event has gone out to a client."""
+    config = parse_config(
+        {"state_dir": str(tmp_path / "state"), "repositories": [{"name": "a", "path": "a"}, {"name": "b", "path": "b"}]},
+        base_dir=tmp_path,
+    )
+    syncs = Syncs()
+    syncs.progress["b"] = [{"stage": "scan", "done": 2, "total": None}, {"stage": "index", "done": 2, "total": 2}]
+    queued_sent = trio.Event()
+    async with running(syncs) as runner:
+        send, _ = trio.open_memory_channel(0)
+        stages = handlers.Stages(send, send, trio.CapacityLimiter(1), trio.CapacityLimiter(1))
+        daemon = handlers.Daemon(config, None, None, stages, runner, stop=lambda: None, embedding=None)
+
+        async def sync(params, notify):
+            async def noting(method, event):
+                await notify(method, event)
+                if event["stage"] == "queued":
+                    queued_sent.set()
+
+            return await daemon.sync(params, noting)
+
+        path = tmp_path / "codeweir.sock"
+        await nursery.start(serve_unix, path, {**daemon.handlers(), "sync": sync}, ServerConfig())
+        runner.submit(SyncRequest("a"))
+
+        async def follow(*argv: str) -> int:
+            return await trio.to_thread.run_sync(cli.main, ["sync", "b", "--wait", *argv, "--socket", str(path)])
+
+        async def release() -> None:
+            await queued_sent.wait()
+            syncs.gate("a").set()
+            syncs.gate("b").set()
+
+        yield follow, release
+
+
+async def test_sync_wait_json_on_a_queued_job_prints_what_it_waits_behind_then_its_stages(queued_behind, capsys, nursery):
+    follow, release = queued_behind
+    nursery.start_soon(release)
+    assert await follow("--json") == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0] == {"type": "progress", "data": {
+        "job": "j2", "repo": "b", "stage": "queued", "behind": [{"job": "j1", "repo": "a", "state": "running"}]}}
+    assert [line["data"]["stage"] for line in lines[1:-1]] == ["scan", "index", "end"]
+    assert lines[-1]["data"]["jobs"][0]["state"] == "completed"
+
+
+async def test_sync_wait_on_a_queued_job_ends_with_its_stage_bars_not_its_queued_line(queued_behind, capsys, nursery):
+    follow, release = queued_behind
+    nursery.start_soon(release)
+    assert await follow() == 0
+    out = capsys.readouterr().out
+    assert "b scanning" in out and "b indexing files" in out and "b: job j2 completed" in out
+    assert "queued" not in out
+
+
+def rendered(bars: SyncProgress, width: int) -> list[str]:
+    console = Console(file=io.StringIO(), width=width)
+    console.print(bars.progress.get_renderable())
+    return console.file.getvalue().splitlines()
+
+
+def test_a_queued_job_is_a_line_naming_what_it_waits_behind_until_its_first_stage_replaces_it():
+    bars = SyncProgress(Console(file=io.StringIO(), width=80))
+    bars.update({"job": "j3", "repo": "go-std", "stage": "index", "done": 1234, "total": 8176})
+    queued = {"job": "j4", "repo": "django", "stage": "queued", "behind": [
+        {"job": "j3", "repo": "go-std", "state": "running"}, {"job": "j2", "repo": "rxjs", "state": "queued"}]}
+    bars.update(queued)
+    lines = rendered(bars, 80)
+    assert lines[0] == "django queued behind j3 (repo go-std, running) and 1 more"
+    assert lines[1].startswith("go-std indexing files") and "1234/8176" in lines[1]
+    bars.update({**queued, "behind": [], "retry_in_s": 12.5})
+    assert rendered(bars, 80)[0] == "django queued; backing off after failures, next try in 12.5 s"
+    bars.update({"job": "j4", "repo": "django", "stage": "scan", "done": 0, "total": None})
+    lines = rendered(bars, 80)
+    assert not any("queued" in line for line in lines) and any(line.startswith("django scanning") for line in lines)
+    assert all(len(line) <= 80 for line in lines)

@@ -2,11 +2,13 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 from trio.testing import wait_all_tasks_blocked
 
 from codeweir.errors import Busy, RepoError, RequestError
-from codeweir.jobs import JobRunner
-from codeweir.scheduler import Backoff, Scheduler, SyncRequest
+from codeweir.jobs import JobRunner, jobs_ahead, queued_event
+from codeweir.scheduler import Backoff, Job, Scheduler, SyncRequest
 
 
 class Syncs:
@@ -235,3 +237,112 @@ async def test_cancelling_the_runner_ends_running_jobs_cancelled():
         job = runner.submit(SyncRequest("a"))
         await wait_all_tasks_blocked()
     assert job.state == "cancelled" and syncs.cancelled == ["a"]
+
+
+def behind(*jobs) -> list[dict]:
+    return [{"job": j.id, "repo": j.request.repo, "state": j.state} for j in jobs]
+
+
+async def test_a_queued_job_says_what_it_waits_behind_whenever_that_changes_then_reports_its_stages():
+    syncs = Syncs()
+    syncs.progress["c"] = [{"stage": "scan", "done": 1}]
+    async with running(syncs) as runner:
+        a, b, c = (runner.submit(SyncRequest(r)) for r in "abc")
+        events = runner.subscribe(c.id)
+        await wait_all_tasks_blocked()
+        first = {"stage": "queued", "behind": [
+            {"job": a.id, "repo": "a", "state": "running"}, {"job": b.id, "repo": "b", "state": "queued"}]}
+        syncs.gate("a").set()
+        await runner.wait(a.id)
+        await wait_all_tasks_blocked()
+        second = {"stage": "queued", "behind": behind(b)}
+        syncs.gate("b").set()
+        syncs.gate("c").set()
+        received = [event async for event in events]
+    assert received == [first, second, {"stage": "scan", "done": 1},
+                        {"stage": "end", "state": "completed", "counts": {"files": 3}, "error": None}]
+
+
+async def test_a_late_subscriber_to_a_queued_job_hears_what_it_waits_behind_and_no_more_once_it_runs():
+    syncs = Syncs()
+    async with running(syncs) as runner:
+        a = runner.submit(SyncRequest("a"))
+        b = runner.submit(SyncRequest("b"))
+        await wait_all_tasks_blocked()
+        async with runner.subscribe(b.id) as events:
+            assert await events.receive() == {"stage": "queued", "behind": behind(a)}
+        syncs.gate("a").set()
+        await runner.wait(a.id)
+        await wait_all_tasks_blocked()
+        assert b.state == "running"
+        async with runner.subscribe(b.id) as events:
+            with pytest.raises(trio.WouldBlock):
+                events.receive_nowait()  # no stage has reported yet, and it is not queued
+
+
+async def test_a_queued_job_cancelled_ends_after_its_queued_event():
+    syncs = Syncs()
+    async with running(syncs) as runner:
+        a = runner.submit(SyncRequest("a"))
+        b = runner.submit(SyncRequest("b"))
+        events = runner.subscribe(b.id)
+        await wait_all_tasks_blocked()
+        runner.cancel(job_id=b.id)
+        received = [event async for event in events]
+        assert received[0] == {"stage": "queued", "behind": behind(a)}
+    assert [e["stage"] for e in received] == ["queued", "end"] and received[-1]["state"] == "cancelled"
+
+
+async def test_a_job_of_a_backing_off_repository_says_when_it_is_retried(autojump_clock):
+    syncs = Syncs()
+    syncs.failures["a"] = RepoError("/src/a: no such directory")
+    syncs.gate("a").set()
+    async with running(syncs) as runner:
+        await runner.wait(runner.submit(SyncRequest("a")).id)
+        del syncs.failures["a"]
+        retry = runner.submit(SyncRequest("a"))
+        received = [event async for event in runner.subscribe(retry.id)]
+    assert received[0] == {"stage": "queued", "behind": [], "retry_in_s": 10.0}
+    assert [e["stage"] for e in received[1:]] == ["end"] and retry.state == "completed"
+
+
+def job(id: str, repo: str, state: str) -> Job:
+    return Job(id=id, request=SyncRequest(repo), state=state, created=0.0)
+
+
+def test_with_a_slot_free_a_queued_job_waits_only_for_its_own_repository():
+    queued_a, queued_b, me = job("j3", "a", "queued"), job("j4", "b", "queued"), job("j5", "a", "queued")
+    running_a, running_c = job("j1", "a", "running"), job("j2", "c", "running")
+    jobs = [queued_a, queued_b, me, running_a, running_c]
+    assert jobs_ahead(me, jobs, slots=3) == [running_a, queued_a]
+    assert jobs_ahead(me, jobs, slots=2) == [running_a, running_c, queued_a, queued_b]
+
+
+def test_a_queued_job_with_nothing_ahead_and_no_backoff_has_no_queued_event():
+    me = job("j1", "a", "queued")
+    assert queued_event(me, [me], slots=1, retry_at=None, now=0.0) is None
+    assert queued_event(me, [me], slots=1, retry_at=12.34, now=2.0) == {"stage": "queued", "behind": [], "retry_in_s": 10.3}
+
+
+@given(st.lists(st.tuples(st.sampled_from(["submit", "finish"]), st.sampled_from("abcd"), st.booleans()), max_size=40),
+       st.integers(min_value=1, max_value=3))
+def test_every_job_left_queued_by_the_runner_waits_behind_a_job_that_runs_or_comes_first(operations, slots):
+    """After the runner has started all it may, each queued job names jobs ahead of it, and
+    finishing all of those would let it start."""
+    scheduler = Scheduler(queue_size=100)
+    for operation, repo, interactive in operations:
+        if operation == "submit":
+            scheduler.submit(SyncRequest(repo, priority="interactive" if interactive else "normal"), 0.0)
+        elif running := [j for j in scheduler.jobs() if j.state == "running"]:
+            scheduler.finish(running[0].id, "completed", 0.0)
+        while sum(j.state == "running" for j in scheduler.jobs()) < slots and scheduler.next_job(0.0):
+            pass
+        jobs = scheduler.jobs()
+        order = [j.id for j in jobs]
+        for queued in (j for j in jobs if j.state == "queued"):
+            ahead = jobs_ahead(queued, jobs, slots)
+            assert ahead and queued not in ahead
+            assert all(j.state == "running" or order.index(j.id) < order.index(queued.id) for j in ahead)
+            left = [j for j in jobs if j not in ahead and j is not queued and j.state in ("queued", "running")]
+            blocking = [j for j in left if j.state == "running"]
+            assert len(blocking) < slots and all(j.request.repo != queued.request.repo for j in blocking)

@@ -56,9 +56,14 @@ async def call(config, method: str, params: dict) -> tuple[list[dict], dict]:
 
 
 def check_order(events: list[dict], job: str) -> None:
-    """Stages in pipeline order, each one's done count never going back, the end event last."""
+    """Stages in pipeline order, each one's done count never going back, the end event last;
+    `queued` events (behind the daemon's first sync) only before the first stage."""
     assert all(e["job"] == job and e["repo"] == "proj" for e in events)
+    waiting = next(i for i, e in enumerate(events) if e["stage"] != "queued")
+    assert all(e["behind"] for e in events[:waiting])
+    events = events[waiting:]
     stages = [e["stage"] for e in events]
+    assert "queued" not in stages, stages
     assert stages[-1] == "end" and "end" not in stages[:-1], stages
     first_seen = list(dict.fromkeys(stages))
     assert first_seen[:2] == ["scan", "index"], stages

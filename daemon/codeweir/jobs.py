@@ -2,7 +2,8 @@
 
 The scheduler decides (pure state); this module runs jobs under the concurrency limiter,
 wakes on submissions through a bounded memory channel, fans progress out to subscribers and
-records outcomes and backoff.
+records outcomes and backoff. A job that has to wait reports a `queued` event naming what it
+waits behind, again whenever that changes, until its first stage starts.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import attrs
 import trio
 
 from .errors import Busy, CodeweirError, RequestError
-from .scheduler import ENDED_STATES, Backoff, Job, Scheduler, SyncRequest
+from .scheduler import ENDED_STATES, QUEUED, RUNNING, Backoff, Job, Scheduler, SyncRequest
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,33 @@ def _describe(exc: Exception) -> str:
 def end_event(job: Job) -> dict:
     """The last event of every job's progress stream."""
     return {"stage": "end", "state": job.state, "counts": dict(job.counts), "error": job.error}
+
+
+def jobs_ahead(job: Job, jobs: list[Job], slots: int) -> list[Job]:
+    """The jobs a queued `job` waits behind, running ones first: with every one of `slots`
+    taken, all running jobs and the queued ones before it; with a slot free, only those of
+    its own repository (never two syncs of one repository run at once).
+
+    `jobs` is the scheduler's list: queued jobs in run order, then running ones in start order.
+    """
+    running = [j for j in jobs if j.state == RUNNING]
+    queued = [j for j in jobs if j.state == QUEUED]
+    ahead = running + queued[: queued.index(job)]
+    if len(running) >= slots:
+        return ahead
+    return [j for j in ahead if j.request.repo == job.request.repo]
+
+
+def queued_event(job: Job, jobs: list[Job], slots: int, retry_at: float | None, now: float) -> dict | None:
+    """What a queued job waits for, as its `queued` progress event; None when it waits for nothing
+    (it starts now). `retry_at`: when its repository's backoff ends, if it is backing off."""
+    behind = [{"job": j.id, "repo": j.request.repo, "state": j.state} for j in jobs_ahead(job, jobs, slots)]
+    if not behind and retry_at is None:
+        return None
+    event: dict = {"stage": "queued", "behind": behind}
+    if retry_at is not None:
+        event["retry_in_s"] = round(max(0.0, retry_at - now), 1)
+    return event
 
 
 class JobRunner:
@@ -77,6 +105,7 @@ class JobRunner:
                 now = trio.current_time()
                 deferred = self.backoff.deferred(now)
                 self._start_ready(nursery, now, deferred)
+                self._report_waiting(now, deferred)
                 # Jobs of a backing-off repository wait in the queue until it may sync again.
                 waiting = [deferred[j.request.repo] for j in self._scheduler.jobs()
                            if j.state == "queued" and j.request.repo in deferred]
@@ -89,8 +118,22 @@ class JobRunner:
             if job is None:
                 return
             self._concurrency.acquire_on_behalf_of_nowait(job.id)
+            self._latest.pop(job.id, None)  # its queued event: a late subscriber sees it run
             running = self._running[job.id] = _Running(job, trio.CancelScope())
             nursery.start_soon(self._run_job, running, name=f"sync {job.id} ({job.request.repo})")
+
+    def _report_waiting(self, now: float, deferred: dict[str, float]) -> None:
+        """Every queued job's `queued` event, sent when what it waits behind has changed.
+
+        The run loop wakes on every submission, start, end and cancel, so this sees each change.
+        """
+        jobs = self._scheduler.jobs()
+        for job in jobs:
+            if job.state != QUEUED:
+                continue
+            event = queued_event(job, jobs, int(self._concurrency.total_tokens), deferred.get(job.request.repo), now)
+            if event is not None and event != self._latest.get(job.id, {}).get("queued"):
+                self._progress(job.id, event)
 
     async def _run_job(self, running: _Running) -> None:
         job = running.job
