@@ -9,7 +9,7 @@ import trio
 from rich.console import Console
 
 from codeweir import cli, handlers, protocol
-from codeweir.cli_render import SyncProgress, highlighted
+from codeweir.cli_render import SyncProgress, highlighted, print_jobs, print_status
 from codeweir.client import HOW_TO_START
 from codeweir.config import ServerConfig, parse_config
 from codeweir.errors import RequestError
@@ -45,6 +45,43 @@ HITS = (
 )
 
 
+NOW = 1_800_000_000.0
+STATUS = {
+    "daemon": {"version": "0.1.0", "pid": 4242, "uptime_s": 7384.2, "state_dir": "/home/dev/.local/state/codeweir",
+               "socket": "/run/user/1000/codeweir.sock"},
+    "repos": [
+        {"name": "go-std", "path": "/srv/git/go.git", "files_indexed": 8176, "files_seen": 8176, "files_total": 8176,
+         "files_skipped": {"binary": 12, "too_large": 3}, "chunks": 67312, "chunks_embedded": 28944,
+         "file_errors": [{"path": "src/cmd/vendor/golang.org/x/arch/x86/x86asm/tables.go", "status": "error",
+                          "error": "the worker reading and chunking it timed out"}],
+         "head": "4b27d4a5fdbac9016f65d021bd832310853d5859", "synced_at": NOW - 130, "error": None, "backoff": None},
+        {"name": "a-repository-with-a-rather-long-name", "path": "/home/dev/src/work/projects/client/backend/monorepo",
+         "files_indexed": 0, "files_seen": 0, "files_total": None, "files_skipped": {}, "chunks": 0,
+         "chunks_embedded": 0, "file_errors": [], "head": "", "synced_at": None,
+         "error": "repository 'a-repository-with-a-rather-long-name' at /home/dev/src/work/projects/client/backend/monorepo: no such directory",
+         "backoff": {"failures": 3, "reason": "RepoError: no such directory", "retry_at": NOW + 40, "retry_in_s": 40.0}},
+    ],
+    "model": {"state": "filling", "error": None, "model": "all-MiniLM-L6-v2-int8", "provider": "CPUExecutionProvider",
+              "vectors": 28944, "serving": "all-MiniLM-L6-v2-int8"},
+    "index": {"directory": "/home/dev/.local/state/codeweir/index", "versions": {"schema": 3, "chunker": 1},
+              "rebuilding": False, "rebuilt_repos": []},
+    "queue": {"queued": 1, "running": 1},
+}
+JOBS = {"jobs": [
+    {"id": "j12", "repo": "a-repository-with-a-rather-long-name", "state": "queued", "full": False, "paths": None,
+     "priority": "normal", "created": NOW - 5, "started": None, "ended": None, "counts": {}, "error": None},
+    {"id": "j11", "repo": "go-std", "state": "running", "full": True, "paths": None, "priority": "normal",
+     "created": NOW - 200, "started": NOW - 190, "ended": None, "counts": {}, "error": None},
+    {"id": "j10", "repo": "go-std", "state": "completed", "full": False, "paths": ["src/net/http/server.go"],
+     "priority": "interactive", "created": NOW - 3700, "started": NOW - 3700, "ended": NOW - 3696.5,
+     "counts": {"files": 8176, "indexed": 1, "deleted": 0, "unchanged": 0, "commits": 0}, "error": None},
+    {"id": "j9", "repo": "a-repository-with-a-rather-long-name", "state": "failed", "full": False, "paths": None,
+     "priority": "normal", "created": NOW - 90000, "started": NOW - 90000, "ended": NOW - 89999,
+     "counts": {}, "error": "RepoError: repository 'a-repository-with-a-rather-long-name' at "
+                           "/home/dev/src/work/projects/client/backend/monorepo: no such directory"},
+]}
+
+
 class Daemon:
     """Handlers standing in for the daemon, recording what the CLI asked for."""
 
@@ -54,13 +91,13 @@ class Daemon:
         self.left = trio.Event()
 
     async def status(self, params, notify):
-        return {"version": "0.1.0", "model": {"name": "default", "provider": "cpu"}, "queue": 0}
+        return STATUS
 
     async def repos(self, params, notify):
         return {"repos": [{"name": "alpha", "path": "/src/alpha"}, {"name": "beta", "path": "/src/beta"}]}
 
     async def jobs(self, params, notify):
-        return {"jobs": [{"id": "j1", "repo": "alpha", "state": "running"}]}
+        return JOBS
 
     async def reload(self, params, notify):
         return {"repos": 2}
@@ -125,7 +162,8 @@ async def codeweir(daemon: Daemon, *argv: str) -> int:
 async def test_status_prints_a_readable_summary(daemon, capsys):
     assert await codeweir(daemon, "status") == 0
     out = capsys.readouterr().out
-    assert "version" in out and "0.1.0" in out and "provider" in out and "cpu" in out
+    assert "codeweir 0.1.0, pid 4242" in out and "all-MiniLM-L6-v2-int8 on CPUExecutionProvider" in out
+    assert "go-std" in out and "8,176/8,176" in out
 
 
 async def test_json_prints_the_exact_result_object(daemon, capsys):
@@ -135,14 +173,14 @@ async def test_json_prints_the_exact_result_object(daemon, capsys):
 
 async def test_options_may_come_before_the_command(daemon, capsys):
     assert await trio.to_thread.run_sync(cli.main, ["--json", "--socket", str(daemon.path), "jobs"]) == 0
-    assert json.loads(capsys.readouterr().out)["jobs"][0]["id"] == "j1"
+    assert json.loads(capsys.readouterr().out) == JOBS
 
 
 async def test_jobs_and_reload_print_tables(daemon, capsys):
     assert await codeweir(daemon, "jobs") == 0
     assert await codeweir(daemon, "reload") == 0
     out = capsys.readouterr().out
-    assert "running" in out and "repos" in out
+    assert "j11" in out and "running" in out and "repos" in out
 
 
 async def test_search_prints_location_symbol_score_and_snippet(daemon, capsys):
@@ -436,3 +474,52 @@ def test_a_queued_job_is_a_line_naming_what_it_waits_behind_until_its_first_stag
     lines = rendered(bars, 80)
     assert not any("queued" in line for line in lines) and any(line.startswith("django scanning") for line in lines)
     assert all(len(line) <= 80 for line in lines)
+
+
+def render(print_table, result: dict, width: int) -> list[str]:
+    console = Console(file=io.StringIO(), width=width)
+    print_table(console, result, NOW)
+    lines = console.file.getvalue().splitlines()
+    assert all(len(line) <= width for line in lines), "\n".join(lines)
+    return lines
+
+
+def row(lines: list[str], first: str) -> str:
+    return next(line for line in lines if line.startswith(first))
+
+
+def test_status_fits_80_columns_with_coverage_per_repository_and_the_details_below():
+    lines = render(print_status, STATUS, 80)
+    assert row(lines, "daemon").split() == ["daemon", "codeweir", "0.1.0,", "pid", "4242,", "up", "2h", "03m"]
+    words = " ".join(" ".join(lines).split())  # cells wrapped onto the next lines, read on
+    assert "model all-MiniLM-L6-v2-int8 on CPUExecutionProvider, filling, 28,944 vectors" in words
+    assert row(lines, "queue").split() == ["queue", "1", "running,", "1", "queued"]
+    assert row(lines, "repo").split() == ["repo", "files", "chunks", "embedded", "synced", "state"]
+    assert row(lines, "go-std ").split() == ["go-std", "8,176/8,176", "67,312", "42%", "2m", "ago", "ok"]
+    long = row(lines, "a-repository-with-a-rat")  # cut short, never wrapped
+    assert "0/0" in long and "never" in long and "backing off" in long
+    assert "go-std: 15 files skipped: 12 binary, 3 too_large" in words
+    assert "x86asm/tables.go: the worker reading and chunking it timed out" in "".join(lines)
+    assert "(3 failed syncs in a row)" in words
+
+
+def test_status_at_120_columns_also_shows_head_and_path():
+    lines = render(print_status, STATUS, 120)
+    assert row(lines, "repo").split() == ["repo", "files", "chunks", "embedded", "synced", "head", "path", "state"]
+    assert "4b27d4a5fd" in row(lines, "go-std ") and "/srv/git/go.git" in row(lines, "go-std ")
+
+
+def test_jobs_fit_80_columns_with_relative_times_and_durations():
+    lines = render(print_jobs, JOBS, 80)
+    assert row(lines, "job").split() == ["job", "repo", "state", "since", "took", "result"]
+    assert row(lines, "j12").split()[2:] == ["queued", "5s", "ago"]
+    assert row(lines, "j11").split()[2:] == ["running", "3m", "ago", "3m", "10s"]
+    assert row(lines, "j10").split()[1:] == ["go-std", "completed", "1h", "ago", "3.5s", "8,176", "files,", "1", "indexed"]
+    assert row(lines, "j9").split()[2:6] == ["failed", "1d", "ago", "1.0s"]
+    assert " ".join(" ".join(lines).split()).endswith("no such directory")  # the error, wrapped in its column
+
+
+def test_jobs_at_120_columns_also_show_what_each_covers():
+    lines = render(print_jobs, JOBS, 120)
+    assert row(lines, "job").split() == ["job", "repo", "state", "covers", "since", "took", "result"]
+    assert "full resync" in row(lines, "j11") and "1 path, interactive" in row(lines, "j10")

@@ -102,8 +102,21 @@ def _params(method: str, raw: dict[str, Any]) -> Any:
 
 
 def cmd_show(client: Client, args: argparse.Namespace, out: Output) -> int:
-    """status, repos, jobs, reload: a method without params whose result is shown as it is."""
+    """repos, reload: a method without params whose result is shown as it is."""
     out.result(client.call(args.command))
+    return EXIT_OK
+
+
+def cmd_table(client: Client, args: argparse.Namespace, out: Output) -> int:
+    """status, jobs: tables made for them for people (to fit 80 columns); the exact object under --json."""
+    result = client.call(args.command)
+    if not out.for_people:
+        out.result(result)
+        return EXIT_OK
+    from . import cli_render
+
+    render = {"status": cli_render.print_status, "jobs": cli_render.print_jobs}[args.command]
+    render(out.console, result, time.time())
     return EXIT_OK
 
 
@@ -340,9 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
-    command("status", cmd_show, "daemon, model, index and per-repository coverage")
+    command("status", cmd_table, "daemon, model, index and per-repository coverage")
     command("repos", cmd_show, "configured repositories and their state")
-    command("jobs", cmd_show, "queued, running and recent sync jobs")
+    command("jobs", cmd_table, "queued, running and recent sync jobs")
     command("reload", cmd_show, "re-read the daemon's config")
 
     sync = command("sync", cmd_sync, "sync a repository, or all of them")
