@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -21,6 +24,7 @@ from codeweir.modelbuild import ModelSpec, ensure_model
 
 # The model is built once per run (cached across runs under pytest's cache dir).
 from .test_modelbuild import default_spec, state_dir  # noqa: F401  (fixtures)
+from .test_priority import background, niceness, started_since, thread_stats
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "reference_embeddings.json").read_text(encoding="utf-8"))
 
@@ -107,6 +111,37 @@ def test_bad_provider_and_threads_are_model_errors(default_spec: ModelSpec) -> N
         Embedder(default_spec, provider="tpu")
     with pytest.raises(ModelError, match="threads must be 0"):
         Embedder(default_spec, threads=-1)
+
+
+def test_the_threads_an_embedder_starts_run_niced_and_the_callers_priority_stays(default_spec: ModelSpec) -> None:
+    """onnxruntime's intra-op threads, the thread that runs documents, and the tokenizer's pool
+    when this process has none yet."""
+    before = thread_stats()
+    embedder = Embedder(default_spec, provider="cpu", threads=3)
+    embedder.embed_documents(["def f():\n    return 1"] * 8)
+    embedder.embed_query("a query")
+    started = started_since(before)
+    assert len(started) >= 3 and set(started.values()) == {background()}  # two intra-op threads and one of ours
+    assert niceness() == before[threading.get_native_id()].nice
+
+
+def cpu_ticks_by_niceness(work: Callable[[], object]) -> Counter[int]:
+    """CPU time the threads of this process spent during `work()`, summed by their niceness."""
+    before = thread_stats()
+    work()
+    spent: Counter[int] = Counter()
+    for tid, stat in thread_stats().items():
+        spent[stat.nice] += stat.cpu_ticks - (before[tid].cpu_ticks if tid in before else 0)
+    return spent
+
+
+def test_documents_are_embedded_by_niced_threads_and_queries_by_the_caller(default_spec: ModelSpec) -> None:
+    embedder = Embedder(default_spec, provider="cpu", threads=1)  # one thread: the whole run in one place
+    texts = [f"def handler_{i}(request):\n    return render(request, 'page_{i}.html', {{'n': {i}}})\n" * 3 for i in range(48)]
+    documents = cpu_ticks_by_niceness(lambda: embedder.embed_documents(texts))
+    assert documents[background()] > 4 * documents[niceness()], documents
+    queries = cpu_ticks_by_niceness(lambda: [embedder.embed_query(text) for text in texts])
+    assert queries[niceness()] > 4 * queries[background()], queries
 
 
 @given(st.lists(st.integers(1, 600)), st.integers(1, 4096))

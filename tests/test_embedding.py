@@ -1,5 +1,6 @@
 """Semantic and hybrid search through a real daemon with the real ONNX model."""
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -7,12 +8,14 @@ import pytest
 import trio
 
 from codeweir.config import parse_config
-from codeweir.embedding import EmbeddingService
+from codeweir.embed_text import content_hash
+from codeweir.embedding import EmbeddingService, EmbedItem
 from codeweir.search import Filters, Hit
 from codeweir.semantic import reciprocal_rank_fusion, search_semantic
 from codeweir.store import Store
 from codeweir.service import run_daemon
 
+from .test_priority import background, niceness, started_since, thread_stats
 from .test_service import Conn, git
 
 FILES = {
@@ -185,3 +188,26 @@ async def test_a_model_switch_keeps_semantic_search_on_the_old_model_until_the_n
         await service.wait_idle()
         assert service.state == "ready" and service.serving[0] is service.embedder
         nursery.cancel_scope.cancel()
+
+
+async def test_every_thread_the_embedding_service_starts_runs_niced_while_the_event_loop_keeps_its_priority(
+    tmp_path, repo, default_model_dir
+):
+    """So searches keep their latency while the backlog is embedded: onnxruntime's intra-op
+    threads and the thread that runs the model start niced, the event loop's thread does not."""
+    config = make_config(tmp_path, repo, path=str(default_model_dir), threads=2)
+    store = Store(Path(config.state_dir) / "index")
+    send, receive = trio.open_memory_channel(1)
+    service = EmbeddingService(config.model, Path(config.state_dir), store, receive)
+    texts = [f"def square_{i}(x):\n    return x * x + {i}\n" for i in range(20)]
+    send.send_nowait([EmbedItem("proj", "chunk", content_hash(text), text) for text in texts])
+    await trio.to_thread.run_sync(store.searcher)  # trio's worker thread, which the service reuses, and the reader
+    before = thread_stats()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        await service.wait_idle()
+        started = started_since(before)
+        nursery.cancel_scope.cancel()
+    assert service.embedded_total == len(texts) and service.state == "ready"
+    assert len(started) >= 2 and set(started.values()) == {background()}  # one intra-op thread and one of ours
+    assert thread_stats()[threading.get_native_id()].nice == niceness()

@@ -2,10 +2,15 @@
 
 Calls block; the daemon runs them in a thread under a limiter of its own. onnxruntime's run
 and the tokenizer's batch encode release the GIL, so the event loop keeps running meanwhile.
+
+Embedding documents is background work, like parsing: the session's intra-op threads, the
+tokenizer's thread pool and the thread that runs the model for documents are niced, so on a
+small machine a search takes the CPU from them. Queries run at the caller's priority.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -17,6 +22,7 @@ from tokenizers import Tokenizer
 
 from .errors import ModelError
 from .modelbuild import MODEL_FILE, TOKENIZER_FILE, ModelSpec
+from .priority import BackgroundThread
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +60,11 @@ def token_budget_batches(lengths: Sequence[int], budget: int) -> list[tuple[int,
 
 class Embedder:
     """One model, one session. Blocking calls; a query may be embedded in one thread while
-    documents are in another (ORT sessions and tokenizers take concurrent calls)."""
+    documents are in another (ORT sessions and tokenizers take concurrent calls).
+
+    The session runs documents in a thread of its own at background priority: onnxruntime
+    computes a share of every run in the calling thread (all of it with one intra-op thread).
+    """
 
     def __init__(self, spec: ModelSpec, *, provider: str = "auto", threads: int = 0) -> None:
         if provider not in ("auto", "cpu", "cuda"):
@@ -65,14 +75,21 @@ class Embedder:
         self.model_id = spec.model_id
         self.dim = spec.dim
         self._tokenizer = _load_tokenizer(spec.directory / TOKENIZER_FILE, spec.max_tokens)
-        self._session = _open_session(spec.directory / MODEL_FILE, provider, threads or default_threads())
+        # Where documents run; other background work of the embed backlog may take its turn here.
+        self.background = BackgroundThread("codeweir-embed")
+        # Threads start with their creator's priority: onnxruntime starts its intra-op threads
+        # when the session opens, and tokenizers its process-wide pool at the first batch encode.
+        self._session = self.background.call(
+            _open_session, spec.directory / MODEL_FILE, provider, threads or default_threads()
+        )
+        self.background.call(self._encode_batch, ["codeweir"])
         self.provider = self._session.get_providers()[0]
         self._token_budget = CUDA_TOKEN_BUDGET if self.provider == CUDA else CPU_TOKEN_BUDGET
         # ensure_model checked the inputs and outputs; this one is optional.
         self._wants_token_types = "token_type_ids" in {i.name for i in self._session.get_inputs()}
         self._output_name = self._session.get_outputs()[0].name
-        probe = np.array([self._tokenizer.encode("codeweir").ids], dtype=np.int64)
-        width = self._run(probe, np.ones_like(probe)).shape[1]
+        probe = np.array([self._encode("codeweir").ids], dtype=np.int64)
+        width = self._run(probe, np.ones_like(probe), background=True).shape[1]
         if width != spec.dim:
             raise ModelError(
                 f"{spec.directory / MODEL_FILE}: produces {width}-dimensional vectors, expected {spec.dim}"
@@ -80,19 +97,25 @@ class Embedder:
         log.info("embedding model %s on %s (%d threads)", self.model_id, self.provider, threads or default_threads())
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        """(len(texts), dim) float32, in the order given; the document prefix applied."""
+        """(len(texts), dim) float32, in the order given; the document prefix applied.
+
+        At background priority: the tokenizer's pool and the model's threads do the work; the
+        calling thread pads batches and pools, at its own priority, so no niced thread holds
+        the GIL for long.
+        """
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
         prefix = self.spec.document_prefix
-        return self._embed([prefix + t for t in texts] if prefix else list(texts))
+        encodings = self._encode_batch([prefix + t for t in texts] if prefix else list(texts))
+        return self._embed(encodings, background=True)
 
     def embed_query(self, text: str) -> np.ndarray:
-        """(dim,) float32 for a search query; the query prefix applied."""
-        return self._embed([self.spec.query_prefix + text])[0]
+        """(dim,) float32 for a search query; the query prefix applied. Encoded and run in the
+        calling thread at its priority: a query never waits behind documents."""
+        return self._embed([self._encode(self.spec.query_prefix + text)], background=False)[0]
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out
-        encodings = self._encode(texts)
+    def _embed(self, encodings: list, *, background: bool) -> np.ndarray:
+        out = np.empty((len(encodings), self.dim), dtype=np.float32)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")
         for start, end in token_budget_batches(lengths[order].tolist(), self._token_budget):
@@ -103,25 +126,32 @@ class Embedder:
             for j, i in enumerate(rows):
                 ids[j, : lengths[i]] = encodings[i].ids
                 mask[j, : lengths[i]] = 1
-            out[rows] = self._run(ids, mask)
+            out[rows] = self._run(ids, mask, background=background)
         if self.spec.normalize:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
 
-    def _encode(self, texts: list[str]) -> list:
+    def _encode_batch(self, texts: list[str]) -> list:
+        """In the tokenizer's thread pool."""
         try:
             return self._tokenizer.encode_batch(texts, add_special_tokens=True)
         except TypeError:
-            # Lone surrogates (from undecodable bytes) cannot cross into Rust; replace them.
-            clean = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
-            return self._tokenizer.encode_batch(clean, add_special_tokens=True)
+            return self._tokenizer.encode_batch([_without_surrogates(t) for t in texts], add_special_tokens=True)
 
-    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _encode(self, text: str):
+        """In the calling thread."""
+        try:
+            return self._tokenizer.encode(text, add_special_tokens=True)
+        except TypeError:
+            return self._tokenizer.encode(_without_surrogates(text), add_special_tokens=True)
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray, *, background: bool) -> np.ndarray:
         feed = {"input_ids": ids, "attention_mask": mask}
         if self._wants_token_types:
             feed["token_type_ids"] = np.zeros_like(ids)
+        run = functools.partial(self._session.run, [self._output_name], feed)
         try:
-            (hidden,) = self._session.run([self._output_name], feed)
+            (hidden,) = self.background.call(run) if background else run()
         except Exception as exc:  # onnxruntime's errors have no common public base
             raise ModelError(f"{self.model_id}: inference failed: {exc}") from None
         if hidden.ndim == 2:  # the model pools itself
@@ -130,6 +160,11 @@ class Embedder:
             return hidden[:, 0]
         weights = mask[:, :, None].astype(np.float32)
         return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+
+
+def _without_surrogates(text: str) -> str:
+    """Lone surrogates (from undecodable bytes) cannot cross into Rust; replace them."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _load_tokenizer(path: Path, max_tokens: int) -> Tokenizer:

@@ -235,8 +235,11 @@ class EmbeddingService:
             if not self.pending and not self.backlog.statistics().current_buffer_used:
                 await self._covered()
                 # The backlog is drained: a good moment to bring the ANN index up to date (it
-                # does nothing below its threshold or while the index is fresh enough).
-                await trio.to_thread.run_sync(self.vectors.refresh_index, limiter=self._model_limiter)
+                # does nothing below its threshold or while the index is fresh enough), niced
+                # like the embedding: it takes seconds of CPU on a large store.
+                await trio.to_thread.run_sync(
+                    self.embedder.background.call, self.vectors.refresh_index, limiter=self._model_limiter
+                )
                 self._idle.set()
             with trio.move_on_at(next_save):
                 try:

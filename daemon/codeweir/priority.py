@@ -9,6 +9,10 @@ Linux gives each thread its own niceness, and a thread starts with its creator's
 in a worker process as it starts, or in a short-lived thread that opens the index writer or
 commits (tantivy starts its threads there), covers that work and nothing else. Python code in
 the daemon stays at its priority: a niced thread holding the GIL would hold up searches.
+
+Some libraries also compute in the thread that calls them (onnxruntime's run does its share of
+every parallel section there): such calls go to a long-lived niced thread, while the caller waits
+with the GIL released.
 """
 
 from __future__ import annotations
@@ -33,3 +37,17 @@ def start_in_background(start: Callable[[], T]) -> T:
     library's worker pool) keep that priority for their whole life."""
     with ThreadPoolExecutor(1, initializer=lower_cpu_priority) as pool:
         return pool.submit(start).result()
+
+
+class BackgroundThread:
+    """One long-lived thread at background priority that runs the calls handed to it, in turn.
+
+    The thread starts with the first call and ends when this object is garbage collected.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name, initializer=lower_cpu_priority)
+
+    def call(self, function: Callable[..., T], *args: object) -> T:
+        """`function(*args)` in the background thread; blocks the caller until it returns or raises."""
+        return self._pool.submit(function, *args).result()
