@@ -1,5 +1,7 @@
+import logging
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pygit2
@@ -267,6 +269,96 @@ def test_corrupt_object_is_a_repo_error(repo: GitRepo) -> None:
     loose.write_bytes(b"not zlib")
     with pytest.raises(RepoError, match="repository 'repo'"):
         scan(repo.config(ref="main"), MAX)
+
+
+# Ways a loose object file goes bad: its bytes -> what is left of them (None: the file is gone).
+
+
+def not_zlib(data: bytes) -> bytes | None:
+    return b"not zlib"
+
+
+def cut_in_half(data: bytes) -> bytes | None:
+    return data[: len(data) // 2]  # the header survives
+
+
+def cut_to_five_bytes(data: bytes) -> bytes | None:
+    return data[:5]  # the type is lost too
+
+
+def missing(data: bytes) -> bytes | None:
+    return None
+
+
+def damage_loose_object(repo: GitRepo, oid: str, damage: Callable[[bytes], bytes | None]) -> None:
+    """Replace `oid`'s loose object file with what `damage` leaves of it; a new file, so a
+    clone that shares the old one by a hard link keeps it."""
+    objects = repo.path("objects") if repo.path("objects").is_dir() else repo.path(".git/objects")
+    loose = objects / oid[:2] / oid[2:]
+    data = loose.read_bytes()
+    loose.unlink()
+    if (left := damage(data)) is not None:
+        loose.write_bytes(left)
+
+
+@pytest.fixture
+def bare(repo: GitRepo, tmp_path: Path) -> GitRepo:
+    """A bare clone whose objects are all loose, with a file large enough to be cut in the middle,
+    a tag, and a branch whose tree main does not reach."""
+    repo.write("src/data.py", "".join(f"VALUE_{i} = {i * 7919 % 10007}\n" for i in range(300)))
+    repo.commit("data")
+    repo.git("tag", "-a", "v1.0", "-m", "release")
+    repo.git("checkout", "-q", "-b", "other")
+    repo.write("extra/more.py", "MORE = 1\n")
+    repo.commit("other")
+    repo.git("checkout", "-q", "main")
+    return repo.clone_bare(tmp_path / "bare.git")
+
+
+@pytest.mark.parametrize("damage", [not_zlib, cut_in_half, cut_to_five_bytes, missing], ids=lambda f: f.__name__)
+def test_a_blob_that_cannot_be_read_is_skipped_as_unreadable_and_logged(bare: GitRepo, damage, caplog) -> None:
+    """One bad object skips one file, not the sync (a cut-short one made libgit2 spin forever)."""
+    blob = bare.git("rev-parse", "HEAD:src/data.py")
+    damage_loose_object(bare, blob, damage)
+    with caplog.at_level(logging.WARNING, logger="codeweir.git"):
+        snapshot = scan(bare.config(), MAX)
+    assert snapshot.skipped == {"unreadable": 1}
+    assert set(blobs(snapshot)) == {".gitignore", "README.md", "src/app.py", "src/util.py"}
+    (logged,) = [r.getMessage() for r in caplog.records]
+    assert "src/data.py" in logged and blob in logged
+    app = {f.path: f for f in snapshot.files}["src/app.py"]
+    assert read_file(bare.config(), app) == b"def main():\n    return 1\n"
+
+
+@pytest.mark.parametrize("damage", [cut_in_half, cut_to_five_bytes], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    ("ref", "spec", "what"),
+    [("HEAD", "HEAD", "commit"), ("v1.0", "v1.0^{commit}", "commit"),
+     ("HEAD", "HEAD^{tree}", "tree of /"), ("main", "HEAD:src", "tree of src/")],
+)
+def test_a_cut_short_commit_or_tree_is_a_repo_error_naming_it(bare: GitRepo, ref, spec, what, damage) -> None:
+    """Not a scan that never returns: libgit2 spins forever on a truncated loose object."""
+    oid = bare.git("rev-parse", spec)
+    damage_loose_object(bare, oid, damage)
+    if what == "commit" and damage is cut_to_five_bytes:
+        what = "object"  # its type is lost with its header
+    with pytest.raises(RepoError, match=f"repository 'repo' at .*: ref '{ref}': {what} {oid} is cut short"):
+        scan(bare.config(ref=ref), MAX)
+
+
+def test_a_cut_short_object_the_ref_does_not_reach_changes_nothing(bare: GitRepo, tmp_path: Path) -> None:
+    whole = scan(GitRepo(bare.root).clone_bare(tmp_path / "whole.git").config(), MAX)
+    damage_loose_object(bare, bare.git("rev-parse", "other:extra"), cut_in_half)
+    assert scan(bare.config(), MAX) == whole
+    with pytest.raises(RepoError, match="tree of extra/"):
+        scan(bare.config(ref="other"), MAX)
+
+
+def test_a_linked_worktrees_ref_scan_checks_the_main_repositorys_objects(repo: GitRepo, tmp_path: Path) -> None:
+    repo.git("worktree", "add", "-q", "-b", "feature", str(tmp_path / "feature"))
+    linked = GitRepo(tmp_path / "feature")
+    damage_loose_object(repo, repo.git("rev-parse", "HEAD:src/app.py"), cut_in_half)
+    assert scan(linked.config(ref="feature"), MAX).skipped == {"unreadable": 1}
 
 
 def test_read_file_returns_worktree_bytes_or_blob_data(repo: GitRepo) -> None:
