@@ -14,7 +14,6 @@ import re
 import stat
 import sys
 import threading
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from pygit2.enums import DeltaStatus, DiffOption, RepositoryOpenFlag
 
 from .config import RepoConfig
 from .errors import FileSkipped, RepoError
+from .loose_objects import cut_short_objects
 
 log = logging.getLogger(__name__)
 
@@ -366,7 +366,7 @@ def _scan_ref(repo: RepoConfig, git: pygit2.Repository, selector: _Selector) -> 
     source = f"ref:{name}"
     if name == "HEAD" and git.head_is_unborn:
         return Snapshot((), {}, "", source)
-    cut_short = _cut_short_objects(git)
+    cut_short = cut_short_objects(git)
     if cut_short:
         _refuse_cut_short_commit_or_trees(repo, git, name, cut_short)
     try:
@@ -433,61 +433,6 @@ def _refuse_cut_short_commit_or_trees(
             wanted.append((str(obj.tree_id), ""))
         elif isinstance(obj, pygit2.Tree):
             wanted += [(str(e.id), f"{path}{e.name}/") for e in obj if e.type_str == "tree"]
-
-
-# objects dir -> loose object id -> (its file's inode, what _cut_short said of it)
-_loose_verdicts: dict[str, dict[str, tuple[int, str | None]]] = {}
-
-
-def _cut_short_objects(git: pygit2.Repository) -> dict[str, str]:
-    """The loose objects whose zlib stream ends early: id -> type ("" when even that is lost).
-
-    Each loose file is read once: git never rewrites one in place, it renames a new file over
-    it. The listing's inodes come without a stat (8,656 loose objects of go-std: 7 ms a scan).
-    """
-    objects = str(_objects_dir(git))
-    known = _loose_verdicts.get(objects, {})
-    verdicts = {}
-    for oid, entry in _loose_objects(objects):
-        cached = known.get(oid)
-        verdicts[oid] = cached if cached and cached[0] == entry.inode() else (entry.inode(), _cut_short(entry.path))
-    _loose_verdicts[objects] = verdicts
-    return {oid: kind for oid, (_, kind) in verdicts.items() if kind is not None}
-
-
-def _objects_dir(git: pygit2.Repository) -> Path:
-    """A linked worktree's objects are its main repository's, which its "commondir" names."""
-    git_dir = Path(git.path)
-    try:
-        git_dir = git_dir / (git_dir / "commondir").read_text().strip()
-    except OSError:
-        pass
-    return git_dir / "objects"
-
-
-def _loose_objects(objects: str) -> Iterator[tuple[str, os.DirEntry]]:
-    """(id, file) of each loose object: objects/ab/cdef..."""
-    for fan_out in os.scandir(objects):
-        if len(fan_out.name) == 2 and fan_out.is_dir():
-            for entry in os.scandir(fan_out.path):
-                yield fan_out.name + entry.name, entry
-
-
-def _cut_short(path: str) -> str | None:
-    """The type of the loose object at `path` if its zlib stream ends early ("" when the type
-    is lost too); None when the stream is whole, or is no zlib at all (libgit2 reports that)."""
-    inflater = zlib.decompressobj()
-    head = b""
-    try:
-        with open(path, "rb") as handle:
-            while not inflater.eof and (data := handle.read(1 << 16)):
-                head = (head + inflater.decompress(data))[:32]
-    except (OSError, zlib.error):
-        return None
-    if inflater.eof:
-        return None
-    kind, space, _ = head.partition(b" ")
-    return kind.decode() if space and kind in (b"blob", b"tree", b"commit", b"tag") else ""
 
 
 def _index_entries(index: pygit2.Index) -> Iterator[tuple[str, str, int, int]]:

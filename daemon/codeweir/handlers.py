@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -246,7 +247,11 @@ class Daemon:
                     "files_indexed": statuses.get("indexed", 0),
                     "files_seen": sum(statuses.values()),
                     "files_total": state.total,
-                    "files_skipped": {**state.skipped, **{k: v for k, v in statuses.items() if k != "indexed"}},
+                    # Skipped by the scan (a corrupt blob: "unreadable") or by its file's parse (an
+                    # unreadable worktree file): both kinds count.
+                    "files_skipped": dict(
+                        Counter(state.skipped) + Counter({k: v for k, v in statuses.items() if k != "indexed"})
+                    ),
                     "chunks": chunks,
                     "chunks_embedded": max(0, chunks - self.embedding.pending_for(repo.name))
                     if self.embedding.vectors is not None
