@@ -26,6 +26,9 @@ from tests.gitrepo import GitRepo, make_repo
 
 DEADLINE = 60.0  # seconds; generous for a loaded CI machine, never reached when things work
 FILES = 300
+# A commit for every file or two: a sync of FILES outlasts a signal's way to the daemon by over a
+# hundred commits, however fast the machine parses.
+ONE_FILE_A_COMMIT = "commit_every_files = 1\nwrites_channel = 1"
 
 
 @pytest.fixture
@@ -130,12 +133,14 @@ def start(short_dir) -> Iterator[Callable[..., DaemonProcess]]:
         daemon.notifications.close()
 
 
-def write_config(path: Path, home: Path, repos: dict[str, str], *, extra: str = "") -> Path:
+def write_config(
+    path: Path, home: Path, repos: dict[str, str], *, extra: str = "", limits: str = "commit_every_files = 20"
+) -> Path:
     """A daemon config: state in `home`, socket `home/cw.sock`, `repos` as {name: TOML fields}."""
     lines = [f'state_dir = "{home / "state"}"', f'socket = "{home / "cw.sock"}"']
     for name, fields in repos.items():
         lines += ["[[repository]]", f'name = "{name}"', fields]
-    lines += ["[limits]", "commit_every_files = 20", "[model]", "enabled = false", extra]
+    lines += ["[limits]", limits, "[model]", "enabled = false", extra]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -167,7 +172,9 @@ def syncing_with_progress(line: str) -> bool:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_mid_sync_stops_cleanly_and_a_restart_resumes(signum, big_repo, short_dir, start):
-    config = write_config(short_dir / "config.toml", short_dir, {"proj": f'path = "{big_repo.root}"'})
+    config = write_config(
+        short_dir / "config.toml", short_dir, {"proj": f'path = "{big_repo.root}"'}, limits=ONE_FILE_A_COMMIT
+    )
     daemon = start(config)
     daemon.expect("READY=1")
     # READY=1 promises a listening socket: the first connection is answered.
@@ -192,7 +199,9 @@ def test_a_signal_mid_sync_stops_cleanly_and_a_restart_resumes(signum, big_repo,
 
 
 def test_a_second_signal_exits_at_once(big_repo, short_dir, start):
-    config = write_config(short_dir / "config.toml", short_dir, {"proj": f'path = "{big_repo.root}"'})
+    config = write_config(
+        short_dir / "config.toml", short_dir, {"proj": f'path = "{big_repo.root}"'}, limits=ONE_FILE_A_COMMIT
+    )
     daemon = start(config)
     daemon.expect("STATUS=syncing proj: ")
     daemon.signal(signal.SIGTERM)
