@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +210,91 @@ def test_the_ann_index_is_reloaded_only_over_the_same_rows(
         emptied = VectorStore(tmp_path, "m", 32, ann_threshold=500)
     assert len(emptied) == 0 and "ANN index dropped" in caplog.text
     assert not (emptied.directory / "ann.hnsw").exists()
+
+
+def test_retain_forgets_unlisted_vectors_in_memory_and_on_disk(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = VectorStore(tmp_path, "m", DIM)
+    vectors = unit(rng, 10)
+    store.add([key(i) for i in range(6)], vectors[:6])
+    store.save()
+    store.add([key(i) for i in range(6, 10)], vectors[6:])
+    store.save()
+    live = {key(i) for i in (1, 3, 7)} | {key(99)}  # a live key without a vector is no matter
+    assert store.retain(live) == 7
+    assert len(store) == 3 and all(key(i) in store for i in (1, 3, 7))
+    assert store.missing([key(0), key(1), key(7)]) == [key(0)]
+    assert [h for h, _ in store.search(vectors[7], 1)] == [key(7)]
+    assert {h for h, _ in store.search(vectors[0], 10)} == {key(1), key(3), key(7)}
+    assert len(segments(store)) == 1
+    again = VectorStore(tmp_path, "m", DIM)
+    assert len(again) == 3 and np.allclose(again.search(vectors[3], 1)[0][1], 1.0)
+
+
+def test_retain_with_nothing_to_forget_writes_nothing(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = VectorStore(tmp_path, "m", DIM)
+    store.add([key(i) for i in range(4)], unit(rng, 4))
+    store.save()
+    before = [(p.name, p.stat().st_mtime_ns) for p in segments(store)]
+    assert store.retain({key(i) for i in range(5)}) == 0
+    assert [(p.name, p.stat().st_mtime_ns) for p in segments(store)] == before
+
+
+def test_rows_added_after_retain_are_saved_and_come_back(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = VectorStore(tmp_path, "m", DIM)
+    store.add([key(i) for i in range(5)], unit(rng, 5))
+    store.save()
+    assert store.retain(set()) == 5 and len(store) == 0
+    store.add([key(7), key(8)], unit(rng, 2))
+    store.save()
+    assert set(VectorStore(tmp_path, "m", DIM).missing([key(i) for i in range(10)])) == {
+        key(i) for i in range(10)
+    } - {key(7), key(8)}
+
+
+def test_a_crash_at_any_step_of_retain_loads_the_old_set_or_the_new_one(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every file system change retain makes is preceded by a copy of the store's directory: each
+    copy is what a crash at that moment would leave, and each must load as one of the two sets."""
+    store = VectorStore(tmp_path / "live", "m", DIM)
+    for part in range(3):  # several segments
+        store.add([key(i) for i in range(part * 4, part * 4 + 4)], unit(rng, 4))
+        store.save()
+    old = {key(i) for i in range(12)}
+    new = {key(i) for i in range(0, 12, 3)}
+    crashes: list[Path] = []
+
+    def crash_here() -> None:
+        copy = tmp_path / f"crash-{len(crashes)}"
+        shutil.copytree(store.directory, copy / "m")
+        crashes.append(copy)
+
+    real_replace, real_unlink = os.replace, Path.unlink
+    monkeypatch.setattr("codeweir.vectors.os.replace", lambda a, b: (crash_here(), real_replace(a, b))[1])
+    monkeypatch.setattr(Path, "unlink", lambda self, **kw: (crash_here(), real_unlink(self, **kw))[1])
+    assert store.retain(new) == 8
+    monkeypatch.undo()
+    crash_here()
+    loaded = []
+    for copy in crashes:
+        again = VectorStore(copy, "m", DIM)
+        kept = {h for h in old if h in again}
+        assert kept in (old, new), copy
+        loaded.append(kept == new)
+        again.save()  # and whatever a crash left is tidied up without losing the set
+        assert {h for h in old if h in VectorStore(copy, "m", DIM)} == kept
+    assert loaded[0] is False and loaded[-1] is True and len(crashes) >= 4
+
+
+def test_retain_drops_the_ann_index_and_search_stays_right(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = VectorStore(tmp_path, "m", 32, ann_threshold=500)
+    vectors = clustered(rng, 1200)
+    store.add([key(i) for i in range(1200)], vectors)
+    store.save()
+    assert store.refresh_index() is True
+    assert store.retain({key(i) for i in range(0, 1200, 2)}) == 600
+    assert not (store.directory / "ann.hnsw").exists()
+    for i in (1, 2, 501):  # a forgotten vector is never found, a kept one still is
+        assert (key(i) in {h for h, _ in store.search(vectors[i], 5)}) == (i % 2 == 0)
+    assert store.refresh_index() is True  # rebuilt over the kept rows
+    assert store.search(vectors[502], 1)[0][0] == key(502)

@@ -3,16 +3,20 @@
 One directory per model holds append-only segment files (`seg-<n>.npy`, a structured array of
 16-byte keys and float32 vectors), each written to a temp file, fsynced and renamed; small
 segments are merged as they pile up. A lost or corrupt segment costs re-embedding, never
-correctness, so it is dropped with a warning.
+correctness, so it is dropped with a warning. `retain` forgets the vectors no chunk refers to
+any more: it writes the kept rows as one new segment, then records in `retained.json` that the
+segments numbered below it are dead (the step that commits), then deletes them; a crash at any
+point loads either the old set or the new one.
 
 Search is exact (one matmul) over a candidate set or a small store. Past `ann_threshold`
 vectors an HNSW index (hnswlib: best recall and latency in bench/bench_ann.py, and its calls
 release the GIL) serves unfiltered queries; rows added since it was built are scored exactly
 beside it, so a search always sees every vector. `refresh_index()` rebuilds it off to the side.
 
-Threads: `add`, `missing` and `search` are cheap and may run on the event loop; `save` and
-`refresh_index` do I/O and CPU work and belong in a worker thread. Rows are append-only and
-published after they are written, so a search never sees a half-added row.
+Threads: `add`, `missing` and `search` are cheap and may run on the event loop; `save`,
+`retain` and `refresh_index` do I/O and CPU work and belong in a worker thread. Readers take one
+`_Rows` view and use only it: rows are appended before the view that counts them is published,
+and `retain` publishes a new view over new arrays, so a search never sees a half-changed store.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ STALE_SHARE = 0.1
 _KEY_BYTES = 16
 _HEX_KEY = re.compile(r"[0-9a-f]{32}")
 _SEGMENT = re.compile(r"seg-(\d{8})\.npy")
+_RETAINED = "retained.json"  # {"first_segment": n}: the segments numbered below n are dead
 
 
 @attrs.frozen
@@ -53,9 +58,21 @@ class _Segment:
 
 
 @attrs.frozen
+class _Rows:
+    """One consistent view of the store. Appends extend `keys` and `index` in place and publish
+    a view with a larger count; `retain` publishes a view over new objects."""
+
+    keys: list[str]
+    index: dict[str, int]  # key -> row; may hold keys at or past `count` (not yet published)
+    matrix: np.ndarray
+    count: int
+
+
+@attrs.frozen
 class _Ann:
     index: object  # hnswlib.Index over rows [0, covered)
     covered: int
+    keys: list[str]  # the view's keys it was built over: a view with other keys cannot use it
 
 
 class VectorStore:
@@ -69,15 +86,14 @@ class VectorStore:
         self.directory = Path(directory) / model_id
         self._ann_threshold = ann_threshold
         self._dtype = np.dtype([("key", "u1", (_KEY_BYTES,)), ("vector", "<f4", (dim,))])
-        self._keys: list[str] = []
-        self._rows: dict[str, int] = {}
-        self._matrix = np.empty((0, dim), dtype=np.float32)
-        self._count = 0
+        self._view = _Rows([], {}, np.empty((0, dim), dtype=np.float32), 0)
         self._segments: list[_Segment] = []
+        self._first_segment = 1  # the lowest segment number still alive (see `retain`)
         self._compact_all = False  # set when loading found overlapping segments (a crash mid-merge)
         self._ann: _Ann | None = None
         self._save_lock = threading.Lock()
         self._index_lock = threading.Lock()
+        self._append_lock = threading.Lock()  # held briefly: by `add`, and by `retain` to swap views
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -85,10 +101,11 @@ class VectorStore:
         self._load()
 
     def __len__(self) -> int:
-        return self._count
+        return self._view.count
 
     def __contains__(self, content_hash: object) -> bool:
-        return self._rows.get(content_hash, self._count) < self._count  # type: ignore[arg-type]
+        view = self._view
+        return view.index.get(content_hash, view.count) < view.count  # type: ignore[arg-type]
 
     def missing(self, hashes: Iterable[str]) -> list[str]:
         """The hashes without a vector, each once, in the order first given."""
@@ -102,21 +119,58 @@ class VectorStore:
         for h in hashes:
             if not isinstance(h, str) or not _HEX_KEY.fullmatch(h):
                 raise ValueError(f"content hash must be 32 lowercase hex digits, got {h!r}")
-        fresh: dict[str, int] = {}
-        for i, h in enumerate(hashes):
-            if h not in self._rows and h not in fresh:
-                fresh[h] = i
-        if fresh:
-            self._append(list(fresh), vectors[list(fresh.values())])
+        with self._append_lock:
+            fresh: dict[str, int] = {}
+            for i, h in enumerate(hashes):
+                if h not in self and h not in fresh:
+                    fresh[h] = i
+            if fresh:
+                self._append(list(fresh), vectors[list(fresh.values())])
+
+    def retain(self, keys: Collection[str]) -> int:
+        """Forget every vector whose hash is not in `keys`, in memory and on disk; returns how
+        many were forgotten. Rows added meanwhile are kept (and saved by the next `save`)."""
+        with self._save_lock, self._index_lock:
+            view = self._view
+            kept = [i for i, k in enumerate(view.keys[: view.count]) if k in keys]
+            dropped = view.count - len(kept)
+            if not dropped:
+                return 0
+            kept_keys = [view.keys[i] for i in kept]
+            matrix = view.matrix[kept]
+            old = self._segments
+            try:
+                segment = self._write_segment(kept_keys, matrix, 0)
+                meta = json.dumps({"first_segment": _number(segment.path)}).encode()
+                _write_atomically(self.directory / _RETAINED, lambda f: f.write(meta))
+            except OSError as exc:  # the old segments are all still there: nothing changed
+                raise StoreError(f"{self.directory}: cannot rewrite the vectors: {exc}") from None
+            with self._append_lock:
+                now = self._view
+                self._view = _Rows(kept_keys, dict(zip(kept_keys, range(len(kept_keys)))), matrix, len(kept_keys))
+                if now.count > view.count:  # added while the segment was written
+                    self._append(now.keys[view.count : now.count], now.matrix[view.count : now.count])
+                self._segments = [segment]
+                self._first_segment = _number(segment.path)
+                self._ann = None
+                self._compact_all = False
+            try:
+                for path in [s.path for s in old] + list(self._index_paths()):
+                    path.unlink(missing_ok=True)
+            except OSError as exc:  # dead by the record above: the next load deletes them
+                log.warning("%s: cannot delete forgotten vectors yet: %s", self.directory, exc)
+            log.info("%s: %d vectors no chunk refers to forgotten, %d kept", self.directory, dropped, len(kept_keys))
+            return dropped
 
     def save(self) -> None:
         """Write the rows added since the last save as a new segment, and merge small segments."""
         with self._save_lock:
-            count = self._count
+            view = self._view
             saved = self._segments[-1].end if self._segments else 0
             try:
-                if count > saved:
-                    self._segments.append(self._write_segment(saved, count))
+                if view.count > saved:
+                    segment = self._write_segment(view.keys[saved : view.count], view.matrix[saved : view.count], saved)
+                    self._segments.append(segment)
                 if self._compact_all and len(self._segments) > 1:
                     self._merge(0)
                 self._compact_all = False
@@ -136,30 +190,32 @@ class VectorStore:
             raise ValueError(f"expected a query vector of shape ({self.dim},), got {query.shape}")
         if k <= 0:
             return []
-        count, matrix, ann = self._count, self._matrix, self._ann  # one consistent view
+        view, ann = self._view, self._ann
+        count, matrix = view.count, view.matrix
         if candidates is not None:
             # Identical chunks share a hash: each scores once.
             unique = dict.fromkeys(candidates)
-            rows = np.fromiter((r for h in unique if (r := self._rows.get(h, count)) < count), dtype=np.int64)
-            return self._best(rows, matrix[rows] @ query, k)
-        if ann is None or count < self._ann_threshold:
-            return self._best(np.arange(count), matrix[:count] @ query, k)
+            rows = np.fromiter((r for h in unique if (r := view.index.get(h, count)) < count), dtype=np.int64)
+            return _best(view, rows, matrix[rows] @ query, k)
+        if ann is None or ann.keys is not view.keys or count < self._ann_threshold:
+            return _best(view, np.arange(count), matrix[:count] @ query, k)
         try:
             labels, distances = ann.index.knn_query(query, k=min(k, ann.covered), num_threads=1)
         except RuntimeError:  # hnswlib found fewer than k (tiny or odd graphs): score exactly
-            return self._best(np.arange(count), matrix[:count] @ query, k)
+            return _best(view, np.arange(count), matrix[:count] @ query, k)
         # hnswlib's "ip" distance is 1 - inner product.
         tail = np.arange(ann.covered, count)
         rows = np.concatenate([labels[0].astype(np.int64), tail])
         scores = np.concatenate([1.0 - distances[0], matrix[tail] @ query])
-        return self._best(rows, scores, k)
+        return _best(view, rows, scores, k)
 
     def refresh_index(self, *, threads: int = 1) -> bool:
         """Rebuild the ANN index if the store is past the threshold and the index is missing or
         stale; returns whether it did. Slow (seconds per 10k vectors): call it from a worker
         thread; searches go on with the old index meanwhile."""
         with self._index_lock:
-            count, matrix, ann = self._count, self._matrix, self._ann
+            view, ann = self._view, self._ann
+            count, matrix = view.count, view.matrix
             covered = ann.covered if ann else 0
             if not count or count < self._ann_threshold or (ann and count - covered <= STALE_SHARE * covered):
                 return False
@@ -170,50 +226,44 @@ class VectorStore:
             index.set_num_threads(threads)
             index.add_items(matrix[:count], np.arange(count))
             index.set_ef(HNSW_EF_SEARCH)
-            self._ann = _Ann(index, count)
+            self._ann = _Ann(index, count, view.keys)
             try:
-                self._save_index(index, count)
+                self._save_index(index, view)
             except OSError as exc:  # the index is only a cache of a cache; keep it in memory
                 log.warning("%s: cannot save the ANN index: %s", self.directory, exc)
             log.info("%s: ANN index rebuilt over %d vectors", self.directory, count)
             return True
 
     def _append(self, keys: list[str], vectors: np.ndarray) -> None:
-        start, end = self._count, self._count + len(keys)
-        matrix = self._matrix
+        view = self._view
+        start, end = view.count, view.count + len(keys)
+        matrix = view.matrix
         if end > len(matrix):  # grow by half, so appends are amortized O(1)
             matrix = np.empty((max(end, len(matrix) * 3 // 2, 1024), self.dim), dtype=np.float32)
-            matrix[:start] = self._matrix[:start]
+            matrix[:start] = view.matrix[:start]
         matrix[start:end] = vectors
-        self._keys.extend(keys)
-        self._rows.update(zip(keys, range(start, end)))
-        self._matrix = matrix
-        self._count = end  # publish last: readers only look at rows below it
-
-    def _best(self, rows: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[str, float]]:
-        if len(scores) > k:
-            top = np.argpartition(-scores, k)[:k]
-            rows, scores = rows[top], scores[top]
-        order = np.argsort(-scores, kind="stable")
-        return [(self._keys[rows[i]], float(scores[i])) for i in order]
+        view.keys.extend(keys)
+        view.index.update(zip(keys, range(start, end)))
+        self._view = _Rows(view.keys, view.index, matrix, end)  # publish last
 
     def _rows_in(self, i: int) -> int:
         return self._segments[i].end - self._segments[i].start
 
-    def _write_segment(self, start: int, end: int) -> _Segment:
-        records = np.empty(end - start, dtype=self._dtype)
-        keys = bytes.fromhex("".join(self._keys[start:end]))
-        records["key"] = np.frombuffer(keys, dtype=np.uint8).reshape(-1, _KEY_BYTES)
-        records["vector"] = self._matrix[start:end]
-        number = int(_SEGMENT.fullmatch(self._segments[-1].path.name)[1]) + 1 if self._segments else 1
+    def _write_segment(self, keys: list[str], vectors: np.ndarray, start: int) -> _Segment:
+        """Rows [start, start + len(keys)) of the store as a new segment, numbered after every other."""
+        records = np.empty(len(keys), dtype=self._dtype)
+        records["key"] = np.frombuffer(bytes.fromhex("".join(keys)), dtype=np.uint8).reshape(-1, _KEY_BYTES)
+        records["vector"] = vectors
+        number = max(_number(self._segments[-1].path) + 1 if self._segments else 1, self._first_segment)
         path = self.directory / f"seg-{number:08d}.npy"
         _write_atomically(path, lambda f: np.save(f, records, allow_pickle=False))
-        return _Segment(path, start, end)
+        return _Segment(path, start, start + len(keys))
 
     def _merge(self, first: int) -> None:
         """Replace segments[first:] with one file; the new file lands before the old ones go."""
         old = self._segments[first:]
-        merged = self._write_segment(old[0].start, old[-1].end)
+        view = self._view
+        merged = self._write_segment(view.keys[old[0].start : old[-1].end], view.matrix[old[0].start : old[-1].end], old[0].start)
         self._segments[first:] = [merged]
         for segment in old:
             segment.path.unlink(missing_ok=True)
@@ -221,7 +271,11 @@ class VectorStore:
     def _load(self) -> None:
         for path in self.directory.glob("*.tmp"):  # left by a crash mid-write
             path.unlink(missing_ok=True)
+        self._first_segment = self._read_first_segment()
         for path in sorted(p for p in self.directory.iterdir() if _SEGMENT.fullmatch(p.name)):
+            if _number(path) < self._first_segment:  # forgotten by `retain`; a crash kept the file
+                path.unlink(missing_ok=True)
+                continue
             try:
                 records = np.load(path, allow_pickle=False)
                 if records.dtype != self._dtype or records.ndim != 1:
@@ -232,27 +286,35 @@ class VectorStore:
                 continue
             hexes = records["key"].tobytes().hex()
             keys = [hexes[i : i + 2 * _KEY_BYTES] for i in range(0, len(hexes), 2 * _KEY_BYTES)]
-            fresh = [i for i, k in enumerate(keys) if k not in self._rows]
+            fresh = [i for i, k in enumerate(keys) if k not in self._view.index]
             if len(fresh) < len(keys):
                 self._compact_all = True
-            start = self._count
+            start = self._view.count
             self._append([keys[i] for i in fresh], records["vector"][fresh])
-            self._segments.append(_Segment(path, start, self._count))
+            self._segments.append(_Segment(path, start, self._view.count))
         self._ann = self._load_index()
+
+    def _read_first_segment(self) -> int:
+        path = self.directory / _RETAINED
+        if not path.exists():
+            return 1
+        try:
+            return int(json.loads(path.read_text())["first_segment"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # Only the segments `retain` had not deleted yet come back: a superset, still correct.
+            log.warning("%s: unreadable (%s); every segment is loaded", path, exc)
+            return 1
 
     def _index_paths(self) -> tuple[Path, Path]:
         return self.directory / "ann.hnsw", self.directory / "ann.json"
 
-    def _keys_digest(self, count: int) -> str:
-        return hashlib.sha256("".join(self._keys[:count]).encode()).hexdigest()
-
-    def _save_index(self, index: object, count: int) -> None:
+    def _save_index(self, index: object, view: _Rows) -> None:
         index_path, meta_path = self._index_paths()
         tmp = index_path.with_name(index_path.name + ".tmp")
         index.save_index(str(tmp))
         _fsync_file(tmp)
         os.replace(tmp, index_path)
-        meta = {"covered": count, "keys_sha256": self._keys_digest(count)}
+        meta = {"covered": view.count, "keys_sha256": _keys_digest(view, view.count)}
         _write_atomically(meta_path, lambda f: f.write(json.dumps(meta).encode()))
 
     def _load_index(self) -> _Ann | None:
@@ -263,19 +325,35 @@ class VectorStore:
         try:
             meta = json.loads(meta_path.read_text())
             covered = int(meta["covered"])
-            if covered > self._count or meta["keys_sha256"] != self._keys_digest(covered):
+            if covered > self._view.count or meta["keys_sha256"] != _keys_digest(self._view, covered):
                 raise ValueError("built over other rows")
             import hnswlib
 
             index = hnswlib.Index(space="ip", dim=self.dim)
             index.load_index(str(index_path), max_elements=covered)
             index.set_ef(HNSW_EF_SEARCH)
-            return _Ann(index, covered)
+            return _Ann(index, covered, self._view.keys)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             log.warning("%s: ANN index dropped (%s); it will be rebuilt", index_path, exc)
             index_path.unlink(missing_ok=True)
             meta_path.unlink(missing_ok=True)
             return None
+
+
+def _best(view: _Rows, rows: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[str, float]]:
+    if len(scores) > k:
+        top = np.argpartition(-scores, k)[:k]
+        rows, scores = rows[top], scores[top]
+    order = np.argsort(-scores, kind="stable")
+    return [(view.keys[rows[i]], float(scores[i])) for i in order]
+
+
+def _keys_digest(view: _Rows, count: int) -> str:
+    return hashlib.sha256("".join(view.keys[:count]).encode()).hexdigest()
+
+
+def _number(segment: Path) -> int:
+    return int(_SEGMENT.fullmatch(segment.name)[1])
 
 
 def _write_atomically(path: Path, write) -> None:
