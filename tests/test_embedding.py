@@ -14,6 +14,7 @@ from codeweir.search import Filters, Hit
 from codeweir.semantic import reciprocal_rank_fusion, search_semantic
 from codeweir.store import Store
 from codeweir.service import run_daemon
+from codeweir.vectors import VectorStore
 
 from .test_priority import background, niceness, started_since, thread_stats
 from .test_service import Conn, git
@@ -65,6 +66,13 @@ async def start(nursery, config):
     daemon = await nursery.start(run_daemon, config)
     stream = await trio.open_unix_socket(config.socket)
     return daemon, Conn(stream)
+
+
+def standalone_service(config):
+    """An embedding service on its own store, outside a daemon: tests drive its steps."""
+    store = Store(Path(config.state_dir) / "index")
+    send, receive = trio.open_memory_channel(1)
+    return store, send, EmbeddingService(config.model, Path(config.state_dir), store, receive)
 
 
 async def synced(daemon, conn):
@@ -175,9 +183,7 @@ async def test_a_model_switch_keeps_semantic_search_on_the_old_model_until_the_n
         daemon.shutdown()
     # Another model: the same weights with other pooling give other vectors, hence another id.
     new = make_config(tmp_path, repo, path=str(default_model_dir), pooling="cls")
-    store = Store(Path(new.state_dir) / "index")
-    send, receive = trio.open_memory_channel(1)
-    service = EmbeddingService(new.model, Path(new.state_dir), store, receive)
+    store, send, service = standalone_service(new)
     await service._load()
     assert service.embedder.model_id != old_id
     assert service.state == "filling" and service.serving[0].model_id == old_id
@@ -188,6 +194,9 @@ async def test_a_model_switch_keeps_semantic_search_on_the_old_model_until_the_n
         await service.wait_idle()
         assert service.state == "ready" and service.serving[0] is service.embedder
         nursery.cancel_scope.cancel()
+    # The old model's vectors are no longer read: they are gone, and only the new model's remain.
+    vectors_dir = Path(new.state_dir) / "vectors"
+    assert sorted(p.name for p in vectors_dir.iterdir()) == sorted([service.embedder.model_id, "serving-model.json"])
 
 
 async def test_every_thread_the_embedding_service_starts_runs_niced_while_the_event_loop_keeps_its_priority(
@@ -196,9 +205,7 @@ async def test_every_thread_the_embedding_service_starts_runs_niced_while_the_ev
     """So searches keep their latency while the backlog is embedded: onnxruntime's intra-op
     threads and the thread that runs the model start niced, the event loop's thread does not."""
     config = make_config(tmp_path, repo, path=str(default_model_dir), threads=2)
-    store = Store(Path(config.state_dir) / "index")
-    send, receive = trio.open_memory_channel(1)
-    service = EmbeddingService(config.model, Path(config.state_dir), store, receive)
+    store, send, service = standalone_service(config)
     texts = [f"def square_{i}(x):\n    return x * x + {i}\n" for i in range(20)]
     send.send_nowait([EmbedItem("proj", "chunk", content_hash(text), text) for text in texts])
     await trio.to_thread.run_sync(store.searcher)  # trio's worker thread, which the service reuses, and the reader
@@ -211,3 +218,47 @@ async def test_every_thread_the_embedding_service_starts_runs_niced_while_the_ev
     assert service.embedded_total == len(texts) and service.state == "ready"
     assert len(started) >= 2 and set(started.values()) == {background()}  # one intra-op thread and one of ours
     assert thread_stats()[threading.get_native_id()].nice == niceness()
+
+
+async def test_a_reconciliation_forgets_the_vectors_of_edited_chunks_and_search_still_answers(
+    tmp_path, repo, default_model_dir
+):
+    config = make_config(tmp_path, repo, path=str(default_model_dir))
+    async with trio.open_nursery() as nursery:
+        daemon, conn = await start(nursery, config)
+        await synced(daemon, conn)
+        before = daemon.store.content_hashes()
+        (repo / "textutil.py").write_text(FILES["textutil.py"].replace("upper case letters", "capital letters"))
+        await synced(daemon, conn)
+        after = daemon.store.content_hashes()
+        (old,), (new,) = before - after, after - before
+        assert old in daemon.embedding.vectors and new in daemon.embedding.vectors  # the edit only adds
+        daemon.shutdown()
+    async with trio.open_nursery() as nursery:
+        daemon, conn = await start(nursery, config)  # reconciles at start
+        await synced(daemon, conn)
+        vectors = daemon.embedding.vectors
+        assert old not in vectors and set(vectors.added_since(0)) == after
+        reply = await conn.call("search", {"query": "convert a string to capitals", "mode": "semantic", "limit": 1})
+        assert reply["result"]["results"][0]["path"] == "textutil.py"
+        model_id, dim = vectors.model_id, vectors.dim
+        daemon.shutdown()
+    on_disk = VectorStore(Path(config.state_dir) / "vectors", model_id, dim)
+    assert set(on_disk.added_since(0)) == after
+
+
+async def test_a_reconciliation_keeps_vectors_of_writes_not_yet_committed_and_forgets_them_later(
+    tmp_path, repo, default_model_dir
+):
+    """The writer offers a batch before it commits it: a vector whose chunk the scan cannot see
+    yet survives the reconciliation after it was embedded, and goes at the next one."""
+    config = make_config(tmp_path, repo, path=str(default_model_dir))
+    store, send, service = standalone_service(config)
+    await service._load()
+    texts = [f"def cube_{i}(x):\n    return x * x * x + {i}\n" for i in range(12)]
+    items = [EmbedItem("proj", "chunk", content_hash(text), text) for text in texts]
+    await service._embed_items(items)
+    await service._reconcile()
+    assert all(item.content_hash in service.vectors for item in items)
+    await service._reconcile()  # still in no committed chunk: dead
+    assert len(service.vectors) == 0

@@ -5,14 +5,17 @@ Lexical search covers a file as soon as its commit lands; this service follows: 
 offers the chunks and commit messages it writes on a bounded channel (never blocking: when
 the channel is full it asks for a reconciliation instead), and the consumer embeds what has
 no vector for the active model. At start, and after an overflow, a reconciliation pass walks
-the index for chunks and commits without a vector. Vectors are saved atomically every few
-seconds and on shutdown.
+the index for chunks and commits without a vector; it also sees every hash the index still
+refers to, and when enough of the store is dead (edited or deleted content) the store forgets
+the rest. Vectors are saved atomically every few seconds and on shutdown. Once the configured
+model covers the index, the vectors of every other model are deleted.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +49,15 @@ EMBED_CALL_TEXTS = 64
 
 
 EMBEDDED_KINDS = ("chunk", "commit")  # the document kinds that have a vector
+
+# Forget dead vectors once they are this share of the store: forgetting rewrites the whole
+# store, so each rewrite frees at least a tenth of it, and the dead never pass a tenth for long.
+RETAIN_DEAD_SHARE = 0.1
+# The writer offers a batch before it commits it (within Limits.commit_every_seconds, 2 s by
+# default), so a vector may belong to a chunk not yet visible to the scan. Vectors added since
+# the previous reconciliation are kept, and the store is not trimmed again sooner than this.
+RETAIN_MIN_INTERVAL = 60.0
+_DELETED_SUFFIX = ".deleted"  # a model directory being removed; a leading dot: no model id
 
 
 @attrs.frozen
@@ -99,6 +111,9 @@ class EmbeddingService:
         # content hash -> documents (per repository and kind) still waiting for a vector
         self.pending: dict[str, Counter[tuple[str, str]]] = {}
         self.reconcile_needed = True
+        # Rows of the store added since the previous reconciliation start here (see RETAIN_MIN_INTERVAL).
+        self._reconciled_rows = 0
+        self._last_retain = -float("inf")
         self._dirty = False
         self._model_limiter = trio.CapacityLimiter(1)
         self._query_limiter = trio.CapacityLimiter(1)
@@ -193,6 +208,7 @@ class EmbeddingService:
     async def _load(self) -> None:
         spec = await trio.to_thread.run_sync(ensure_model, self.cfg, self.state_dir)
         self.embedder, self.vectors = await trio.to_thread.run_sync(self._open, spec)
+        self._reconciled_rows = len(self.vectors)  # saved by an earlier run: nothing in flight
         self.state = "filling"
         previous = await trio.to_thread.run_sync(self._read_active)
         if previous is not None and previous.model_id != spec.model_id:
@@ -225,6 +241,23 @@ class EmbeddingService:
         self.serving = (self.embedder, self.vectors)
         self.state = "ready"
         log.info("semantic search now uses %s", self.embedder.model_id)
+        await trio.to_thread.run_sync(self._delete_other_models)
+
+    def _delete_other_models(self) -> None:
+        """Remove every model's vectors but the serving model's: nothing reads them any more. Each
+        directory is first renamed to a name no model id can have, so a crash mid-delete never
+        leaves a partial store that would load as a model's vectors."""
+        for path in self.vectors.directory.parent.iterdir():
+            if not path.is_dir() or path == self.vectors.directory:
+                continue
+            try:
+                if not path.name.startswith("."):
+                    path = path.rename(path.with_name(f".{path.name}{_DELETED_SUFFIX}"))
+                    log.info("vectors of model %s deleted", path.name[1 : -len(_DELETED_SUFFIX)])
+                if path.name.endswith(_DELETED_SUFFIX):
+                    shutil.rmtree(path)
+            except OSError as exc:
+                log.warning("%s: cannot delete the vectors of an unused model: %s", path, exc)
 
     async def _consume(self) -> None:
         next_save = trio.current_time() + self.save_every
@@ -273,8 +306,14 @@ class EmbeddingService:
                 self.pending.pop(h, None)
 
     async def _reconcile(self) -> None:
-        """Find every indexed chunk and commit without a vector, then embed them page by page."""
-        missing = await trio.to_thread.run_sync(self._scan_missing)
+        """Find every indexed chunk and commit without a vector, then embed them page by page;
+        first forget the vectors nothing refers to, when that is worth it."""
+        # During a rebuild the scan reads the old index, and the rebuild's new hashes are not in it.
+        rebuilding = self.store.rebuilding
+        missing, live = await trio.to_thread.run_sync(self._scan_index)
+        if not rebuilding and trio.current_time() >= self._last_retain + RETAIN_MIN_INTERVAL:
+            await self._retain(live | set(self.vectors.added_since(self._reconciled_rows)))
+        self._reconciled_rows = len(self.vectors)
         self.pending = missing
         hashes = list(missing)
         log.info("embedding backlog: %d chunk and commit texts without a vector", len(hashes))
@@ -283,9 +322,21 @@ class EmbeddingService:
             texts = await trio.to_thread.run_sync(self._texts_of, part)
             await self._embed(texts)
 
-    def _scan_missing(self) -> dict[str, Counter[tuple[str, str]]]:
-        """Hashes only: the texts are read back a page at a time, so a long history costs little."""
+    async def _retain(self, keep: set[str]) -> None:
+        dead = len(self.vectors) - sum(h in self.vectors for h in keep)
+        if dead <= RETAIN_DEAD_SHARE * len(self.vectors):
+            return
+        self._last_retain = trio.current_time()
+        try:
+            await trio.to_thread.run_sync(self.vectors.retain, keep, limiter=self._model_limiter)
+        except StoreError as exc:  # the store is unchanged: it stays larger, that is all
+            log.error("%s", exc)
+
+    def _scan_index(self) -> tuple[dict[str, Counter[tuple[str, str]]], set[str]]:
+        """The hashes without a vector, and every hash the index refers to. Hashes only: the
+        texts are read back a page at a time, so a long history costs little."""
         missing: dict[str, Counter[tuple[str, str]]] = {}
+        live: set[str] = set()
         searcher = self.store.searcher()
         query = _embedded_kinds()
         total = searcher.search(query, limit=1, count=True).count
@@ -294,9 +345,12 @@ class EmbeddingService:
                 doc = searcher.doc(address)
                 h = doc.get_first("content_hash")
                 # A commit of an index from before schema 3 has none; its rebuild will.
-                if h is not None and h not in self.vectors:
+                if h is None:
+                    continue
+                live.add(h)
+                if h not in self.vectors:
                     missing.setdefault(h, Counter())[doc.get_first("repo"), doc.get_first("doc_kind")] += 1
-        return missing
+        return missing, live
 
     def _texts_of(self, hashes: Sequence[str]) -> dict[str, str]:
         searcher = self.store.searcher()

@@ -111,6 +111,12 @@ class VectorStore:
         """The hashes without a vector, each once, in the order first given."""
         return list(dict.fromkeys(h for h in hashes if h not in self))
 
+    def added_since(self, row: int) -> list[str]:
+        """The hashes of the rows from `row` on: rows are numbered in the order they were added
+        (`len()` before an add is where its rows start), until a `retain` renumbers them."""
+        view = self._view
+        return view.keys[row : view.count]
+
     def add(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
         """Store vectors by content hash; a hash already stored keeps its vector."""
         vectors = np.asarray(vectors, dtype=np.float32)
