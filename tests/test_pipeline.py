@@ -36,29 +36,3 @@ async def test_a_write_waiting_for_the_store_as_the_commit_deadline_passes_is_st
         send.close()
     assert tracker.committed == 2 and tracker.error is None
     assert store.file_blobs("r") == {"a.txt": "blob-a.txt", "b.txt": "blob-b.txt"}
-
-
-async def test_on_written_sees_each_write_once_and_only_after_its_commit(tmp_path):
-    """The embed backlog may drop what it is offered and reconcile from the committed index then:
-    everything it is offered must be in that index already."""
-    store = Store(tmp_path / "index")
-    send, receive = trio.open_memory_channel(8)
-    tracker = SyncTracker("r", 5, report=lambda event: None)
-    offered: list[tuple[str, bool]] = []
-
-    def on_written(writes) -> None:
-        committed = store.file_blobs("r")
-        offered.extend((w.record.path, w.record.path in committed) for w in writes)
-
-    async with trio.open_nursery() as nursery:
-        await nursery.start(
-            partial(
-                writer_stage, receive, store, store_limiter=trio.CapacityLimiter(1),
-                limits=Limits(commit_every_files=2), on_written=on_written,
-            )
-        )
-        for name in "abcde":
-            await send.send(WriteFile(tracker, record(f"{name}.txt")))
-            await wait_all_tasks_blocked()
-        send.close()
-    assert sorted(offered) == [(f"{name}.txt", True) for name in "abcde"]

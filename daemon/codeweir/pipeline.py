@@ -199,11 +199,9 @@ async def writer_stage(
     task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
     """The only task that writes the index. Commits every K files or T seconds, at the end
-    of each sync, and (shielded, with a deadline) on shutdown. `on_written` sees the writes of
-    each commit once it has landed (the embed backlog takes their chunks and commit messages; it
-    must not block): what it drops when full, the reconciliation it then runs finds in the index."""
+    of each sync, and (shielded, with a deadline) on shutdown. `on_written` sees each batch
+    of applied writes (the embed backlog takes their chunks and commit messages; it must not block)."""
     uncommitted: Counter[SyncTracker] = Counter()
-    applied: list[Write] = []  # since the last commit, for on_written
     first_uncommitted = math.inf
     task_status.started()
 
@@ -212,9 +210,7 @@ async def writer_stage(
         if not uncommitted:
             return
         batch = dict(uncommitted)
-        written = applied.copy()
         uncommitted.clear()
-        applied.clear()
         first_uncommitted = math.inf
         try:
             await trio.to_thread.run_sync(store.commit, limiter=store_limiter)
@@ -223,8 +219,6 @@ async def writer_stage(
             for tracker in batch:
                 tracker.fail(exc)
             return
-        if on_written is not None:
-            on_written(written)
         for tracker, n in batch.items():
             tracker.on_commit(n)
 
@@ -272,13 +266,13 @@ async def writer_stage(
                         for tracker in {i.tracker for i in items} | set(uncommitted):
                             tracker.fail(exc)
                         uncommitted.clear()
-                        applied.clear()
                         first_uncommitted = math.inf
                         continue
                     for item in items:
                         item.tracker.written += 1
                         uncommitted[item.tracker] += 1
-                    applied.extend(items)
+                    if on_written is not None:
+                        on_written(items)
                     first_uncommitted = min(first_uncommitted, trio.current_time())
                 sync_finished = any(t.written >= t.expected for t in uncommitted)
                 if (
