@@ -30,11 +30,12 @@ import tantivy
 from .commits import commit_text
 from .config import ModelConfig
 from .embed import Embedder
+from .durable import write_atomic
 from .embed_text import document_text
 from .errors import CodeweirError, ModelError, StoreError
 from .modelbuild import ModelSpec, ensure_model
 from .pipeline import Write, WriteCommits, WriteFile
-from .store import SCHEMA, Store, stored_chunk, write_atomic
+from .store import SCHEMA, Store, stored_chunk
 from .vectors import VectorStore
 
 log = logging.getLogger(__name__)

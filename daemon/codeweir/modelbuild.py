@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,6 +27,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .config import ModelConfig
+from .durable import fsync
 from .errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -264,20 +264,12 @@ def _replace_dir(new: Path, target: Path, scratch: Path) -> None:
     except OSError:
         if not target.exists():  # another builder finishing first is fine; anything else is not
             raise
-    fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync(target.parent)
 
 
 def _fsync_tree(directory: Path) -> None:
     for path in [*directory.iterdir(), directory]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync(path)
 
 
 def _read_checkpoint_settings(source: Path) -> dict:

@@ -31,6 +31,7 @@ import numpy as np
 import tantivy
 
 from .chunk import CHUNKER_VERSION
+from .durable import fsync, write_atomic
 from .errors import StoreError
 from .facets import stored_facets, stored_weight
 from .memory import release_free_memory
@@ -166,7 +167,7 @@ class Store:
         try:
             os.rename(self.directory, retired)
             os.rename(self._rebuild_directory, self.directory)
-            _fsync_directory(self.directory.parent)
+            fsync(self.directory.parent)
             self.index = self._target = _open_index(self.directory)
             shutil.rmtree(retired)
         except (OSError, ValueError) as exc:
@@ -538,24 +539,6 @@ def _finish_swap(directory: Path, rebuild: Path) -> None:
     if not directory.exists():
         os.rename(rebuild if rebuild.exists() else retired, directory)
     shutil.rmtree(retired, ignore_errors=True)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, rename: readers see the old or the new file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def tokens(analyzer: tantivy.TextAnalyzer, text: str) -> list[str]:

@@ -33,6 +33,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 
+from .durable import fsync, write_atomic, write_atomic_with
 from .errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ class VectorStore:
             try:
                 segment = self._write_segment(kept_keys, matrix, 0)
                 meta = json.dumps({"first_segment": _number(segment.path)}).encode()
-                _write_atomically(self.directory / _RETAINED, lambda f: f.write(meta))
+                write_atomic(self.directory / _RETAINED, meta)
             except OSError as exc:  # the old segments are all still there: nothing changed
                 raise StoreError(f"{self.directory}: cannot rewrite the vectors: {exc}") from None
             with self._append_lock:
@@ -262,7 +263,7 @@ class VectorStore:
         records["vector"] = vectors
         number = max(_number(self._segments[-1].path) + 1 if self._segments else 1, self._first_segment)
         path = self.directory / f"seg-{number:08d}.npy"
-        _write_atomically(path, lambda f: np.save(f, records, allow_pickle=False))
+        write_atomic_with(path, lambda f: np.save(f, records, allow_pickle=False))
         return _Segment(path, start, start + len(keys))
 
     def _merge(self, first: int) -> None:
@@ -318,10 +319,10 @@ class VectorStore:
         index_path, meta_path = self._index_paths()
         tmp = index_path.with_name(index_path.name + ".tmp")
         index.save_index(str(tmp))
-        _fsync_file(tmp)
+        fsync(tmp)
         os.replace(tmp, index_path)
         meta = {"covered": view.count, "keys_sha256": _keys_digest(view, view.count)}
-        _write_atomically(meta_path, lambda f: f.write(json.dumps(meta).encode()))
+        write_atomic(meta_path, json.dumps(meta).encode())
 
     def _load_index(self) -> _Ann | None:
         """The saved ANN index, if it was built over exactly the rows loaded (in order)."""
@@ -362,19 +363,3 @@ def _number(segment: Path) -> int:
     return int(_SEGMENT.fullmatch(segment.name)[1])
 
 
-def _write_atomically(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_file(path.parent)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -1,0 +1,37 @@
+"""Files replaced whole: a reader, or a restart after a crash, sees the old content or the new.
+
+Both the index's metadata and the vector store's segments are written this way: into a temp
+file beside the target, fsynced, renamed over it, and the directory fsynced so the rename lasts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+
+def write_atomic_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Replace `path` by what `write(file)` writes."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync(path.parent)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` by `data`."""
+    write_atomic_with(path, lambda f: f.write(data))
+
+
+def fsync(path: Path) -> None:
+    """Flush a file or a directory (its entries: renames, new files) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
