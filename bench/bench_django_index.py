@@ -26,15 +26,14 @@ from pathlib import Path
 
 import attrs
 import tantivy
-
 from bench_embed import corpus_texts, session_feeds, timed
 from daemon_run import Daemon, children, corpus, rss_kib
 
 from codeweir.config import ModelConfig
-from codeweir.embed import Embedder, default_threads
-from codeweir.embedding import EMBED_CALL_TEXTS, EMBEDDED_KINDS
-from codeweir.modelbuild import ensure_model
-from codeweir.store import SCHEMA
+from codeweir.embed.backlog import EMBED_CALL_TEXTS, EMBEDDED_KINDS
+from codeweir.embed.model_build import ensure_model
+from codeweir.embed.session import Embedder, default_threads
+from codeweir.index.store import SCHEMA
 
 DEFAULT_MODEL_CACHE = Path("/tmp/codeweir-bench-models")
 # A daemon whose vector count stands still this long, texts still unembedded, has stalled.

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_embed.py [/work/corpora/django] [--chunks 1000] [--threads 2]
         [--st-python /tmp/probe/bin/python] [--provider cpu|cuda]
 
-The chunks are cut from the corpus's .py files by codeweir.chunk (every k-th chunk, so the
+The chunks are cut from the corpus's .py files by codeweir.chunk.chunker (every k-th chunk, so the
 sample spans the tree) and given their context header by embed_text.document_text. All three
 embed the same texts with the same thread count, in one run:
 
@@ -49,11 +49,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 
-from codeweir.chunk import chunk_file, detect_language  # noqa: E402
-from codeweir.config import ModelConfig  # noqa: E402
-from codeweir.embed import Embedder, token_budget_batches  # noqa: E402
-from codeweir.embed_text import document_text  # noqa: E402
-from codeweir.modelbuild import build_onnx_model, default_model_source, ensure_model  # noqa: E402
+from codeweir.chunk.chunker import chunk_file, detect_language
+from codeweir.config import ModelConfig
+from codeweir.embed.model_build import build_onnx_model, default_model_source, ensure_model
+from codeweir.embed.session import Embedder, token_budget_batches
+from codeweir.embedded_text import document_text
 
 CALL_SIZE = 256
 # Runs in the Python that has PyTorch: embeds the call whose number arrives on stdin, answers

@@ -22,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from codeweir.watch import watch_repository
 from daemon_run import Daemon, corpus
+
+from codeweir.service.watch import watch_repository
 
 GOAL_SECONDS = 2.0
 # The daemon watches with watch_repository's default debounce.

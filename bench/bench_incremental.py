@@ -24,7 +24,7 @@ from pathlib import Path
 
 from daemon_run import Daemon, corpus
 
-from codeweir.store import Store, stored_chunk
+from codeweir.index.store import Store, stored_chunk
 
 
 def git(repo: Path, *args: str) -> str:

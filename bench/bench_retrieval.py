@@ -46,12 +46,13 @@ import attrs
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "daemon"))
 
-import codeweir.embed_text  # noqa: E402
 from bench_django_index import DEFAULT_MODEL_CACHE, IndexRun, config_extra, index_with_vectors, prebuilt_model  # noqa: E402
-from codeweir.search import Filters, Hit  # noqa: E402
-from codeweir.semantic import HYBRID_RRF_K, HYBRID_WEIGHTS, reciprocal_rank_fusion, search_definitions  # noqa: E402
-from codeweir.store import Store  # noqa: E402
 from daemon_run import Daemon  # noqa: E402
+
+import codeweir.embedded_text  # noqa: E402
+from codeweir.index.store import Store  # noqa: E402
+from codeweir.search.lexical import Filters, Hit  # noqa: E402
+from codeweir.search.semantic import HYBRID_RRF_K, HYBRID_WEIGHTS, reciprocal_rank_fusion, search_definitions  # noqa: E402
 
 MODES = ("lexical", "semantic", "hybrid")
 LIMIT = 10
@@ -89,7 +90,7 @@ CONTEXTS: dict[str, Callable[..., str]] = {"header": _header_text, "bare": _bare
 def install_context(name: str) -> None:
     """In the daemon's processes (its parse workers too): every codeweir module that bound
     embed_text.document_text, and every one that will, gets the alternative instead."""
-    original = codeweir.embed_text.document_text
+    original = codeweir.embedded_text.document_text
     for module in list(sys.modules.values()):
         if module.__name__.startswith("codeweir") and getattr(module, "document_text", None) is original:
             module.document_text = CONTEXTS[name]
@@ -267,7 +268,7 @@ def fusion_study(sets: dict[str, Queries], deep: dict[str, DeepLists]) -> None:
             result = ModeResult(ranks, [0.0])
             cells.append(f"{result.mrr:.3f} / {result.recall:.3f}")
         now = "*" if (k, weights, depth) == (HYBRID_RRF_K, HYBRID_WEIGHTS, 30) else " "
-        print(f"{label:20} {k:>3} {str(weights):>15} {depth:>5} " + " ".join(f"{c:>15}" for c in cells) + now)
+        print(f"{label:20} {k:>3} {weights!s:>15} {depth:>5} " + " ".join(f"{c:>15}" for c in cells) + now)
 
 
 def definitions_lists(state_dir: Path, queries: Queries, depth: int) -> list[list[Hit]]:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from codeweir.config import RepoConfig
-from codeweir.git import scan
+from codeweir.git.scan import scan
 
 _GIT_ENV = {
     **os.environ,

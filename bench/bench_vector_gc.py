@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 import trio
+from daemon_run import corpus
 
 from codeweir.client import Client
 from codeweir.config import parse_config
-from codeweir.service import run_daemon
-from daemon_run import corpus
+from codeweir.service.daemon import run_daemon
 
 
 def disk_bytes(directory: Path) -> int:

@@ -50,7 +50,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "codeweir.cli", "daemon", "--config", str(self.config)],
             stdout=subprocess.DEVNULL,
-            stderr=open(self.tmp / "daemon.log", "w"),
+            stderr=open(self.tmp / "daemon.log", "w"),  # noqa: SIM115  (the child holds it)
         )
         while True:
             try:

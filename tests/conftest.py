@@ -1,7 +1,7 @@
 import pytest
 
 from codeweir.config import ModelConfig
-from codeweir.modelbuild import ensure_model
+from codeweir.embed.model_build import ensure_model
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from codeweir import protocol
 from codeweir.client import HOW_TO_START, Client, DaemonError, DaemonUnreachable, Notification, Response
 from codeweir.config import ServerConfig
 from codeweir.errors import RequestError
-from codeweir.server import serve_unix
+from codeweir.service.server import serve_unix
 
 
 async def status(params, notify):

@@ -5,6 +5,7 @@ import pytest
 
 from codeweir.config import default_socket_path, default_state_dir, load_config, parse_config
 from codeweir.errors import ConfigError
+from codeweir.git.scan import find_repository_root
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -80,7 +81,7 @@ def test_no_config_indexes_the_repository_it_is_started_in(tmp_path):
     (repo / "sub").mkdir(parents=True)
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     env = {"HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "st"), "XDG_RUNTIME_DIR": str(tmp_path / "rt")}
-    config = load_config(None, cwd=repo / "sub", env=env)
+    config = load_config(None, started_in=find_repository_root(repo / "sub"), env=env)
     assert [(r.name, r.path) for r in config.repositories] == [("proj", str(repo.resolve()))]
     assert config.state_dir == str(tmp_path / "st" / "codeweir")
     assert config.socket == str(tmp_path / "rt" / "codeweir.sock")
@@ -88,7 +89,8 @@ def test_no_config_indexes_the_repository_it_is_started_in(tmp_path):
 
 def test_no_config_outside_a_repository_has_no_repositories(tmp_path):
     env = {"HOME": str(tmp_path)}
-    assert load_config(None, cwd=tmp_path, env=env).repositories == ()
+    assert find_repository_root(tmp_path) is None
+    assert load_config(None, started_in=None, env=env).repositories == ()
 
 
 def test_defaults_follow_systemd_then_xdg_then_a_private_fallback(tmp_path):

@@ -15,8 +15,8 @@ from typing import Any
 
 import attrs
 
-from . import protocol
-from .errors import CodeweirError
+from codeweir import protocol
+from codeweir.errors import CodeweirError
 
 HOW_TO_START = "start it with `codeweir daemon` or `./dev run`, or `systemctl --user start codeweir`"
 RECEIVE_BYTES = 65536

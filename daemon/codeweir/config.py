@@ -7,8 +7,6 @@ daemon was started in.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import tomllib
 from pathlib import Path
@@ -18,7 +16,7 @@ import attrs
 import cattrs
 from cattrs.v import format_exception, transform_error
 
-from .errors import ConfigError
+from codeweir.errors import ConfigError
 
 
 def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
@@ -142,14 +140,11 @@ def default_config_path(env: dict[str, str] | None = None) -> Path:
     return Path(base) / "codeweir" / "config.toml"
 
 
-def _embedded_default(cwd: Path) -> dict[str, Any]:
+def _embedded_default(started_in: Path | None) -> dict[str, Any]:
     """No config file: index the git repository the daemon is started in, if there is one."""
-    from .git import find_repository_root  # git imports nothing from config
-
-    root = find_repository_root(cwd)
-    if root is None:
+    if started_in is None:
         return {}
-    return {"repositories": [{"name": root.name or "root", "path": str(root)}]}
+    return {"repositories": [{"name": started_in.name or "root", "path": str(started_in)}]}
 
 
 def parse_config(
@@ -208,16 +203,16 @@ def _field_messages(exc: cattrs.BaseValidationError) -> list[str]:
 
 
 def load_config(
-    path: Path | None, *, cwd: Path | None = None, env: dict[str, str] | None = None
+    path: Path | None, *, started_in: Path | None = None, env: dict[str, str] | None = None
 ) -> Config:
-    """Read the config at `path`, or the default path; with neither, the embedded default."""
-    cwd = Path.cwd() if cwd is None else cwd
+    """Read the config at `path`, or the default path; with neither, the embedded default, which
+    indexes `started_in` (the root of the repository the caller was started in) if given."""
     explicit = path is not None
     path = path if path is not None else default_config_path(env)
     if not path.exists():
         if explicit:
             raise ConfigError(f"{path}: config file not found")
-        return parse_config(_embedded_default(cwd), base_dir=cwd, env=env, source="embedded default")
+        return parse_config(_embedded_default(started_in), base_dir=started_in or Path.cwd(), env=env, source="embedded default")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -225,9 +220,3 @@ def load_config(
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     return parse_config(raw, base_dir=path.parent, env=env, source=str(path))
-
-
-def repo_config_hash(repo: RepoConfig) -> str:
-    """What, if it changes, means a repository's documents must be re-planned from scratch."""
-    data = json.dumps(_converter.unstructure(repo), sort_keys=True).encode()
-    return hashlib.sha256(data).hexdigest()[:16]

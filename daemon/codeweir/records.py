@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import attrs
 
-from .chunk import Chunk
+
+@attrs.frozen
+class Chunk:
+    start_line: int  # 1-based, inclusive
+    end_line: int  # 1-based, inclusive
+    start_byte: int  # offsets into text.encode("utf-8")
+    end_byte: int
+    symbol: str  # the defined name ("handle"), "" for none
+    kind: str  # one of codeweir.chunk.chunker.KINDS
+    symbol_path: str  # enclosing path including the symbol: "Server.handle"; "" for none
+    content: str  # the exact text of lines start_line..end_line, without the last line's newline
 
 
 @attrs.frozen
@@ -49,3 +59,10 @@ class StoredChunk:
     content: str
     content_hash: str
     facets: tuple[str, ...] = ()  # stored terms: "source" or the file's facets
+
+
+@attrs.frozen
+class TrackedFile:
+    path: str  # posix path relative to the repository root
+    blob: str  # hex git blob id of the content (what `git hash-object` prints for it)
+    size: int

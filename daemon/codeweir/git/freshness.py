@@ -1,0 +1,71 @@
+"""Whether a hit's file still holds what was indexed: its current blob id against the indexed one.
+
+Only the files of the hits returned are checked. A worktree file is stat'ed, and hashed only
+when its stat signature is new (a small cache keeps the ids of files seen unchanged); a bare
+repository's (or a configured ref's) file is looked up in the ref's tree. Blocking: callers run
+it in a thread. pygit2 errors leave as RepoError.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import RepositoryOpenFlag
+
+from codeweir.config import RepoConfig
+from codeweir.errors import RepoError
+
+CACHE_SIZE = 8192  # worktree files whose blob id is remembered by stat signature
+
+_blob_by_signature: OrderedDict[tuple, str] = OrderedDict()
+
+
+def stale_paths(repo: RepoConfig, indexed: Mapping[str, str]) -> set[str]:
+    """The paths of `indexed` (path -> indexed blob id) whose current content differs, or is gone."""
+    if not indexed:
+        return set()
+    root = Path(repo.path)
+    if repo.ref or not (root / ".git").exists():
+        current = _ref_blobs(repo, indexed)
+    else:
+        current = {path: _worktree_blob(root / path) for path in indexed}
+    return {path for path, blob in indexed.items() if current.get(path) != blob}
+
+
+def _worktree_blob(path: Path) -> str | None:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    signature = (str(path), info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    blob = _blob_by_signature.get(signature)
+    if blob is not None:
+        _blob_by_signature.move_to_end(signature)
+        return blob
+    try:
+        blob = str(pygit2.hashfile(str(path)))
+    except (OSError, pygit2.GitError):
+        return None
+    _blob_by_signature[signature] = blob
+    if len(_blob_by_signature) > CACHE_SIZE:
+        _blob_by_signature.popitem(last=False)
+    return blob
+
+
+def _ref_blobs(repo: RepoConfig, paths: Mapping[str, str]) -> dict[str, str]:
+    try:
+        git = pygit2.Repository(repo.path, RepositoryOpenFlag.NO_SEARCH)
+        tree = git.revparse_single(repo.ref or "HEAD").peel(pygit2.Commit).tree
+    except (KeyError, ValueError, pygit2.GitError) as exc:
+        raise RepoError(f"repository {repo.name!r} at {repo.path}: {exc}") from None
+    current = {}
+    for path in paths:
+        try:
+            current[path] = str(tree[path].id)
+        except KeyError:  # deleted from the ref since
+            pass
+    return current

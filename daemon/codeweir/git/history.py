@@ -1,0 +1,123 @@
+"""Commit history: walking a repository's commits with pygit2.
+
+Indexing is incremental: the repository's meta document remembers the commit the last walk
+started from, and the next walk stops where that one began (libgit2's revwalk hides it and
+its ancestors). Commits come in batches, so a history of any length is never held whole.
+A rewritten history (the old tip is no longer an ancestor) is indexed again from scratch.
+
+The functions block (pygit2): callers run them in a thread. pygit2 errors leave this module
+as RepoError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pygit2
+from pygit2.enums import RepositoryOpenFlag
+
+from codeweir.config import RepoConfig
+from codeweir.embedded_text import commit_text, content_hash
+from codeweir.errors import RepoError
+from codeweir.records import CommitRecord
+
+BATCH = 500  # commits per batch sent to the writer
+MAX_PATHS = 1000  # changed paths kept per commit: a mass import names them all otherwise
+META_KEY = "commits"  # in the repository's meta document: the tip the last walk started from
+
+@attrs.frozen
+class WalkPlan:
+    head: str  # the commit to walk from; "" for an unborn branch
+    since: str | None  # stop at this commit and its ancestors; None: walk everything
+    rewritten: bool  # the indexed history is not an ancestor of head: drop it first
+
+
+def plan_walk(repo: RepoConfig, indexed_tip: str | None) -> WalkPlan:
+    """What to walk, given the tip the last walk of `repo` started from."""
+    git = _open(repo)
+    try:
+        head = _tip(repo, git)
+        if not head or not indexed_tip or head == indexed_tip:
+            return WalkPlan(head, indexed_tip if head == indexed_tip else None, False)
+        try:
+            descends = git.descendant_of(pygit2.Oid(hex=head), pygit2.Oid(hex=indexed_tip))
+        except (KeyError, ValueError, pygit2.GitError):  # the old tip is gone (rewritten, then pruned)
+            descends = False
+        return WalkPlan(head, indexed_tip if descends else None, not descends)
+    except pygit2.GitError as exc:
+        raise RepoError(f"{_where(repo)}: {exc}") from None
+
+
+def walk_commits(repo: RepoConfig, head: str, since: str | None, batch: int = BATCH) -> Iterator[list[CommitRecord]]:
+    """Commits reachable from `head` but not from `since`, newest first, `batch` at a time."""
+    if not head:
+        return
+    git = _open(repo)
+    try:
+        walker = git.walk(pygit2.Oid(hex=head))
+        if since:
+            walker.hide(pygit2.Oid(hex=since))
+        records: list[CommitRecord] = []
+        for commit in walker:
+            records.append(_record(git, commit))
+            if len(records) >= batch:
+                yield records
+                records = []
+        if records:
+            yield records
+    except pygit2.GitError as exc:
+        raise RepoError(f"{_where(repo)}: walking commits: {exc}") from None
+
+
+def _record(git: pygit2.Repository, commit: pygit2.Commit) -> CommitRecord:
+    author = commit.author
+    try:
+        message = commit.message
+    except (UnicodeDecodeError, LookupError):  # a wrong or unknown encoding header
+        message = commit.raw_message.decode("utf-8", "replace")
+    message = message.strip()
+    return CommitRecord(
+        sha=str(commit.id),
+        author=f"{author.name} <{author.email}>",
+        date=author.time,
+        message=message,
+        paths=_changed_paths(git, commit),
+        content_hash=content_hash(commit_text(message)),
+    )
+
+
+def _changed_paths(git: pygit2.Repository, commit: pygit2.Commit) -> tuple[str, ...]:
+    """Paths changed against the first parent (a merge: what it brought in); all, for a root."""
+    if commit.parents:
+        diff = git.diff(commit.parents[0].tree, commit.tree)
+    else:
+        diff = commit.tree.diff_to_tree(swap=True)
+    paths = []
+    for delta in diff.deltas:
+        paths.append(delta.new_file.path)
+        if len(paths) >= MAX_PATHS:
+            break
+    return tuple(paths)
+
+
+def _tip(repo: RepoConfig, git: pygit2.Repository) -> str:
+    name = repo.ref or "HEAD"
+    if name == "HEAD" and git.head_is_unborn:
+        return ""
+    try:
+        return str(git.revparse_single(name).peel(pygit2.Commit).id)
+    except (KeyError, ValueError, pygit2.GitError):
+        raise RepoError(f"{_where(repo)}: ref {name!r} does not name a commit") from None
+
+
+def _open(repo: RepoConfig) -> pygit2.Repository:
+    try:
+        return pygit2.Repository(str(Path(repo.path)), RepositoryOpenFlag.NO_SEARCH)
+    except pygit2.GitError as exc:
+        raise RepoError(f"{_where(repo)}: {exc}") from None
+
+
+def _where(repo: RepoConfig) -> str:
+    return f"repository {repo.name!r} at {repo.path}"

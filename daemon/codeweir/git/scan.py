@@ -1,0 +1,396 @@
+"""pygit2 adapter: the files of a repository (worktree or a ref) with their git blob ids.
+
+Every function blocks; callers run them in a thread. pygit2 and OS errors leave this module as
+RepoError (naming the repository) or FileSkipped (one file).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+import attrs
+import pygit2
+from pygit2.enums import DeltaStatus, DiffOption, RepositoryOpenFlag
+
+from codeweir.config import RepoConfig
+from codeweir.errors import FileSkipped, RepoError
+from codeweir.git.loose_objects import cut_short_objects
+from codeweir.globs import GlobFilter, PathScope
+from codeweir.records import TrackedFile
+
+log = logging.getLogger(__name__)
+
+_SYMLINK_MODE = 0o120000
+_GITLINK_MODE = 0o160000
+_STAGE_MASK = 0x3000  # GIT_INDEX_ENTRY_STAGEMASK: non-zero for the sides of a merge conflict
+
+# Index-to-worktree deltas whose content only the worktree has (unreadable ones are skipped):
+_FROM_DISK = frozenset(
+    {DeltaStatus.UNTRACKED, DeltaStatus.MODIFIED, DeltaStatus.TYPECHANGE, DeltaStatus.CONFLICTED, DeltaStatus.UNREADABLE}
+)
+_NOT_FROM_INDEX = _FROM_DISK | {DeltaStatus.DELETED}
+# Index to worktree only: git status's HEAD-to-index half would walk every tree of HEAD.
+_WORKTREE_DIFF = (
+    DiffOption.INCLUDE_UNTRACKED
+    | DiffOption.RECURSE_UNTRACKED_DIRS
+    | DiffOption.INCLUDE_TYPECHANGE
+    | DiffOption.INCLUDE_UNREADABLE
+)
+
+
+@attrs.frozen
+class Snapshot:
+    files: tuple[TrackedFile, ...]  # sorted by path
+    # reason -> count, for reasons with a count: "excluded", "symlink", "submodule", "too_large",
+    # "unreadable" (a worktree file that cannot be stat'ed or hashed, a ref's blob that cannot be read)
+    skipped: Mapping[str, int]
+    head: str  # commit the snapshot is based on; "" for an unborn HEAD
+    source: str  # "worktree" or "ref:<name>"
+
+
+def find_repository_root(path: Path) -> Path | None:
+    """The worktree root of the repository containing `path` (a bare one's own directory), or None."""
+    try:
+        git_dir = pygit2.discover_repository(str(path))
+        if git_dir is None:
+            return None
+        repo = pygit2.Repository(git_dir)
+    except (pygit2.GitError, OSError):
+        return None
+    return Path(repo.workdir or repo.path).resolve()
+
+
+def blob_id(data: bytes) -> str:
+    """Git's blob id of `data`: what `git hash-object` prints for a file holding it."""
+    return str(pygit2.hash(data))
+
+
+# --- scanning -----------------------------------------------------------------------------
+
+
+def scan(repo: RepoConfig, max_file_bytes: int, paths: Iterable[str] | None = None) -> Snapshot:
+    """The files of `repo` with blob ids: its worktree, or a ref's tree (bare, or `repo.ref` set).
+
+    Symlinks, submodules, files over `max_file_bytes` and files the include/exclude globs drop
+    are skipped and counted by reason. `paths` restricts the scan to those files and directories.
+    """
+    git = _cached_open(repo)
+    selector = _Selector(repo, max_file_bytes, None if paths is None else PathScope.of(paths))
+    try:
+        if git.is_bare or repo.ref:
+            return _scan_ref(repo, git, selector)
+        return _scan_worktree(repo, git, selector)
+    except (pygit2.GitError, OSError) as exc:
+        raise RepoError(f"{_where(repo)}: {exc}") from None
+
+
+@attrs.define
+class _Selector:
+    """Decides, file by file, what a scan keeps, and counts what it skips."""
+
+    repo: RepoConfig
+    max_file_bytes: int
+    scope: PathScope | None
+    skipped: Counter[str] = attrs.Factory(Counter)
+    _globs: GlobFilter = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        try:
+            self._globs = GlobFilter.of(self.repo.include, self.repo.exclude)
+        except ValueError as exc:
+            raise RepoError(f"{_where(self.repo)}: {exc}") from None
+
+    def in_scope(self, path: str) -> bool:
+        """Whether `path` is wanted at all; counts it as excluded when the globs drop it."""
+        if self.scope is not None and path not in self.scope:
+            return False
+        if not self._globs.matches(path):
+            self.skipped["excluded"] += 1
+            return False
+        return True
+
+    def is_regular(self, mode: int) -> bool:
+        """Whether an entry of this git file mode is a regular file; counts symlinks and submodules."""
+        if mode == _GITLINK_MODE:
+            self.skipped["submodule"] += 1
+            return False
+        if mode == _SYMLINK_MODE:
+            self.skipped["symlink"] += 1
+            return False
+        return True
+
+    def fits(self, size: int) -> bool:
+        if size > self.max_file_bytes:
+            self.skipped["too_large"] += 1
+            return False
+        return True
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] += 1
+
+
+def _scan_worktree(repo: RepoConfig, git: pygit2.Repository, selector: _Selector) -> Snapshot:
+    index_file = Path(git.path) / "index"
+    before = _file_signature(index_file)
+    changes = _worktree_changes(git)
+    files: list[TrackedFile] = []
+    unchanged_during_diff = before is not None and before == _file_signature(index_file)
+    for path, mode, file in _tracked_files(git, before if unchanged_during_diff else None):
+        if (path in changes and changes[path] in _NOT_FROM_INDEX) or not selector.in_scope(path):
+            continue
+        if selector.is_regular(mode) and selector.fits(file.size):
+            files.append(file)
+    root = Path(git.workdir)
+    for path, change in changes.items():
+        if change not in _FROM_DISK or not selector.in_scope(path.rstrip("/")):
+            continue
+        if file := _worktree_file(root, path, change, selector):
+            files.append(file)
+    files.sort(key=lambda f: f.path)
+    head = "" if git.head_is_unborn else str(git.head.target)
+    return Snapshot(tuple(files), dict(selector.skipped), head, "worktree")
+
+
+@attrs.frozen
+class _IndexListing:
+    signature: tuple[int, ...]  # of the index file the entries were read from
+    entries: tuple[tuple[str, int, TrackedFile], ...]  # (path, mode, file)
+
+
+_index_listings: dict[str, _IndexListing] = {}  # by git dir
+
+
+def _tracked_files(
+    git: pygit2.Repository, signature: tuple[int, ...] | None
+) -> tuple[tuple[str, int, TrackedFile], ...]:
+    """The index's stage-0 entries as (path, mode, file), as the last diff saw them.
+
+    `signature` is the index file's, given when it did not change while the diff ran: then the
+    entries are those of that file, and a listing of it is reused, which makes a no-change
+    rescan little more than the diff.
+    """
+    listing = _index_listings.get(git.path)
+    if signature and listing is not None and listing.signature == signature:
+        return listing.entries
+    entries = tuple(
+        (path, mode, TrackedFile(path, blob, size)) for path, blob, mode, size in _index_entries(git.index)
+    )
+    if signature:
+        _index_listings[git.path] = _IndexListing(signature, entries)
+    return entries
+
+
+def _file_signature(path: Path) -> tuple[int, ...] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    # git and libgit2 replace the index by renaming a new file over it: a new inode each write.
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _worktree_changes(git: pygit2.Repository) -> dict[str, DeltaStatus]:
+    """path -> how the worktree differs from the index, for each file that differs.
+
+    Like `git status`, it writes back the stat data of files it found unchanged only by
+    hashing them (after a checkout or a touch), so the next scan need not hash them again. When
+    the index cannot be written (a git command holds its lock, a read-only repository), it
+    compares without writing.
+    """
+    index = git.index
+    index.read(False)  # a diff against a given index does not reload it when git changed it
+    try:
+        diff = index.diff_to_workdir(_WORKTREE_DIFF | DiffOption.UPDATE_INDEX)
+    except pygit2.GitError:
+        diff = index.diff_to_workdir(_WORKTREE_DIFF)
+    return {delta.new_file.path: delta.status for delta in diff.deltas}
+
+
+def _worktree_file(root: Path, path: str, change: DeltaStatus, selector: _Selector) -> TrackedFile | None:
+    """A file whose current content only the worktree has: stat it and hash it."""
+    if change == DeltaStatus.UNREADABLE:
+        selector.skip("unreadable")
+        return None
+    full = root / path
+    try:
+        info = full.lstat()
+    except FileNotFoundError:  # deleted since status looked
+        return None
+    except OSError:
+        selector.skip("unreadable")
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        selector.skip("symlink")
+    elif stat.S_ISDIR(info.st_mode):  # a gitlink's checkout or an untracked nested repository
+        selector.skip("submodule")
+    elif not stat.S_ISREG(info.st_mode):
+        selector.skip("unreadable")
+    elif selector.fits(info.st_size):
+        try:
+            return TrackedFile(path.rstrip("/"), str(pygit2.hashfile(str(full))), info.st_size)
+        except (OSError, pygit2.GitError):
+            selector.skip("unreadable")
+    return None
+
+
+def _scan_ref(repo: RepoConfig, git: pygit2.Repository, selector: _Selector) -> Snapshot:
+    """A ref's tree. A blob that cannot be read is skipped as "unreadable"; a commit or tree
+    that cannot be read makes the ref unreadable (RepoError)."""
+    name = repo.ref or "HEAD"
+    source = f"ref:{name}"
+    if name == "HEAD" and git.head_is_unborn:
+        return Snapshot((), {}, "", source)
+    cut_short = cut_short_objects(git)
+    if cut_short:
+        _refuse_cut_short_commit_or_trees(repo, git, name, cut_short)
+    try:
+        commit = git.revparse_single(name).peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError):
+        raise RepoError(f"{_where(repo)}: ref {name!r} does not name a commit") from None
+    tree_index = pygit2.Index()
+    tree_index.read_tree(commit.tree)
+    odb = git.odb
+    files = []
+    for path, blob, mode, _ in _index_entries(tree_index):
+        if not (selector.in_scope(path) and selector.is_regular(mode)):
+            continue
+        try:
+            size = _blob_size(odb, blob, cut_short)
+        except FileSkipped as exc:
+            log.warning("%s: %s: %s; skipped", _where(repo), path, exc)
+            selector.skip("unreadable")
+            continue
+        if selector.fits(size):
+            files.append(TrackedFile(path, blob, size))
+    return Snapshot(tuple(files), dict(selector.skipped), str(commit.id), source)
+
+
+def _blob_size(odb: pygit2.Odb, blob: str, cut_short: Mapping[str, str]) -> int:
+    if blob in cut_short:
+        raise FileSkipped(f"blob {blob} is cut short (a truncated loose object)")
+    try:
+        return odb.read_header(blob)[1]
+    except pygit2.GitError as exc:  # corrupt or missing (NotFoundError is a GitError too)
+        raise FileSkipped(f"cannot read blob {blob}: {exc}") from None
+
+
+# libgit2 (1.9) spins forever reading a loose object whose zlib stream ends early, as a
+# truncated file's does (libgit2 issue 7342). A ref scan finds such objects first and lets
+# libgit2 read whole none that it needs: the commit and its trees (blob headers read safely).
+
+
+def _refuse_cut_short_commit_or_trees(
+    repo: RepoConfig, git: pygit2.Repository, name: str, cut_short: Mapping[str, str]
+) -> None:
+    """RepoError naming the first cut-short object between `name` and the trees of its commit;
+    reads only objects that are whole."""
+    try:
+        start = str(git.lookup_reference_dwim(name).resolve().target)
+    except (KeyError, ValueError, pygit2.GitError):
+        start = name  # a commit id; revparse reads anything else as before
+    wanted: list[tuple[str, str | None]] = [(start, None)]  # (id, the path of a tree; None above the trees)
+    while wanted:
+        oid, path = wanted.pop()
+        if oid in cut_short:
+            what = (cut_short[oid] or "object") if path is None else f"tree of {path or '/'}"
+            raise RepoError(
+                f"{_where(repo)}: ref {name!r}: {what} {oid} is cut short (a truncated loose object; "
+                "git fsck lists them all)"
+            )
+        try:
+            obj = git[oid]
+        except (KeyError, ValueError):
+            return  # not an object id: revparse says what is wrong with the ref
+        if isinstance(obj, pygit2.Tag):
+            wanted.append((str(obj.target), None))
+        elif isinstance(obj, pygit2.Commit):
+            wanted.append((str(obj.tree_id), ""))
+        elif isinstance(obj, pygit2.Tree):
+            wanted += [(str(e.id), f"{path}{e.name}/") for e in obj if e.type_str == "tree"]
+
+
+def _index_entries(index: pygit2.Index) -> Iterator[tuple[str, str, int, int]]:
+    """(path, hex id, mode, worktree size) of each stage-0 entry, in path order.
+
+    Read from libgit2's entries through pygit2's cffi handle: building pygit2's IndexEntry
+    objects costs twice as much, and a first scan lists every entry.
+    """
+    ffi, lib, handle = pygit2.ffi, pygit2.C, index._index
+    encoding = sys.getfilesystemencoding()  # as os.fsdecode, without its per-call checks
+    for i in range(lib.git_index_entrycount(handle)):
+        entry = lib.git_index_get_byindex(handle, i)
+        if entry.flags & _STAGE_MASK:
+            continue
+        path = ffi.string(entry.path).decode(encoding, "surrogateescape")
+        yield path, ffi.buffer(entry.id.id)[:].hex(), entry.mode, entry.file_size
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def read_file(repo: RepoConfig, file: TrackedFile) -> bytes:
+    """The content of a scanned file: from disk for a worktree, from the object database for a ref.
+
+    Raises FileSkipped when this file cannot be read, RepoError when the repository cannot.
+    """
+    git = _cached_open(repo)
+    if git.is_bare or repo.ref:
+        try:
+            return git[file.blob].data
+        except (KeyError, ValueError, pygit2.GitError) as exc:
+            raise FileSkipped(f"{_where(repo)}: {file.path}: cannot read blob {file.blob}: {exc}") from None
+    try:
+        # O_NOFOLLOW: a file replaced by a symlink since the scan must not pull in its target.
+        fd = os.open(Path(git.workdir) / file.path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise FileSkipped(f"{_where(repo)}: {file.path}: {exc.strerror or exc}") from None
+
+
+_open_repositories = threading.local()
+
+
+def _cached_open(repo: RepoConfig) -> pygit2.Repository:
+    """One open repository per thread and path: libgit2 objects are not shared across threads,
+    opening a repository for every file read would dominate reading small blobs, and a kept
+    one keeps its parsed index and ignore rules between scans. A repository replaced at the
+    same path (its git directory has another inode) is opened again."""
+    cache: dict[str, tuple[pygit2.Repository, int]] = _open_repositories.__dict__.setdefault("by_path", {})
+    if cached := cache.get(repo.path):
+        git, inode = cached
+        try:
+            if os.stat(git.path).st_ino == inode:
+                return git
+        except OSError:
+            pass
+    git = _open(repo)
+    try:
+        cache[repo.path] = (git, os.stat(git.path).st_ino)
+    except OSError as exc:
+        raise RepoError(f"{_where(repo)}: {exc.strerror or exc}") from None
+    return git
+
+
+def _open(repo: RepoConfig) -> pygit2.Repository:
+    path = Path(repo.path)
+    if not path.exists():
+        raise RepoError(f"{_where(repo)}: no such directory")
+    try:
+        return pygit2.Repository(str(path), RepositoryOpenFlag.NO_SEARCH)
+    except pygit2.GitError:
+        root = find_repository_root(path)
+        if root is None:
+            raise RepoError(f"{_where(repo)}: not a git repository") from None
+        raise RepoError(f"{_where(repo)}: not the root of a git repository (the root is {root})") from None
+
+
+def _where(repo: RepoConfig) -> str:
+    return f"repository {repo.name!r} at {repo.path}"

@@ -1,0 +1,556 @@
+"""The Tantivy index: schema, code-aware analysis, the writer's operations and the reader.
+
+Tantivy is the truth for what is indexed. Documents of a few kinds share one index:
+`file` (one per indexed path), `chunk` (a file's pieces), `repo` (per-repository metadata).
+A file's update is a delete-by-term on its file key followed by its new documents, inside
+one commit, so a file and its chunks are always consistent.
+
+The index records the schema and chunker versions it was written with. An index of other
+versions is rebuilt in the background: a new index grows in a directory beside it while
+searches read the old one, and replaces it (two renames, finished at the next open if a
+crash falls between them) once every repository has been synced into it.
+
+Every method here blocks (Tantivy calls, disk); the daemon calls them through
+`trio.to_thread.run_sync` with a limiter of their own. Only the writer task calls the
+writing methods.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import tantivy
+
+from codeweir.chunk.chunker import CHUNKER_VERSION
+from codeweir.errors import StoreError
+from codeweir.facets import stored_facets, stored_weight
+from codeweir.host.durable import fsync, write_atomic
+from codeweir.host.memory import release_free_memory
+from codeweir.host.priority import start_in_background
+from codeweir.records import CommitRecord, FileRecord, StoredChunk
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 3  # 3: commit docs carry their message's vector key
+WRITER_HEAP_BYTES = 15_000_000  # tantivy's minimum for one thread
+META_FILE = "codeweir-index.json"
+VERSIONS = {"schema": SCHEMA_VERSION, "chunker": CHUNKER_VERSION}
+REBUILD_SUFFIX = ".rebuild"  # the index being rebuilt, beside the one searches read
+RETIRED_SUFFIX = ".old"  # the replaced index, for the moment between the two renames
+
+# Subwords: `parseDuration`, `parse_duration` and `ParseDuration` all give "parse", "duration".
+PARTS_PATTERN = r"[A-Z]+[a-z]*|[a-z]+|[0-9]+"
+# Whole identifiers, so an exact identifier query can rank its exact match first.
+IDENT_PATTERN = r"[A-Za-z0-9_]+"
+
+
+def _analyzer(pattern: str) -> tantivy.TextAnalyzer:
+    return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(pattern)).filter(tantivy.Filter.lowercase()).build()
+
+
+PARTS = _analyzer(PARTS_PATTERN)
+IDENT = _analyzer(IDENT_PATTERN)
+# Lowercased character trigrams of chunk content: the prefilter of substring and regex search.
+TRIGRAMS = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.ngram(3, 3, False)).filter(tantivy.Filter.lowercase()).build()
+
+
+def _schema() -> tantivy.Schema:
+    b = tantivy.SchemaBuilder()
+    for name in ("doc_kind", "repo", "path", "file_key", "blob", "language", "kind", "status", "content_hash", "facet", "sha"):
+        b.add_text_field(name, stored=True, tokenizer_name="raw")
+    # Document ids only, as in codesearch: the prefilter needs no frequencies or positions.
+    b.add_text_field("trigrams", tokenizer_name="code_trigrams", index_option="basic")
+    b.add_float_field("facet_weight", fast=True)  # see facets.stored_weight
+    b.add_text_field("author", stored=True, tokenizer_name="code_parts")  # commits: name and email
+    b.add_text_field("message", stored=True, tokenizer_name="code_parts")
+    b.add_integer_field("date", stored=True, indexed=True, fast=True)  # epoch seconds
+    b.add_text_field("path_parts", tokenizer_name="code_parts")
+    # A commit's vector key again, as two fast columns: semantic commit search reads the keys
+    # of every commit its filters allow, and fetching each stored document would take 13 µs.
+    b.add_unsigned_field("hash_high", fast=True)
+    b.add_unsigned_field("hash_low", fast=True)
+    b.add_text_field("symbol", stored=True, tokenizer_name="code_parts")
+    b.add_text_field("symbol_exact", tokenizer_name="raw")  # lowercased whole symbol
+    b.add_text_field("symbol_path", stored=True, tokenizer_name="raw")
+    b.add_text_field("content", stored=True, tokenizer_name="code_parts")
+    b.add_text_field("ident", tokenizer_name="code_ident")
+    b.add_text_field("error", stored=True)
+    b.add_text_field("meta", stored=True, tokenizer_name="raw")
+    for name in ("start_line", "end_line", "start_byte", "end_byte", "chunk_count"):
+        b.add_unsigned_field(name, stored=True)
+    return b.build()
+
+
+SCHEMA = _schema()
+
+
+def file_key(repo: str, path: str) -> str:
+    return f"{repo}/{path}"
+
+
+def _repo_key(repo: str) -> str:
+    # Repository names contain no "/", so this never collides with a file key.
+    return f"\x00repo:{repo}"
+
+
+def _commit_key(repo: str, sha: str) -> str:
+    return f"\x00commit:{repo}:{sha}"
+
+
+def _first(doc: tantivy.Document, field: str, default=""):
+    values = doc.get_all(field)
+    return values[0] if values else default
+
+
+class Store:
+    """One Tantivy index in `directory`, with the writer opened lazily by the writer task.
+
+    While `rebuilding`, searches read the old index and writes (and `file_blobs`, which the
+    planner reads) go to the rebuild.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._rebuild_directory = _sibling(directory, REBUILD_SUFFIX)
+        try:
+            _finish_swap(directory, self._rebuild_directory)
+            directory.mkdir(parents=True, exist_ok=True)
+            self.rebuilding = not _claim_versions(directory)
+            if self.rebuilding:
+                self._target = _open_index(_prepare_rebuild(self._rebuild_directory))
+                self.index = self._open_old()
+            else:
+                shutil.rmtree(self._rebuild_directory, ignore_errors=True)  # one for versions now gone
+                self.index = self._target = _open_index(directory)
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot open the index at {directory}: {_reason(exc)}") from None
+        self._writer: tantivy.IndexWriter | None = None
+        # path -> blob per repository, as of the last commit of the index written to.
+        self._files: dict[str, dict[str, str]] = {}
+        self._pending: list[tuple[str, str, str | None]] = []
+        self._load_files()
+
+    def _open_old(self) -> tantivy.Index:
+        found = _read_versions(self.directory / META_FILE)
+        try:
+            index = _open_index(self.directory)
+        except ValueError as exc:  # another schema: this code cannot read it
+            log.warning("index at %s (versions %s) cannot be read (%s): searches answer from the rebuild as it grows",
+                        self.directory, found, _reason(exc))
+            return self._target
+        log.warning("index at %s has versions %s, want %s: rebuilding in %s; searches read the old index meanwhile",
+                    self.directory, found, VERSIONS, self._rebuild_directory)
+        return index
+
+    # -- versions -------------------------------------------------------------------------
+
+    def finish_rebuild(self) -> None:
+        """Make the rebuild, now holding every repository, the index that searches read.
+
+        Commits what is written, then swaps the directories with two renames; an open after a
+        crash between them completes the swap (see `_finish_swap`). The writer task calls this.
+        """
+        if not self.rebuilding:
+            return
+        self.commit()
+        self.close()
+        retired = _sibling(self.directory, RETIRED_SUFFIX)
+        try:
+            os.rename(self.directory, retired)
+            os.rename(self._rebuild_directory, self.directory)
+            fsync(self.directory.parent)
+            self.index = self._target = _open_index(self.directory)
+            shutil.rmtree(retired)
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot replace the index at {self.directory} by its rebuild: {_reason(exc)}") from None
+        self.rebuilding = False
+        log.info("index rebuilt: %s now has versions %s", self.directory, VERSIONS)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def searcher(self) -> tantivy.Searcher:
+        return self.index.searcher()
+
+    def reload(self) -> None:
+        self.index.reload()
+
+    def _all(self, query: tantivy.Query, index: tantivy.Index | None = None) -> Iterable[tantivy.Document]:
+        searcher = (index or self.index).searcher()
+        total = searcher.search(query, limit=1, count=True).count
+        if not total:
+            return []
+        hits = searcher.search(query, limit=total, count=False).hits
+        return (searcher.doc(address) for _, address in hits)
+
+    def _load_files(self) -> None:
+        self._target.reload()
+        for doc in self._all(self.term("doc_kind", "file"), self._target):
+            self._files.setdefault(_first(doc, "repo"), {})[_first(doc, "path")] = _first(doc, "blob")
+
+    def file_blobs(self, repo: str) -> Mapping[str, str]:
+        """path -> blob id of every file of `repo` in the last commit (of the rebuild, if one runs)."""
+        return dict(self._files.get(repo, {}))
+
+    def repos(self) -> list[str]:
+        return sorted(self._files)
+
+    def term(self, field: str, value: str) -> tantivy.Query:
+        return tantivy.Query.term_query(SCHEMA, field, value)
+
+    def count(self, *pairs: tuple[str, str]) -> int:
+        query = tantivy.Query.boolean_query([(tantivy.Occur.Must, self.term(f, v)) for f, v in pairs])
+        return self.searcher().search(query, limit=1, count=True).count
+
+    def repo_meta(self, repo: str) -> dict:
+        """The metadata of `repo` in the index written to: what it holds (during a rebuild, too)."""
+        for doc in self._all(self.term("file_key", _repo_key(repo)), self._target):
+            return json.loads(_first(doc, "meta", "{}"))
+        return {}
+
+    def file_status(self, repo: str) -> dict[str, int]:
+        """How many files of `repo` are in each status ("indexed", "binary", "error", ...)."""
+        counts: dict[str, int] = {}
+        query = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Must, self.term("doc_kind", "file")), (tantivy.Occur.Must, self.term("repo", repo))]
+        )
+        for doc in self._all(query):
+            status = _first(doc, "status")
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+    def file_errors(self, repo: str, limit: int) -> list[dict[str, str]]:
+        """Up to `limit` files of `repo` that could not be read or chunked, with why, by path."""
+        query = query_all([("doc_kind", "file"), ("repo", repo)])
+        failed = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Should, self.term("status", s)) for s in ("unreadable", "error")]
+        )
+        searcher = self.searcher()
+        hits = searcher.search(
+            tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, failed)]), limit=limit
+        ).hits
+        docs = (searcher.doc(address) for _, address in hits)
+        return sorted(
+            ({"path": _first(d, "path"), "status": _first(d, "status"), "error": _first(d, "error")} for d in docs),
+            key=lambda e: e["path"],
+        )
+
+    def chunks_of(self, repo: str, path: str) -> list[StoredChunk]:
+        docs = self._all(
+            tantivy.Query.boolean_query(
+                [
+                    (tantivy.Occur.Must, self.term("doc_kind", "chunk")),
+                    (tantivy.Occur.Must, self.term("file_key", file_key(repo, path))),
+                ]
+            )
+        )
+        return sorted((stored_chunk(d) for d in docs), key=lambda c: c.start_line)
+
+    def commits_of(self, repo: str) -> Iterator[CommitRecord]:
+        """The indexed commits of `repo`, read one at a time."""
+        for doc in self._all(query_all([("doc_kind", "commit"), ("repo", repo)])):
+            yield CommitRecord(
+                sha=_first(doc, "sha"),
+                author=_first(doc, "author"),
+                date=_first(doc, "date", 0),
+                message=_first(doc, "message"),
+                paths=tuple(doc.get_all("path")),
+                content_hash=_first(doc, "content_hash"),
+            )
+
+    def content_hashes(self) -> set[str]:
+        """Every chunk's vector key in the index (for the embed backlog at start)."""
+        return {_first(d, "content_hash") for d in self._all(self.term("doc_kind", "chunk"))}
+
+    # -- writing (the writer task only) ----------------------------------------------------
+
+    @property
+    def writer(self) -> tantivy.IndexWriter:
+        if self._writer is None:
+            try:
+                # A small arena: memory stays flat whatever the repository's size; the writer
+                # flushes a segment when it fills, which costs little at our commit cadence.
+                # Its merge threads start with it, at background priority.
+                self._writer = start_in_background(
+                    partial(self._target.writer, heap_size=WRITER_HEAP_BYTES, num_threads=1)
+                )
+            except ValueError as exc:
+                raise self._write_failure("opening the index writer", exc) from None
+        return self._writer
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """Translate a failed write (disk full, read-only, I/O error) into a StoreError; the
+        writer task then rolls back, so nothing committed is touched."""
+        try:
+            yield
+        except (OSError, ValueError) as exc:
+            raise self._write_failure(what, exc) from None
+
+    def _write_failure(self, what: str, exc: BaseException) -> StoreError:
+        """The error for a failed write, with the OS's reason even where Tantivy's message has none
+        ("An index writer was killed" after its thread met a full disk): a probe write finds it."""
+        reason = _reason(exc)
+        written = self._rebuild_directory if self.rebuilding else self.directory
+        if not _OS_MESSAGE.search(str(exc)) and (found := _why_writes_fail(written)):
+            reason = f"{found} ({reason})"
+        return StoreError(f"{what} failed in {self.directory}: {reason}")
+
+    def write_file(self, record: FileRecord) -> None:
+        with self._writing(f"writing {record.repo}/{record.path}"):
+            self._write_file(record)
+
+    def _write_file(self, record: FileRecord) -> None:
+        key = file_key(record.repo, record.path)
+        writer = self.writer
+        writer.delete_documents_by_term("file_key", key)
+        doc = tantivy.Document()
+        self._common(doc, record, key)
+        doc.add_text("doc_kind", "file")
+        doc.add_text("status", record.status)
+        doc.add_unsigned("chunk_count", len(record.chunks))
+        if record.error:
+            doc.add_text("error", record.error)
+        writer.add_document(doc)
+        for chunk, content_hash in zip(record.chunks, record.content_hashes, strict=True):
+            doc = tantivy.Document()
+            self._common(doc, record, key)
+            doc.add_text("doc_kind", "chunk")
+            doc.add_text("kind", chunk.kind)
+            doc.add_text("symbol", chunk.symbol)
+            doc.add_text("symbol_exact", chunk.symbol.lower())
+            doc.add_text("symbol_path", chunk.symbol_path)
+            doc.add_text("content", chunk.content)
+            doc.add_text("ident", chunk.content)
+            doc.add_text("content_hash", content_hash)
+            doc.add_unsigned("start_line", chunk.start_line)
+            doc.add_unsigned("end_line", chunk.end_line)
+            doc.add_unsigned("start_byte", chunk.start_byte)
+            doc.add_unsigned("end_byte", chunk.end_byte)
+            doc.add_text("trigrams", chunk.content)
+            doc.add_float("facet_weight", stored_weight(record.facets))
+            writer.add_document(doc)
+        self._pending.append((record.repo, record.path, record.blob))
+
+    @staticmethod
+    def _common(doc: tantivy.Document, record: FileRecord, key: str) -> None:
+        doc.add_text("repo", record.repo)
+        doc.add_text("path", record.path)
+        doc.add_text("path_parts", record.path)
+        doc.add_text("file_key", key)
+        doc.add_text("blob", record.blob)
+        doc.add_text("language", record.language)
+        for facet in stored_facets(record.facets):
+            doc.add_text("facet", facet)
+
+    def write_commits(self, repo: str, commits: Iterable[CommitRecord]) -> None:
+        """Add commit documents; one already indexed is replaced, so a resumed walk is harmless."""
+        with self._writing(f"writing commits of {repo}"):
+            for commit in commits:
+                key = _commit_key(repo, commit.sha)
+                self.writer.delete_documents_by_term("file_key", key)
+                doc = tantivy.Document()
+                doc.add_text("doc_kind", "commit")
+                doc.add_text("repo", repo)
+                doc.add_text("file_key", key)
+                doc.add_text("sha", commit.sha)
+                doc.add_text("author", commit.author)
+                doc.add_integer("date", commit.date)
+                doc.add_text("message", commit.message)
+                doc.add_text("content_hash", commit.content_hash)
+                doc.add_unsigned("hash_high", int(commit.content_hash[:16], 16))
+                doc.add_unsigned("hash_low", int(commit.content_hash[16:], 16))
+                for path in commit.paths:
+                    doc.add_text("path", path)
+                    doc.add_text("path_parts", path)
+                self.writer.add_document(doc)
+
+    def delete_commits(self, repo: str) -> None:
+        """Drop every commit of `repo` (its history was rewritten)."""
+        query = query_all([("doc_kind", "commit"), ("repo", repo)])
+        with self._writing(f"deleting commits of {repo}"):
+            self.writer.delete_documents_by_query(query)
+
+    def delete_file(self, repo: str, path: str) -> None:
+        with self._writing(f"deleting {repo}/{path}"):
+            self.writer.delete_documents_by_term("file_key", file_key(repo, path))
+        self._pending.append((repo, path, None))
+
+    def delete_repo(self, repo: str) -> None:
+        with self._writing(f"deleting repository {repo}"):
+            self.writer.delete_documents_by_term("repo", repo)
+            self.writer.delete_documents_by_term("file_key", _repo_key(repo))
+        self._pending.extend((repo, path, None) for path in self._files.get(repo, {}))
+
+    def set_repo_meta(self, repo: str, meta: Mapping) -> None:
+        key = _repo_key(repo)
+        self.writer.delete_documents_by_term("file_key", key)
+        doc = tantivy.Document()
+        doc.add_text("doc_kind", "repo")
+        doc.add_text("repo", repo)
+        doc.add_text("file_key", key)
+        doc.add_text("meta", json.dumps(dict(meta), sort_keys=True))
+        self.writer.add_document(doc)
+
+    def commit(self) -> None:
+        """Make everything written so far visible to searches, atomically."""
+        try:
+            # Tantivy starts the next indexing threads from the committing thread: at background
+            # priority they, like the merges, yield the CPU to searches.
+            start_in_background(self.writer.commit)
+        except (OSError, ValueError) as exc:
+            self.rollback()
+            raise self._write_failure("commit", exc) from None
+        for repo, path, blob in self._pending:
+            files = self._files.setdefault(repo, {})
+            if blob is None:
+                files.pop(path, None)
+            else:
+                files[path] = blob
+        self._files = {repo: files for repo, files in self._files.items() if files}
+        self._pending.clear()
+        self._target.reload()
+        release_free_memory()
+
+    def rollback(self) -> None:
+        """Drop uncommitted writes. The writer is dropped too and reopened on next use: after a
+        failed write or commit (disk full, read-only) its state is not to be trusted."""
+        self._pending.clear()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            # wait_merging_threads consumes the writer and frees the index's writer lock, even
+            # where a traceback still holds the Python object.
+            for end in (writer.rollback, writer.wait_merging_threads):
+                try:
+                    end()
+                except ValueError:
+                    pass
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.wait_merging_threads()
+            self._writer = None
+
+
+def stored_chunk(doc: tantivy.Document) -> StoredChunk:
+    return StoredChunk(
+        repo=_first(doc, "repo"),
+        path=_first(doc, "path"),
+        blob=_first(doc, "blob"),
+        language=_first(doc, "language"),
+        kind=_first(doc, "kind"),
+        symbol=_first(doc, "symbol"),
+        symbol_path=_first(doc, "symbol_path"),
+        start_line=_first(doc, "start_line", 0),
+        end_line=_first(doc, "end_line", 0),
+        content=_first(doc, "content"),
+        content_hash=_first(doc, "content_hash"),
+        facets=tuple(doc.get_all("facet")),
+    )
+
+
+# Tantivy reports I/O failures as ValueError with Rust's debug text; the OS's words are in it.
+_OS_MESSAGE = re.compile(r'message: "([^"]+)"')
+
+
+def _reason(exc: BaseException) -> str:
+    """A failure in a person's words: "No space left on device", not a Rust debug dump."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc)
+    found = _OS_MESSAGE.search(text)
+    return found.group(1) if found else text
+
+
+def _why_writes_fail(directory: Path) -> str | None:
+    """The OS's reason that writing in `directory` fails now (disk full, read-only), or None."""
+    probe = directory / f".probe-{os.getpid()}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(bytes(4096))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    finally:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass  # never created
+    return None
+
+
+def _open_index(directory: Path) -> tantivy.Index:
+    index = tantivy.Index(SCHEMA, path=str(directory), reuse=True)
+    index.register_tokenizer("code_parts", PARTS)
+    index.register_tokenizer("code_ident", IDENT)
+    index.register_tokenizer("code_trigrams", TRIGRAMS)
+    return index
+
+
+def _sibling(directory: Path, suffix: str) -> Path:
+    return directory.with_name(directory.name + suffix)
+
+
+def _read_versions(meta: Path) -> dict | None:
+    try:
+        return json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _claim_versions(directory: Path) -> bool:
+    """True when `directory` holds an index of the current versions, or none yet (then it
+    records them); False when it holds one of other (or unknown) versions."""
+    meta = directory / META_FILE
+    if _read_versions(meta) == VERSIONS:
+        return True
+    if (directory / "meta.json").exists():  # Tantivy's: an index is there
+        return False
+    write_atomic(meta, json.dumps(VERSIONS).encode())
+    return True
+
+
+def _prepare_rebuild(directory: Path) -> Path:
+    """The rebuild's directory: kept when a crash interrupted a rebuild for these versions (the
+    rebuild resumes like any sync), started afresh otherwise."""
+    directory.mkdir(exist_ok=True)
+    if not _claim_versions(directory):
+        shutil.rmtree(directory)
+        directory.mkdir()
+        _claim_versions(directory)
+    return directory
+
+
+def _finish_swap(directory: Path, rebuild: Path) -> None:
+    """Complete a swap that a crash interrupted. The old index is renamed away only once the
+    rebuild is complete, so a retired index without a current one means: move the rebuild in."""
+    retired = _sibling(directory, RETIRED_SUFFIX)
+    if not retired.exists():
+        return
+    if not directory.exists():
+        os.rename(rebuild if rebuild.exists() else retired, directory)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def tokens(analyzer: tantivy.TextAnalyzer, text: str) -> list[str]:
+    return list(analyzer.analyze(text))
+
+
+def vector_keys(searcher: tantivy.Searcher, addresses: Sequence[tantivy.DocAddress]) -> list[str]:
+    """The content hashes of these commit documents, from their fast columns."""
+    halves = [np.array(searcher.fast_field_values(f, addresses), dtype=np.uint64) for f in ("hash_high", "hash_low")]
+    digits = np.stack(halves, axis=1).astype(">u8").tobytes().hex()  # big-endian: the hex reads as written
+    return [digits[start : start + 32] for start in range(0, len(digits), 32)]
+
+
+def query_all(pairs: Sequence[tuple[str, str]]) -> tantivy.Query:
+    return tantivy.Query.boolean_query([(tantivy.Occur.Must, tantivy.Query.term_query(SCHEMA, f, v)) for f, v in pairs])

@@ -1,0 +1,365 @@
+"""The vector store: (model id, content hash) -> vector, a cache that can always be rebuilt.
+
+One directory per model holds append-only segment files (`seg-<n>.npy`, a structured array of
+16-byte keys and float32 vectors), each written to a temp file, fsynced and renamed; small
+segments are merged as they pile up. A lost or corrupt segment costs re-embedding, never
+correctness, so it is dropped with a warning. `retain` forgets the vectors no chunk refers to
+any more: it writes the kept rows as one new segment, then records in `retained.json` that the
+segments numbered below it are dead (the step that commits), then deletes them; a crash at any
+point loads either the old set or the new one.
+
+Search is exact (one matmul) over a candidate set or a small store. Past `ann_threshold`
+vectors an HNSW index (hnswlib: best recall and latency in bench/bench_ann.py, and its calls
+release the GIL) serves unfiltered queries; rows added since it was built are scored exactly
+beside it, so a search always sees every vector. `refresh_index()` rebuilds it off to the side.
+
+Threads: `add`, `missing` and `search` are cheap and may run on the event loop; `save`,
+`retain` and `refresh_index` do I/O and CPU work and belong in a worker thread. Readers take one
+`_Rows` view and use only it: rows are appended before the view that counts them is published,
+and `retain` publishes a new view over new arrays, so a search never sees a half-changed store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
+
+import attrs
+import numpy as np
+
+from codeweir.errors import StoreError
+from codeweir.host.durable import fsync, write_atomic, write_atomic_with
+
+log = logging.getLogger(__name__)
+
+ANN_THRESHOLD = 100_000
+# hnswlib parameters (bench/bench_ann.py): M=16, ef_construction=100, ef=64 gave recall@10 >= 0.95.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 100
+HNSW_EF_SEARCH = 64
+# Rebuild the index once the rows it does not cover pass this share of the ones it does.
+STALE_SHARE = 0.1
+_KEY_BYTES = 16
+_HEX_KEY = re.compile(r"[0-9a-f]{32}")
+_SEGMENT = re.compile(r"seg-(\d{8})\.npy")
+_RETAINED = "retained.json"  # {"first_segment": n}: the segments numbered below n are dead
+
+
+@attrs.frozen
+class _Segment:
+    path: Path
+    start: int  # rows [start, end) of the store came from this file
+    end: int
+
+
+@attrs.frozen
+class _Rows:
+    """One consistent view of the store. Appends extend `keys` and `index` in place and publish
+    a view with a larger count; `retain` publishes a view over new objects."""
+
+    keys: list[str]
+    index: dict[str, int]  # key -> row; may hold keys at or past `count` (not yet published)
+    matrix: np.ndarray
+    count: int
+
+
+@attrs.frozen
+class _Ann:
+    index: object  # hnswlib.Index over rows [0, covered)
+    covered: int
+    keys: list[str]  # the view's keys it was built over: a view with other keys cannot use it
+
+
+class VectorStore:
+    def __init__(self, directory: Path, model_id: str, dim: int, *, ann_threshold: int = ANN_THRESHOLD) -> None:
+        if not model_id or "/" in model_id or model_id.startswith("."):
+            raise StoreError(f"model id {model_id!r} cannot name a directory")
+        if dim <= 0:
+            raise StoreError(f"vector dimension must be positive, got {dim}")
+        self.model_id = model_id
+        self.dim = dim
+        self.directory = Path(directory) / model_id
+        self._ann_threshold = ann_threshold
+        self._dtype = np.dtype([("key", "u1", (_KEY_BYTES,)), ("vector", "<f4", (dim,))])
+        self._view = _Rows([], {}, np.empty((0, dim), dtype=np.float32), 0)
+        self._segments: list[_Segment] = []
+        self._first_segment = 1  # the lowest segment number still alive (see `retain`)
+        self._compact_all = False  # set when loading found overlapping segments (a crash mid-merge)
+        self._ann: _Ann | None = None
+        self._save_lock = threading.Lock()
+        self._index_lock = threading.Lock()
+        self._append_lock = threading.Lock()  # held briefly: by `add`, and by `retain` to swap views
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.directory}: cannot create the vector store: {exc}") from None
+        self._load()
+
+    def __len__(self) -> int:
+        return self._view.count
+
+    def __contains__(self, content_hash: object) -> bool:
+        view = self._view
+        return view.index.get(content_hash, view.count) < view.count  # type: ignore[arg-type]
+
+    def missing(self, hashes: Iterable[str]) -> list[str]:
+        """The hashes without a vector, each once, in the order first given."""
+        return list(dict.fromkeys(h for h in hashes if h not in self))
+
+    def added_since(self, row: int) -> list[str]:
+        """The hashes of the rows from `row` on: rows are numbered in the order they were added
+        (`len()` before an add is where its rows start), until a `retain` renumbers them."""
+        view = self._view
+        return view.keys[row : view.count]
+
+    def add(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
+        """Store vectors by content hash; a hash already stored keeps its vector."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape != (len(hashes), self.dim):
+            raise ValueError(f"expected vectors of shape ({len(hashes)}, {self.dim}), got {vectors.shape}")
+        for h in hashes:
+            if not isinstance(h, str) or not _HEX_KEY.fullmatch(h):
+                raise ValueError(f"content hash must be 32 lowercase hex digits, got {h!r}")
+        with self._append_lock:
+            fresh: dict[str, int] = {}
+            for i, h in enumerate(hashes):
+                if h not in self and h not in fresh:
+                    fresh[h] = i
+            if fresh:
+                self._append(list(fresh), vectors[list(fresh.values())])
+
+    def retain(self, keys: Collection[str]) -> int:
+        """Forget every vector whose hash is not in `keys`, in memory and on disk; returns how
+        many were forgotten. Rows added meanwhile are kept (and saved by the next `save`)."""
+        with self._save_lock, self._index_lock:
+            view = self._view
+            kept = [i for i, k in enumerate(view.keys[: view.count]) if k in keys]
+            dropped = view.count - len(kept)
+            if not dropped:
+                return 0
+            kept_keys = [view.keys[i] for i in kept]
+            matrix = view.matrix[kept]
+            old = self._segments
+            try:
+                segment = self._write_segment(kept_keys, matrix, 0)
+                meta = json.dumps({"first_segment": _number(segment.path)}).encode()
+                write_atomic(self.directory / _RETAINED, meta)
+            except OSError as exc:  # the old segments are all still there: nothing changed
+                raise StoreError(f"{self.directory}: cannot rewrite the vectors: {exc}") from None
+            with self._append_lock:
+                now = self._view
+                self._view = _Rows(kept_keys, dict(zip(kept_keys, range(len(kept_keys)))), matrix, len(kept_keys))
+                if now.count > view.count:  # added while the segment was written
+                    self._append(now.keys[view.count : now.count], now.matrix[view.count : now.count])
+                self._segments = [segment]
+                self._first_segment = _number(segment.path)
+                self._ann = None
+                self._compact_all = False
+            try:
+                for path in [s.path for s in old] + list(self._index_paths()):
+                    path.unlink(missing_ok=True)
+            except OSError as exc:  # dead by the record above: the next load deletes them
+                log.warning("%s: cannot delete forgotten vectors yet: %s", self.directory, exc)
+            log.info("%s: %d vectors no chunk refers to forgotten, %d kept", self.directory, dropped, len(kept_keys))
+            return dropped
+
+    def save(self) -> None:
+        """Write the rows added since the last save as a new segment, and merge small segments."""
+        with self._save_lock:
+            view = self._view
+            saved = self._segments[-1].end if self._segments else 0
+            try:
+                if view.count > saved:
+                    segment = self._write_segment(view.keys[saved : view.count], view.matrix[saved : view.count], saved)
+                    self._segments.append(segment)
+                if self._compact_all and len(self._segments) > 1:
+                    self._merge(0)
+                self._compact_all = False
+                # Tiered merging: a segment at least half its elder's size joins it, so there
+                # are O(log n) segments and each row is rewritten O(log n) times.
+                while len(self._segments) > 1 and self._rows_in(-1) * 2 >= self._rows_in(-2):
+                    self._merge(len(self._segments) - 2)
+            except OSError as exc:
+                raise StoreError(f"{self.directory}: cannot save vectors: {exc}") from None
+
+    def search(
+        self, query: np.ndarray, k: int, *, candidates: Collection[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """The k best (content hash, inner product), best first; only `candidates` when given."""
+        query = np.asarray(query, dtype=np.float32)
+        if query.shape != (self.dim,):
+            raise ValueError(f"expected a query vector of shape ({self.dim},), got {query.shape}")
+        if k <= 0:
+            return []
+        view, ann = self._view, self._ann
+        count, matrix = view.count, view.matrix
+        if candidates is not None:
+            # Identical chunks share a hash: each scores once.
+            unique = dict.fromkeys(candidates)
+            rows = np.fromiter((r for h in unique if (r := view.index.get(h, count)) < count), dtype=np.int64)
+            return _best(view, rows, matrix[rows] @ query, k)
+        if ann is None or ann.keys is not view.keys or count < self._ann_threshold:
+            return _best(view, np.arange(count), matrix[:count] @ query, k)
+        try:
+            labels, distances = ann.index.knn_query(query, k=min(k, ann.covered), num_threads=1)
+        except RuntimeError:  # hnswlib found fewer than k (tiny or odd graphs): score exactly
+            return _best(view, np.arange(count), matrix[:count] @ query, k)
+        # hnswlib's "ip" distance is 1 - inner product.
+        tail = np.arange(ann.covered, count)
+        rows = np.concatenate([labels[0].astype(np.int64), tail])
+        scores = np.concatenate([1.0 - distances[0], matrix[tail] @ query])
+        return _best(view, rows, scores, k)
+
+    def refresh_index(self, *, threads: int = 1) -> bool:
+        """Rebuild the ANN index if the store is past the threshold and the index is missing or
+        stale; returns whether it did. Slow (seconds per 10k vectors): call it from a worker
+        thread; searches go on with the old index meanwhile."""
+        with self._index_lock:
+            view, ann = self._view, self._ann
+            count, matrix = view.count, view.matrix
+            covered = ann.covered if ann else 0
+            if not count or count < self._ann_threshold or (ann and count - covered <= STALE_SHARE * covered):
+                return False
+            import hnswlib
+
+            index = hnswlib.Index(space="ip", dim=self.dim)
+            index.init_index(max_elements=count, M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)
+            index.set_num_threads(threads)
+            index.add_items(matrix[:count], np.arange(count))
+            index.set_ef(HNSW_EF_SEARCH)
+            self._ann = _Ann(index, count, view.keys)
+            try:
+                self._save_index(index, view)
+            except OSError as exc:  # the index is only a cache of a cache; keep it in memory
+                log.warning("%s: cannot save the ANN index: %s", self.directory, exc)
+            log.info("%s: ANN index rebuilt over %d vectors", self.directory, count)
+            return True
+
+    def _append(self, keys: list[str], vectors: np.ndarray) -> None:
+        view = self._view
+        start, end = view.count, view.count + len(keys)
+        matrix = view.matrix
+        if end > len(matrix):  # grow by half, so appends are amortized O(1)
+            matrix = np.empty((max(end, len(matrix) * 3 // 2, 1024), self.dim), dtype=np.float32)
+            matrix[:start] = view.matrix[:start]
+        matrix[start:end] = vectors
+        view.keys.extend(keys)
+        view.index.update(zip(keys, range(start, end)))
+        self._view = _Rows(view.keys, view.index, matrix, end)  # publish last
+
+    def _rows_in(self, i: int) -> int:
+        return self._segments[i].end - self._segments[i].start
+
+    def _write_segment(self, keys: list[str], vectors: np.ndarray, start: int) -> _Segment:
+        """Rows [start, start + len(keys)) of the store as a new segment, numbered after every other."""
+        records = np.empty(len(keys), dtype=self._dtype)
+        records["key"] = np.frombuffer(bytes.fromhex("".join(keys)), dtype=np.uint8).reshape(-1, _KEY_BYTES)
+        records["vector"] = vectors
+        number = max(_number(self._segments[-1].path) + 1 if self._segments else 1, self._first_segment)
+        path = self.directory / f"seg-{number:08d}.npy"
+        write_atomic_with(path, lambda f: np.save(f, records, allow_pickle=False))
+        return _Segment(path, start, start + len(keys))
+
+    def _merge(self, first: int) -> None:
+        """Replace segments[first:] with one file; the new file lands before the old ones go."""
+        old = self._segments[first:]
+        view = self._view
+        merged = self._write_segment(view.keys[old[0].start : old[-1].end], view.matrix[old[0].start : old[-1].end], old[0].start)
+        self._segments[first:] = [merged]
+        for segment in old:
+            segment.path.unlink(missing_ok=True)
+
+    def _load(self) -> None:
+        for path in self.directory.glob("*.tmp"):  # left by a crash mid-write
+            path.unlink(missing_ok=True)
+        self._first_segment = self._read_first_segment()
+        for path in sorted(p for p in self.directory.iterdir() if _SEGMENT.fullmatch(p.name)):
+            if _number(path) < self._first_segment:  # forgotten by `retain`; a crash kept the file
+                path.unlink(missing_ok=True)
+                continue
+            try:
+                records = np.load(path, allow_pickle=False)
+                if records.dtype != self._dtype or records.ndim != 1:
+                    raise ValueError(f"dtype {records.dtype}, shape {records.shape}")
+            except (OSError, ValueError, EOFError) as exc:
+                log.warning("%s: corrupt vector segment dropped (%s); its chunks will be re-embedded", path, exc)
+                path.unlink(missing_ok=True)
+                continue
+            hexes = records["key"].tobytes().hex()
+            keys = [hexes[i : i + 2 * _KEY_BYTES] for i in range(0, len(hexes), 2 * _KEY_BYTES)]
+            fresh = [i for i, k in enumerate(keys) if k not in self._view.index]
+            if len(fresh) < len(keys):
+                self._compact_all = True
+            start = self._view.count
+            self._append([keys[i] for i in fresh], records["vector"][fresh])
+            self._segments.append(_Segment(path, start, self._view.count))
+        self._ann = self._load_index()
+
+    def _read_first_segment(self) -> int:
+        path = self.directory / _RETAINED
+        if not path.exists():
+            return 1
+        try:
+            return int(json.loads(path.read_text())["first_segment"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # Only the segments `retain` had not deleted yet come back: a superset, still correct.
+            log.warning("%s: unreadable (%s); every segment is loaded", path, exc)
+            return 1
+
+    def _index_paths(self) -> tuple[Path, Path]:
+        return self.directory / "ann.hnsw", self.directory / "ann.json"
+
+    def _save_index(self, index: object, view: _Rows) -> None:
+        index_path, meta_path = self._index_paths()
+        tmp = index_path.with_name(index_path.name + ".tmp")
+        index.save_index(str(tmp))
+        fsync(tmp)
+        os.replace(tmp, index_path)
+        meta = {"covered": view.count, "keys_sha256": _keys_digest(view, view.count)}
+        write_atomic(meta_path, json.dumps(meta).encode())
+
+    def _load_index(self) -> _Ann | None:
+        """The saved ANN index, if it was built over exactly the rows loaded (in order)."""
+        index_path, meta_path = self._index_paths()
+        if not index_path.exists() or not meta_path.exists():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            covered = int(meta["covered"])
+            if covered > self._view.count or meta["keys_sha256"] != _keys_digest(self._view, covered):
+                raise ValueError("built over other rows")
+            import hnswlib
+
+            index = hnswlib.Index(space="ip", dim=self.dim)
+            index.load_index(str(index_path), max_elements=covered)
+            index.set_ef(HNSW_EF_SEARCH)
+            return _Ann(index, covered, self._view.keys)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            log.warning("%s: ANN index dropped (%s); it will be rebuilt", index_path, exc)
+            index_path.unlink(missing_ok=True)
+            meta_path.unlink(missing_ok=True)
+            return None
+
+
+def _best(view: _Rows, rows: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[str, float]]:
+    if len(scores) > k:
+        top = np.argpartition(-scores, k)[:k]
+        rows, scores = rows[top], scores[top]
+    order = np.argsort(-scores, kind="stable")
+    return [(view.keys[rows[i]], float(scores[i])) for i in order]
+
+
+def _keys_digest(view: _Rows, count: int) -> str:
+    return hashlib.sha256("".join(view.keys[:count]).encode()).hexdigest()
+
+
+def _number(segment: Path) -> int:
+    return int(_SEGMENT.fullmatch(segment.name)[1])
+
+

@@ -1,0 +1,236 @@
+"""The writer's side of the index: the messages every stage sends it, the tracker that tells a
+sender when its writes are committed, and the writer task itself, the only IndexWriter.
+
+The writer commits every K files or T seconds, as soon as a sync's last write is applied, and
+(shielded, with a deadline) on shutdown. A write or commit that fails (disk full, read-only)
+fails the syncs it held (StoreError) after a rollback; the writer itself goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import attrs
+import trio
+
+from codeweir.config import Limits
+from codeweir.errors import CodeweirError, StoreError
+from codeweir.index.store import Store
+from codeweir.records import CommitRecord, FileRecord
+
+log = logging.getLogger(__name__)
+
+Report = Callable[[dict], None]
+
+
+def ignore(event: dict) -> None:
+    """A Report for writes nobody follows."""
+
+
+@attrs.define(eq=False)
+class SyncTracker:
+    """One sync's outstanding work as the shared stages see it."""
+
+    repo: str
+    expected: int
+    report: Report
+    written: int = 0
+    committed: int = 0
+    statuses: Counter = attrs.Factory(Counter)
+    cancelled: bool = False  # its files still queued are dropped
+    error: CodeweirError | None = None
+    done: trio.Event = attrs.Factory(trio.Event)
+
+    def settle(self, n: int = 1) -> None:
+        """`n` items will never reach the index (dropped after a cancel)."""
+        self.expected -= n
+        self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        if self.committed >= self.expected:
+            self.done.set()
+
+    def on_commit(self, n: int) -> None:
+        self.committed += n
+        if not self.done.is_set():  # a failed sync has already ended; its job has no listeners
+            self.report({"stage": "index", "done": self.committed, "total": self.expected})
+        self._maybe_done()
+
+    def fail(self, error: CodeweirError) -> None:
+        """End the sync with `error`; its files still queued are dropped."""
+        self.error = self.error or error
+        self.cancelled = True
+        self.done.set()
+
+
+@attrs.frozen
+class WriteFile:
+    tracker: SyncTracker
+    record: FileRecord
+
+
+@attrs.frozen
+class DeleteFile:
+    tracker: SyncTracker
+    repo: str
+    path: str
+    reason: str = "deleted"  # or "vanished": gone from the worktree between scan and read
+
+
+@attrs.frozen
+class DeleteRepo:
+    tracker: SyncTracker
+    repo: str
+
+
+@attrs.frozen
+class FinishRebuild:
+    """The rebuilt index holds every repository: searches switch to it (Store.finish_rebuild)."""
+
+    tracker: SyncTracker
+
+
+@attrs.frozen
+class WriteCommits:
+    tracker: SyncTracker
+    repo: str
+    commits: tuple[CommitRecord, ...]
+
+
+@attrs.frozen
+class DeleteCommits:
+    tracker: SyncTracker
+    repo: str
+
+
+@attrs.frozen
+class SetRepoMeta:
+    tracker: SyncTracker
+    repo: str
+    meta: dict = attrs.field(hash=False)
+
+
+Write = WriteFile | DeleteFile | DeleteRepo | FinishRebuild | WriteCommits | DeleteCommits | SetRepoMeta
+
+
+async def write_and_wait(tracker: SyncTracker, send: Callable[[], Awaitable[None]]) -> None:
+    """Run `send` (which sends `tracker`'s writes), then wait until all of them are committed.
+
+    Raises the error that ended the tracker's writes. Cancelled, the writes still queued are
+    dropped; what is already committed stays.
+    """
+    try:
+        await send()
+        await tracker.done.wait()
+    except BaseException:
+        tracker.cancelled = True
+        raise
+    if tracker.error:
+        raise tracker.error
+
+
+async def write_one(writes: trio.MemorySendChannel[Write], repo: str, make: Callable[[SyncTracker], Write]) -> None:
+    """Send one write, made for its own tracker, and wait until it is committed."""
+    tracker = SyncTracker(repo, 1, report=ignore)
+    await write_and_wait(tracker, lambda: writes.send(make(tracker)))
+
+
+async def writer_stage(
+    writes: trio.MemoryReceiveChannel[Write],
+    store: Store,
+    *,
+    store_limiter: trio.CapacityLimiter,
+    limits: Limits,
+    on_written: Callable[[list[Write]], None] | None = None,
+    task_status=trio.TASK_STATUS_IGNORED,
+) -> None:
+    """The only task that writes the index. Commits every K files or T seconds, at the end
+    of each sync, and (shielded, with a deadline) on shutdown. `on_written` sees each batch
+    of applied writes (the embed backlog takes their chunks and commit messages; it must not block)."""
+    uncommitted: Counter[SyncTracker] = Counter()
+    first_uncommitted = math.inf
+    task_status.started()
+
+    async def commit() -> None:
+        nonlocal first_uncommitted
+        if not uncommitted:
+            return
+        batch = dict(uncommitted)
+        uncommitted.clear()
+        first_uncommitted = math.inf
+        try:
+            await trio.to_thread.run_sync(store.commit, limiter=store_limiter)
+        except StoreError as exc:
+            log.error("%s", exc)
+            for tracker in batch:
+                tracker.fail(exc)
+            return
+        for tracker, n in batch.items():
+            tracker.on_commit(n)
+
+    def apply(items: list[Write]) -> None:
+        for item in items:
+            if isinstance(item, WriteFile):
+                store.write_file(item.record)
+                item.tracker.statuses[item.record.status] += 1
+            elif isinstance(item, DeleteFile):
+                store.delete_file(item.repo, item.path)
+                item.tracker.statuses[item.reason] += 1
+            elif isinstance(item, DeleteRepo):
+                store.delete_repo(item.repo)
+            elif isinstance(item, WriteCommits):
+                store.write_commits(item.repo, item.commits)
+            elif isinstance(item, DeleteCommits):
+                store.delete_commits(item.repo)
+            elif isinstance(item, SetRepoMeta):
+                store.set_repo_meta(item.repo, item.meta)
+            else:
+                store.finish_rebuild()
+
+    try:
+        async with writes:
+            while True:
+                items: list[Write] = []
+                # Only the wait for work times out. A deadline passing later, at the store
+                # limiter, would drop a batch already received and leave its sync waiting forever.
+                with trio.move_on_at(first_uncommitted + limits.commit_every_seconds):
+                    try:
+                        items.append(await writes.receive())
+                    except trio.EndOfChannel:
+                        break
+                if items:
+                    while len(items) < 256:
+                        try:
+                            items.append(writes.receive_nowait())
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                    try:
+                        await trio.to_thread.run_sync(apply, items, limiter=store_limiter)
+                    except StoreError as exc:
+                        log.error("%s", exc)
+                        await trio.to_thread.run_sync(store.rollback, limiter=store_limiter)
+                        for tracker in {i.tracker for i in items} | set(uncommitted):
+                            tracker.fail(exc)
+                        uncommitted.clear()
+                        first_uncommitted = math.inf
+                        continue
+                    for item in items:
+                        item.tracker.written += 1
+                        uncommitted[item.tracker] += 1
+                    if on_written is not None:
+                        on_written(items)
+                    first_uncommitted = min(first_uncommitted, trio.current_time())
+                sync_finished = any(t.written >= t.expected for t in uncommitted)
+                if (
+                    sync_finished
+                    or sum(uncommitted.values()) >= limits.commit_every_files
+                    or trio.current_time() >= first_uncommitted + limits.commit_every_seconds
+                ):
+                    await commit()
+    finally:
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + 10
+            await commit()

@@ -1,0 +1,281 @@
+"""Query planning over the store: lexical search with code-aware terms, filters, snippets.
+
+Filters (repo, path glob, language, kind, facets, and their negations) are clauses of the
+Tantivy query itself, so a filter never returns fewer results than exist because it ran after
+a top-k. Ranking: a query is a sum of labelled parts (the words, their adjacency, a definition
+of the name, the exact identifier), multiplied by the chunk's facet weight (source over tests,
+vendored, generated and minified code: see `facets`), which Tantivy applies to every match.
+With `explain`, each hit lists what each part and the weight gave.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import tantivy
+
+from codeweir.errors import RequestError
+from codeweir.facets import SOURCE, rank_weight
+from codeweir.globs import glob_regex
+from codeweir.index.store import IDENT, PARTS, SCHEMA, Store, stored_chunk, tokens
+from codeweir.records import StoredChunk
+from codeweir.search.query import Query
+
+MAX_LIMIT = 1000
+FACET_WEIGHT = "facet_weight"  # the fast field Tantivy multiplies scores by (see facets.stored_weight)
+
+
+@attrs.frozen
+class Filters:
+    repo: str | None = None
+    path: str | None = None  # a glob: "*.go", "net/http/**", "src/*/main.py"
+    lang: str | None = None
+    kind: str | None = None
+    facets: tuple[str, ...] = ()  # any of these: "test", "vendored", "generated", "minified", "source"
+    not_repos: tuple[str, ...] = ()
+    not_paths: tuple[str, ...] = ()
+    not_langs: tuple[str, ...] = ()
+    not_kinds: tuple[str, ...] = ()
+    not_facets: tuple[str, ...] = ()
+    not_words: tuple[str, ...] = ()  # chunks with one of these words are left out
+
+    @classmethod
+    def of(cls, query: Query, *, repo: str | None, path: str | None, lang: str | None, kind: str | None) -> Filters:
+        """The filters of a parsed query, with those given as request params."""
+        return cls(
+            repo=merged("repo", repo, query.repo),
+            path=merged("path", path, query.path),
+            lang=merged("lang", lang, query.lang),
+            kind=merged("kind", kind, query.kind),
+            facets=query.facets,
+            not_repos=query.not_repos,
+            not_paths=query.not_paths,
+            not_langs=query.not_langs,
+            not_kinds=query.not_kinds,
+            not_facets=query.not_facets,
+            not_words=query.excluded,
+        )
+
+
+def merged(name: str, param: str | None, queried: str | None) -> str | None:
+    """A filter given as a request param, in the query, or both alike."""
+    if param and queried and param != queried:
+        raise RequestError(f"{name}: the request says {param!r} and the query says {name}:{queried}; give one")
+    return queried or param
+
+
+@attrs.frozen
+class Hit:
+    """One search result, flat, as the API and `search --json` print it."""
+
+    repo: str
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str
+    kind: str
+    language: str
+    score: float
+    snippet: str
+    blob: str
+    line: int | None = None  # exact matches: the matching line and its 1-based column
+    column: int | None = None
+    facets: tuple[str, ...] = ()  # empty for ordinary source
+    stale: bool = False  # the worktree's file has changed since it was indexed
+    explain: dict[str, float] | None = None
+    content_hash: str = attrs.field(default="", repr=False, eq=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the API sends it: line, column and explain only where they exist."""
+        out = attrs.asdict(self, filter=lambda a, _: a.name != "content_hash")
+        return {k: v for k, v in out.items() if v is not None or k not in ("line", "column", "explain")}
+
+
+@attrs.frozen
+class Scored:
+    """A query as labelled parts whose scores add up, so a hit's score can be explained."""
+
+    parts: tuple[tuple[str, tantivy.Occur, tantivy.Query], ...]
+
+    def query(self) -> tantivy.Query:
+        return tantivy.Query.boolean_query([(occur, query) for _, occur, query in self.parts])
+
+    def explain(self, searcher: tantivy.Searcher, address: tantivy.DocAddress) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for label in dict.fromkeys(label for label, _, _ in self.parts):
+            query = tantivy.Query.boolean_query([(o, q) for name, o, q in self.parts if name == label])
+            try:
+                value = json.loads(query.explain(searcher, address).to_json())["value"]
+            except ValueError:  # this part does not match the document
+                value = 0.0
+            out[label] = round(float(value), 4)
+        return out
+
+
+def _term(field: str, value: str) -> tantivy.Query:
+    return tantivy.Query.term_query(SCHEMA, field, value)
+
+
+def _path_query(glob: str) -> tantivy.Query:
+    try:
+        return tantivy.Query.regex_query(SCHEMA, "path", glob_regex(glob))
+    except ValueError as exc:
+        raise RequestError(f"path: {exc}") from None
+
+
+def filter_clauses(filters: Filters, doc_kind: str) -> list[tuple[tantivy.Occur, tantivy.Query]]:
+    must, must_not = tantivy.Occur.Must, tantivy.Occur.MustNot
+    clauses = [(must, _term("doc_kind", doc_kind))]
+    for field, value in (("repo", filters.repo), ("language", filters.lang), ("kind", filters.kind)):
+        if value:
+            clauses.append((must, _term(field, value)))
+    if filters.path:
+        clauses.append((must, _path_query(filters.path)))
+    if filters.facets:
+        clauses.append((must, tantivy.Query.term_set_query(SCHEMA, "facet", list(filters.facets))))
+    for field, values in (
+        ("repo", filters.not_repos),
+        ("language", filters.not_langs),
+        ("kind", filters.not_kinds),
+        ("facet", filters.not_facets),
+    ):
+        clauses.extend((must_not, _term(field, value)) for value in values)
+    clauses.extend((must_not, _path_query(glob)) for glob in filters.not_paths)
+    clauses.extend((must_not, q) for word in filters.not_words if (q := word_query(word)) is not None)
+    return clauses
+
+
+CHUNK_TEXT_FIELDS = ("content", "symbol", "path_parts")
+
+
+def word_query(word: str, fields: Sequence[str] = CHUNK_TEXT_FIELDS) -> tantivy.Query | None:
+    """A word is present if all its subwords are, adjacent, in one of `fields`."""
+    parts = tokens(PARTS, word)
+    if not parts:
+        return None
+    return tantivy.Query.boolean_query([(tantivy.Occur.Should, parts_query(field, parts)) for field in fields])
+
+
+def parts_query(field: str, parts: Sequence[str]) -> tantivy.Query:
+    return _term(field, parts[0]) if len(parts) == 1 else tantivy.Query.phrase_query(SCHEMA, field, list(parts))
+
+
+def required_words(text: str) -> list[tantivy.Query]:
+    """One query per word of `text`, each of which a chunk must match."""
+    return [q for word in text.split() if (q := word_query(word)) is not None]
+
+
+def lexical_query(text: str) -> Scored | None:
+    """Every word must match (in content, symbol or path); definitions, identifiers and
+    phrases rank higher.
+
+    `parse duration` finds parseDuration, parse_duration and ParseDuration (subword terms,
+    with a boost for adjacency); `parseDuration` ranks its definition, then its exact
+    identifier, first.
+    """
+    required = required_words(text)
+    if not required:
+        return None
+    must, should = tantivy.Occur.Must, tantivy.Occur.Should
+
+    def boost(query: tantivy.Query, factor: float) -> tantivy.Query:
+        return tantivy.Query.boost_query(query, factor)
+
+    parts = [("words", must, q) for q in required]
+    all_parts = tokens(PARTS, text)
+    if len(all_parts) > 1:
+        parts.append(("phrase", should, boost(tantivy.Query.phrase_query(SCHEMA, "content", all_parts), 2.0)))
+        parts.append(("definition", should, boost(tantivy.Query.phrase_query(SCHEMA, "symbol", all_parts), 4.0)))
+    for ident in tokens(IDENT, text):
+        parts.append(("identifier", should, boost(_term("ident", ident), 3.0)))
+        parts.append(("definition", should, boost(_term("symbol_exact", ident), 8.0)))
+    for part in sorted(set(all_parts)):
+        parts.append(("definition", should, boost(_term("symbol", part), 1.5)))
+    return Scored(tuple(parts))
+
+
+# Tier scores spaced so that the facet weight (1 to 2) never lifts a tier over the one above;
+# an exact name is also within fuzzy distance, so it scores 9 + 1.
+SYMBOL_TIERS = (("exact", 9.0), ("prefix", 3.0), ("fuzzy", 1.0))
+
+
+def symbol_query(name: str) -> Scored:
+    """Definitions by name: exact, then prefix, then fuzzy (constant scores, so the tiers hold)."""
+    name = name.strip().lower()
+    if not name or any(c.isspace() for c in name):
+        raise RequestError(f"query: a symbol query is one name, got {name!r}")
+    queries = {
+        "exact": _term("symbol_exact", name),
+        "prefix": tantivy.Query.regex_query(SCHEMA, "symbol_exact", re.escape(name) + ".+"),
+        "fuzzy": tantivy.Query.fuzzy_term_query(SCHEMA, "symbol_exact", name, distance=1 if len(name) < 6 else 2),
+    }
+    return Scored(
+        tuple(
+            (tier, tantivy.Occur.Should, tantivy.Query.const_score_query(queries[tier], score))
+            for tier, score in SYMBOL_TIERS
+        )
+    )
+
+
+def search_symbols(store: Store, name: str, filters: Filters, limit: int, *, explain: bool = False) -> list[Hit]:
+    """Blocking: run in a thread."""
+    return _run(store, symbol_query(name), filters, limit, explain)
+
+
+def search_lexical(store: Store, text: str, filters: Filters, limit: int, *, explain: bool = False) -> list[Hit]:
+    """Blocking: run in a thread."""
+    scored = lexical_query(text)
+    if scored is None:
+        return []
+    return _run(store, scored, filters, limit, explain)
+
+
+def _run(store: Store, scored: Scored, filters: Filters, limit: int, explain: bool) -> list[Hit]:
+    query = scored.query()
+    # Filters select without scoring, so the score is the parts' sum times the facet weight.
+    only = tantivy.Query.const_score_query(tantivy.Query.boolean_query(filter_clauses(filters, "chunk")), 0.0)
+    full = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)])
+    searcher = store.searcher()
+    result = searcher.search(full, limit=min(limit, MAX_LIMIT), weight_by_field=FACET_WEIGHT)
+    snippets = tantivy.SnippetGenerator.create(searcher, query, SCHEMA, "content")
+    snippets.set_max_num_chars(240)
+    hits = []
+    for score, address in result.hits:
+        doc = searcher.doc(address)
+        hit = to_hit(doc, score, snippets.snippet_from_doc(doc).to_html())
+        if explain:
+            hit = attrs.evolve(hit, explain={**scored.explain(searcher, address), "facet": rank_weight(hit.facets)})
+        hits.append(hit)
+    return hits
+
+
+def to_hit(doc: tantivy.Document, score: float, snippet: str, **extra: Any) -> Hit:
+    return chunk_hit(stored_chunk(doc), score, snippet, **extra)
+
+
+def chunk_hit(c: StoredChunk, score: float, snippet: str, **extra: Any) -> Hit:
+    return Hit(
+        repo=c.repo,
+        path=c.path,
+        start_line=c.start_line,
+        end_line=c.end_line,
+        symbol=c.symbol_path or c.symbol,
+        kind=c.kind,
+        language=c.language,
+        score=round(float(score), 4),
+        snippet=snippet or _first_lines(c.content),
+        blob=c.blob,
+        facets=tuple(f for f in c.facets if f != SOURCE),
+        content_hash=c.content_hash,
+        **extra,
+    )
+
+
+def _first_lines(content: str, n: int = 3) -> str:
+    return html.escape("\n".join(content.splitlines()[:n]))
+

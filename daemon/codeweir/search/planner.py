@@ -1,0 +1,178 @@
+"""Answering `search` requests: which search a request asks for, and running it.
+
+Lexical, exact (quoted literals and regex) and symbol searches run on the index alone;
+semantic and hybrid ones embed the query first and fuse the two rankings; commit searches
+likewise. Every blocking call runs in a thread under the search limiter, and hits whose file
+has changed since it was indexed are marked stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from codeweir.config import RepoConfig
+from codeweir.embed.backlog import EmbeddingService
+from codeweir.errors import CodeweirError, RequestError
+from codeweir.git.freshness import stale_paths
+from codeweir.index.store import Store
+from codeweir.search.commits import CommitFilters, CommitHit, search_commits, search_commits_by_meaning
+from codeweir.search.lexical import Filters, Hit, required_words, search_lexical, search_symbols
+from codeweir.search.query import Query
+from codeweir.search.regex import search_regex
+from codeweir.search.semantic import fuse_hybrid, reciprocal_rank_fusion, search_definitions, search_semantic
+
+log = logging.getLogger(__name__)
+
+
+class SearchRequests:
+    def __init__(
+        self,
+        store: Store,
+        embedding: EmbeddingService,
+        limiter: trio.CapacityLimiter,
+        repo: Callable[[str], RepoConfig | None],
+    ) -> None:
+        self.store = store
+        self.embedding = embedding
+        self.limiter = limiter
+        self.repo = repo  # the configured repository of a name, as of now (reloads change it)
+
+    async def answer(self, query: Query, params) -> dict[str, Any]:
+        mode = "symbol" if query.symbol is not None else params.mode
+        notes: list[str] = []
+        started = trio.current_time()
+        if mode in ("hybrid", "semantic"):
+            hits, more_notes = await self._search_by_meaning(mode, query, params)
+        elif mode == "commits":
+            hits, more_notes = await self._search_commits(query, params)
+        else:
+            search = plan_search(self.store, mode, query, params)
+            hits, more_notes = await trio.to_thread.run_sync(search, limiter=self.limiter)
+        if mode != "commits":
+            hits = await self._mark_stale(hits)
+        return {
+            "results": [h.to_dict() for h in hits],
+            "took_ms": round((trio.current_time() - started) * 1000, 2),
+            "mode": mode,
+            "notes": notes + more_notes,
+        }
+
+    async def _search_by_meaning(self, mode: str, query, params) -> tuple[list[Hit], list[str]]:
+        """Semantic, or hybrid: lexical, semantic and definitions named by the query fused by reciprocal rank."""
+        if not self.embedding.ready:
+            if mode == "semantic":
+                raise RequestError(self.embedding.unavailable_reason(), code=-32000)
+            lexical = plan_search(self.store, "lexical", query, params)
+            hits, notes = await trio.to_thread.run_sync(lexical, limiter=self.limiter)
+            return hits, [*notes, self.embedding.unavailable_reason() + "; showing lexical results"]
+        filters = Filters.of(query, repo=params.repo, path=params.path, lang=params.lang, kind=params.kind)
+        text = " ".join(query.words + query.literals) or params.query
+        vector = await self.embedding.embed_query(text)
+        wide = max(params.limit * 3, 30)
+        semantic = await trio.to_thread.run_sync(
+            search_semantic,
+            self.store,
+            self.embedding.serving_vectors,
+            vector,
+            filters,
+            wide if mode == "hybrid" else params.limit,
+            limiter=self.limiter,
+        )
+        notes = []
+        if waiting := self.embedding.waiting("chunk"):
+            notes.append(f"{waiting} chunks are not embedded yet; semantic results cover the rest")
+        if mode == "semantic":
+            return semantic, notes
+        lexical_hits, lexical_notes = await trio.to_thread.run_sync(
+            plan_search(self.store, "lexical", query, attrs.evolve(params, limit=wide)),
+            limiter=self.limiter,
+        )
+        definitions = await trio.to_thread.run_sync(
+            search_definitions, self.store, text, filters, wide, limiter=self.limiter
+        )
+        return fuse_hybrid(lexical_hits, semantic, definitions, params.limit), notes + lexical_notes
+
+    async def _search_commits(self, query, params) -> tuple[list[CommitHit], list[str]]:
+        """Commits by words, fused by reciprocal rank with commits by meaning once the model is
+        ready (the filters apply to both); newest first when the query has no words."""
+        filters = CommitFilters.of(query, repo=params.repo, path=params.path)
+        text = " ".join((*query.words, *query.literals))
+        by_meaning = bool(text) and self.embedding.ready
+        wide = max(params.limit * 3, 30) if by_meaning else params.limit
+        lexical = await trio.to_thread.run_sync(
+            search_commits, self.store, text, filters, wide, limiter=self.limiter
+        )
+        if not text:
+            return lexical, []
+        if not by_meaning:
+            return lexical, [self.embedding.unavailable_reason() + "; showing lexical results"]
+        vector = await self.embedding.embed_query(text)
+        vectors, limiter = self.embedding.serving_vectors, self.limiter
+        semantic = await trio.to_thread.run_sync(
+            search_commits_by_meaning, self.store, vectors, vector, filters, wide, limiter=limiter
+        )
+        notes = []
+        if waiting := self.embedding.waiting("commit"):
+            notes.append(f"{waiting} commit messages are not embedded yet; semantic results cover the rest")
+        fused = reciprocal_rank_fusion([lexical, semantic], params.limit, identity=lambda hit: (hit.repo, hit.sha))
+        return fused, notes
+
+    async def _mark_stale(self, hits: list[Hit]) -> list[Hit]:
+        """Flag hits whose file has changed in the repository since it was indexed."""
+        indexed: dict[str, dict[str, str]] = {}
+        for hit in hits:
+            indexed.setdefault(hit.repo, {})[hit.path] = hit.blob
+        stale: set[tuple[str, str]] = set()
+        for name, blobs in indexed.items():
+            repo = self.repo(name)
+            if repo is None:
+                continue
+            try:
+                paths = await trio.to_thread.run_sync(stale_paths, repo, blobs, limiter=self.limiter)
+            except CodeweirError as exc:  # the repository is unreadable now: its hits stay unflagged
+                log.warning("checking freshness: %s", exc)
+                continue
+            stale.update((name, path) for path in paths)
+        return [attrs.evolve(h, stale=True) if (h.repo, h.path) in stale else h for h in hits]
+
+
+def plan_search(store: Store, mode: str, query: Query, params) -> Callable[[], tuple[list, list[str]]]:
+    """The blocking search a request asks for, as a call returning (hits, notes)."""
+    limit, explain = params.limit, params.explain
+    filters = Filters.of(query, repo=params.repo, path=params.path, lang=params.lang, kind=params.kind)
+    if mode == "symbol":
+        name = query.symbol or query.text
+        return lambda: (search_symbols(store, name, filters, limit, explain=explain), [])
+    if mode == "regex":
+        if not query.pattern:
+            raise RequestError("query: regex mode needs a pattern (filters go before or after it)")
+        patterns = [query.pattern]
+    elif query.literals:
+        patterns = [re.escape(literal) for literal in query.literals]
+    elif query.words:
+        return lambda: (search_lexical(store, query.text, filters, limit, explain=explain), [])
+    else:
+        raise RequestError('query: nothing to search for; give words, a "quoted literal" or sym:Name')
+    case_sensitive = _case_sensitive(query.case, params.case_sensitive, patterns)
+    words = required_words(query.text)
+
+    def exact() -> tuple[list, list[str]]:
+        result = search_regex(
+            store, patterns, filters, limit, case_sensitive=case_sensitive, words=words, explain=explain
+        )
+        return result.hits, result.notes
+
+    return exact
+
+
+def _case_sensitive(case: str | None, default: bool, patterns: list[str]) -> bool:
+    """case:yes / case:no, or case:auto (sensitive when a pattern has a capital), or the request's."""
+    if case == "auto":
+        return any(c.isupper() for p in patterns for c in re.sub(r"\\.", "", p))
+    return default if case is None else case == "yes"

@@ -1,0 +1,202 @@
+"""`run_daemon()`: the top nursery. It makes every channel and limiter and passes them in.
+
+Shutdown order (SIGTERM/SIGINT): stop accepting and cancel running syncs, then close the
+files and writes channels so the parse stages drain and the writer makes its final,
+shielded commit; STOPPING=1 goes out first. A second signal exits at once. SIGHUP reloads.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from codeweir.config import Config, load_config
+from codeweir.embed.backlog import EmbeddingService
+from codeweir.errors import CodeweirError, ConfigError, StoreError
+from codeweir.host.memory import use_one_arena
+from codeweir.index.store import Store
+from codeweir.index.writes import writer_stage
+from codeweir.ingest.pipeline import background_workers, parse_stage
+from codeweir.service import server, systemd
+from codeweir.service.handlers import Daemon, Stages
+from codeweir.service.jobs import JobRunner
+from codeweir.service.scheduler import Backoff, Scheduler
+
+log = logging.getLogger("codeweir")
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """Hold an exclusive lock on the state dir for the daemon's life: one writer only."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = state_dir / "daemon.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreError(f"another codeweir daemon (pid {holder}) is using the state dir {state_dir}") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+async def run_daemon(
+    config: Config,
+    config_path: Path | None = None,
+    *,
+    started_in: Path | None = None,
+    task_status=trio.TASK_STATUS_IGNORED,
+) -> None:
+    """The daemon: `config`, re-read on reload from `config_path` (or, with no config file, the
+    embedded default over `started_in`, the repository it was started in)."""
+    state_dir = Path(config.state_dir)
+    lock_fd = lock_state_dir(state_dir)
+    try:
+        store = await trio.to_thread.run_sync(Store, state_dir / "index")
+        await _serve(config, config_path, started_in, store, task_status)
+    finally:
+        os.close(lock_fd)
+
+
+async def _serve(config: Config, config_path: Path | None, started_in: Path | None, store: Store, task_status) -> None:
+    limits = config.limits
+    files_send, files_recv = trio.open_memory_channel(limits.files_channel)
+    writes_send, writes_recv = trio.open_memory_channel(limits.writes_channel)
+    in_flight = trio.CapacityLimiter(limits.files_in_flight)
+    parse_workers = trio.CapacityLimiter(limits.parse_workers)
+    store_limiter = trio.CapacityLimiter(1)
+    stages = Stages(
+        files=files_send,
+        writes=writes_send,
+        git_limiter=trio.CapacityLimiter(2),
+        search_limiter=trio.CapacityLimiter(4),
+    )
+    async def run_sync(job, report):
+        return await daemon.run_job(job, report)
+
+    runner = JobRunner(
+        Scheduler(queue_size=limits.queue_size),
+        run_sync,
+        concurrency=trio.CapacityLimiter(limits.concurrent_syncs),
+        backoff=Backoff(),
+    )
+    backlog_send, backlog_recv = trio.open_memory_channel(limits.embed_channel)
+    embedding = EmbeddingService(config.model, Path(config.state_dir), store, backlog_recv)
+    services_scope = trio.CancelScope()
+    daemon = Daemon(
+        config, config_path, store, stages, runner, stop=services_scope.cancel, embedding=embedding, started_in=started_in
+    )
+
+    async def write(task_status=trio.TASK_STATUS_IGNORED) -> None:
+        # The writer feeds the embed backlog; it closes it when it is done.
+        async with backlog_send:
+            await writer_stage(
+                writes_recv,
+                store,
+                store_limiter=store_limiter,
+                limits=limits,
+                on_written=partial(embedding.offer, backlog_send) if config.model.enabled else None,
+                task_status=task_status,
+            )
+
+    async with trio.open_nursery() as outer:
+        await outer.start(_handle_signals, daemon)
+        async with background_workers(), trio.open_nursery() as stage_nursery:
+            await stage_nursery.start(write)
+            await stage_nursery.start(embedding.run)
+            async with files_recv:
+                for _ in range(limits.files_in_flight):
+                    stage_nursery.start_soon(
+                        partial(
+                            parse_stage,
+                            files_recv.clone(),
+                            writes_send.clone(),
+                            in_flight=in_flight,
+                            workers=parse_workers,
+                            max_bytes=limits.max_file_bytes,
+                        )
+                    )
+            async with files_send, writes_send:
+                with services_scope:
+                    async with trio.open_nursery() as services:
+                        await services.start(runner.run)
+                        await services.start(server.serve_unix, _listener(config), daemon.handlers(), config.server)
+                        interval = systemd.watchdog_interval()
+                        if interval is not None:
+                            services.start_soon(systemd.watchdog, interval)
+                        await daemon.forget_unconfigured()
+                        daemon.submit_all()
+                        daemon.start_watchers(services)
+                        systemd.notify("READY=1", f"STATUS=serving {len(config.repositories)} repositories")
+                        log.info("codeweir ready: socket %s, state %s", config.socket, config.state_dir)
+                        task_status.started(daemon)
+            # The channels are closed: the parse stages drain, the writer commits and returns.
+            stage_nursery.cancel_scope.deadline = trio.current_time() + 30
+        outer.cancel_scope.cancel()
+    await trio.to_thread.run_sync(store.close)
+    log.info("codeweir stopped")
+
+
+def _listener(config: Config):
+    """systemd's socket when activated; else the path, which the server binds and removes at exit."""
+    activated = systemd.listen_fds()
+    return activated[0] if activated else Path(config.socket)
+
+
+async def _handle_signals(daemon: Daemon, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        task_status.started()
+        stopping = False
+        async for signum in signals:
+            if signum == signal.SIGHUP:
+                if not stopping:
+                    daemon.reload_soon()
+                continue
+            if stopping:
+                log.warning("second signal: exiting at once")
+                os._exit(1)
+            stopping = True
+            log.info("signal %s: stopping", signal.Signals(signum).name)
+            daemon.shutdown()
+
+
+def main(config_path: Path | None = None, started_in: Path | None = None) -> int:
+    """`codeweir daemon`: 0 after a clean stop, 2 for a bad config (file or environment), 1 for other errors."""
+    try:
+        config = load_config(config_path, started_in=started_in)
+    except ConfigError as exc:
+        print(f"codeweir: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change batch
+    use_one_arena()  # before any thread starts
+    if not config.repositories:
+        log.warning("no repositories configured and not started inside a git repository: nothing to index")
+    failures: list[BaseException] = []
+    try:
+        trio.run(partial(run_daemon, config, config_path, started_in=started_in))
+    except* CodeweirError as group:  # the nurseries wrap what their tasks raise
+        failures = list(_leaves(group))
+    for exc in failures:
+        log.error("%s", exc)
+    if any(isinstance(exc, ConfigError) for exc in failures):  # $LISTEN_FDS, $NOTIFY_SOCKET
+        return 2
+    return 1 if failures else 0
+
+
+def _leaves(group: BaseExceptionGroup) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        yield from _leaves(exc) if isinstance(exc, BaseExceptionGroup) else (exc,)

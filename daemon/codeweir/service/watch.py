@@ -1,0 +1,264 @@
+"""Watching repositories: worktree changes (watchfiles) and ref moves (polling), turned into syncs.
+
+A saved file becomes an interactive sync of just the changed paths, once the worktree has been
+quiet for `debounce` seconds (an editor's save is several events). A commit or checkout moves
+HEAD or a ref: that becomes a sync of the whole repository. Bare repositories and configured
+refs have no worktree to watch; their ref is polled.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import anyio
+import attrs
+import pygit2
+import trio
+import watchfiles
+
+from codeweir.config import RepoConfig
+from codeweir.errors import Busy, RepoError
+from codeweir.service.scheduler import SyncRequest
+
+log = logging.getLogger(__name__)
+
+Submit = Callable[[SyncRequest], object]
+
+
+@attrs.frozen
+class Changes:
+    paths: frozenset[str] = frozenset()  # relative to the worktree root, posix
+    refs_moved: bool = False  # HEAD or a ref changed: a commit, checkout, merge or fetch
+
+
+@attrs.define
+class Debouncer:
+    """Gathers changes until `quiet` seconds pass without one, or `max_delay` since the first.
+
+    `max_delay` keeps a worktree that never goes quiet (a build writing files) from starving
+    the index.
+    """
+
+    quiet: float
+    max_delay: float
+    _paths: set[str] = attrs.field(factory=set, init=False)
+    _refs_moved: bool = attrs.field(default=False, init=False)
+    _first: float = attrs.field(default=math.inf, init=False)
+    _last: float = attrs.field(default=math.inf, init=False)
+
+    def add(self, changes: Changes, now: float) -> None:
+        if not changes.paths and not changes.refs_moved:
+            return
+        self._paths |= changes.paths
+        self._refs_moved |= changes.refs_moved
+        self._first = min(self._first, now)
+        self._last = now
+
+    def deadline(self) -> float:
+        """When the pending changes are due; inf with nothing pending."""
+        return min(self._last + self.quiet, self._first + self.max_delay)
+
+    def take(self, now: float) -> Changes | None:
+        """The pending changes if they are due (and forget them), else None."""
+        if now < self.deadline():
+            return None
+        changes = Changes(frozenset(self._paths), self._refs_moved)
+        self._paths, self._refs_moved, self._first, self._last = set(), False, math.inf, math.inf
+        return changes
+
+
+def sync_request(repo_name: str, changes: Changes) -> SyncRequest:
+    if changes.refs_moved:
+        # The whole repository: a checkout may change any file, and a sync of it covers the paths.
+        return SyncRequest(repo_name)
+    return SyncRequest(repo_name, paths=changes.paths, priority="interactive")
+
+
+def is_ref_change(relative: str) -> bool:
+    """Whether a path under the worktree is a file git rewrites when HEAD or a ref moves."""
+    if relative.endswith(".lock"):
+        return False  # git writes the lock, then renames it over the ref: that rename counts
+    return relative in (".git/HEAD", ".git/packed-refs") or relative.startswith(".git/refs/")
+
+
+class _Worktree:
+    """Turns watchfiles' absolute paths into changes that matter, with git's ignore rules."""
+
+    def __init__(self, repo: RepoConfig) -> None:
+        self.root = Path(repo.path)
+        self._git = _open(repo)
+
+    def changes(self, raw: Iterable[tuple[watchfiles.Change, str]]) -> Changes:
+        paths, refs_moved = set(), False
+        for _, absolute in raw:
+            try:
+                relative = Path(absolute).relative_to(self.root).as_posix()
+            except ValueError:
+                continue
+            if relative == ".git" or relative.startswith(".git/"):
+                refs_moved |= is_ref_change(relative)
+            elif not self._ignored(relative, absolute):
+                paths.add(relative)
+        return Changes(frozenset(paths), refs_moved)
+
+    def _ignored(self, relative: str, absolute: str) -> bool:
+        # libgit2 matches "build/" rules against a directory only when told it is one.
+        as_dir = relative + "/" if os.path.isdir(absolute) else relative
+        try:
+            return self._git.path_is_ignored(as_dir)
+        except pygit2.GitError:
+            return False  # an unreadable .gitignore: better a needless sync than a missed one
+
+
+def _open(repo: RepoConfig) -> pygit2.Repository:
+    try:
+        return pygit2.Repository(repo.path, pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
+    except (pygit2.GitError, OSError) as exc:
+        raise RepoError(f"repository {repo.name!r} at {repo.path}: cannot open: {exc}") from None
+
+
+def _submit(submit: Submit, request: SyncRequest) -> bool:
+    """Submit; False when the queue is full, for the caller to try again later."""
+    try:
+        submit(request)
+        return True
+    except Busy as exc:
+        log.warning("repository %r: sync deferred: %s", request.repo, exc)
+        return False
+
+
+async def watch_worktree(
+    repo: RepoConfig,
+    submit: Submit,
+    *,
+    debounce: float = 0.3,
+    max_delay: float = 1.0,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Submit a sync for every quiet-separated burst of changes in `repo`'s worktree.
+
+    Started means the repository is open; the watches are set up a moment later (the daemon's
+    start-up sync covers that moment). Raises RepoError (inside exception groups, from the
+    nurseries) when the worktree cannot be watched; watch_repository handles that.
+    """
+    worktree = await trio.to_thread.run_sync(_Worktree, repo)
+    debouncer = Debouncer(quiet=debounce, max_delay=max_delay)
+    send, receive = trio.open_memory_channel[Changes](16)
+    task_status.started()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_read_changes, worktree, send)
+        async with receive:
+            while True:
+                with trio.move_on_at(debouncer.deadline()):
+                    debouncer.add(await receive.receive(), trio.current_time())
+                    continue
+                changes = debouncer.take(trio.current_time())
+                if changes is not None and not _submit(submit, sync_request(repo.name, changes)):
+                    debouncer.add(changes, trio.current_time())  # queue full: try again when quiet
+
+
+async def _read_changes(worktree: _Worktree, send: trio.MemorySendChannel[Changes]) -> None:
+    # awatch waits in a thread that cancellation cannot interrupt; setting stop_event ends that
+    # wait within one step, so a cancelled watcher goes away at once instead of after its timeout.
+    stop = anyio.Event()
+    async with send, trio.open_nursery() as nursery:
+        nursery.start_soon(_set_when_cancelled, stop)
+        try:
+            async for raw in watchfiles.awatch(worktree.root, watch_filter=None, step=20, stop_event=stop):
+                changes = await trio.to_thread.run_sync(worktree.changes, raw)
+                if changes.paths or changes.refs_moved:
+                    await send.send(changes)
+                if not worktree.root.is_dir():  # its watches went with it: watch again once it is back
+                    raise RepoError(f"{worktree.root}: the worktree is gone")
+        except OSError as exc:
+            raise RepoError(f"cannot watch {worktree.root}: {exc}") from None
+        nursery.cancel_scope.cancel()
+
+
+async def _set_when_cancelled(event: anyio.Event) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        event.set()
+
+
+def resolve_ref(repo: RepoConfig) -> str | None:
+    """The commit `repo`'s indexed ref (HEAD by default) points at; None for an unborn HEAD."""
+    git = _open(repo)
+    name = repo.ref or "HEAD"
+    if name == "HEAD" and git.head_is_unborn:
+        return None
+    try:
+        return str(git.revparse_single(name).peel(pygit2.Commit).id)
+    except (KeyError, ValueError, pygit2.GitError):
+        raise RepoError(f"repository {repo.name!r} at {repo.path}: ref {name!r} does not name a commit") from None
+
+
+async def poll_refs(
+    repo: RepoConfig,
+    submit: Submit,
+    *,
+    interval: float = 30.0,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Submit a sync of the whole repository whenever its ref points somewhere new.
+
+    A ref that cannot be resolved counts as a change too: the sync that follows fails and the
+    repository's backoff says why in status.
+    """
+    last = await _resolve_or_error(repo)
+    task_status.started()
+    while True:
+        await trio.sleep(interval)
+        current = await _resolve_or_error(repo)
+        if current != last and _submit(submit, SyncRequest(repo.name)):
+            last = current
+
+
+async def _resolve_or_error(repo: RepoConfig) -> str:
+    try:
+        return await trio.to_thread.run_sync(resolve_ref, repo) or ""
+    except RepoError as exc:
+        return f"error: {exc}"
+
+
+def watches_worktree(repo: RepoConfig) -> bool:
+    """Whether `repo` indexes a worktree (watched) rather than a ref (polled)."""
+    return not repo.ref and not _open(repo).is_bare
+
+
+async def watch_repository(
+    repo: RepoConfig,
+    submit: Submit,
+    *,
+    debounce: float = 0.3,
+    poll_interval: float = 30.0,
+    retry: float = 60.0,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Watch a worktree or poll a ref, whichever `repo` indexes; never raises for a repository
+    that goes missing or breaks: logs it and tries again every `retry` seconds."""
+    task_status.started()
+    last_reasons = ""
+    while True:
+        try:
+            if await trio.to_thread.run_sync(watches_worktree, repo):
+                await watch_worktree(repo, submit, debounce=debounce)
+            else:
+                await poll_refs(repo, submit, interval=poll_interval)
+        except* RepoError as errors:  # from inside the watcher's nurseries
+            reasons = "; ".join(str(exc) for exc in _leaves(errors))
+            # Once per new reason: a repository that stays missing should not fill the log.
+            log.log(logging.DEBUG if reasons == last_reasons else logging.WARNING,
+                    "not watching %s; trying again every %g s", reasons, retry)
+            last_reasons = reasons
+        await trio.sleep(retry)
+
+
+def _leaves(group: BaseExceptionGroup) -> Iterable[BaseException]:
+    for exc in group.exceptions:
+        yield from _leaves(exc) if isinstance(exc, BaseExceptionGroup) else (exc,)

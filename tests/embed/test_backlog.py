@@ -1,0 +1,263 @@
+"""Semantic and hybrid search through a real daemon with the real ONNX model."""
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trio
+
+from codeweir.config import parse_config
+from codeweir.embed.backlog import EmbeddingService, EmbedItem
+from codeweir.embedded_text import content_hash
+from codeweir.index.store import Store
+from codeweir.index.vectors import VectorStore
+from codeweir.search.lexical import Filters, Hit
+from codeweir.search.semantic import reciprocal_rank_fusion, search_semantic
+from codeweir.service.daemon import run_daemon
+from tests.host.test_priority import background, niceness, started_since, thread_stats
+from tests.service.test_daemon import Conn, git
+
+FILES = {
+    "textutil.py": '''def shout(text):
+    """Return the text in upper case letters."""
+    return text.upper()
+''',
+    "net.go": """package net
+
+// Dial opens a TCP connection to the given network address.
+func Dial(address string) (Conn, error) {
+\treturn connect(address)
+}
+""",
+    "mathx.rs": """/// Greatest common divisor of two numbers, by Euclid's algorithm.
+pub fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+""",
+}
+
+
+@pytest.fixture
+def repo(tmp_path):
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    for name, text in FILES.items():
+        (repo / name).write_text(text)
+    return repo
+
+
+def make_config(tmp_path, repo, **model):
+    return parse_config(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "socket": str(tmp_path / "run" / "codeweir.sock"),
+            "repositories": [{"name": "proj", "path": str(repo)}],
+            "limits": {"files_in_flight": 2, "parse_workers": 1},
+            "model": model,
+        },
+        base_dir=tmp_path,
+    )
+
+
+async def start(nursery, config):
+    daemon = await nursery.start(run_daemon, config)
+    stream = await trio.open_unix_socket(config.socket)
+    return daemon, Conn(stream)
+
+
+def standalone_service(config):
+    """An embedding service on its own store, outside a daemon: tests drive its steps."""
+    store = Store(Path(config.state_dir) / "index")
+    send, receive = trio.open_memory_channel(1)
+    return store, send, EmbeddingService(config.model, Path(config.state_dir), store, receive)
+
+
+async def synced(daemon, conn):
+    await conn.call("sync", {"repo": "proj", "wait": True})
+    await daemon.embedding.wait_idle()
+
+
+async def test_semantic_search_finds_code_by_meaning(tmp_path, repo, default_model_dir, nursery):
+    daemon, conn = await start(nursery, make_config(tmp_path, repo, path=str(default_model_dir)))
+    await synced(daemon, conn)
+    status = (await conn.call("status"))["result"]
+    assert status["model"]["state"] == "ready" and status["model"]["provider"] == "CPUExecutionProvider"
+    (proj,) = status["repos"]
+    assert proj["chunks"] > 0 and proj["chunks_embedded"] == proj["chunks"]
+    for query, path in [
+        ("convert a string to capitals", "textutil.py"),
+        ("open a network connection", "net.go"),
+        ("largest number dividing both", "mathx.rs"),
+    ]:
+        reply = await conn.call("search", {"query": query, "mode": "semantic", "limit": 1})
+        assert reply["result"]["results"][0]["path"] == path, (query, reply)
+    daemon.shutdown()
+
+
+async def test_hybrid_search_fuses_lexical_and_semantic(tmp_path, repo, default_model_dir, nursery):
+    daemon, conn = await start(nursery, make_config(tmp_path, repo, path=str(default_model_dir)))
+    await synced(daemon, conn)
+    reply = (await conn.call("search", {"query": "gcd of two numbers", "limit": 3}))["result"]
+    assert reply["mode"] == "hybrid"
+    assert reply["results"][0]["path"] == "mathx.rs"
+    # Filters apply to both halves.
+    reply = (await conn.call("search", {"query": "connection", "lang": "go", "mode": "semantic"}))["result"]
+    assert {h["language"] for h in reply["results"]} == {"go"}
+    daemon.shutdown()
+
+
+async def test_identical_chunks_are_embedded_once(tmp_path, repo, default_model_dir, nursery):
+    daemon, conn = await start(nursery, make_config(tmp_path, repo, path=str(default_model_dir)))
+    await synced(daemon, conn)
+    vectors = len(daemon.embedding.vectors)
+    (repo / "vendor").mkdir()
+    (repo / "vendor" / "textutil_copy.py").write_text(FILES["textutil.py"])
+    (repo / "renamed.go").write_text(FILES["net.go"])
+    (repo / "net.go").unlink()
+    await synced(daemon, conn)
+    assert len(daemon.embedding.vectors) == vectors
+    status = (await conn.call("status"))["result"]["repos"][0]
+    assert status["chunks_embedded"] == status["chunks"]
+    daemon.shutdown()
+
+
+async def test_vectors_survive_a_restart_and_only_missing_ones_are_embedded(tmp_path, repo, default_model_dir):
+    config = make_config(tmp_path, repo, path=str(default_model_dir))
+    async with trio.open_nursery() as nursery:
+        daemon, conn = await start(nursery, config)
+        await synced(daemon, conn)
+        first = daemon.embedding.embedded_total
+        daemon.shutdown()
+    assert first > 0
+    async with trio.open_nursery() as nursery:
+        daemon, conn = await start(nursery, config)
+        await synced(daemon, conn)
+        assert daemon.embedding.embedded_total == 0
+        daemon.shutdown()
+
+
+async def test_without_a_model_semantic_says_why_and_hybrid_falls_back(tmp_path, repo, nursery):
+    daemon, conn = await start(nursery, make_config(tmp_path, repo, enabled=False))
+    await synced(daemon, conn)
+    error = (await conn.call("search", {"query": "connection", "mode": "semantic"}))["error"]
+    assert "disabled" in error["message"]
+    reply = (await conn.call("search", {"query": "connection"}))["result"]
+    assert reply["results"][0]["path"] == "net.go"
+    assert any("lexical" in note for note in reply["notes"])
+    daemon.shutdown()
+
+
+async def test_a_broken_model_is_reported_and_lexical_search_goes_on(tmp_path, repo, nursery):
+    (tmp_path / "badmodel").mkdir()
+    daemon, conn = await start(nursery, make_config(tmp_path, repo, path=str(tmp_path / "badmodel")))
+    await synced(daemon, conn)
+    model = (await conn.call("status"))["result"]["model"]
+    assert model["state"] == "failed" and "model.onnx" in model["error"]
+    reply = (await conn.call("search", {"query": "Dial", "mode": "lexical"}))["result"]
+    assert reply["results"][0]["path"] == "net.go"
+    daemon.shutdown()
+
+
+def _hit(path: str) -> Hit:
+    return Hit("r", path, 1, 2, "", "function", "python", 0.0, "", "b")
+
+
+def test_rrf_rewards_agreement_between_rankings():
+    fused = reciprocal_rank_fusion([[_hit("a"), _hit("b"), _hit("c")], [_hit("c"), _hit("b"), _hit("d")]], 4)
+    # c: 1/61 + 1/63, b: 2/62, a: 1/61, d: 1/63.
+    assert [h.path for h in fused] == ["c", "b", "a", "d"]
+    assert np.isclose(fused[1].score, 2 / 62)
+
+
+async def test_a_model_switch_keeps_semantic_search_on_the_old_model_until_the_new_one_covers(
+    tmp_path, repo, default_model_dir
+):
+    old = make_config(tmp_path, repo, path=str(default_model_dir))
+    async with trio.open_nursery() as nursery:
+        daemon, conn = await start(nursery, old)
+        await synced(daemon, conn)
+        old_id = daemon.embedding.embedder.model_id
+        daemon.shutdown()
+    # Another model: the same weights with other pooling give other vectors, hence another id.
+    new = make_config(tmp_path, repo, path=str(default_model_dir), pooling="cls")
+    store, send, service = standalone_service(new)
+    await service._load()
+    assert service.embedder.model_id != old_id
+    assert service.state == "filling" and service.serving[0].model_id == old_id
+    query = await service.embed_query("open a network connection")
+    assert search_semantic(store, service.serving_vectors, query, Filters(), 1)[0].path == "net.go"
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(service._consume)
+        await service.wait_idle()
+        assert service.state == "ready" and service.serving[0] is service.embedder
+        nursery.cancel_scope.cancel()
+    # The old model's vectors are no longer read: they are gone, and only the new model's remain.
+    vectors_dir = Path(new.state_dir) / "vectors"
+    assert sorted(p.name for p in vectors_dir.iterdir()) == sorted([service.embedder.model_id, "serving-model.json"])
+
+
+async def test_every_thread_the_embedding_service_starts_runs_niced_while_the_event_loop_keeps_its_priority(
+    tmp_path, repo, default_model_dir
+):
+    """So searches keep their latency while the backlog is embedded: onnxruntime's intra-op
+    threads and the thread that runs the model start niced, the event loop's thread does not."""
+    config = make_config(tmp_path, repo, path=str(default_model_dir), threads=2)
+    store, send, service = standalone_service(config)
+    texts = [f"def square_{i}(x):\n    return x * x + {i}\n" for i in range(20)]
+    send.send_nowait([EmbedItem("proj", "chunk", content_hash(text), text) for text in texts])
+    await trio.to_thread.run_sync(store.searcher)  # trio's worker thread, which the service reuses, and the reader
+    before = thread_stats()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        await service.wait_idle()
+        started = started_since(before)
+        nursery.cancel_scope.cancel()
+    assert service.embedded_total == len(texts) and service.state == "ready"
+    assert len(started) >= 2 and set(started.values()) == {background()}  # one intra-op thread and one of ours
+    assert thread_stats()[threading.get_native_id()].nice == niceness()
+
+
+async def test_a_reconciliation_forgets_the_vectors_of_edited_chunks_and_search_still_answers(
+    tmp_path, repo, default_model_dir
+):
+    config = make_config(tmp_path, repo, path=str(default_model_dir))
+    async with trio.open_nursery() as nursery:
+        daemon, conn = await start(nursery, config)
+        await synced(daemon, conn)
+        before = daemon.store.content_hashes()
+        (repo / "textutil.py").write_text(FILES["textutil.py"].replace("upper case letters", "capital letters"))
+        await synced(daemon, conn)
+        after = daemon.store.content_hashes()
+        (old,), (new,) = before - after, after - before
+        assert old in daemon.embedding.vectors and new in daemon.embedding.vectors  # the edit only adds
+        daemon.shutdown()
+    async with trio.open_nursery() as nursery:
+        daemon, conn = await start(nursery, config)  # reconciles at start
+        await synced(daemon, conn)
+        vectors = daemon.embedding.vectors
+        assert old not in vectors and set(vectors.added_since(0)) == after
+        reply = await conn.call("search", {"query": "convert a string to capitals", "mode": "semantic", "limit": 1})
+        assert reply["result"]["results"][0]["path"] == "textutil.py"
+        model_id, dim = vectors.model_id, vectors.dim
+        daemon.shutdown()
+    on_disk = VectorStore(Path(config.state_dir) / "vectors", model_id, dim)
+    assert set(on_disk.added_since(0)) == after
+
+
+async def test_a_reconciliation_keeps_vectors_of_writes_not_yet_committed_and_forgets_them_later(
+    tmp_path, repo, default_model_dir
+):
+    """The writer offers a batch before it commits it: a vector whose chunk the scan cannot see
+    yet survives the reconciliation after it was embedded, and goes at the next one."""
+    config = make_config(tmp_path, repo, path=str(default_model_dir))
+    store, send, service = standalone_service(config)
+    await service._load()
+    texts = [f"def cube_{i}(x):\n    return x * x * x + {i}\n" for i in range(12)]
+    items = [EmbedItem("proj", "chunk", content_hash(text), text) for text in texts]
+    await service._embed_items(items)
+    await service._reconcile()
+    assert all(item.content_hash in service.vectors for item in items)
+    await service._reconcile()  # still in no committed chunk: dead
+    assert len(service.vectors) == 0

@@ -1,0 +1,145 @@
+import json
+
+import pytest
+import tantivy
+
+from codeweir.errors import StoreError
+from codeweir.index.store import META_FILE, Store
+from codeweir.records import Chunk, FileRecord
+
+
+def record(path: str, blob: str, *bodies: str, repo: str = "r", status: str = "indexed") -> FileRecord:
+    chunks = []
+    line = 1
+    for i, body in enumerate(bodies):
+        n = body.count("\n") + 1
+        chunks.append(Chunk(line, line + n - 1, 0, len(body), f"f{i}", "function", f"f{i}", body))
+        line += n
+    return FileRecord(repo, path, blob, "python", tuple(chunks), tuple(f"h-{path}-{i}" for i in range(len(bodies))), status)
+
+
+def test_a_file_update_replaces_its_chunks_in_one_commit(tmp_path):
+    store = Store(tmp_path / "index")
+    store.write_file(record("a.py", "b1", "def one(): pass", "def two(): pass"))
+    store.commit()
+    assert [c.symbol for c in store.chunks_of("r", "a.py")] == ["f0", "f1"]
+    store.write_file(record("a.py", "b2", "def three(): pass"))
+    # Not visible before the commit: searches read the last committed generation.
+    assert len(store.chunks_of("r", "a.py")) == 2
+    store.commit()
+    assert [c.content for c in store.chunks_of("r", "a.py")] == ["def three(): pass"]
+    assert store.file_blobs("r") == {"a.py": "b2"}
+    assert store.count(("doc_kind", "file")) == 1
+
+
+def test_delete_file_and_delete_repo_remove_every_document(tmp_path):
+    store = Store(tmp_path / "index")
+    store.write_file(record("a.py", "b1", "x = 1"))
+    store.write_file(record("b.py", "b2", "y = 2"))
+    store.write_file(record("c.py", "b3", "z = 3", repo="other"))
+    store.commit()
+    store.delete_file("r", "a.py")
+    store.commit()
+    assert store.file_blobs("r") == {"b.py": "b2"}
+    assert store.chunks_of("r", "a.py") == []
+    store.delete_repo("r")
+    store.commit()
+    assert store.repos() == ["other"]
+    assert store.count(("repo", "r")) == 0
+
+
+def test_committed_state_survives_reopening_and_uncommitted_does_not(tmp_path):
+    store = Store(tmp_path / "index")
+    store.write_file(record("a.py", "b1", "x = 1"))
+    store.commit()
+    store.write_file(record("b.py", "b2", "y = 2"))
+    store.rollback()
+    store.close()
+    again = Store(tmp_path / "index")
+    assert again.file_blobs("r") == {"a.py": "b1"}
+
+
+def test_file_status_counts_skip_reasons(tmp_path):
+    store = Store(tmp_path / "index")
+    store.write_file(record("a.py", "b1", "x = 1"))
+    store.write_file(record("img.png", "b2", status="binary"))
+    store.commit()
+    assert store.file_status("r") == {"indexed": 1, "binary": 1}
+
+
+def old_versions_index(directory) -> None:
+    """An index with a.py, recorded as written by an older schema and chunker."""
+    store = Store(directory)
+    store.write_file(record("a.py", "b1", "x = 1"))
+    store.commit()
+    store.close()
+    (directory / META_FILE).write_text(json.dumps({"schema": 0, "chunker": 0}))
+
+
+def test_an_index_of_other_versions_is_rebuilt_beside_it_while_searches_read_the_old_one(tmp_path):
+    old_versions_index(tmp_path / "index")
+    store = Store(tmp_path / "index")
+    assert store.rebuilding
+    assert store.file_blobs("r") == {}  # the planner sees the rebuild: every file is indexed again
+    store.write_file(record("b.py", "b2", "y = 2"))
+    store.commit()
+    assert [c.content for c in store.chunks_of("r", "a.py")] == ["x = 1"]
+    assert store.chunks_of("r", "b.py") == []
+    store.finish_rebuild()
+    assert not store.rebuilding
+    assert store.chunks_of("r", "a.py") == []
+    assert [c.content for c in store.chunks_of("r", "b.py")] == ["y = 2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+    store.close()
+    again = Store(tmp_path / "index")
+    assert not again.rebuilding and again.file_blobs("r") == {"b.py": "b2"}
+
+
+def rebuild_in_part(directory) -> None:
+    """An index of older versions, and its rebuild with b.py committed, cut short."""
+    old_versions_index(directory)
+    store = Store(directory)
+    store.write_file(record("b.py", "b2", "y = 2"))
+    store.commit()
+    store.close()
+
+
+def test_a_rebuild_cut_short_resumes_with_what_it_had_committed(tmp_path):
+    rebuild_in_part(tmp_path / "index")
+    again = Store(tmp_path / "index")
+    assert again.rebuilding and again.file_blobs("r") == {"b.py": "b2"}
+    assert [c.content for c in again.chunks_of("r", "a.py")] == ["x = 1"]
+
+
+def test_a_swap_cut_short_between_its_renames_is_completed_at_open(tmp_path):
+    rebuild_in_part(tmp_path / "index")
+    (tmp_path / "index").rename(tmp_path / "index.old")  # the first rename of finish_rebuild
+    again = Store(tmp_path / "index")
+    assert not again.rebuilding
+    assert again.file_blobs("r") == {"b.py": "b2"}
+    assert [c.content for c in again.chunks_of("r", "b.py")] == ["y = 2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+
+
+def test_an_index_of_a_schema_this_code_cannot_read_is_rebuilt_from_empty(tmp_path):
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("title", stored=True)
+    (tmp_path / "index").mkdir()
+    foreign = tantivy.Index(builder.build(), path=str(tmp_path / "index"))
+    writer = foreign.writer(15_000_000, 1)
+    writer.add_document(tantivy.Document(title="old"))
+    writer.commit()
+    writer.wait_merging_threads()
+    store = Store(tmp_path / "index")
+    assert store.rebuilding and store.count(("doc_kind", "file")) == 0
+    store.write_file(record("b.py", "b2", "y = 2"))
+    store.commit()
+    assert store.count(("doc_kind", "file")) == 1  # searches follow the rebuild as it grows
+    store.finish_rebuild()
+    assert Store(tmp_path / "index").file_blobs("r") == {"b.py": "b2"}
+
+
+def test_an_unusable_index_directory_is_a_store_error(tmp_path):
+    (tmp_path / "index").write_text("not a directory")
+    with pytest.raises(StoreError, match="cannot open the index"):
+        Store(tmp_path / "index")

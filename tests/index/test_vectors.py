@@ -1,0 +1,300 @@
+"""vectors: a content-addressed, crash-safe vector cache with exact and ANN search."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codeweir.errors import StoreError
+from codeweir.index.vectors import VectorStore
+
+DIM = 16
+
+
+def key(i: int) -> str:
+    return hashlib.sha256(str(i).encode()).hexdigest()[:32]
+
+
+def unit(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def segments(store: VectorStore) -> list[Path]:
+    return sorted(store.directory.glob("seg-*.npy"))
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(7)
+
+
+def test_added_vectors_are_found_by_hash(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = VectorStore(tmp_path, "m", DIM)
+    store.add([key(1), key(2)], unit(rng, 2))
+    assert len(store) == 2 and key(1) in store and key(3) not in store
+    assert store.missing([key(3), key(1), key(3), key(4)]) == [key(3), key(4)]
+
+
+def test_a_known_hash_keeps_its_first_vector(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = VectorStore(tmp_path, "m", DIM)
+    first, second, third = unit(rng, 3)
+    store.add([key(1), key(1)], np.stack([first, second]))
+    store.add([key(1)], third[None])
+    assert len(store) == 1
+    assert store.search(first, 1) == [(key(1), pytest.approx(1.0, abs=1e-5))]
+
+
+@pytest.mark.parametrize(
+    ("hashes", "shape", "message"),
+    [
+        ([key(1)], (1, DIM + 1), r"shape \(1, 16\)"),
+        ([key(1), key(2)], (1, DIM), r"shape \(2, 16\)"),
+        (["XYZ"], (1, DIM), "32 lowercase hex digits, got 'XYZ'"),
+        ([key(1).upper()], (1, DIM), "32 lowercase hex"),
+    ],
+)
+def test_bad_input_to_add_is_a_value_error_naming_it(tmp_path: Path, hashes, shape, message: str) -> None:
+    store = VectorStore(tmp_path, "m", DIM)
+    with pytest.raises(ValueError, match=message):
+        store.add(hashes, np.zeros(shape, dtype=np.float32))
+    assert len(store) == 0
+
+
+def test_a_model_id_that_cannot_be_a_directory_is_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot name a directory"):
+        VectorStore(tmp_path, "../escape", DIM)
+
+
+def test_saved_vectors_come_back_exactly_and_per_model(tmp_path: Path, rng: np.random.Generator) -> None:
+    hashes = [key(1), "00" * 16, "ab" + "00" * 15]  # trailing zero bytes survive the file format
+    vectors = unit(rng, 3)
+    store = VectorStore(tmp_path, "model-a", DIM)
+    store.add(hashes, vectors)
+    store.save()
+    again = VectorStore(tmp_path, "model-a", DIM)
+    assert len(again) == 3
+    for h, v in zip(hashes, vectors):
+        assert again.search(v, 1, candidates=[h]) == [(h, pytest.approx(float(v @ v), abs=1e-6))]
+    assert len(VectorStore(tmp_path, "model-b", DIM)) == 0
+
+
+def test_many_small_saves_leave_few_segments(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = VectorStore(tmp_path, "m", DIM)
+    for i in range(200):
+        store.add([key(i)], unit(rng, 1))
+        store.save()
+    assert len(segments(store)) <= 8
+    assert len(VectorStore(tmp_path, "m", DIM)) == 200
+    assert not list(store.directory.glob("*.tmp"))
+
+
+def test_save_with_nothing_new_writes_nothing(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = VectorStore(tmp_path, "m", DIM)
+    store.add([key(1)], unit(rng, 1))
+    store.save()
+    before = [(p.name, p.stat().st_mtime_ns) for p in segments(store)]
+    store.save()
+    assert [(p.name, p.stat().st_mtime_ns) for p in segments(store)] == before
+
+
+def test_a_corrupt_segment_is_dropped_with_a_warning_and_the_rest_kept(
+    tmp_path: Path, rng: np.random.Generator, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = VectorStore(tmp_path, "m", DIM)
+    store.add([key(i) for i in range(8)], unit(rng, 8))
+    store.save()
+    store.add([key(8)], unit(rng, 1))
+    store.save()  # 8 rows then 1: two segments, no merge
+    big, small = segments(store)
+    big.write_bytes(big.read_bytes()[:100])
+    (store.directory / "seg-00000099.npy.tmp").write_bytes(b"half-written")
+    with caplog.at_level(logging.WARNING, logger="codeweir.index.vectors"):
+        again = VectorStore(tmp_path, "m", DIM)
+    assert len(again) == 1 and key(8) in again
+    assert "corrupt vector segment dropped" in caplog.text
+    assert segments(again) == [small] and not list(again.directory.glob("*.tmp"))
+
+
+def test_segments_left_overlapping_by_a_crash_mid_merge_are_compacted(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = VectorStore(tmp_path, "m", DIM)
+    store.add([key(i) for i in range(5)], unit(rng, 5))
+    store.save()
+    (only,) = segments(store)
+    (store.directory / "seg-00000009.npy").write_bytes(only.read_bytes())  # merged copy, old not yet deleted
+    again = VectorStore(tmp_path, "m", DIM)
+    assert len(again) == 5
+    again.save()
+    assert len(segments(again)) == 1 and len(VectorStore(tmp_path, "m", DIM)) == 5
+
+
+def test_exact_search_ranks_by_inner_product(tmp_path: Path, rng: np.random.Generator) -> None:
+    vectors = unit(rng, 300)
+    store = VectorStore(tmp_path, "m", DIM)
+    store.add([key(i) for i in range(300)], vectors)
+    query = unit(rng, 1)[0]
+    scores = vectors @ query
+    expected = [key(i) for i in np.argsort(-scores)[:10]]
+    found = store.search(query, 10)
+    assert [h for h, _ in found] == expected
+    assert [s for _, s in found] == pytest.approx(sorted(scores, reverse=True)[:10], abs=1e-5)
+    assert len(store.search(query, 1000)) == 300 and store.search(query, 0) == []
+
+
+def test_candidates_give_every_match_even_the_far_ones(tmp_path: Path, rng: np.random.Generator) -> None:
+    vectors = unit(rng, 500)
+    store = VectorStore(tmp_path, "m", DIM, ann_threshold=100)
+    store.add([key(i) for i in range(500)], vectors)
+    store.refresh_index()
+    query = vectors[0]
+    far = [key(i) for i in np.argsort(vectors @ query)[:3]]  # the three worst matches
+    found = store.search(query, 10, candidates=[*far, far[0], "f" * 32])  # a repeat, an unknown
+    assert sorted(h for h, _ in found) == sorted(far)
+
+
+def test_a_query_of_the_wrong_shape_is_a_value_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"query vector of shape \(16,\)"):
+        VectorStore(tmp_path, "m", DIM).search(np.zeros(8, dtype=np.float32), 5)
+
+
+def clustered(rng: np.random.Generator, n: int, dim: int = 32) -> np.ndarray:
+    centres = unit(rng, 40, dim)
+    x = centres[rng.integers(0, 40, n)] + 0.3 * unit(rng, n, dim)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_ann_search_past_the_threshold_agrees_with_exact_and_sees_new_rows(tmp_path: Path, rng) -> None:
+    data = clustered(rng, 3000)
+    store = VectorStore(tmp_path, "m", 32, ann_threshold=1000)
+    store.add([key(i) for i in range(3000)], data)
+    assert store.refresh_index() is True
+    queries = clustered(rng, 50)
+    recall = np.mean([
+        len({h for h, _ in store.search(q, 10)} & {key(i) for i in np.argsort(-(data @ q))[:10]}) / 10
+        for q in queries
+    ])
+    assert recall >= 0.9
+    store.add([key(10_000)], queries[:1])  # not in the index yet: scored exactly beside it
+    assert store.search(queries[0], 1)[0][0] == key(10_000)
+
+
+def test_refresh_index_only_below_threshold_or_when_stale(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = VectorStore(tmp_path, "m", 32, ann_threshold=500)
+    store.add([key(i) for i in range(400)], clustered(rng, 400))
+    assert store.refresh_index() is False  # below the threshold
+    store.add([key(i) for i in range(400, 1000)], clustered(rng, 600))
+    assert store.refresh_index() is True
+    store.add([key(i) for i in range(1000, 1050)], clustered(rng, 50))
+    assert store.refresh_index() is False  # 5% uncovered
+    store.add([key(i) for i in range(1050, 1200)], clustered(rng, 150))
+    assert store.refresh_index() is True
+
+
+def test_the_ann_index_is_reloaded_only_over_the_same_rows(
+    tmp_path: Path, rng: np.random.Generator, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = VectorStore(tmp_path, "m", 32, ann_threshold=500)
+    store.add([key(i) for i in range(600)], clustered(rng, 600))
+    store.save()
+    store.refresh_index()
+    assert VectorStore(tmp_path, "m", 32, ann_threshold=500).refresh_index() is False  # reloaded, fresh
+    for path in segments(store):
+        path.unlink()  # the vectors are gone: the index no longer describes the store
+    with caplog.at_level(logging.WARNING, logger="codeweir.index.vectors"):
+        emptied = VectorStore(tmp_path, "m", 32, ann_threshold=500)
+    assert len(emptied) == 0 and "ANN index dropped" in caplog.text
+    assert not (emptied.directory / "ann.hnsw").exists()
+
+
+def test_retain_forgets_unlisted_vectors_in_memory_and_on_disk(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = VectorStore(tmp_path, "m", DIM)
+    vectors = unit(rng, 10)
+    store.add([key(i) for i in range(6)], vectors[:6])
+    store.save()
+    store.add([key(i) for i in range(6, 10)], vectors[6:])
+    store.save()
+    live = {key(i) for i in (1, 3, 7)} | {key(99)}  # a live key without a vector is no matter
+    assert store.retain(live) == 7
+    assert len(store) == 3 and all(key(i) in store for i in (1, 3, 7))
+    assert store.missing([key(0), key(1), key(7)]) == [key(0)]
+    assert [h for h, _ in store.search(vectors[7], 1)] == [key(7)]
+    assert {h for h, _ in store.search(vectors[0], 10)} == {key(1), key(3), key(7)}
+    assert len(segments(store)) == 1
+    again = VectorStore(tmp_path, "m", DIM)
+    assert len(again) == 3 and np.allclose(again.search(vectors[3], 1)[0][1], 1.0)
+
+
+def test_retain_with_nothing_to_forget_writes_nothing(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = VectorStore(tmp_path, "m", DIM)
+    store.add([key(i) for i in range(4)], unit(rng, 4))
+    store.save()
+    before = [(p.name, p.stat().st_mtime_ns) for p in segments(store)]
+    assert store.retain({key(i) for i in range(5)}) == 0
+    assert [(p.name, p.stat().st_mtime_ns) for p in segments(store)] == before
+
+
+def test_rows_added_after_retain_are_saved_and_come_back(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = VectorStore(tmp_path, "m", DIM)
+    store.add([key(i) for i in range(5)], unit(rng, 5))
+    store.save()
+    assert store.retain(set()) == 5 and len(store) == 0
+    store.add([key(7), key(8)], unit(rng, 2))
+    store.save()
+    assert set(VectorStore(tmp_path, "m", DIM).missing([key(i) for i in range(10)])) == {
+        key(i) for i in range(10)
+    } - {key(7), key(8)}
+
+
+def test_a_crash_at_any_step_of_retain_loads_the_old_set_or_the_new_one(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every file system change retain makes is preceded by a copy of the store's directory: each
+    copy is what a crash at that moment would leave, and each must load as one of the two sets."""
+    store = VectorStore(tmp_path / "live", "m", DIM)
+    for part in range(3):  # several segments
+        store.add([key(i) for i in range(part * 4, part * 4 + 4)], unit(rng, 4))
+        store.save()
+    old = {key(i) for i in range(12)}
+    new = {key(i) for i in range(0, 12, 3)}
+    crashes: list[Path] = []
+
+    def crash_here() -> None:
+        copy = tmp_path / f"crash-{len(crashes)}"
+        shutil.copytree(store.directory, copy / "m")
+        crashes.append(copy)
+
+    real_replace, real_unlink = os.replace, Path.unlink
+    monkeypatch.setattr("codeweir.index.vectors.os.replace", lambda a, b: (crash_here(), real_replace(a, b))[1])
+    monkeypatch.setattr(Path, "unlink", lambda self, **kw: (crash_here(), real_unlink(self, **kw))[1])
+    assert store.retain(new) == 8
+    monkeypatch.undo()
+    crash_here()
+    loaded = []
+    for copy in crashes:
+        again = VectorStore(copy, "m", DIM)
+        kept = {h for h in old if h in again}
+        assert kept in (old, new), copy
+        loaded.append(kept == new)
+        again.save()  # and whatever a crash left is tidied up without losing the set
+        assert {h for h in old if h in VectorStore(copy, "m", DIM)} == kept
+    assert loaded[0] is False and loaded[-1] is True and len(crashes) >= 4
+
+
+def test_retain_drops_the_ann_index_and_search_stays_right(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = VectorStore(tmp_path, "m", 32, ann_threshold=500)
+    vectors = clustered(rng, 1200)
+    store.add([key(i) for i in range(1200)], vectors)
+    store.save()
+    assert store.refresh_index() is True
+    assert store.retain({key(i) for i in range(0, 1200, 2)}) == 600
+    assert not (store.directory / "ann.hnsw").exists()
+    for i in (1, 2, 501):  # a forgotten vector is never found, a kept one still is
+        assert (key(i) in {h for h, _ in store.search(vectors[i], 5)}) == (i % 2 == 0)
+    assert store.refresh_index() is True  # rebuilt over the kept rows
+    assert store.search(vectors[502], 1)[0][0] == key(502)
