@@ -93,8 +93,12 @@ def run_exact(data, queries, truth, threads):
         s = data @ q
         return np.argpartition(-s, K)[:K]
 
-    return {"build_s": 0.0, "lat": latencies(one, queries), "recall": 1.0,
-            "stall": longest_stall_ms(lambda: [one(q) for q in queries[:50]])}
+    return {
+        "build_s": 0.0,
+        "lat": latencies(one, queries),
+        "recall": 1.0,
+        "stall": longest_stall_ms(lambda: [one(q) for q in queries[:50]]),
+    }
 
 
 def run_hnswlib(data, queries, truth, threads):
@@ -111,10 +115,13 @@ def run_hnswlib(data, queries, truth, threads):
     extra = hnswlib.Index(space="ip", dim=data.shape[1])
     extra.init_index(max_elements=10_000, M=16, ef_construction=100)
     extra.set_num_threads(1)
-    return {"build_s": build, "lat": latencies(lambda q: index.knn_query(q, k=K, num_threads=1), queries),
-            "recall": recall(labels, truth),
-            "stall": longest_stall_ms(lambda: [index.knn_query(q, k=K, num_threads=1) for q in queries[:50]]),
-            "stall_add": longest_stall_ms(lambda: extra.add_items(data[:10_000]))}
+    return {
+        "build_s": build,
+        "lat": latencies(lambda q: index.knn_query(q, k=K, num_threads=1), queries),
+        "recall": recall(labels, truth),
+        "stall": longest_stall_ms(lambda: [index.knn_query(q, k=K, num_threads=1) for q in queries[:50]]),
+        "stall_add": longest_stall_ms(lambda: extra.add_items(data[:10_000])),
+    }
 
 
 def run_usearch(data, queries, truth, threads):
@@ -126,10 +133,13 @@ def run_usearch(data, queries, truth, threads):
     build = time.perf_counter() - t
     found = index.search(queries, K, threads=threads).keys
     extra = Index(ndim=data.shape[1], metric="ip", dtype="f32", connectivity=16, expansion_add=100)
-    return {"build_s": build, "lat": latencies(lambda q: index.search(q, K, threads=1), queries),
-            "recall": recall(found, truth),
-            "stall": longest_stall_ms(lambda: [index.search(q, K, threads=1) for q in queries[:50]]),
-            "stall_add": longest_stall_ms(lambda: extra.add(np.arange(10_000), data[:10_000], threads=1))}
+    return {
+        "build_s": build,
+        "lat": latencies(lambda q: index.search(q, K, threads=1), queries),
+        "recall": recall(found, truth),
+        "stall": longest_stall_ms(lambda: [index.search(q, K, threads=1) for q in queries[:50]]),
+        "stall_add": longest_stall_ms(lambda: extra.add(np.arange(10_000), data[:10_000], threads=1)),
+    }
 
 
 def main() -> None:
@@ -162,13 +172,17 @@ def main() -> None:
     idle = longest_stall_ms(lambda: time.sleep(0.5))
     print(f"noise floor: the main thread's longest gap beside a sleeping thread: {idle[1]:.1f} ms")
     base = results["exact (numpy)"]
-    print(f"\n{'library':<14} {'build s':>8} {'p50 ms':>8} {'p99 ms':>8} {'vs exact':>9} {'recall@10':>10} "
-          f"{'50 queries: call / main-thread stall ms':>40} {'add 10k: call / stall ms':>26}")
+    print(
+        f"\n{'library':<14} {'build s':>8} {'p50 ms':>8} {'p99 ms':>8} {'vs exact':>9} {'recall@10':>10} "
+        f"{'50 queries: call / main-thread stall ms':>40} {'add 10k: call / stall ms':>26}"
+    )
     for name, r in results.items():
         add = r.get("stall_add")
-        print(f"{name:<14} {r['build_s']:8.1f} {r['lat'][0]:8.3f} {r['lat'][1]:8.3f} {base['lat'][0] / r['lat'][0]:8.1f}x "
-              f"{r['recall']:10.3f} {r['stall'][0]:31.1f} / {r['stall'][1]:6.1f} "
-              f"{(f'{add[0]:17.0f} / {add[1]:6.0f}' if add else ''):>26}")
+        print(
+            f"{name:<14} {r['build_s']:8.1f} {r['lat'][0]:8.3f} {r['lat'][1]:8.3f} {base['lat'][0] / r['lat'][0]:8.1f}x "
+            f"{r['recall']:10.3f} {r['stall'][0]:31.1f} / {r['stall'][1]:6.1f} "
+            f"{(f'{add[0]:17.0f} / {add[1]:6.0f}' if add else ''):>26}"
+        )
 
 
 if __name__ == "__main__":

@@ -177,13 +177,17 @@ def main() -> None:
         peak_daemon = daemon.peak_kib()
     finally:
         daemon.stop()
-    print(f"{repo.name}: {run.files} files, {run.chunks} chunks, {run.vectors} distinct texts embedded (chunks, commits), "
-          f"model {run.model['model']} on {run.model['provider']}, {threads} embedding thread(s)")
+    print(
+        f"{repo.name}: {run.files} files, {run.chunks} chunks, {run.vectors} distinct texts embedded (chunks, commits), "
+        f"model {run.model['model']} on {run.model['provider']}, {threads} embedding thread(s)"
+    )
     print(f"lexical complete        {run.lexical_s:8.1f} s")
     print(f"every chunk embedded    {run.embedded_s:8.1f} s  (first vector at {run.first_vector_s:.1f} s)")
     print(f"daemon CPU              {run.cpu_s:8.1f} s  ({run.cpu_ms_per_vector:.1f} ms per vector)")
-    print(f"peak RSS: daemon {mib(peak_daemon)} (anonymous, sampled: {mib(daemon.peak_anon_kib)}), "
-          f"largest worker {mib(daemon.peak_worker_kib)}")
+    print(
+        f"peak RSS: daemon {mib(peak_daemon)} (anonymous, sampled: {mib(daemon.peak_anon_kib)}), "
+        f"largest worker {mib(daemon.peak_worker_kib)}"
+    )
 
     texts = corpus_texts(repo, args.peer_chunks or run.vectors)
     peer = raw_session_rate(model_dir, texts, quantized=args.quantized, threads=threads, cache=args.model_cache)

@@ -132,7 +132,10 @@ def start_st_worker(args: argparse.Namespace, texts: list[str], state: Path, pro
     device = "cuda" if provider == "CUDAExecutionProvider" else "cpu"
     worker = subprocess.Popen(
         [args.st_python, "-c", ST_WORKER, str(state / "texts.json"), str(args.threads), str(state), device, str(CALL_SIZE)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=(state / "st.log").open("w"), text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=(state / "st.log").open("w"),
+        text=True,
     )
     if worker.stdout.readline().strip() != "ready":
         print(f"sentence-transformers worker failed; skipping it:\n{(state / 'st.log').read_text()[-2000:]}")
@@ -159,12 +162,16 @@ def main() -> None:
             build_onnx_model(default_model_source(), state / f"build-{quantize}", quantize=quantize)
             print(f"model build ({'int8' if quantize else 'fp32'}): {time.perf_counter() - t:.1f} s")
         embedders = {
-            variant: Embedder(ensure_model(ModelConfig(quantized=variant == "int8"), state), provider=args.provider, threads=args.threads)
+            variant: Embedder(
+                ensure_model(ModelConfig(quantized=variant == "int8"), state), provider=args.provider, threads=args.threads
+            )
             for variant in ("fp32", "int8")
         }
         tokens = [len(e.ids) for e in embedders["fp32"]._tokenizer.encode_batch(texts)]
-        print(f"{len(texts)} chunks of {args.corpus.name} (mean {np.mean(tokens):.0f} tokens, "
-              f"{np.mean(np.array(tokens) == 256):.0%} truncated at 256), {args.threads} threads, {embedders['fp32'].provider}")
+        print(
+            f"{len(texts)} chunks of {args.corpus.name} (mean {np.mean(tokens):.0f} tokens, "
+            f"{np.mean(np.array(tokens) == 256):.0%} truncated at 256), {args.threads} threads, {embedders['fp32'].provider}"
+        )
 
         calls = [texts[i : i + CALL_SIZE] for i in range(0, len(texts), CALL_SIZE)]
         st = start_st_worker(args, texts, state, embedders["fp32"].provider)
@@ -211,8 +218,10 @@ def main() -> None:
     for variant in embedders:
         (raw_wall, raw_cpu), (ours_wall, ours_cpu) = best[f"raw {variant}"], best[f"codeweir {variant}"]
         print(f"{'raw ONNX session ' + variant:28} {n / raw_wall:9.1f} {'':7} {vs_st(raw_wall):>7} {raw_cpu / n:12.4f}")
-        print(f"{'codeweir Embedder ' + variant:28} {n / ours_wall:9.1f} {raw_wall / ours_wall:6.2f}x "
-              f"{vs_st(ours_wall):>7} {ours_cpu / n:12.4f} {raw_cpu / ours_cpu:6.2f}x")
+        print(
+            f"{'codeweir Embedder ' + variant:28} {n / ours_wall:9.1f} {raw_wall / ours_wall:6.2f}x "
+            f"{vs_st(ours_wall):>7} {ours_cpu / n:12.4f} {raw_cpu / ours_cpu:6.2f}x"
+        )
     if st_vectors is not None:
         for variant, v in vectors.items():
             cos = np.sum(v * st_vectors, axis=1) / np.linalg.norm(st_vectors, axis=1)

@@ -42,9 +42,7 @@ def index_sets(state_dir: Path) -> tuple[set, set]:
         return (searcher.doc(address) for _, address in searcher.search(query, limit=max(total, 1)).hits)
 
     files = {(d.get_all("path")[0], d.get_all("blob")[0]) for d in documents("file")}
-    chunks = {
-        (c.path, c.start_line, c.end_line, c.symbol, c.content_hash) for c in map(stored_chunk, documents("chunk"))
-    }
+    chunks = {(c.path, c.start_line, c.end_line, c.symbol, c.content_hash) for c in map(stored_chunk, documents("chunk"))}
     return files, chunks
 
 
@@ -97,9 +95,7 @@ def main() -> None:
     subprocess.run(["git", "clone", "-q", str(source), str(clone)], check=True)
     git(clone, "checkout", "-q", first)
     daemon, full_first, status = full_index(clone)
-    print(
-        f"full index of {first[:10]}   {full_first:7.2f} s  ({status['files_indexed']} files, {status['chunks']} chunks)"
-    )
+    print(f"full index of {first[:10]}   {full_first:7.2f} s  ({status['files_indexed']} files, {status['chunks']} chunks)")
     try:
         seconds, counts = resync(daemon, clone, second)
     finally:

@@ -70,7 +70,7 @@ def bench(repo: Path, runs: int) -> dict:
         noop = timed(lambda: c.call("sync", {"repo": name, "wait": True}), runs)
         gst = timed(lambda: subprocess.run(["git", "-C", repo, "status", "--porcelain"], capture_output=True), runs)
         print(
-            f"no-op resync codeweir p50 {ms(noop, .5):7.1f} ms   git status p50 {ms(gst, .5):7.1f} ms"
+            f"no-op resync codeweir p50 {ms(noop, 0.5):7.1f} ms   git status p50 {ms(gst, 0.5):7.1f} ms"
             f"   ratio {statistics.median(noop) / statistics.median(gst):.2f}x"
         )
 
@@ -80,15 +80,19 @@ def bench(repo: Path, runs: int) -> dict:
             rg = timed(lambda: subprocess.run(["rg", "-l", "-F", literal, str(repo)], capture_output=True), runs)
             cs = timed(lambda: subprocess.run(["csearch", "-l", literal], env=env, capture_output=True), runs)
             print(
-                f"search {query!r:18} codeweir p50 {ms(ours, .5):6.2f} p99 {ms(ours, .99):6.2f} ms"
-                f" | rg p50 {ms(rg, .5):7.2f} ms ({ms(rg, .5) / ms(ours, .5):5.1f}x ours)"
-                f" | csearch p50 {ms(cs, .5):6.2f} ms ({ms(cs, .5) / ms(ours, .5):5.1f}x ours)"
+                f"search {query!r:18} codeweir p50 {ms(ours, 0.5):6.2f} p99 {ms(ours, 0.99):6.2f} ms"
+                f" | rg p50 {ms(rg, 0.5):7.2f} ms ({ms(rg, 0.5) / ms(ours, 0.5):5.1f}x ours)"
+                f" | csearch p50 {ms(cs, 0.5):6.2f} ms ({ms(cs, 0.5) / ms(ours, 0.5):5.1f}x ours)"
             )
     d.stop()
     shutil.rmtree(d.tmp, ignore_errors=True)
     shutil.rmtree(idx.parent, ignore_errors=True)
     return {
-        "name": name, "files": status["files_indexed"], "peak": peak_daemon, "anon": d.peak_anon_kib, "file": d.peak_file_kib,
+        "name": name,
+        "files": status["files_indexed"],
+        "peak": peak_daemon,
+        "anon": d.peak_anon_kib,
+        "file": d.peak_file_kib,
     }
 
 

@@ -22,8 +22,16 @@ from pathlib import Path
 
 from daemon_run import Daemon, corpus
 
-LEXICAL = ["ParseDuration", "parse duration", "NewReader", "errorf", "read timeout", "http server handler",
-           "bufio scanner", "context cancel"]
+LEXICAL = [
+    "ParseDuration",
+    "parse duration",
+    "NewReader",
+    "errorf",
+    "read timeout",
+    "http server handler",
+    "bufio scanner",
+    "context cancel",
+]
 SYMBOL = ["ParseDuration", "NewReader", "Scanner", "WriteString"]
 PACE_SECONDS = 0.005  # between queries: a busy client, not a flood
 GOAL_RATIO = 2.0
@@ -106,11 +114,11 @@ def main() -> None:
             print(f"   and the embedding of {vectors} texts from an empty vector store: {load_took:.1f} s under load")
         load = "sync+embedding" if args.model else "sync"
         for mode in ("lexical", "symbol"):
-            ratio = ms(loaded[mode], .99) / ms(idle[mode], .99)
-            goal = ratio <= GOAL_RATIO and (mode != "lexical" or ms(loaded[mode], .99) < GOAL_LEXICAL_MS)
+            ratio = ms(loaded[mode], 0.99) / ms(idle[mode], 0.99)
+            goal = ratio <= GOAL_RATIO and (mode != "lexical" or ms(loaded[mode], 0.99) < GOAL_LEXICAL_MS)
             print(
-                f"{mode:8} idle p50 {ms(idle[mode], .5):6.2f} p99 {ms(idle[mode], .99):6.2f} ms ({len(idle[mode])})"
-                f" | during {load} p50 {ms(loaded[mode], .5):6.2f} p99 {ms(loaded[mode], .99):6.2f} ms"
+                f"{mode:8} idle p50 {ms(idle[mode], 0.5):6.2f} p99 {ms(idle[mode], 0.99):6.2f} ms ({len(idle[mode])})"
+                f" | during {load} p50 {ms(loaded[mode], 0.5):6.2f} p99 {ms(loaded[mode], 0.99):6.2f} ms"
                 f" ({len(loaded[mode])}) | p99 ratio {ratio:.2f}x  goal {'met' if goal else 'MISSED'}"
             )
     finally:

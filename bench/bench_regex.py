@@ -103,8 +103,8 @@ def main() -> None:
             print(
                 f"{kind:7} {query!r:42} matches codeweir {len(ours):4} csearch {len(theirs):4}"
                 f" {'subset' if over else 'same'} {'yes' if agree else 'NO'}"
-                f" | p50 codeweir {ms(ours_t, .5):6.2f} ms csearch {ms(theirs_t, .5):6.2f} ms"
-                f" ratio {ratio:5.2f}x | p99 {ms(ours_t, .99):6.2f} / {ms(theirs_t, .99):6.2f} ms"
+                f" | p50 codeweir {ms(ours_t, 0.5):6.2f} ms csearch {ms(theirs_t, 0.5):6.2f} ms"
+                f" ratio {ratio:5.2f}x | p99 {ms(ours_t, 0.99):6.2f} / {ms(theirs_t, 0.99):6.2f} ms"
             )
             for side, extra in (("only codeweir", ours - theirs), ("only csearch", set() if over else theirs - ours)):
                 for path, line in sorted(extra)[:3]:

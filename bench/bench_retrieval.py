@@ -130,9 +130,7 @@ def _functions(source: str) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
 def documented_functions(source: str) -> list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, str]]:
     """(function, its first sentence) for every function or method whose docstring has one."""
     return [
-        (node, sentence)
-        for node in _functions(source)
-        if (doc := ast.get_docstring(node)) and (sentence := first_sentence(doc))
+        (node, sentence) for node in _functions(source) if (doc := ast.get_docstring(node)) and (sentence := first_sentence(doc))
     ]
 
 
@@ -291,9 +289,11 @@ def evaluate(corpus: Path, sets: dict[str, Queries], args, *, quantized: bool) -
     deep = None
     try:
         run = index_with_vectors(daemon)
-        print(f"\n{run.chunks} chunks, {run.vectors} embedded by {run.model['model']} ({args.context} context): "
-              f"lexical {run.lexical_s:.1f} s, embedded {run.embedded_s:.1f} s, {run.embed_rate:.1f} chunks/s, "
-              f"{run.cpu_ms_per_vector:.0f} ms of daemon CPU per vector")
+        print(
+            f"\n{run.chunks} chunks, {run.vectors} embedded by {run.model['model']} ({args.context} context): "
+            f"lexical {run.lexical_s:.1f} s, embedded {run.embedded_s:.1f} s, {run.embed_rate:.1f} chunks/s, "
+            f"{run.cpu_ms_per_vector:.0f} ms of daemon CPU per vector"
+        )
         with daemon.client() as client:
             results = {
                 name: {mode: run_mode(client, queries, mode, LIMIT)[0] for mode in MODES} for name, queries in sets.items()
@@ -327,8 +327,11 @@ def print_evaluation(label: str, sets: dict[str, Queries], evaluation: Evaluatio
 
 
 def print_side_by_side(evaluations: dict[str, Evaluation]) -> None:
-    print(f"\n{'model':6} {'chunks/s':>9} {'CPU ms/vector':>14} " + " ".join(f"{m + ' MRR / recall':>22}" for m in MODES)
-          + "   (sentences)")
+    print(
+        f"\n{'model':6} {'chunks/s':>9} {'CPU ms/vector':>14} "
+        + " ".join(f"{m + ' MRR / recall':>22}" for m in MODES)
+        + "   (sentences)"
+    )
     for label, e in evaluations.items():
         cells = [f"{r.mrr:.3f} / {r.recall:.3f}" for r in e.results["sentences"].values()]
         print(f"{label:6} {e.run.embed_rate:9.1f} {e.run.cpu_ms_per_vector:14.1f} " + " ".join(f"{c:>22}" for c in cells))
@@ -340,8 +343,9 @@ def main() -> None:
     parser.add_argument("--dirs", nargs="+", default=["django/db", "django/utils", "django/http"])
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--models", nargs="+", default=["fp32"], choices=("fp32", "int8"),
-                        help="one evaluation each, printed side by side")
+    parser.add_argument(
+        "--models", nargs="+", default=["fp32"], choices=("fp32", "int8"), help="one evaluation each, printed side by side"
+    )
     parser.add_argument("--context", default="codeweir", choices=("codeweir", *CONTEXTS))
     parser.add_argument("--depth", type=int, default=50, help="list depth for the fusion study (0: skip it)")
     parser.add_argument("--model-cache", type=Path, default=DEFAULT_MODEL_CACHE)

@@ -59,9 +59,7 @@ def timed(action) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("repo", nargs="?", type=Path, help="an existing non-bare repository")
     parser.add_argument("--files", type=int, default=8000)
     parser.add_argument("--runs", type=int, default=15)
@@ -87,7 +85,10 @@ def main() -> None:
             scan_times.append(timed(lambda: scan(config, 1_000_000)))
         after_touch = {}
         if args.touched:
-            for label, run in (("git status --porcelain", run_git_status), ("codeweir git.scan()", lambda: scan(config, 1_000_000))):
+            for label, run in (
+                ("git status --porcelain", run_git_status),
+                ("codeweir git.scan()", lambda: scan(config, 1_000_000)),
+            ):
                 touch_tracked(root, time.time() - 30)
                 after_touch[label] = (timed(run), timed(run))
     print(f"repository: {root} ({files} files), {args.runs} runs each, interleaved")

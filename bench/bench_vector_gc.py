@@ -43,8 +43,10 @@ async def step(config, label: str, edit=None) -> None:
         live = await trio.to_thread.run_sync(daemon.store.content_hashes)
         vectors = daemon.embedding.vectors
         daemon.shutdown()  # saves the vectors: disk is measured after it
-    print(f"{label:<26} vectors {len(vectors):>6}  chunk hashes in the index {len(live):>6}  "
-          f"on disk {disk_bytes(vectors.directory) / 2**20:6.2f} MiB  ({seconds:.1f} s)")
+    print(
+        f"{label:<26} vectors {len(vectors):>6}  chunk hashes in the index {len(live):>6}  "
+        f"on disk {disk_bytes(vectors.directory) / 2**20:6.2f} MiB  ({seconds:.1f} s)"
+    )
 
 
 def main() -> None:
@@ -56,8 +58,11 @@ def main() -> None:
     repo = tmp / "repo"
     subprocess.run(["git", "clone", "-q", "--local", str(corpus(args.corpus)), str(repo)], check=True)
     config = parse_config(
-        {"state_dir": str(tmp / "state"), "socket": str(tmp / "codeweir.sock"),
-         "repositories": [{"name": "corpus", "path": str(repo)}]},
+        {
+            "state_dir": str(tmp / "state"),
+            "socket": str(tmp / "codeweir.sock"),
+            "repositories": [{"name": "corpus", "path": str(repo)}],
+        },
         base_dir=tmp,
     )
     edited = [p for p in sorted(repo.rglob("*.ts")) if "const " in p.read_text()][: args.files]

@@ -101,4 +101,3 @@ def corpus(path: str) -> Path:
     if not (repo / ".git").exists():
         sys.exit(f"{repo}: not a corpus repository; build it with ../shared/corpora/build.sh OUT_DIR NAME")
     return repo
-

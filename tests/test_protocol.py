@@ -234,9 +234,7 @@ def test_responses_are_one_json_line_and_hits_carry_line_and_column_only_for_reg
     hit = protocol.SearchHit(
         repo="r", path="a.go", start_line=3, end_line=9, score=1.5, snippet="<b>x</b>", blob="abc", symbol="F"
     )
-    result = protocol.SearchResult(
-        results=(hit, attrs.evolve(hit, line=4, column=2)), took_ms=1.25, mode="regex"
-    )
+    result = protocol.SearchResult(results=(hit, attrs.evolve(hit, line=4, column=2)), took_ms=1.25, mode="regex")
     data = protocol.response(7, result)
     assert data.endswith(b"\n") and data.count(b"\n") == 1
     answer = json.loads(data)
@@ -250,9 +248,7 @@ def test_messages_survive_odd_values():
     data = protocol.notification("progress", {"text": "a\nb\ud800", "set": {1}})
     assert data.count(b"\n") == 1
     assert json.loads(data)["params"] == {"text": "a\nb?", "set": [1]}
-    assert json.loads(protocol.error(None, -32000, "busy", data={"retry": 1}))["error"]["data"] == {
-        "retry": 1
-    }
+    assert json.loads(protocol.error(None, -32000, "busy", data={"retry": 1}))["error"]["data"] == {"retry": 1}
 
 
 def test_a_request_built_by_the_client_parses_back():
@@ -284,9 +280,7 @@ def test_random_bytes_never_raise(chunks, max_request_bytes):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
 requestish = st.fixed_dictionaries(
@@ -296,9 +290,7 @@ requestish = st.fixed_dictionaries(
         "id": st.integers() | st.text(max_size=5) | json_values,
         "method": st.sampled_from(sorted(protocol.PARAMS)) | json_values,
         "params": st.dictionaries(
-            st.sampled_from(
-                ["query", "repo", "all", "wait", "paths", "limit", "mode", "timeout", "job", "x"]
-            ),
+            st.sampled_from(["query", "repo", "all", "wait", "paths", "limit", "mode", "timeout", "job", "x"]),
             json_values,
             max_size=4,
         )

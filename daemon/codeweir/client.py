@@ -79,9 +79,7 @@ class Client:
                 return item.result
         raise AssertionError("stream ended without a response")  # stream always ends with one
 
-    def stream(
-        self, method: str, params: Any = None, *, timeout: Any = _DEFAULT
-    ) -> Iterator[Notification | Response]:
+    def stream(self, method: str, params: Any = None, *, timeout: Any = _DEFAULT) -> Iterator[Notification | Response]:
         """The notifications the daemon sends while it works on the request, then its `Response`.
 
         `timeout` bounds each wait for a message, not the whole request.
@@ -143,9 +141,7 @@ class Client:
             try:
                 data = sock.recv(RECEIVE_BYTES)
             except TimeoutError:
-                raise DaemonUnreachable(
-                    f"the daemon at {self.path} did not answer within {sock.gettimeout():g} s"
-                ) from None
+                raise DaemonUnreachable(f"the daemon at {self.path} did not answer within {sock.gettimeout():g} s") from None
             except OSError as exc:
                 raise DaemonUnreachable(f"the daemon closed the connection ({exc.strerror or exc})") from None
             if not data:
@@ -163,7 +159,5 @@ class Client:
 
 def _daemon_error(body: Any) -> DaemonError:
     if isinstance(body, dict):
-        return DaemonError(
-            body.get("code", protocol.INTERNAL_ERROR), str(body.get("message", "")), body.get("data")
-        )
+        return DaemonError(body.get("code", protocol.INTERNAL_ERROR), str(body.get("message", "")), body.get("data"))
     return DaemonError(protocol.INTERNAL_ERROR, f"malformed error from the daemon: {body!r}")

@@ -101,9 +101,7 @@ class Config:
     limits: Limits = Limits()
     server: ServerConfig = ServerConfig()
     model: ModelConfig = ModelConfig()
-    log_level: str = attrs.field(
-        default="info", validator=_one_of("debug", "info", "warning", "error")
-    )
+    log_level: str = attrs.field(default="info", validator=_one_of("debug", "info", "warning", "error"))
 
     def repo(self, name: str) -> RepoConfig | None:
         return next((r for r in self.repositories if r.name == name), None)
@@ -147,9 +145,7 @@ def _embedded_default(started_in: Path | None) -> dict[str, Any]:
     return {"repositories": [{"name": started_in.name or "root", "path": str(started_in)}]}
 
 
-def parse_config(
-    raw: dict[str, Any], *, base_dir: Path, env: dict[str, str] | None = None, source: str = "config"
-) -> Config:
+def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str] | None = None, source: str = "config") -> Config:
     """Validate a TOML-shaped mapping. Relative repository paths are relative to `base_dir`."""
     raw = dict(raw)
     raw.setdefault("state_dir", str(default_state_dir(env)))
@@ -202,9 +198,7 @@ def _field_messages(exc: cattrs.BaseValidationError) -> list[str]:
     return messages
 
 
-def load_config(
-    path: Path | None, *, started_in: Path | None = None, env: dict[str, str] | None = None
-) -> Config:
+def load_config(path: Path | None, *, started_in: Path | None = None, env: dict[str, str] | None = None) -> Config:
     """Read the config at `path`, or the default path; with neither, the embedded default, which
     indexes `started_in` (the root of the repository the caller was started in) if given."""
     explicit = path is not None

@@ -33,7 +33,18 @@ _TEST_FILE = re.compile(
     re.VERBOSE,
 )
 _VENDORED_DIRS = frozenset(
-    {"vendor", "vendored", "_vendor", "node_modules", "bower_components", "third_party", "third-party", "thirdparty", "external", "deps"}
+    {
+        "vendor",
+        "vendored",
+        "_vendor",
+        "node_modules",
+        "bower_components",
+        "third_party",
+        "third-party",
+        "thirdparty",
+        "external",
+        "deps",
+    }
 )
 _GENERATED_FILE = re.compile(
     r"""

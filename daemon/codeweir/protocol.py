@@ -375,9 +375,7 @@ class ServerConnection:
         try:
             message = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
         except UnicodeDecodeError as exc:
-            return ProtocolFailure(
-                None, PARSE_ERROR, f"parse error: request is not valid UTF-8 ({exc.reason})"
-            )
+            return ProtocolFailure(None, PARSE_ERROR, f"parse error: request is not valid UTF-8 ({exc.reason})")
         except RecursionError:
             return ProtocolFailure(None, PARSE_ERROR, "parse error: JSON nested too deeply")
         except ValueError as exc:
@@ -389,18 +387,14 @@ class ServerConnection:
                 "invalid request: batches are not supported; send one JSON object per line",
             )
         if not isinstance(message, dict):
-            return ProtocolFailure(
-                None, INVALID_REQUEST, f"invalid request: expected a JSON object, got {_kind(message)}"
-            )
+            return ProtocolFailure(None, INVALID_REQUEST, f"invalid request: expected a JSON object, got {_kind(message)}")
         return self._request(message)
 
     def _request(self, message: dict[str, Any]) -> Request | ProtocolFailure:
         has_id = "id" in message
         request_id = message.get("id")
         if request_id is not None and not _valid_id(request_id):
-            return ProtocolFailure(
-                None, INVALID_REQUEST, "invalid request: id must be a string, an integer or null"
-            )
+            return ProtocolFailure(None, INVALID_REQUEST, "invalid request: id must be a string, an integer or null")
 
         def invalid(message: str) -> ProtocolFailure:
             return ProtocolFailure(request_id, INVALID_REQUEST, f"invalid request: {message}")
@@ -469,10 +463,7 @@ def _validation_messages(exc: BaseException, path: str) -> list[str]:
         return messages + [m for sub in others for m in _validation_messages(sub, path)]
     if isinstance(exc, ForbiddenExtraKeysError):
         known = ", ".join(f.name for f in attrs.fields(exc.cl)) or "none"
-        return [
-            f"{at(_brief(key, quote=False))}: unknown field (fields: {known})"
-            for key in sorted(exc.extra_fields)
-        ]
+        return [f"{at(_brief(key, quote=False))}: unknown field (fields: {known})" for key in sorted(exc.extra_fields)]
     if isinstance(exc, _FieldInvalid):
         return [f"{at(exc.field)}: {exc}"]
     if isinstance(exc, KeyError):

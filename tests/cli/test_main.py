@@ -48,39 +48,124 @@ HITS = (
 
 NOW = 1_800_000_000.0
 STATUS = {
-    "daemon": {"version": "0.1.0", "pid": 4242, "uptime_s": 7384.2, "state_dir": "/home/dev/.local/state/codeweir",
-               "socket": "/run/user/1000/codeweir.sock"},
+    "daemon": {
+        "version": "0.1.0",
+        "pid": 4242,
+        "uptime_s": 7384.2,
+        "state_dir": "/home/dev/.local/state/codeweir",
+        "socket": "/run/user/1000/codeweir.sock",
+    },
     "repos": [
-        {"name": "go-std", "path": "/srv/git/go.git", "files_indexed": 8176, "files_seen": 8176, "files_total": 8176,
-         "files_skipped": {"binary": 12, "too_large": 3}, "chunks": 67312, "chunks_embedded": 28944,
-         "file_errors": [{"path": "src/cmd/vendor/golang.org/x/arch/x86/x86asm/tables.go", "status": "error",
-                          "error": "the worker reading and chunking it timed out"}],
-         "head": "4b27d4a5fdbac9016f65d021bd832310853d5859", "synced_at": NOW - 130, "error": None, "backoff": None},
-        {"name": "a-repository-with-a-rather-long-name", "path": "/home/dev/src/work/projects/client/backend/monorepo",
-         "files_indexed": 0, "files_seen": 0, "files_total": None, "files_skipped": {}, "chunks": 0,
-         "chunks_embedded": 0, "file_errors": [], "head": "", "synced_at": None,
-         "error": "repository 'a-repository-with-a-rather-long-name' at /home/dev/src/work/projects/client/backend/monorepo: no such directory",
-         "backoff": {"failures": 3, "reason": "RepoError: no such directory", "retry_at": NOW + 40, "retry_in_s": 40.0}},
+        {
+            "name": "go-std",
+            "path": "/srv/git/go.git",
+            "files_indexed": 8176,
+            "files_seen": 8176,
+            "files_total": 8176,
+            "files_skipped": {"binary": 12, "too_large": 3},
+            "chunks": 67312,
+            "chunks_embedded": 28944,
+            "file_errors": [
+                {
+                    "path": "src/cmd/vendor/golang.org/x/arch/x86/x86asm/tables.go",
+                    "status": "error",
+                    "error": "the worker reading and chunking it timed out",
+                }
+            ],
+            "head": "4b27d4a5fdbac9016f65d021bd832310853d5859",
+            "synced_at": NOW - 130,
+            "error": None,
+            "backoff": None,
+        },
+        {
+            "name": "a-repository-with-a-rather-long-name",
+            "path": "/home/dev/src/work/projects/client/backend/monorepo",
+            "files_indexed": 0,
+            "files_seen": 0,
+            "files_total": None,
+            "files_skipped": {},
+            "chunks": 0,
+            "chunks_embedded": 0,
+            "file_errors": [],
+            "head": "",
+            "synced_at": None,
+            "error": "repository 'a-repository-with-a-rather-long-name' at /home/dev/src/work/projects/client/backend/monorepo: no such directory",
+            "backoff": {"failures": 3, "reason": "RepoError: no such directory", "retry_at": NOW + 40, "retry_in_s": 40.0},
+        },
     ],
-    "model": {"state": "filling", "error": None, "model": "all-MiniLM-L6-v2-int8", "provider": "CPUExecutionProvider",
-              "vectors": 28944, "serving": "all-MiniLM-L6-v2-int8"},
-    "index": {"directory": "/home/dev/.local/state/codeweir/index", "versions": {"schema": 3, "chunker": 1},
-              "rebuilding": False, "rebuilt_repos": []},
+    "model": {
+        "state": "filling",
+        "error": None,
+        "model": "all-MiniLM-L6-v2-int8",
+        "provider": "CPUExecutionProvider",
+        "vectors": 28944,
+        "serving": "all-MiniLM-L6-v2-int8",
+    },
+    "index": {
+        "directory": "/home/dev/.local/state/codeweir/index",
+        "versions": {"schema": 3, "chunker": 1},
+        "rebuilding": False,
+        "rebuilt_repos": [],
+    },
     "queue": {"queued": 1, "running": 1},
 }
-JOBS = {"jobs": [
-    {"id": "j12", "repo": "a-repository-with-a-rather-long-name", "state": "queued", "full": False, "paths": None,
-     "priority": "normal", "created": NOW - 5, "started": None, "ended": None, "counts": {}, "error": None},
-    {"id": "j11", "repo": "go-std", "state": "running", "full": True, "paths": None, "priority": "normal",
-     "created": NOW - 200, "started": NOW - 190, "ended": None, "counts": {}, "error": None},
-    {"id": "j10", "repo": "go-std", "state": "completed", "full": False, "paths": ["src/net/http/server.go"],
-     "priority": "interactive", "created": NOW - 3700, "started": NOW - 3700, "ended": NOW - 3696.5,
-     "counts": {"files": 8176, "indexed": 1, "deleted": 0, "unchanged": 0, "commits": 0}, "error": None},
-    {"id": "j9", "repo": "a-repository-with-a-rather-long-name", "state": "failed", "full": False, "paths": None,
-     "priority": "normal", "created": NOW - 90000, "started": NOW - 90000, "ended": NOW - 89999,
-     "counts": {}, "error": "RepoError: repository 'a-repository-with-a-rather-long-name' at "
-                           "/home/dev/src/work/projects/client/backend/monorepo: no such directory"},
-]}
+JOBS = {
+    "jobs": [
+        {
+            "id": "j12",
+            "repo": "a-repository-with-a-rather-long-name",
+            "state": "queued",
+            "full": False,
+            "paths": None,
+            "priority": "normal",
+            "created": NOW - 5,
+            "started": None,
+            "ended": None,
+            "counts": {},
+            "error": None,
+        },
+        {
+            "id": "j11",
+            "repo": "go-std",
+            "state": "running",
+            "full": True,
+            "paths": None,
+            "priority": "normal",
+            "created": NOW - 200,
+            "started": NOW - 190,
+            "ended": None,
+            "counts": {},
+            "error": None,
+        },
+        {
+            "id": "j10",
+            "repo": "go-std",
+            "state": "completed",
+            "full": False,
+            "paths": ["src/net/http/server.go"],
+            "priority": "interactive",
+            "created": NOW - 3700,
+            "started": NOW - 3700,
+            "ended": NOW - 3696.5,
+            "counts": {"files": 8176, "indexed": 1, "deleted": 0, "unchanged": 0, "commits": 0},
+            "error": None,
+        },
+        {
+            "id": "j9",
+            "repo": "a-repository-with-a-rather-long-name",
+            "state": "failed",
+            "full": False,
+            "paths": None,
+            "priority": "normal",
+            "created": NOW - 90000,
+            "started": NOW - 90000,
+            "ended": NOW - 89999,
+            "counts": {},
+            "error": "RepoError: repository 'a-repository-with-a-rather-long-name' at "
+            "/home/dev/src/work/projects/client/backend/monorepo: no such directory",
+        },
+    ]
+}
 
 
 class Daemon:
@@ -107,9 +192,7 @@ class Daemon:
         self.calls.append(("search", params))
         if params.query == "unbalanced(":
             raise RequestError("invalid query: unbalanced parenthesis at column 10")
-        return protocol.SearchResult(
-            results=HITS, took_ms=3.5, mode=params.mode, notes=("semantic: 40% embedded",)
-        )
+        return protocol.SearchResult(results=HITS, took_ms=3.5, mode=params.mode, notes=("semantic: 40% embedded",))
 
     async def sync(self, params, notify):
         self.calls.append(("sync", params))
@@ -185,10 +268,7 @@ async def test_jobs_and_reload_print_tables(daemon, capsys):
 
 
 async def test_search_prints_location_symbol_score_and_snippet(daemon, capsys):
-    assert (
-        await codeweir(daemon, "search", "parse duration", "--repo", "alpha", "-n", "5", "--path", "*.go")
-        == 0
-    )
+    assert await codeweir(daemon, "search", "parse duration", "--repo", "alpha", "-n", "5", "--path", "*.go") == 0
     out = capsys.readouterr().out
     assert "alpha/pkg/time.go:3-9  ParseDuration (function)  0.812" in out
     assert "    func ParseDuration(s string) (Duration, error) {" in out
@@ -308,9 +388,7 @@ async def test_sync_wait_json_prints_one_object_per_event(daemon, capsys):
 async def test_sync_wait_draws_a_bar_per_stage(daemon, capsys):
     assert await codeweir(daemon, "sync", "alpha", "--wait") == 0
     out = capsys.readouterr().out
-    assert (
-        "alpha indexing files" in out and "3/3" in out and "alpha embedding chunks" in out and "3/12" in out
-    )
+    assert "alpha indexing files" in out and "3/3" in out and "alpha embedding chunks" in out and "3/12" in out
     assert "completed" in out
 
 
@@ -439,8 +517,10 @@ async def test_sync_wait_json_on_a_queued_job_prints_what_it_waits_behind_then_i
     nursery.start_soon(release)
     assert await follow("--json") == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert lines[0] == {"type": "progress", "data": {
-        "job": "j2", "repo": "b", "stage": "queued", "behind": [{"job": "j1", "repo": "a", "state": "running"}]}}
+    assert lines[0] == {
+        "type": "progress",
+        "data": {"job": "j2", "repo": "b", "stage": "queued", "behind": [{"job": "j1", "repo": "a", "state": "running"}]},
+    }
     assert [line["data"]["stage"] for line in lines[1:-1]] == ["scan", "index", "end"]
     assert lines[-1]["data"]["jobs"][0]["state"] == "completed"
 
@@ -463,8 +543,12 @@ def rendered(bars: SyncProgress, width: int) -> list[str]:
 def test_a_queued_job_is_a_line_naming_what_it_waits_behind_until_its_first_stage_replaces_it():
     bars = SyncProgress(Console(file=io.StringIO(), width=80))
     bars.update({"job": "j3", "repo": "go-std", "stage": "index", "done": 1234, "total": 8176})
-    queued = {"job": "j4", "repo": "django", "stage": "queued", "behind": [
-        {"job": "j3", "repo": "go-std", "state": "running"}, {"job": "j2", "repo": "rxjs", "state": "queued"}]}
+    queued = {
+        "job": "j4",
+        "repo": "django",
+        "stage": "queued",
+        "behind": [{"job": "j3", "repo": "go-std", "state": "running"}, {"job": "j2", "repo": "rxjs", "state": "queued"}],
+    }
     bars.update(queued)
     lines = rendered(bars, 80)
     assert lines[0] == "django queued behind j3 (repo go-std, running) and 1 more"

@@ -171,9 +171,7 @@ def test_rrf_rewards_agreement_between_rankings():
     assert np.isclose(fused[1].score, 2 / 62)
 
 
-async def test_a_model_switch_keeps_semantic_search_on_the_old_model_until_the_new_one_covers(
-    tmp_path, repo, default_model_dir
-):
+async def test_a_model_switch_keeps_semantic_search_on_the_old_model_until_the_new_one_covers(tmp_path, repo, default_model_dir):
     old = make_config(tmp_path, repo, path=str(default_model_dir))
     async with trio.open_nursery() as nursery:
         daemon, conn = await start(nursery, old)
@@ -219,9 +217,7 @@ async def test_every_thread_the_embedding_service_starts_runs_niced_while_the_ev
     assert thread_stats()[threading.get_native_id()].nice == niceness()
 
 
-async def test_a_reconciliation_forgets_the_vectors_of_edited_chunks_and_search_still_answers(
-    tmp_path, repo, default_model_dir
-):
+async def test_a_reconciliation_forgets_the_vectors_of_edited_chunks_and_search_still_answers(tmp_path, repo, default_model_dir):
     config = make_config(tmp_path, repo, path=str(default_model_dir))
     async with trio.open_nursery() as nursery:
         daemon, conn = await start(nursery, config)

@@ -70,10 +70,19 @@ def test_a_build_from_another_source_replaces_the_stale_one(tmp_path: Path) -> N
     out.mkdir()
     (out / "model.onnx").write_bytes(b"stale")
     (out / "tokenizer.json").write_text("{}")
-    (out / "codeweir-model.json").write_text(json.dumps({
-        "name": "old", "source_hash": "0" * 64, "quantized": False, "pooling": "mean",
-        "normalize": True, "max_tokens": 256, "dim": 384,
-    }))
+    (out / "codeweir-model.json").write_text(
+        json.dumps(
+            {
+                "name": "old",
+                "source_hash": "0" * 64,
+                "quantized": False,
+                "pooling": "mean",
+                "normalize": True,
+                "max_tokens": 256,
+                "dim": 384,
+            }
+        )
+    )
     build_onnx_model(default_model_source(), out)
     assert read_metadata(out).source_hash == modelbuild.source_hash(default_model_source())
     assert onnx.load(str(out / "model.onnx"), load_external_data=False).graph.output

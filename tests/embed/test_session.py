@@ -154,7 +154,10 @@ def test_token_budget_batches_cover_every_text_once_within_budget(lengths: list[
 
 def test_document_text_gives_context_but_not_the_path() -> None:
     text = document_text(
-        language="python", symbol_path="Repo.read_blob", kind="method", content="def read_blob(self): ...",
+        language="python",
+        symbol_path="Repo.read_blob",
+        kind="method",
+        content="def read_blob(self): ...",
     )
     assert text == "python method Repo.read_blob\ndef read_blob(self): ..."
     assert document_text(language="", symbol_path="", kind="", content="x = 1") == "x = 1"

@@ -72,7 +72,7 @@ def test_an_existing_hook_still_runs_first_with_its_arguments_stdin_and_exit_sta
     repo = make_repo(tmp_path / "r", {"a.py": "x\n"})
     hooks = repo.root / ".git" / "hooks"
     write_hook(hooks / "post-checkout", 'echo "$@" > checkout-args\nexit 3\n')
-    write_hook(hooks / "post-rewrite", 'cat > rewritten\n')
+    write_hook(hooks / "post-rewrite", "cat > rewritten\n")
     before = repo.head()
     install_hooks(repo.root, short_dir / "no-daemon.sock", "r")
     assert checkout(repo, "-q", "-b", "topic").returncode == 1  # git checkout fails when its post-checkout hook does

@@ -40,7 +40,12 @@ def test_worktree_scan_lists_tracked_and_untracked_not_ignored_files(repo: GitRe
     repo.write("build/more.txt", "ignored\n")
     snapshot = scan(repo.config(), MAX)
     assert [f.path for f in snapshot.files] == [
-        ".gitignore", "README.md", "new/dir/deep.py", "notes.txt", "src/app.py", "src/util.py",
+        ".gitignore",
+        "README.md",
+        "new/dir/deep.py",
+        "notes.txt",
+        "src/app.py",
+        "src/util.py",
     ]
     assert snapshot.source == "worktree"
     assert snapshot.head == repo.head()
@@ -55,9 +60,7 @@ def test_every_worktree_blob_id_is_what_git_hash_object_prints(repo: GitRepo) ->
     repo.write("notes.txt", "untracked\n")
     snapshot = scan(repo.config(), MAX)
     assert blobs(snapshot) == {f.path: repo.hash_object(f.path) for f in snapshot.files}
-    assert {f.path: f.size for f in snapshot.files} == {
-        f.path: repo.path(f.path).stat().st_size for f in snapshot.files
-    }
+    assert {f.path: f.size for f in snapshot.files} == {f.path: repo.path(f.path).stat().st_size for f in snapshot.files}
 
 
 def test_staged_rename_then_edit_reports_the_new_path_with_its_worktree_blob(repo: GitRepo) -> None:
@@ -324,8 +327,12 @@ def test_a_blob_that_cannot_be_read_is_skipped_as_unreadable_and_logged(bare: Gi
 @pytest.mark.parametrize("damage", [cut_in_half, cut_to_five_bytes], ids=lambda f: f.__name__)
 @pytest.mark.parametrize(
     ("ref", "spec", "what"),
-    [("HEAD", "HEAD", "commit"), ("v1.0", "v1.0^{commit}", "commit"),
-     ("HEAD", "HEAD^{tree}", "tree of /"), ("main", "HEAD:src", "tree of src/")],
+    [
+        ("HEAD", "HEAD", "commit"),
+        ("v1.0", "v1.0^{commit}", "commit"),
+        ("HEAD", "HEAD^{tree}", "tree of /"),
+        ("main", "HEAD:src", "tree of src/"),
+    ],
 )
 def test_a_cut_short_commit_or_tree_is_a_repo_error_naming_it(bare: GitRepo, ref, spec, what, damage) -> None:
     """Not a scan that never returns: libgit2 spins forever on a truncated loose object."""
@@ -383,9 +390,9 @@ def test_read_file_of_a_missing_blob_raises_file_skipped(repo: GitRepo) -> None:
 
 @pytest.mark.parametrize("data", [b"", b"hello\n", bytes(range(256)) * 10])
 def test_blob_id_matches_git_hash_object(data: bytes) -> None:
-    printed = subprocess.run(
-        ["git", "hash-object", "--stdin"], input=data, capture_output=True, check=True
-    ).stdout.decode().strip()
+    printed = (
+        subprocess.run(["git", "hash-object", "--stdin"], input=data, capture_output=True, check=True).stdout.decode().strip()
+    )
     assert blob_id(data) == printed
 
 
@@ -403,5 +410,3 @@ def test_fast_index_reader_agrees_with_pygit2_entries(repo: GitRepo) -> None:
     assert fast == [(e.path, str(e.id), int(e.mode)) for e in index]
     sizes = {path: size for path, _, _, size in _index_entries(index)}
     assert sizes["README.md"] == os.lstat(repo.path("README.md")).st_size
-
-

@@ -26,9 +26,7 @@ memory._LIBC.malloc_stats()
 
 
 def _arenas(mode: str) -> int:
-    stderr = subprocess.run(
-        [sys.executable, "-c", _PROGRAM, mode], capture_output=True, text=True, check=True
-    ).stderr
+    stderr = subprocess.run([sys.executable, "-c", _PROGRAM, mode], capture_output=True, text=True, check=True).stderr
     return stderr.count("Arena ")
 
 

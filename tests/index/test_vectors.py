@@ -175,10 +175,9 @@ def test_ann_search_past_the_threshold_agrees_with_exact_and_sees_new_rows(tmp_p
     store.add([key(i) for i in range(3000)], data)
     assert store.refresh_index() is True
     queries = clustered(rng, 50)
-    recall = np.mean([
-        len({h for h, _ in store.search(q, 10)} & {key(i) for i in np.argsort(-(data @ q))[:10]}) / 10
-        for q in queries
-    ])
+    recall = np.mean(
+        [len({h for h, _ in store.search(q, 10)} & {key(i) for i in np.argsort(-(data @ q))[:10]}) / 10 for q in queries]
+    )
     assert recall >= 0.9
     store.add([key(10_000)], queries[:1])  # not in the index yet: scored exactly beside it
     assert store.search(queries[0], 1)[0][0] == key(10_000)
@@ -246,9 +245,10 @@ def test_rows_added_after_retain_are_saved_and_come_back(tmp_path: Path, rng: np
     assert store.retain(set()) == 5 and len(store) == 0
     store.add([key(7), key(8)], unit(rng, 2))
     store.save()
-    assert set(VectorStore(tmp_path, "m", DIM).missing([key(i) for i in range(10)])) == {
-        key(i) for i in range(10)
-    } - {key(7), key(8)}
+    assert set(VectorStore(tmp_path, "m", DIM).missing([key(i) for i in range(10)])) == {key(i) for i in range(10)} - {
+        key(7),
+        key(8),
+    }
 
 
 def test_a_crash_at_any_step_of_retain_loads_the_old_set_or_the_new_one(

@@ -9,9 +9,7 @@ from codeweir.records import TrackedFile
 paths = st.sampled_from(["a.py", "b.py", "src/c.py", "src/d/e.py", "src/d/f.go", "docs/g.md", "h"])
 blob_ids = st.sampled_from(["1" * 40, "2" * 40, "3" * 40])
 indexed_maps = st.dictionaries(paths, blob_ids)
-current_lists = st.dictionaries(paths, blob_ids).map(
-    lambda files: [TrackedFile(p, b, len(p)) for p, b in files.items()]
-)
+current_lists = st.dictionaries(paths, blob_ids).map(lambda files: [TrackedFile(p, b, len(p)) for p, b in files.items()])
 path_sets = st.sets(st.sampled_from(["a.py", "src", "src/d", "docs/", "missing", "src/c.py"]))
 
 

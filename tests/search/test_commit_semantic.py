@@ -70,9 +70,7 @@ async def commits(conn, query: str, limit: int = 10) -> dict:
     return reply["result"]
 
 
-async def test_a_query_by_meaning_finds_a_commit_that_shares_none_of_its_words(
-    tmp_path, history, default_model_dir, nursery
-):
+async def test_a_query_by_meaning_finds_a_commit_that_shares_none_of_its_words(tmp_path, history, default_model_dir, nursery):
     repo, shas = history
     daemon, conn = await start_synced(nursery, make_config(tmp_path, repo, path=str(default_model_dir)))
     reply = await commits(conn, "speed up the parser")

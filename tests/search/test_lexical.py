@@ -1,4 +1,3 @@
-
 import attrs
 import pytest
 
@@ -26,10 +25,21 @@ def _file(repo, path, language, *defs):
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     store = Store(tmp_path_factory.mktemp("idx") / "index")
-    store.write_file(_file("go", "time/format.go", "go", ("ParseDuration", "func ParseDuration(s string) (Duration, error) {\n\treturn 0, nil\n}")))
-    store.write_file(_file("py", "utils/dateparse.py", "python", ("parse_duration", "def parse_duration(value):\n    return value")))
+    store.write_file(
+        _file(
+            "go",
+            "time/format.go",
+            "go",
+            ("ParseDuration", "func ParseDuration(s string) (Duration, error) {\n\treturn 0, nil\n}"),
+        )
+    )
+    store.write_file(
+        _file("py", "utils/dateparse.py", "python", ("parse_duration", "def parse_duration(value):\n    return value"))
+    )
     store.write_file(_file("js", "src/time.js", "javascript", ("parseDuration", "function parseDuration(text) { return text }")))
-    store.write_file(_file("docs", "guide.md", "markdown", ("Durations", "You can parse the duration of a task with the helpers below.")))
+    store.write_file(
+        _file("docs", "guide.md", "markdown", ("Durations", "You can parse the duration of a task with the helpers below."))
+    )
     store.write_file(_file("py", "utils/other.py", "python", ("unrelated", "def unrelated():\n    return 42")))
     store.commit()
     return store
@@ -77,8 +87,16 @@ def test_every_word_must_match(store):
 def test_symbol_search_ranks_exact_then_prefix_then_fuzzy(tmp_path):
     store = Store(tmp_path / "index")
     store.write_file(
-        _file("r", "a.go", "go", ("Reader", "type Reader struct{}"), ("ReaderAt", "type ReaderAt interface{}"),
-              ("Readers", "var Readers = 1"), ("Reeder", "func Reeder() {}"), ("Writer", "type Writer struct{}"))
+        _file(
+            "r",
+            "a.go",
+            "go",
+            ("Reader", "type Reader struct{}"),
+            ("ReaderAt", "type ReaderAt interface{}"),
+            ("Readers", "var Readers = 1"),
+            ("Reeder", "func Reeder() {}"),
+            ("Writer", "type Writer struct{}"),
+        )
     )
     store.commit()
     names = [h.symbol for h in search_symbols(store, "reader", Filters(), 10)]

@@ -40,11 +40,15 @@ def holds(query: TrigramQuery, present: set[str]) -> bool:
 
 
 def AND(*items) -> TrigramQuery:
-    return TrigramQuery("and", frozenset(i for i in items if isinstance(i, str)), frozenset(i for i in items if not isinstance(i, str)))
+    return TrigramQuery(
+        "and", frozenset(i for i in items if isinstance(i, str)), frozenset(i for i in items if not isinstance(i, str))
+    )
 
 
 def OR(*items) -> TrigramQuery:
-    return TrigramQuery("or", frozenset(i for i in items if isinstance(i, str)), frozenset(i for i in items if not isinstance(i, str)))
+    return TrigramQuery(
+        "or", frozenset(i for i in items if isinstance(i, str)), frozenset(i for i in items if not isinstance(i, str))
+    )
 
 
 # -- the prefilter ------------------------------------------------------------------------------
@@ -179,13 +183,23 @@ def store(tmp_path_factory):
             "time/format.go",
             [
                 (1, "", "package time\n\n// ParseDuration parses a duration string."),
-                (4, "ParseDuration", "func ParseDuration(s string) (Duration, error) {\n\tif s == \"\" {\n\t\treturn 0, errLeadingInt\n\t}\n\treturn parse(s)\n}"),
+                (
+                    4,
+                    "ParseDuration",
+                    'func ParseDuration(s string) (Duration, error) {\n\tif s == "" {\n\t\treturn 0, errLeadingInt\n\t}\n\treturn parse(s)\n}',
+                ),
                 # An overlapping window: line 8 is in both chunks.
-                (8, "", "\treturn parse(s)\n}\n\nvar errLeadingInt = errors.New(\"time: bad [0-9]*\")"),
+                (8, "", '\treturn parse(s)\n}\n\nvar errLeadingInt = errors.New("time: bad [0-9]*")'),
             ],
         )
     )
-    store.write_file(_record("time/format_test.go", [(1, "TestParse", "func TestParse(t *testing.T) {\n\tParseDuration(\"1h\")\n}")], frozenset({"test"})))
+    store.write_file(
+        _record(
+            "time/format_test.go",
+            [(1, "TestParse", 'func TestParse(t *testing.T) {\n\tParseDuration("1h")\n}')],
+            frozenset({"test"}),
+        )
+    )
     store.write_file(_record("vendor/x/dur.go", [(1, "", "x := ParseDuration(y)")], frozenset({"vendored"})))
     store.write_file(_record("net/url.go", [(1, "parse", "func parse(rawURL string) (*URL, error) {\n\treturn nil, nil\n}")]))
     store.commit()

@@ -209,9 +209,7 @@ def failing_disk(request, tmp_path, monkeypatch):
     disk.release()
 
 
-async def test_a_state_dir_that_fills_up_or_turns_read_only_fails_writes_and_loses_nothing(
-    tmp_path, repos, failing_disk
-):
+async def test_a_state_dir_that_fills_up_or_turns_read_only_fails_writes_and_loses_nothing(tmp_path, repos, failing_disk):
     async with serving(tmp_path, repos) as (daemon, api):
         failing_disk.fail()
         repos.a.write("pkg/mod0.py", "def renamed_handler(request):\n    return 0\n")
@@ -287,7 +285,8 @@ async def test_status_adds_up_files_skipped_by_the_scan_and_by_their_read(tmp_pa
         repos.a.commit("add two files")
         replace_object(repos.a, "main:pkg/new.py", lambda data: b"x\x9c not a zlib stream")
         replace_object(
-            repos.a, "main:pkg/other.py",
+            repos.a,
+            "main:pkg/other.py",
             lambda data: zlib.compress(zlib.decompress(data).replace(b"other_handler", b"OTHER_HANDLER")),
         )
         assert (await api.sync("a"))["state"] == "completed"

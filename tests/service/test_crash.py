@@ -117,9 +117,7 @@ class Tree:
             self.current[path] = blob
             if (path, blob) not in self.versions:
                 record = parse_file(config, TrackedFile(path, blob, self.repo.path(path).stat().st_size), 1 << 20)
-                chunks = frozenset(
-                    (c.start_line, c.end_line, c.symbol, h) for c, h in zip(record.chunks, record.content_hashes)
-                )
+                chunks = frozenset((c.start_line, c.end_line, c.symbol, h) for c, h in zip(record.chunks, record.content_hashes))
                 self.versions[(path, blob)] = (record.status, chunks)
 
     def change(self, rng: random.Random) -> None:

@@ -88,9 +88,7 @@ class DaemonProcess:
     def __init__(self, home: Path, config: Path, *, argv: list[str] | None = None, **popen) -> None:
         self.config = config
         self.log = home / f"daemon-{time.monotonic_ns()}.log"
-        self.notifications = Notifications(
-            home / f"notify-{time.monotonic_ns() % 10**6}.sock", lambda: self.proc.poll() is None
-        )
+        self.notifications = Notifications(home / f"notify-{time.monotonic_ns() % 10**6}.sock", lambda: self.proc.poll() is None)
         env = {**os.environ, "NOTIFY_SOCKET": str(self.notifications.path)}
         command = argv or [sys.executable, "-m", "codeweir.cli", "daemon", "--config", str(config)]
         with self.log.open("wb") as log:
@@ -172,9 +170,7 @@ def syncing_with_progress(line: str) -> bool:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_mid_sync_stops_cleanly_and_a_restart_resumes(signum, big_repo, short_dir, start):
-    config = write_config(
-        short_dir / "config.toml", short_dir, {"proj": f'path = "{big_repo.root}"'}, limits=ONE_FILE_A_COMMIT
-    )
+    config = write_config(short_dir / "config.toml", short_dir, {"proj": f'path = "{big_repo.root}"'}, limits=ONE_FILE_A_COMMIT)
     daemon = start(config)
     daemon.expect("READY=1")
     # READY=1 promises a listening socket: the first connection is answered.
@@ -199,9 +195,7 @@ def test_a_signal_mid_sync_stops_cleanly_and_a_restart_resumes(signum, big_repo,
 
 
 def test_a_second_signal_exits_at_once(big_repo, short_dir, start):
-    config = write_config(
-        short_dir / "config.toml", short_dir, {"proj": f'path = "{big_repo.root}"'}, limits=ONE_FILE_A_COMMIT
-    )
+    config = write_config(short_dir / "config.toml", short_dir, {"proj": f'path = "{big_repo.root}"'}, limits=ONE_FILE_A_COMMIT)
     daemon = start(config)
     daemon.expect("STATUS=syncing proj: ")
     daemon.signal(signal.SIGTERM)
@@ -270,9 +264,7 @@ def cron_sync(short_dir: Path) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=DEADLINE)
 
 
-def test_sync_all_quiet_is_silent_on_success_one_line_on_failure_and_3_without_a_daemon(
-    tmp_path, short_dir, start
-):
+def test_sync_all_quiet_is_silent_on_success_one_line_on_failure_and_3_without_a_daemon(tmp_path, short_dir, start):
     app = make_repo(tmp_path / "app", {"app.py": "def run():\n    pass\n"})
     lib = make_repo(tmp_path / "lib", {"lib.py": "def helper():\n    pass\n"})
     # lib indexes its branch (polled, not watched): moving it away is seen only by a sync.

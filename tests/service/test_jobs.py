@@ -60,8 +60,10 @@ async def test_jobs_run_interactive_first_then_fifo_one_at_a_time():
     async with running(syncs) as runner:
         first = runner.submit(SyncRequest("a"))
         await wait_all_tasks_blocked()
-        jobs = [runner.submit(SyncRequest(r, priority=p)) for r, p in
-                [("b", "normal"), ("c", "normal"), ("d", "interactive"), ("e", "interactive")]]
+        jobs = [
+            runner.submit(SyncRequest(r, priority=p))
+            for r, p in [("b", "normal"), ("c", "normal"), ("d", "interactive"), ("e", "interactive")]
+        ]
         await wait_all_tasks_blocked()
         assert syncs.started == ["a"]
         for repo in "abcde":
@@ -250,8 +252,10 @@ async def test_a_queued_job_says_what_it_waits_behind_whenever_that_changes_then
         a, b, c = (runner.submit(SyncRequest(r)) for r in "abc")
         events = runner.subscribe(c.id)
         await wait_all_tasks_blocked()
-        first = {"stage": "queued", "behind": [
-            {"job": a.id, "repo": "a", "state": "running"}, {"job": b.id, "repo": "b", "state": "queued"}]}
+        first = {
+            "stage": "queued",
+            "behind": [{"job": a.id, "repo": "a", "state": "running"}, {"job": b.id, "repo": "b", "state": "queued"}],
+        }
         syncs.gate("a").set()
         await runner.wait(a.id)
         await wait_all_tasks_blocked()
@@ -259,8 +263,12 @@ async def test_a_queued_job_says_what_it_waits_behind_whenever_that_changes_then
         syncs.gate("b").set()
         syncs.gate("c").set()
         received = [event async for event in events]
-    assert received == [first, second, {"stage": "scan", "done": 1},
-                        {"stage": "end", "state": "completed", "counts": {"files": 3}, "error": None}]
+    assert received == [
+        first,
+        second,
+        {"stage": "scan", "done": 1},
+        {"stage": "end", "state": "completed", "counts": {"files": 3}, "error": None},
+    ]
 
 
 async def test_a_late_subscriber_to_a_queued_job_hears_what_it_waits_behind_and_no_more_once_it_runs():
@@ -324,8 +332,10 @@ def test_a_queued_job_with_nothing_ahead_and_no_backoff_has_no_queued_event():
     assert queued_event(me, [me], slots=1, retry_at=12.34, now=2.0) == {"stage": "queued", "behind": [], "retry_in_s": 10.3}
 
 
-@given(st.lists(st.tuples(st.sampled_from(["submit", "finish"]), st.sampled_from("abcd"), st.booleans()), max_size=40),
-       st.integers(min_value=1, max_value=3))
+@given(
+    st.lists(st.tuples(st.sampled_from(["submit", "finish"]), st.sampled_from("abcd"), st.booleans()), max_size=40),
+    st.integers(min_value=1, max_value=3),
+)
 def test_every_job_left_queued_by_the_runner_waits_behind_a_job_that_runs_or_comes_first(operations, slots):
     """After the runner has started all it may, each queued job names jobs ahead of it, and
     finishing all of those would let it start."""

@@ -143,9 +143,7 @@ async def test_a_repository_removed_while_the_daemon_was_down_loses_its_document
         daemon.shutdown()
 
 
-async def test_a_failing_repository_backs_off_exponentially_and_the_others_carry_on(
-    mock_clock, nursery, home, repos, tmp_path
-):
+async def test_a_failing_repository_backs_off_exponentially_and_the_others_carry_on(mock_clock, nursery, home, repos, tmp_path):
     # The backoff's 10 s, 20 s, 40 s pass a hundred times faster. (An autojump clock would jump
     # while the daemon waits for its threads, past the deadlines of requests in progress.)
     mock_clock.rate = 100

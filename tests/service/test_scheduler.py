@@ -8,9 +8,7 @@ from codeweir.service.scheduler import Backoff, Scheduler, SyncRequest
 priorities = st.sampled_from(["interactive", "normal"])
 repos = st.sampled_from(["a", "b", "c"])
 paths = st.frozensets(st.sampled_from(["x.py", "y.py", "z.py", "d/w.go"]), min_size=1)
-requests = st.builds(
-    SyncRequest, repo=repos, full=st.booleans(), paths=st.none() | paths, priority=priorities
-)
+requests = st.builds(SyncRequest, repo=repos, full=st.booleans(), paths=st.none() | paths, priority=priorities)
 
 
 def drain(scheduler: Scheduler, now: float = 0.0) -> list[str]:

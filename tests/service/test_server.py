@@ -85,9 +85,7 @@ class Handlers:
             case "grouped":
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self.raise_request_error)
-        hit = protocol.SearchHit(
-            repo="r", path="a.py", start_line=1, end_line=2, score=1.0, snippet=params.query, blob="b"
-        )
+        hit = protocol.SearchHit(repo="r", path="a.py", start_line=1, end_line=2, score=1.0, snippet=params.query, blob="b")
         return protocol.SearchResult(results=(hit,), took_ms=0.5, mode=params.mode)
 
     async def raise_request_error(self):
@@ -100,9 +98,7 @@ class Handlers:
                     protocol.PROGRESS,
                     protocol.Progress(job="j1", repo="r", stage="index", done=done, total=2),
                 )
-        return {
-            "jobs": [{"id": "j1", "repo": params.repo, "state": "completed" if params.wait else "queued"}]
-        }
+        return {"jobs": [{"id": "j1", "repo": params.repo, "state": "completed" if params.wait else "queued"}]}
 
     async def wait(self, params, notify):
         self.started.set()
@@ -119,9 +115,7 @@ class Handlers:
         return {"status": self.status, "search": self.search, "sync": self.sync, "wait": self.wait}
 
 
-LIMITS = ServerConfig(
-    max_request_bytes=4096, max_connections=4, request_timeout_seconds=5, idle_timeout_seconds=60
-)
+LIMITS = ServerConfig(max_request_bytes=4096, max_connections=4, request_timeout_seconds=5, idle_timeout_seconds=60)
 
 
 async def start(nursery, tmp_path: Path, handlers=None, **limits) -> Path:
@@ -163,9 +157,7 @@ async def test_pipelined_requests_are_answered_in_order(nursery, tmp_path, autoj
         ("grouped", -32602, "bad glob"),
     ],
 )
-async def test_handler_errors_become_json_rpc_errors_and_the_connection_lives_on(
-    nursery, tmp_path, caplog, query, code, message
-):
+async def test_handler_errors_become_json_rpc_errors_and_the_connection_lives_on(nursery, tmp_path, caplog, query, code, message):
     peer = await Peer.connect(await start(nursery, tmp_path))
     answer = await peer.request("search", {"query": query}, request_id=9)
     assert answer["id"] == 9 and answer["error"] == {"code": code, "message": message}
@@ -248,9 +240,7 @@ async def test_a_flood_of_connections_is_refused_while_a_connected_client_is_ser
     flood = [await Peer.connect(path) for _ in range(30)]
     for peer in flood:
         refusal = await peer.read()
-        assert refusal["error"]["code"] == -32000 and refusal["error"]["message"].startswith(
-            "busy: too many connections"
-        )
+        assert refusal["error"]["code"] == -32000 and refusal["error"]["message"].startswith("busy: too many connections")
         assert await peer.read() is None
         assert (await good.request("search", {"query": "during the flood"}))["result"]["results"]
     await idle.aclose()
@@ -258,9 +248,7 @@ async def test_a_flood_of_connections_is_refused_while_a_connected_client_is_ser
     assert (await (await Peer.connect(path)).request("status"))["result"] == {"ok": True}
 
 
-async def test_a_slow_loris_client_is_closed_after_the_idle_timeout_and_frees_its_slot(
-    nursery, tmp_path, autojump_clock
-):
+async def test_a_slow_loris_client_is_closed_after_the_idle_timeout_and_frees_its_slot(nursery, tmp_path, autojump_clock):
     path = await start(nursery, tmp_path, max_connections=1, idle_timeout_seconds=10)
     loris = await Peer.connect(path)
     opened = trio.current_time()
@@ -408,9 +396,7 @@ fuzz_lines = st.one_of(
 FUZZ_EXAMPLES = 150
 
 
-@settings(
-    max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(fuzz_lines, min_size=1, max_size=4))
 async def test_a_live_socket_answers_every_malformed_input_and_then_a_good_request(tmp_path, lines):
     async def answer_at_once(params, notify):

@@ -98,9 +98,7 @@ def test_notify_rejects_a_relative_notify_socket() -> None:
         notify("READY=1", env={"NOTIFY_SOCKET": "run/notify"})
 
 
-def test_notify_to_a_missing_socket_reports_false_and_logs(
-    short_dir: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_notify_to_a_missing_socket_reports_false_and_logs(short_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = str(short_dir / "gone.sock")
     assert notify("READY=1", env={"NOTIFY_SOCKET": path}) is False
     assert f"NOTIFY_SOCKET={path}" in caplog.text
@@ -209,9 +207,7 @@ def test_listen_fds_by_name_skips_sockets_with_other_names(short_dir: Path) -> N
         ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "{other}"}, None),
     ],
 )
-def test_watchdog_interval_is_half_of_watchdog_usec_for_this_process(
-    env: dict[str, str], expected: float | None
-) -> None:
+def test_watchdog_interval_is_half_of_watchdog_usec_for_this_process(env: dict[str, str], expected: float | None) -> None:
     env = {k: v.format(pid=os.getpid(), other=os.getpid() + 1) for k, v in env.items()}
     assert watchdog_interval(env) == expected
 

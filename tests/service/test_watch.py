@@ -74,8 +74,14 @@ def test_every_change_is_delivered_once_in_batches_split_by_quiet_or_max_delay(e
 
 @pytest.mark.parametrize(
     "path, moved",
-    [(".git/HEAD", True), (".git/refs/heads/main", True), (".git/packed-refs", True),
-     (".git/refs/heads/main.lock", False), (".git/index", False), (".git/objects/ab/cdef", False)],
+    [
+        (".git/HEAD", True),
+        (".git/refs/heads/main", True),
+        (".git/packed-refs", True),
+        (".git/refs/heads/main.lock", False),
+        (".git/index", False),
+        (".git/objects/ab/cdef", False),
+    ],
 )
 def test_only_head_and_ref_files_count_as_ref_moves(path, moved):
     assert is_ref_change(path) is moved

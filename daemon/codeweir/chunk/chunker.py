@@ -191,9 +191,7 @@ class _Lines:
         self.lines = text.split("\n")
         self.char_starts = [0, *accumulate(len(line) + 1 for line in self.lines)]
         self.byte_starts = (
-            self.char_starts
-            if text.isascii()
-            else [0, *accumulate(len(line.encode("utf-8")) + 1 for line in self.lines)]
+            self.char_starts if text.isascii() else [0, *accumulate(len(line.encode("utf-8")) + 1 for line in self.lines)]
         )
 
     def chars(self, first: int, last: int) -> int:

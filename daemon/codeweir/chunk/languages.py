@@ -269,14 +269,28 @@ def _java(node: Node, parent_kind: str) -> _Def | None:
 
 # --- C and C++ ------------------------------------------------------------------------
 
-_C_NAMES = frozenset({
-    "identifier", "field_identifier", "type_identifier", "qualified_identifier",
-    "operator_name", "destructor_name", "template_function",
-})
+_C_NAMES = frozenset(
+    {
+        "identifier",
+        "field_identifier",
+        "type_identifier",
+        "qualified_identifier",
+        "operator_name",
+        "destructor_name",
+        "template_function",
+    }
+)
 _C_RECORDS = {"struct_specifier": "struct", "union_specifier": "struct", "class_specifier": "class"}
-_C_GROUPS = frozenset({
-    "preproc_if", "preproc_ifdef", "preproc_else", "preproc_elif", "preproc_elifdef", "linkage_specification",
-})
+_C_GROUPS = frozenset(
+    {
+        "preproc_if",
+        "preproc_ifdef",
+        "preproc_else",
+        "preproc_elif",
+        "preproc_elifdef",
+        "linkage_specification",
+    }
+)
 
 
 def _c_declarator(node: Node | None) -> tuple[tuple[str, ...], str, bool]:
@@ -285,8 +299,10 @@ def _c_declarator(node: Node | None) -> tuple[tuple[str, ...], str, bool]:
     while node is not None and node.type not in _C_NAMES:
         is_function = is_function or node.type == "function_declarator"
         inner = node.child_by_field_name("declarator")
-        node = inner if inner is not None else next(
-            (c for c in node.named_children if c.type in _C_NAMES or c.type.endswith("declarator")), None
+        node = (
+            inner
+            if inner is not None
+            else next((c for c in node.named_children if c.type in _C_NAMES or c.type.endswith("declarator")), None)
         )
     parts = [p.split("<")[0] if not p.startswith("operator") else p for p in _text(node).split("::")]
     return tuple(p for p in parts[:-1] if p), parts[-1], is_function
@@ -409,9 +425,7 @@ def _classify(node: Node, grammar: _Grammar, parent_kind: str) -> _Def | None:
     return verdict
 
 
-def _unit(
-    node: Node, verdict: _Def, first: int, last: int, grammar: _Grammar, path: tuple[str, ...], parent_kind: str
-) -> Unit:
+def _unit(node: Node, verdict: _Def, first: int, last: int, grammar: _Grammar, path: tuple[str, ...], parent_kind: str) -> Unit:
     name = " ".join(verdict.name.split())  # a computed name may span lines
     own_path = path + verdict.qualifier + ((name,) if name else ())
     meta = None

@@ -217,9 +217,7 @@ def _sync_result(out: Output, result: dict[str, Any]) -> None:
 
 def _interrupted_sync(client: Client, args: argparse.Namespace, jobs: list[str]) -> int:
     if not args.cancel_on_interrupt:
-        Output.fail(
-            "detached: the sync goes on in the daemon; follow it with `codeweir jobs` or `codeweir wait`"
-        )
+        Output.fail("detached: the sync goes on in the daemon; follow it with `codeweir jobs` or `codeweir wait`")
         return EXIT_INTERRUPTED
     # A repository's sync is cancelled by name, whether or not its progress has arrived yet;
     # with --all, the jobs whose progress arrived are all the client knows of.
@@ -249,9 +247,7 @@ def cmd_wait(client: Client, args: argparse.Namespace, out: Output) -> int:
     result = client.call("wait", params, timeout=None if args.timeout is None else args.timeout + 30)
     out.result(result)
     if not result.get("done"):
-        Output.fail(
-            f"timed out after {args.timeout:g} s: {args.repo or 'the index'} is not fully indexed yet"
-        )
+        Output.fail(f"timed out after {args.timeout:g} s: {args.repo or 'the index'} is not fully indexed yet")
         return EXIT_DAEMON_ERROR
     return EXIT_OK
 
@@ -336,7 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", default=argparse.SUPPRESS, help="config file (for the socket path)")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print exact JSON")
     common.add_argument(
-        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
         help="silent on success, one line on stderr on failure; sync waits for the result (for cron)",
     )
     parser = argparse.ArgumentParser(
@@ -345,9 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     daemon = commands.add_parser("daemon", help="run the daemon in the foreground")
-    daemon.add_argument(
-        "--config", default=argparse.SUPPRESS, help="config file (default: ~/.config/codeweir/config.toml)"
-    )
+    daemon.add_argument("--config", default=argparse.SUPPRESS, help="config file (default: ~/.config/codeweir/config.toml)")
 
     def command(name: str, run: Command, help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, parents=[common], help=help)
@@ -364,9 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--all", action="store_true", help="every configured repository")
     sync.add_argument("--full", action="store_true", help="re-read every file, not just changed ones")
     sync.add_argument("--wait", action="store_true", help="show progress and return when the sync ends")
-    sync.add_argument(
-        "--cancel-on-interrupt", action="store_true", help="with --wait: Ctrl-C cancels the sync"
-    )
+    sync.add_argument("--cancel-on-interrupt", action="store_true", help="with --wait: Ctrl-C cancels the sync")
 
     search = command("search", cmd_search, "search the indexed repositories")
     search.add_argument("query", metavar="QUERY")
@@ -388,9 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = commands.add_parser("model", help="the embedding model")
     model_commands = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
-    model_commands.add_parser(
-        "build", parents=[common], help="convert the configured model to ONNX into the state dir (once)"
-    )
+    model_commands.add_parser("build", parents=[common], help="convert the configured model to ONNX into the state dir (once)")
 
     wait = command("wait", cmd_wait, "return when a repository (or all) is fully indexed")
     wait.add_argument("repo", nargs="?", metavar="REPO")
@@ -430,4 +423,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         Output.fail("interrupted")
         return EXIT_INTERRUPTED
-

@@ -50,11 +50,7 @@ def print_hits(console: Console, hits: list[dict[str, Any]]) -> None:
         header.append(f"{hit.get('repo', '')}/", style="dim")
         header.append(str(hit.get("path", "")), style="magenta")
         line = hit.get("line")
-        where = (
-            f":{line}:{hit.get('column', 1)}"
-            if line is not None
-            else f":{hit.get('start_line')}-{hit.get('end_line')}"
-        )
+        where = f":{line}:{hit.get('column', 1)}" if line is not None else f":{hit.get('start_line')}-{hit.get('end_line')}"
         header.append(where, style="green")
         if hit.get("symbol"):
             header.append(f"  {hit['symbol']}", style="bold yellow")
@@ -189,8 +185,11 @@ def counts_text(counts: dict[str, int]) -> str:
     """A job's counts but its zeros: `260 files, 12 indexed, 248 unchanged, skipped: 3 binary`."""
     parts = [f"{counts[key]:,} {key}" for key in ("files", "indexed", "deleted", "unchanged", "commits") if counts.get(key)]
     # status_* counts say what became of the files read; all but "indexed" were skipped.
-    skipped = [f"{n:,} {key.removeprefix('status_')}" for key, n in counts.items()
-               if key.startswith("status_") and key != "status_indexed" and n]
+    skipped = [
+        f"{n:,} {key.removeprefix('status_')}"
+        for key, n in counts.items()
+        if key.startswith("status_") and key != "status_indexed" and n
+    ]
     if skipped:
         parts.append(f"skipped: {', '.join(skipped)}")
     return ", ".join(parts)

@@ -207,9 +207,7 @@ def _check_model(path: Path, declared_dim: int | None) -> int:
         )
     dim = dims[-1].dim_value or declared_dim
     if not dim:
-        raise ModelError(
-            f"{path}: output {output.name!r} has no fixed last dimension and no {METADATA_FILE} declares it"
-        )
+        raise ModelError(f"{path}: output {output.name!r} has no fixed last dimension and no {METADATA_FILE} declares it")
     if declared_dim is not None and dim != declared_dim:
         raise ModelError(f"{path}: output dimension {dim} but {METADATA_FILE} declares {declared_dim}")
     return dim
@@ -378,9 +376,7 @@ class _GraphWriter:
 
         # Embeddings. Token type is always 0 for one text, so its row joins the positions.
         word = self.const("embeddings.word_embeddings.weight", self.w["embeddings.word_embeddings.weight"])
-        positions = (
-            self.w["embeddings.position_embeddings.weight"] + self.w["embeddings.token_type_embeddings.weight"][0]
-        )
+        positions = self.w["embeddings.position_embeddings.weight"] + self.w["embeddings.token_type_embeddings.weight"][0]
         self.const("embeddings.position_embeddings.weight", positions)
         seq_len = self.op("Shape", ["input_ids"], "seq_len", start=1, end=2)
         pos = self.op("Slice", ["embeddings.position_embeddings.weight", "zero", seq_len, "zero"], "pos.embeddings")

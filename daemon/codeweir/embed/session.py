@@ -79,9 +79,7 @@ class Embedder:
         self.background = BackgroundThread("codeweir-embed")
         # Threads start with their creator's priority: onnxruntime starts its intra-op threads
         # when the session opens, and tokenizers its process-wide pool at the first batch encode.
-        self._session = self.background.call(
-            _open_session, spec.directory / MODEL_FILE, provider, threads or default_threads()
-        )
+        self._session = self.background.call(_open_session, spec.directory / MODEL_FILE, provider, threads or default_threads())
         self.background.call(self._encode_batch, ["codeweir"])
         self.provider = self._session.get_providers()[0]
         self._token_budget = CUDA_TOKEN_BUDGET if self.provider == CUDA else CPU_TOKEN_BUDGET
@@ -91,9 +89,7 @@ class Embedder:
         probe = np.array([self._encode("codeweir").ids], dtype=np.int64)
         width = self._run(probe, np.ones_like(probe), background=True).shape[1]
         if width != spec.dim:
-            raise ModelError(
-                f"{spec.directory / MODEL_FILE}: produces {width}-dimensional vectors, expected {spec.dim}"
-            )
+            raise ModelError(f"{spec.directory / MODEL_FILE}: produces {width}-dimensional vectors, expected {spec.dim}")
         log.info("embedding model %s on %s (%d threads)", self.model_id, self.provider, threads or default_threads())
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:

@@ -27,6 +27,7 @@ BATCH = 500  # commits per batch sent to the writer
 MAX_PATHS = 1000  # changed paths kept per commit: a mass import names them all otherwise
 META_KEY = "commits"  # in the repository's meta document: the tip the last walk started from
 
+
 @attrs.frozen
 class WalkPlan:
     head: str  # the commit to walk from; "" for an unborn branch

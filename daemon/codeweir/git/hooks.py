@@ -89,8 +89,7 @@ def _chain_foreign(hook: Path) -> None:
     chained = hook.with_name(hook.name + CHAINED_SUFFIX)
     if chained.exists() or chained.is_symlink():
         raise RepoError(
-            f"{hook} is not codeweir's and {chained} exists too: merge them into one, remove the other, "
-            "and install again"
+            f"{hook} is not codeweir's and {chained} exists too: merge them into one, remove the other, and install again"
         )
     hook.rename(chained)
 

@@ -167,9 +167,7 @@ class _IndexListing:
 _index_listings: dict[str, _IndexListing] = {}  # by git dir
 
 
-def _tracked_files(
-    git: pygit2.Repository, signature: tuple[int, ...] | None
-) -> tuple[tuple[str, int, TrackedFile], ...]:
+def _tracked_files(git: pygit2.Repository, signature: tuple[int, ...] | None) -> tuple[tuple[str, int, TrackedFile], ...]:
     """The index's stage-0 entries as (path, mode, file), as the last diff saw them.
 
     `signature` is the index file's, given when it did not change while the diff ran: then the
@@ -179,9 +177,7 @@ def _tracked_files(
     listing = _index_listings.get(git.path)
     if signature and listing is not None and listing.signature == signature:
         return listing.entries
-    entries = tuple(
-        (path, mode, TrackedFile(path, blob, size)) for path, blob, mode, size in _index_entries(git.index)
-    )
+    entries = tuple((path, mode, TrackedFile(path, blob, size)) for path, blob, mode, size in _index_entries(git.index))
     if signature:
         _index_listings[git.path] = _IndexListing(signature, entries)
     return entries
@@ -286,9 +282,7 @@ def _blob_size(odb: pygit2.Odb, blob: str, cut_short: Mapping[str, str]) -> int:
 # libgit2 read whole none that it needs: the commit and its trees (blob headers read safely).
 
 
-def _refuse_cut_short_commit_or_trees(
-    repo: RepoConfig, git: pygit2.Repository, name: str, cut_short: Mapping[str, str]
-) -> None:
+def _refuse_cut_short_commit_or_trees(repo: RepoConfig, git: pygit2.Repository, name: str, cut_short: Mapping[str, str]) -> None:
     """RepoError naming the first cut-short object between `name` and the trees of its commit;
     reads only objects that are whole."""
     try:
@@ -301,8 +295,7 @@ def _refuse_cut_short_commit_or_trees(
         if oid in cut_short:
             what = (cut_short[oid] or "object") if path is None else f"tree of {path or '/'}"
             raise RepoError(
-                f"{_where(repo)}: ref {name!r}: {what} {oid} is cut short (a truncated loose object; "
-                "git fsck lists them all)"
+                f"{_where(repo)}: ref {name!r}: {what} {oid} is cut short (a truncated loose object; git fsck lists them all)"
             )
         try:
             obj = git[oid]

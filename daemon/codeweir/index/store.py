@@ -144,11 +144,20 @@ class Store:
         try:
             index = _open_index(self.directory)
         except ValueError as exc:  # another schema: this code cannot read it
-            log.warning("index at %s (versions %s) cannot be read (%s): searches answer from the rebuild as it grows",
-                        self.directory, found, _reason(exc))
+            log.warning(
+                "index at %s (versions %s) cannot be read (%s): searches answer from the rebuild as it grows",
+                self.directory,
+                found,
+                _reason(exc),
+            )
             return self._target
-        log.warning("index at %s has versions %s, want %s: rebuilding in %s; searches read the old index meanwhile",
-                    self.directory, found, VERSIONS, self._rebuild_directory)
+        log.warning(
+            "index at %s has versions %s, want %s: rebuilding in %s; searches read the old index meanwhile",
+            self.directory,
+            found,
+            VERSIONS,
+            self._rebuild_directory,
+        )
         return index
 
     # -- versions -------------------------------------------------------------------------
@@ -230,9 +239,7 @@ class Store:
     def file_errors(self, repo: str, limit: int) -> list[dict[str, str]]:
         """Up to `limit` files of `repo` that could not be read or chunked, with why, by path."""
         query = query_all([("doc_kind", "file"), ("repo", repo)])
-        failed = tantivy.Query.boolean_query(
-            [(tantivy.Occur.Should, self.term("status", s)) for s in ("unreadable", "error")]
-        )
+        failed = tantivy.Query.boolean_query([(tantivy.Occur.Should, self.term("status", s)) for s in ("unreadable", "error")])
         searcher = self.searcher()
         hits = searcher.search(
             tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, failed)]), limit=limit
@@ -279,9 +286,7 @@ class Store:
                 # A small arena: memory stays flat whatever the repository's size; the writer
                 # flushes a segment when it fills, which costs little at our commit cadence.
                 # Its merge threads start with it, at background priority.
-                self._writer = start_in_background(
-                    partial(self._target.writer, heap_size=WRITER_HEAP_BYTES, num_threads=1)
-                )
+                self._writer = start_in_background(partial(self._target.writer, heap_size=WRITER_HEAP_BYTES, num_threads=1))
             except ValueError as exc:
                 raise self._write_failure("opening the index writer", exc) from None
         return self._writer

@@ -188,9 +188,7 @@ class VectorStore:
             except OSError as exc:
                 raise StoreError(f"{self.directory}: cannot save vectors: {exc}") from None
 
-    def search(
-        self, query: np.ndarray, k: int, *, candidates: Collection[str] | None = None
-    ) -> list[tuple[str, float]]:
+    def search(self, query: np.ndarray, k: int, *, candidates: Collection[str] | None = None) -> list[tuple[str, float]]:
         """The k best (content hash, inner product), best first; only `candidates` when given."""
         query = np.asarray(query, dtype=np.float32)
         if query.shape != (self.dim,):
@@ -361,5 +359,3 @@ def _keys_digest(view: _Rows, count: int) -> str:
 
 def _number(segment: Path) -> int:
     return int(_SEGMENT.fullmatch(segment.name)[1])
-
-

@@ -56,8 +56,7 @@ def parse_file(repo: RepoConfig, file: TrackedFile, max_bytes: int) -> FileRecor
         log.exception("chunking %s/%s failed", repo.name, file.path)
         return skipped("error", f"{type(exc).__name__}: {exc}", blob)
     hashes = tuple(
-        content_hash(document_text(language=language, symbol_path=c.symbol_path, kind=c.kind, content=c.content))
-        for c in chunks
+        content_hash(document_text(language=language, symbol_path=c.symbol_path, kind=c.kind, content=c.content)) for c in chunks
     )
     return FileRecord(repo.name, file.path, blob, language, chunks, hashes, facets=classify(file.path, text))
 

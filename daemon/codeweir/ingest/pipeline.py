@@ -86,8 +86,12 @@ async def parse_stage(
                     # A worker is held already, so the timeout counts this file's work alone.
                     with trio.move_on_after(timeout) as deadline:
                         record = await trio_parallel.run_sync(
-                            parse_file, task.repo, task.file, max_bytes,
-                            limiter=trio.CapacityLimiter(1), kill_on_cancel=True,
+                            parse_file,
+                            task.repo,
+                            task.file,
+                            max_bytes,
+                            limiter=trio.CapacityLimiter(1),
+                            kill_on_cancel=True,
                         )
                     if deadline.cancelled_caught:
                         record = _failed(task, f"reading and chunking it took over {timeout:g} s: given up")

@@ -34,9 +34,7 @@ def plan_sync(
     `current`.
     """
     scope = None if only_paths is None else PathScope.of(only_paths)
-    considered = sorted(
-        (f for f in current if scope is None or f.path in scope), key=attrgetter("path")
-    )
+    considered = sorted((f for f in current if scope is None or f.path in scope), key=attrgetter("path"))
     present = {f.path for f in considered}
     if len(present) != len(considered):
         counts = Counter(f.path for f in considered)
@@ -45,4 +43,3 @@ def plan_sync(
     to_index = tuple(f for f in considered if full or indexed.get(f.path) != f.blob)
     delete = tuple(sorted(p for p in indexed.keys() - present if scope is None or p in scope))
     return Plan(index=to_index, delete=delete, unchanged=len(considered) - len(to_index))
-

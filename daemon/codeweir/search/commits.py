@@ -156,4 +156,3 @@ def _filter_clauses(filters: CommitFilters) -> list[tuple[tantivy.Occur, tantivy
             )
         )
     return clauses
-

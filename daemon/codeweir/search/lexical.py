@@ -215,10 +215,7 @@ def symbol_query(name: str) -> Scored:
         "fuzzy": tantivy.Query.fuzzy_term_query(SCHEMA, "symbol_exact", name, distance=1 if len(name) < 6 else 2),
     }
     return Scored(
-        tuple(
-            (tier, tantivy.Occur.Should, tantivy.Query.const_score_query(queries[tier], score))
-            for tier, score in SYMBOL_TIERS
-        )
+        tuple((tier, tantivy.Occur.Should, tantivy.Query.const_score_query(queries[tier], score)) for tier, score in SYMBOL_TIERS)
     )
 
 
@@ -278,4 +275,3 @@ def chunk_hit(c: StoredChunk, score: float, snippet: str, **extra: Any) -> Hit:
 
 def _first_lines(content: str, n: int = 3) -> str:
     return html.escape("\n".join(content.splitlines()[:n]))
-

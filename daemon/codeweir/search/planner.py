@@ -93,9 +93,7 @@ class SearchRequests:
             plan_search(self.store, "lexical", query, attrs.evolve(params, limit=wide)),
             limiter=self.limiter,
         )
-        definitions = await trio.to_thread.run_sync(
-            search_definitions, self.store, text, filters, wide, limiter=self.limiter
-        )
+        definitions = await trio.to_thread.run_sync(search_definitions, self.store, text, filters, wide, limiter=self.limiter)
         return fuse_hybrid(lexical_hits, semantic, definitions, params.limit), notes + lexical_notes
 
     async def _search_commits(self, query, params) -> tuple[list[CommitHit], list[str]]:
@@ -105,9 +103,7 @@ class SearchRequests:
         text = " ".join((*query.words, *query.literals))
         by_meaning = bool(text) and self.embedding.ready
         wide = max(params.limit * 3, 30) if by_meaning else params.limit
-        lexical = await trio.to_thread.run_sync(
-            search_commits, self.store, text, filters, wide, limiter=self.limiter
-        )
+        lexical = await trio.to_thread.run_sync(search_commits, self.store, text, filters, wide, limiter=self.limiter)
         if not text:
             return lexical, []
         if not by_meaning:
@@ -163,9 +159,7 @@ def plan_search(store: Store, mode: str, query: Query, params) -> Callable[[], t
     words = required_words(query.text)
 
     def exact() -> tuple[list, list[str]]:
-        result = search_regex(
-            store, patterns, filters, limit, case_sensitive=case_sensitive, words=words, explain=explain
-        )
+        result = search_regex(store, patterns, filters, limit, case_sensitive=case_sensitive, words=words, explain=explain)
         return result.hits, result.notes
 
     return exact

@@ -57,9 +57,7 @@ def _chunks_with(store: Store, content_hash: str, filters: Filters) -> list[tant
     return [searcher.doc(a) for _, a in searcher.search(query, limit=100, count=False).hits]
 
 
-def search_semantic(
-    store: Store, vectors: VectorStore, query: np.ndarray, filters: Filters, limit: int
-) -> list[Hit]:
+def search_semantic(store: Store, vectors: VectorStore, query: np.ndarray, filters: Filters, limit: int) -> list[Hit]:
     """Blocking: run in a thread. Hits ranked by cosine similarity to the query."""
     candidates = _candidates(store, filters) if filters != Filters() else None
     k = limit * 2

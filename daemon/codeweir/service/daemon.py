@@ -80,6 +80,7 @@ async def _serve(config: Config, config_path: Path | None, started_in: Path | No
         git_limiter=trio.CapacityLimiter(2),
         search_limiter=trio.CapacityLimiter(4),
     )
+
     async def run_sync(job, report):
         return await daemon.run_job(job, report)
 

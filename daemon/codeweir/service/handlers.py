@@ -237,9 +237,7 @@ class Daemon:
         repos = []
         for repo in self.config.repositories:
             state = self.repo_states.get(repo.name, RepoState())
-            statuses = await trio.to_thread.run_sync(
-                self.store.file_status, repo.name, limiter=self.stages.search_limiter
-            )
+            statuses = await trio.to_thread.run_sync(self.store.file_status, repo.name, limiter=self.stages.search_limiter)
             chunks = await trio.to_thread.run_sync(
                 self.store.count, ("doc_kind", "chunk"), ("repo", repo.name), limiter=self.stages.search_limiter
             )
@@ -331,10 +329,7 @@ class Daemon:
             raise RequestError("sync: name a repository or set all=true")
         names = [params.repo] if params.repo else [r.name for r in self.config.repositories]
         paths = frozenset(params.paths) if params.paths is not None else None
-        jobs = [
-            self.runner.submit(SyncRequest(name, full=params.full, paths=paths, priority=params.priority))
-            for name in names
-        ]
+        jobs = [self.runner.submit(SyncRequest(name, full=params.full, paths=paths, priority=params.priority)) for name in names]
         if params.wait:
             async with trio.open_nursery() as nursery:
                 for job in jobs:
@@ -374,9 +369,7 @@ class Daemon:
         names = {params.repo} if params.repo else {r.name for r in self.config.repositories}
 
         def pending() -> list[Job]:
-            return [
-                j for j in self.runner.jobs() if j.request.repo in names and j.state in ("queued", "running")
-            ]
+            return [j for j in self.runner.jobs() if j.request.repo in names and j.state in ("queued", "running")]
 
         with trio.move_on_after(params.timeout if params.timeout is not None else math.inf):
             while jobs := pending():
@@ -432,7 +425,8 @@ class Daemon:
         changed = sorted(n for n in old.keys() & now.keys() if old[n] != now[n])
         # The socket, state dir, limits and model are taken when the daemon starts.
         restart = [
-            f.name for f in attrs.fields(Config)
+            f.name
+            for f in attrs.fields(Config)
             if f.name not in ("repositories", "log_level") and getattr(new, f.name) != getattr(self.config, f.name)
         ]
         if restart:
@@ -472,7 +466,4 @@ class Daemon:
             await self.delete_repos(stale)
 
     def handlers(self) -> dict[str, Any]:
-        return {
-            name: getattr(self, name)
-            for name in ("status", "repos", "sync", "search", "jobs", "cancel", "wait", "reload")
-        }
+        return {name: getattr(self, name) for name in ("status", "repos", "sync", "search", "jobs", "cancel", "wait", "reload")}

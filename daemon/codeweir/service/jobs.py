@@ -107,8 +107,9 @@ class JobRunner:
                 self._start_ready(nursery, now, deferred)
                 self._report_waiting(now, deferred)
                 # Jobs of a backing-off repository wait in the queue until it may sync again.
-                waiting = [deferred[j.request.repo] for j in self._scheduler.jobs()
-                           if j.state == "queued" and j.request.repo in deferred]
+                waiting = [
+                    deferred[j.request.repo] for j in self._scheduler.jobs() if j.state == "queued" and j.request.repo in deferred
+                ]
                 with trio.move_on_at(min(waiting, default=math.inf)):
                     await self._wake_receive.receive()
 
@@ -144,9 +145,14 @@ class JobRunner:
                 state = "completed"
         except Exception as exc:
             state, error = "failed", _describe(exc)
-            log.log(logging.WARNING if isinstance(exc, CodeweirError) else logging.ERROR,
-                    "sync %s of %s failed: %s", job.id, job.request.repo, error,
-                    exc_info=not isinstance(exc, CodeweirError))
+            log.log(
+                logging.WARNING if isinstance(exc, CodeweirError) else logging.ERROR,
+                "sync %s of %s failed: %s",
+                job.id,
+                job.request.repo,
+                error,
+                exc_info=not isinstance(exc, CodeweirError),
+            )
         finally:
             # Also reached when the whole runner is cancelled: the job still ends, cancelled.
             now = trio.current_time()

@@ -61,11 +61,7 @@ class PeerPolicy:
     member_uids: frozenset[int] = frozenset()
 
     def allows(self, uid: int, gid: int) -> bool:
-        return (
-            uid in (self.uid, 0)
-            or (self.group_gid is not None and gid == self.group_gid)
-            or uid in self.member_uids
-        )
+        return uid in (self.uid, 0) or (self.group_gid is not None and gid == self.group_gid) or uid in self.member_uids
 
 
 def peer_policy(group: str) -> PeerPolicy:
@@ -95,9 +91,7 @@ def _umask(mask: int) -> Iterator[None]:
 def check_socket_directory(path: Path, mode: int, owner: int, uid: int) -> None:
     """Refuse a directory where another user could replace the socket under us."""
     if owner not in (uid, 0):
-        raise CodeweirError(
-            f"{path}: the socket's directory belongs to uid {owner}, not to this user; refusing to use it"
-        )
+        raise CodeweirError(f"{path}: the socket's directory belongs to uid {owner}, not to this user; refusing to use it")
     if owner != uid and mode & stat.S_IWOTH:
         raise CodeweirError(f"{path}: the socket's directory is world-writable; use a private directory")
 
@@ -133,9 +127,7 @@ def bind_unix_socket(path: Path) -> trio.socket.SocketType:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             st = os.stat(path.parent)
         except OSError as exc:
-            raise CodeweirError(
-                f"{path.parent}: cannot create the socket's directory: {exc.strerror}"
-            ) from None
+            raise CodeweirError(f"{path.parent}: cannot create the socket's directory: {exc.strerror}") from None
         check_socket_directory(path.parent, st.st_mode, st.st_uid, os.getuid())
         _remove_stale_socket(path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -144,9 +136,7 @@ def bind_unix_socket(path: Path) -> trio.socket.SocketType:
             sock.listen(LISTEN_BACKLOG)
         except OSError as exc:
             sock.close()
-            raise CodeweirError(
-                f"{path}: cannot listen on the control socket: {exc.strerror or exc}"
-            ) from None
+            raise CodeweirError(f"{path}: cannot listen on the control socket: {exc.strerror or exc}") from None
     return trio.socket.from_stdlib_socket(sock)
 
 
@@ -219,9 +209,7 @@ class _Server:
             return
         if self.open_connections >= self.limits.max_connections:
             if not self.refusing:
-                log.warning(
-                    "refusing control connections: %d open (server.max_connections)", self.open_connections
-                )
+                log.warning("refusing control connections: %d open (server.max_connections)", self.open_connections)
                 self.refusing = True
             message = f"busy: too many connections ({self.limits.max_connections}); try again later"
             await _send_parting_line(stream, protocol.error(None, protocol.SERVER_ERROR, message))
@@ -240,9 +228,7 @@ async def _send_parting_line(stream: trio.SocketStream, data: bytes) -> None:
 
 
 class _Connection:
-    def __init__(
-        self, stream: trio.SocketStream, handlers: Mapping[str, Handler], limits: ServerConfig
-    ) -> None:
+    def __init__(self, stream: trio.SocketStream, handlers: Mapping[str, Handler], limits: ServerConfig) -> None:
         self.stream = stream
         self.handlers = handlers
         self.limits = limits

@@ -253,8 +253,12 @@ async def watch_repository(
         except* RepoError as errors:  # from inside the watcher's nurseries
             reasons = "; ".join(str(exc) for exc in _leaves(errors))
             # Once per new reason: a repository that stays missing should not fill the log.
-            log.log(logging.DEBUG if reasons == last_reasons else logging.WARNING,
-                    "not watching %s; trying again every %g s", reasons, retry)
+            log.log(
+                logging.DEBUG if reasons == last_reasons else logging.WARNING,
+                "not watching %s; trying again every %g s",
+                reasons,
+                retry,
+            )
             last_reasons = reasons
         await trio.sleep(retry)
 
