@@ -48,7 +48,7 @@ class Daemon:
         """Start it; returns seconds until the socket answers."""
         started = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "codeweir.cli", "daemon", "--config", str(self.config)],
+            [sys.executable, "-m", "codeweir.cli.main", "daemon", "--config", str(self.config)],
             stdout=subprocess.DEVNULL,
             stderr=open(self.tmp / "daemon.log", "w"),  # noqa: SIM115  (the child holds it)
         )

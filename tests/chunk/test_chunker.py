@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codeweir.chunk.chunker import CHUNKER_VERSION, KINDS, Budget, chunk_file, detect_language
+from codeweir.chunk.chunker import KINDS, Budget, chunk_file, detect_language
+from codeweir.chunk.version import CHUNKER_VERSION
 from codeweir.errors import FileSkipped
 from codeweir.records import Chunk
 

@@ -6,6 +6,7 @@ import tantivy
 from codeweir.errors import StoreError
 from codeweir.index.store import META_FILE, Store
 from codeweir.records import Chunk, FileRecord
+from tests.index_reading import chunks_of
 
 
 def record(path: str, blob: str, *bodies: str, repo: str = "r", status: str = "indexed") -> FileRecord:
@@ -22,12 +23,12 @@ def test_a_file_update_replaces_its_chunks_in_one_commit(tmp_path):
     store = Store(tmp_path / "index")
     store.write_file(record("a.py", "b1", "def one(): pass", "def two(): pass"))
     store.commit()
-    assert [c.symbol for c in store.chunks_of("r", "a.py")] == ["f0", "f1"]
+    assert [c.symbol for c in chunks_of(store, "r", "a.py")] == ["f0", "f1"]
     store.write_file(record("a.py", "b2", "def three(): pass"))
     # Not visible before the commit: searches read the last committed generation.
-    assert len(store.chunks_of("r", "a.py")) == 2
+    assert len(chunks_of(store, "r", "a.py")) == 2
     store.commit()
-    assert [c.content for c in store.chunks_of("r", "a.py")] == ["def three(): pass"]
+    assert [c.content for c in chunks_of(store, "r", "a.py")] == ["def three(): pass"]
     assert store.file_blobs("r") == {"a.py": "b2"}
     assert store.count(("doc_kind", "file")) == 1
 
@@ -41,7 +42,7 @@ def test_delete_file_and_delete_repo_remove_every_document(tmp_path):
     store.delete_file("r", "a.py")
     store.commit()
     assert store.file_blobs("r") == {"b.py": "b2"}
-    assert store.chunks_of("r", "a.py") == []
+    assert chunks_of(store, "r", "a.py") == []
     store.delete_repo("r")
     store.commit()
     assert store.repos() == ["other"]
@@ -83,12 +84,12 @@ def test_an_index_of_other_versions_is_rebuilt_beside_it_while_searches_read_the
     assert store.file_blobs("r") == {}  # the planner sees the rebuild: every file is indexed again
     store.write_file(record("b.py", "b2", "y = 2"))
     store.commit()
-    assert [c.content for c in store.chunks_of("r", "a.py")] == ["x = 1"]
-    assert store.chunks_of("r", "b.py") == []
+    assert [c.content for c in chunks_of(store, "r", "a.py")] == ["x = 1"]
+    assert chunks_of(store, "r", "b.py") == []
     store.finish_rebuild()
     assert not store.rebuilding
-    assert store.chunks_of("r", "a.py") == []
-    assert [c.content for c in store.chunks_of("r", "b.py")] == ["y = 2"]
+    assert chunks_of(store, "r", "a.py") == []
+    assert [c.content for c in chunks_of(store, "r", "b.py")] == ["y = 2"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
     store.close()
     again = Store(tmp_path / "index")
@@ -108,7 +109,7 @@ def test_a_rebuild_cut_short_resumes_with_what_it_had_committed(tmp_path):
     rebuild_in_part(tmp_path / "index")
     again = Store(tmp_path / "index")
     assert again.rebuilding and again.file_blobs("r") == {"b.py": "b2"}
-    assert [c.content for c in again.chunks_of("r", "a.py")] == ["x = 1"]
+    assert [c.content for c in chunks_of(again, "r", "a.py")] == ["x = 1"]
 
 
 def test_a_swap_cut_short_between_its_renames_is_completed_at_open(tmp_path):
@@ -117,7 +118,7 @@ def test_a_swap_cut_short_between_its_renames_is_completed_at_open(tmp_path):
     again = Store(tmp_path / "index")
     assert not again.rebuilding
     assert again.file_blobs("r") == {"b.py": "b2"}
-    assert [c.content for c in again.chunks_of("r", "b.py")] == ["y = 2"]
+    assert [c.content for c in chunks_of(again, "r", "b.py")] == ["y = 2"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
 
 

@@ -20,9 +20,6 @@ from codeweir.chunk.languages import GRAMMAR_LANGUAGES, TEXT, Meta, Unit, outlin
 from codeweir.errors import FileSkipped
 from codeweir.records import Chunk
 
-# Bump whenever chunk_file's output for the same input may change: the index is rebuilt.
-CHUNKER_VERSION = 1
-
 KINDS = (
     "function", "method", "class", "struct", "interface", "trait", "enum", "impl", "type",
     "module", "const", "variable", "section", "text",

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from codeweir.client import Client
 
 # Parse workers start with the spawn method and import the daemon's __main__ (this module, under
-# `python -m codeweir.cli daemon`, its __main__ imports this): everything heavier than the standard library and attrs (rich,
+# `python -m codeweir.cli.main daemon`): everything heavier than the standard library and attrs (rich,
 # the renderers, the client, the protocol's cattrs converter, the config) is imported by the
 # commands that use it. tests/test_cli.py pins this.
 
@@ -253,7 +253,7 @@ def cmd_wait(client: Client, args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
-    from codeweir.git.scan import find_repository_root
+    from codeweir.git.repo import find_repository_root
     from codeweir.service.daemon import main as daemon_main  # the daemon's imports cost the client nothing
 
     config = getattr(args, "config", None)
@@ -423,3 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         Output.fail("interrupted")
         return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,11 +15,15 @@ from typing import BinaryIO
 def write_atomic_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Replace `path` by what `write(file)` writes."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write leaves the old file and nothing beside it
+        raise
     fsync(path.parent)
 
 

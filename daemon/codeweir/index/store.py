@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import tantivy
 
-from codeweir.chunk.chunker import CHUNKER_VERSION
+from codeweir.chunk.version import CHUNKER_VERSION
 from codeweir.errors import StoreError
 from codeweir.facets import stored_facets, stored_weight
 from codeweir.host.durable import fsync, write_atomic
@@ -249,33 +249,6 @@ class Store:
             ({"path": _first(d, "path"), "status": _first(d, "status"), "error": _first(d, "error")} for d in docs),
             key=lambda e: e["path"],
         )
-
-    def chunks_of(self, repo: str, path: str) -> list[StoredChunk]:
-        docs = self._all(
-            tantivy.Query.boolean_query(
-                [
-                    (tantivy.Occur.Must, self.term("doc_kind", "chunk")),
-                    (tantivy.Occur.Must, self.term("file_key", file_key(repo, path))),
-                ]
-            )
-        )
-        return sorted((stored_chunk(d) for d in docs), key=lambda c: c.start_line)
-
-    def commits_of(self, repo: str) -> Iterator[CommitRecord]:
-        """The indexed commits of `repo`, read one at a time."""
-        for doc in self._all(query_all([("doc_kind", "commit"), ("repo", repo)])):
-            yield CommitRecord(
-                sha=_first(doc, "sha"),
-                author=_first(doc, "author"),
-                date=_first(doc, "date", 0),
-                message=_first(doc, "message"),
-                paths=tuple(doc.get_all("path")),
-                content_hash=_first(doc, "content_hash"),
-            )
-
-    def content_hashes(self) -> set[str]:
-        """Every chunk's vector key in the index (for the embed backlog at start)."""
-        return {_first(d, "content_hash") for d in self._all(self.term("doc_kind", "chunk"))}
 
     # -- writing (the writer task only) ----------------------------------------------------
 

@@ -1,0 +1,40 @@
+"""Reading what the index holds, for tests: every chunk of a file, every commit of a repository,
+every chunk's vector key. The daemon never needs these whole listings, so they live here."""
+
+from __future__ import annotations
+
+import tantivy
+
+from codeweir.index.store import Store, file_key, query_all, stored_chunk
+from codeweir.records import CommitRecord, StoredChunk
+
+
+def _docs(store: Store, query: tantivy.Query) -> list[tantivy.Document]:
+    searcher = store.searcher()
+    total = searcher.search(query, limit=1, count=True).count
+    if not total:
+        return []
+    return [searcher.doc(address) for _, address in searcher.search(query, limit=total).hits]
+
+
+def chunks_of(store: Store, repo: str, path: str) -> list[StoredChunk]:
+    docs = _docs(store, query_all([("doc_kind", "chunk"), ("file_key", file_key(repo, path))]))
+    return sorted((stored_chunk(d) for d in docs), key=lambda c: c.start_line)
+
+
+def commits_of(store: Store, repo: str) -> list[CommitRecord]:
+    return [
+        CommitRecord(
+            sha=doc.get_first("sha"),
+            author=doc.get_first("author"),
+            date=doc.get_first("date") or 0,
+            message=doc.get_first("message"),
+            paths=tuple(doc.get_all("path")),
+            content_hash=doc.get_first("content_hash"),
+        )
+        for doc in _docs(store, query_all([("doc_kind", "commit"), ("repo", repo)]))
+    ]
+
+
+def content_hashes(store: Store) -> set[str]:
+    return {doc.get_first("content_hash") for doc in _docs(store, query_all([("doc_kind", "chunk")]))}
