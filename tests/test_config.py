@@ -5,7 +5,7 @@ import pytest
 
 from codeweir.config import default_socket_path, default_state_dir, load_config, parse_config
 from codeweir.errors import ConfigError
-from codeweir.git.scan import find_repository_root
+from codeweir.git.repo import find_repository_root
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pygit2
-from pygit2.enums import RepositoryOpenFlag
 
 from codeweir.config import RepoConfig
 from codeweir.errors import RepoError
+from codeweir.git.repo import open_repository, resolve_commit, where
 
 CACHE_SIZE = 8192  # worktree files whose blob id is remembered by stat signature
 
@@ -57,15 +57,18 @@ def _worktree_blob(path: Path) -> str | None:
 
 
 def _ref_blobs(repo: RepoConfig, paths: Mapping[str, str]) -> dict[str, str]:
-    try:
-        git = pygit2.Repository(repo.path, RepositoryOpenFlag.NO_SEARCH)
-        tree = git.revparse_single(repo.ref or "HEAD").peel(pygit2.Commit).tree
-    except (KeyError, ValueError, pygit2.GitError) as exc:
-        raise RepoError(f"repository {repo.name!r} at {repo.path}: {exc}") from None
+    git = open_repository(repo)
+    commit = resolve_commit(repo, git)
+    if commit is None:  # an unborn HEAD holds no files
+        return {}
     current = {}
-    for path in paths:
-        try:
-            current[path] = str(tree[path].id)
-        except KeyError:  # deleted from the ref since
-            pass
+    try:
+        tree = commit.tree
+        for path in paths:
+            try:
+                current[path] = str(tree[path].id)
+            except KeyError:  # deleted from the ref since
+                pass
+    except pygit2.GitError as exc:
+        raise RepoError(f"{where(repo)}: {exc}") from None
     return current

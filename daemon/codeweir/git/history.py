@@ -12,15 +12,14 @@ as RepoError.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import attrs
 import pygit2
-from pygit2.enums import RepositoryOpenFlag
 
 from codeweir.config import RepoConfig
 from codeweir.embedded_text import commit_text, content_hash
 from codeweir.errors import RepoError
+from codeweir.git.repo import open_repository, resolve_ref, where
 from codeweir.records import CommitRecord
 
 BATCH = 500  # commits per batch sent to the writer
@@ -37,25 +36,22 @@ class WalkPlan:
 
 def plan_walk(repo: RepoConfig, indexed_tip: str | None) -> WalkPlan:
     """What to walk, given the tip the last walk of `repo` started from."""
-    git = _open(repo)
+    git = open_repository(repo)
+    head = resolve_ref(repo, git)
+    if not head or not indexed_tip or head == indexed_tip:
+        return WalkPlan(head, indexed_tip if head == indexed_tip else None, False)
     try:
-        head = _tip(repo, git)
-        if not head or not indexed_tip or head == indexed_tip:
-            return WalkPlan(head, indexed_tip if head == indexed_tip else None, False)
-        try:
-            descends = git.descendant_of(pygit2.Oid(hex=head), pygit2.Oid(hex=indexed_tip))
-        except (KeyError, ValueError, pygit2.GitError):  # the old tip is gone (rewritten, then pruned)
-            descends = False
-        return WalkPlan(head, indexed_tip if descends else None, not descends)
-    except pygit2.GitError as exc:
-        raise RepoError(f"{_where(repo)}: {exc}") from None
+        descends = git.descendant_of(pygit2.Oid(hex=head), pygit2.Oid(hex=indexed_tip))
+    except (KeyError, ValueError, pygit2.GitError):  # the old tip is gone (rewritten, then pruned)
+        descends = False
+    return WalkPlan(head, indexed_tip if descends else None, not descends)
 
 
 def walk_commits(repo: RepoConfig, head: str, since: str | None, batch: int = BATCH) -> Iterator[list[CommitRecord]]:
     """Commits reachable from `head` but not from `since`, newest first, `batch` at a time."""
     if not head:
         return
-    git = _open(repo)
+    git = open_repository(repo)
     try:
         walker = git.walk(pygit2.Oid(hex=head))
         if since:
@@ -69,7 +65,7 @@ def walk_commits(repo: RepoConfig, head: str, since: str | None, batch: int = BA
         if records:
             yield records
     except pygit2.GitError as exc:
-        raise RepoError(f"{_where(repo)}: walking commits: {exc}") from None
+        raise RepoError(f"{where(repo)}: walking commits: {exc}") from None
 
 
 def _record(git: pygit2.Repository, commit: pygit2.Commit) -> CommitRecord:
@@ -101,24 +97,3 @@ def _changed_paths(git: pygit2.Repository, commit: pygit2.Commit) -> tuple[str, 
         if len(paths) >= MAX_PATHS:
             break
     return tuple(paths)
-
-
-def _tip(repo: RepoConfig, git: pygit2.Repository) -> str:
-    name = repo.ref or "HEAD"
-    if name == "HEAD" and git.head_is_unborn:
-        return ""
-    try:
-        return str(git.revparse_single(name).peel(pygit2.Commit).id)
-    except (KeyError, ValueError, pygit2.GitError):
-        raise RepoError(f"{_where(repo)}: ref {name!r} does not name a commit") from None
-
-
-def _open(repo: RepoConfig) -> pygit2.Repository:
-    try:
-        return pygit2.Repository(str(Path(repo.path)), RepositoryOpenFlag.NO_SEARCH)
-    except pygit2.GitError as exc:
-        raise RepoError(f"{_where(repo)}: {exc}") from None
-
-
-def _where(repo: RepoConfig) -> str:
-    return f"repository {repo.name!r} at {repo.path}"

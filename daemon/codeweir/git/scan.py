@@ -10,18 +10,18 @@ import logging
 import os
 import stat
 import sys
-import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import attrs
 import pygit2
-from pygit2.enums import DeltaStatus, DiffOption, RepositoryOpenFlag
+from pygit2.enums import DeltaStatus, DiffOption
 
 from codeweir.config import RepoConfig
 from codeweir.errors import FileSkipped, RepoError
 from codeweir.git.loose_objects import cut_short_objects
+from codeweir.git.repo import cached_repository, resolve_commit, where
 from codeweir.globs import GlobFilter, PathScope
 from codeweir.records import TrackedFile
 
@@ -55,18 +55,6 @@ class Snapshot:
     source: str  # "worktree" or "ref:<name>"
 
 
-def find_repository_root(path: Path) -> Path | None:
-    """The worktree root of the repository containing `path` (a bare one's own directory), or None."""
-    try:
-        git_dir = pygit2.discover_repository(str(path))
-        if git_dir is None:
-            return None
-        repo = pygit2.Repository(git_dir)
-    except (pygit2.GitError, OSError):
-        return None
-    return Path(repo.workdir or repo.path).resolve()
-
-
 def blob_id(data: bytes) -> str:
     """Git's blob id of `data`: what `git hash-object` prints for a file holding it."""
     return str(pygit2.hash(data))
@@ -81,14 +69,14 @@ def scan(repo: RepoConfig, max_file_bytes: int, paths: Iterable[str] | None = No
     Symlinks, submodules, files over `max_file_bytes` and files the include/exclude globs drop
     are skipped and counted by reason. `paths` restricts the scan to those files and directories.
     """
-    git = _cached_open(repo)
+    git = cached_repository(repo)
     selector = _Selector(repo, max_file_bytes, None if paths is None else PathScope.of(paths))
     try:
         if git.is_bare or repo.ref:
             return _scan_ref(repo, git, selector)
         return _scan_worktree(repo, git, selector)
     except (pygit2.GitError, OSError) as exc:
-        raise RepoError(f"{_where(repo)}: {exc}") from None
+        raise RepoError(f"{where(repo)}: {exc}") from None
 
 
 @attrs.define
@@ -105,7 +93,7 @@ class _Selector:
         try:
             self._globs = GlobFilter.of(self.repo.include, self.repo.exclude)
         except ValueError as exc:
-            raise RepoError(f"{_where(self.repo)}: {exc}") from None
+            raise RepoError(f"{where(self.repo)}: {exc}") from None
 
     def in_scope(self, path: str) -> bool:
         """Whether `path` is wanted at all; counts it as excluded when the globs drop it."""
@@ -241,15 +229,12 @@ def _scan_ref(repo: RepoConfig, git: pygit2.Repository, selector: _Selector) -> 
     that cannot be read makes the ref unreadable (RepoError)."""
     name = repo.ref or "HEAD"
     source = f"ref:{name}"
-    if name == "HEAD" and git.head_is_unborn:
-        return Snapshot((), {}, "", source)
     cut_short = cut_short_objects(git)
-    if cut_short:
+    if cut_short:  # before resolving: that reads the commit whole
         _refuse_cut_short_commit_or_trees(repo, git, name, cut_short)
-    try:
-        commit = git.revparse_single(name).peel(pygit2.Commit)
-    except (KeyError, ValueError, pygit2.GitError):
-        raise RepoError(f"{_where(repo)}: ref {name!r} does not name a commit") from None
+    commit = resolve_commit(repo, git)
+    if commit is None:  # an unborn HEAD
+        return Snapshot((), {}, "", source)
     tree_index = pygit2.Index()
     tree_index.read_tree(commit.tree)
     odb = git.odb
@@ -260,7 +245,7 @@ def _scan_ref(repo: RepoConfig, git: pygit2.Repository, selector: _Selector) -> 
         try:
             size = _blob_size(odb, blob, cut_short)
         except FileSkipped as exc:
-            log.warning("%s: %s: %s; skipped", _where(repo), path, exc)
+            log.warning("%s: %s: %s; skipped", where(repo), path, exc)
             selector.skip("unreadable")
             continue
         if selector.fits(size):
@@ -295,7 +280,7 @@ def _refuse_cut_short_commit_or_trees(repo: RepoConfig, git: pygit2.Repository, 
         if oid in cut_short:
             what = (cut_short[oid] or "object") if path is None else f"tree of {path or '/'}"
             raise RepoError(
-                f"{_where(repo)}: ref {name!r}: {what} {oid} is cut short (a truncated loose object; git fsck lists them all)"
+                f"{where(repo)}: ref {name!r}: {what} {oid} is cut short (a truncated loose object; git fsck lists them all)"
             )
         try:
             obj = git[oid]
@@ -333,57 +318,16 @@ def read_file(repo: RepoConfig, file: TrackedFile) -> bytes:
 
     Raises FileSkipped when this file cannot be read, RepoError when the repository cannot.
     """
-    git = _cached_open(repo)
+    git = cached_repository(repo)
     if git.is_bare or repo.ref:
         try:
             return git[file.blob].data
         except (KeyError, ValueError, pygit2.GitError) as exc:
-            raise FileSkipped(f"{_where(repo)}: {file.path}: cannot read blob {file.blob}: {exc}") from None
+            raise FileSkipped(f"{where(repo)}: {file.path}: cannot read blob {file.blob}: {exc}") from None
     try:
         # O_NOFOLLOW: a file replaced by a symlink since the scan must not pull in its target.
         fd = os.open(Path(git.workdir) / file.path, os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(fd, "rb") as handle:
             return handle.read()
     except OSError as exc:
-        raise FileSkipped(f"{_where(repo)}: {file.path}: {exc.strerror or exc}") from None
-
-
-_open_repositories = threading.local()
-
-
-def _cached_open(repo: RepoConfig) -> pygit2.Repository:
-    """One open repository per thread and path: libgit2 objects are not shared across threads,
-    opening a repository for every file read would dominate reading small blobs, and a kept
-    one keeps its parsed index and ignore rules between scans. A repository replaced at the
-    same path (its git directory has another inode) is opened again."""
-    cache: dict[str, tuple[pygit2.Repository, int]] = _open_repositories.__dict__.setdefault("by_path", {})
-    if cached := cache.get(repo.path):
-        git, inode = cached
-        try:
-            if os.stat(git.path).st_ino == inode:
-                return git
-        except OSError:
-            pass
-    git = _open(repo)
-    try:
-        cache[repo.path] = (git, os.stat(git.path).st_ino)
-    except OSError as exc:
-        raise RepoError(f"{_where(repo)}: {exc.strerror or exc}") from None
-    return git
-
-
-def _open(repo: RepoConfig) -> pygit2.Repository:
-    path = Path(repo.path)
-    if not path.exists():
-        raise RepoError(f"{_where(repo)}: no such directory")
-    try:
-        return pygit2.Repository(str(path), RepositoryOpenFlag.NO_SEARCH)
-    except pygit2.GitError:
-        root = find_repository_root(path)
-        if root is None:
-            raise RepoError(f"{_where(repo)}: not a git repository") from None
-        raise RepoError(f"{_where(repo)}: not the root of a git repository (the root is {root})") from None
-
-
-def _where(repo: RepoConfig) -> str:
-    return f"repository {repo.name!r} at {repo.path}"
+        raise FileSkipped(f"{where(repo)}: {file.path}: {exc.strerror or exc}") from None

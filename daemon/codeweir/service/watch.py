@@ -22,6 +22,7 @@ import watchfiles
 
 from codeweir.config import RepoConfig
 from codeweir.errors import Busy, RepoError
+from codeweir.git.repo import open_repository, resolve_ref
 from codeweir.service.scheduler import SyncRequest
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class _Worktree:
 
     def __init__(self, repo: RepoConfig) -> None:
         self.root = Path(repo.path)
-        self._git = _open(repo)
+        self._git = open_repository(repo)
 
     def changes(self, raw: Iterable[tuple[watchfiles.Change, str]]) -> Changes:
         paths, refs_moved = set(), False
@@ -112,13 +113,6 @@ class _Worktree:
             return self._git.path_is_ignored(as_dir)
         except pygit2.GitError:
             return False  # an unreadable .gitignore: better a needless sync than a missed one
-
-
-def _open(repo: RepoConfig) -> pygit2.Repository:
-    try:
-        return pygit2.Repository(repo.path, pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
-    except (pygit2.GitError, OSError) as exc:
-        raise RepoError(f"repository {repo.name!r} at {repo.path}: cannot open: {exc}") from None
 
 
 def _submit(submit: Submit, request: SyncRequest) -> bool:
@@ -186,18 +180,6 @@ async def _set_when_cancelled(event: anyio.Event) -> None:
         event.set()
 
 
-def resolve_ref(repo: RepoConfig) -> str | None:
-    """The commit `repo`'s indexed ref (HEAD by default) points at; None for an unborn HEAD."""
-    git = _open(repo)
-    name = repo.ref or "HEAD"
-    if name == "HEAD" and git.head_is_unborn:
-        return None
-    try:
-        return str(git.revparse_single(name).peel(pygit2.Commit).id)
-    except (KeyError, ValueError, pygit2.GitError):
-        raise RepoError(f"repository {repo.name!r} at {repo.path}: ref {name!r} does not name a commit") from None
-
-
 async def poll_refs(
     repo: RepoConfig,
     submit: Submit,
@@ -221,14 +203,14 @@ async def poll_refs(
 
 async def _resolve_or_error(repo: RepoConfig) -> str:
     try:
-        return await trio.to_thread.run_sync(resolve_ref, repo) or ""
+        return await trio.to_thread.run_sync(resolve_ref, repo)
     except RepoError as exc:
         return f"error: {exc}"
 
 
 def watches_worktree(repo: RepoConfig) -> bool:
     """Whether `repo` indexes a worktree (watched) rather than a ref (polled)."""
-    return not repo.ref and not _open(repo).is_bare
+    return not repo.ref and not open_repository(repo).is_bare
 
 
 async def watch_repository(
