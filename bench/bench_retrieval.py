@@ -51,7 +51,8 @@ from daemon_run import Daemon  # noqa: E402
 
 import codeweir.embedded_text  # noqa: E402
 from codeweir.index.store import Store  # noqa: E402
-from codeweir.search.lexical import Filters, Hit  # noqa: E402
+from codeweir.protocol import SearchHit, converter  # noqa: E402
+from codeweir.search.lexical import Filters  # noqa: E402
 from codeweir.search.semantic import HYBRID_RRF_K, HYBRID_WEIGHTS, reciprocal_rank_fusion, search_definitions  # noqa: E402
 
 MODES = ("lexical", "semantic", "hybrid")
@@ -227,17 +228,17 @@ def run_mode(client, queries: Queries, mode: str, limit: int) -> tuple[ModeResul
     return ModeResult(ranks, seconds), lists
 
 
-def as_hits(results: Sequence[dict]) -> list[Hit]:
-    return [Hit(**{f.name: r[f.name] for f in attrs.fields(Hit) if f.name in r}) for r in results]
+def as_hits(results: Sequence[dict]) -> list[SearchHit]:
+    return [converter.structure(r, SearchHit) for r in results]
 
 
 @attrs.frozen
 class DeepLists:
     """Each query's lexical, semantic and definitions rankings, --depth deep."""
 
-    lexical: list[list[Hit]]
-    semantic: list[list[Hit]]
-    definitions: list[list[Hit]]
+    lexical: list[list[SearchHit]]
+    semantic: list[list[SearchHit]]
+    definitions: list[list[SearchHit]]
 
 
 # (label, k, weights of lexical, semantic, definitions, depth); the first is hybrid search before
@@ -262,14 +263,14 @@ def fusion_study(sets: dict[str, Queries], deep: dict[str, DeepLists]) -> None:
             ranks = []
             for (_, target), *rankings in zip(queries, lists.lexical, lists.semantic, lists.definitions, strict=True):
                 fused = reciprocal_rank_fusion([r[:depth] for r in rankings], LIMIT, k=k, weights=weights)
-                ranks.append(target.found_at([h.to_dict() for h in fused]))
+                ranks.append(target.found_at([converter.unstructure(h) for h in fused]))
             result = ModeResult(ranks, [0.0])
             cells.append(f"{result.mrr:.3f} / {result.recall:.3f}")
         now = "*" if (k, weights, depth) == (HYBRID_RRF_K, HYBRID_WEIGHTS, 30) else " "
         print(f"{label:20} {k:>3} {weights!s:>15} {depth:>5} " + " ".join(f"{c:>15}" for c in cells) + now)
 
 
-def definitions_lists(state_dir: Path, queries: Queries, depth: int) -> list[list[Hit]]:
+def definitions_lists(state_dir: Path, queries: Queries, depth: int) -> list[list[SearchHit]]:
     """The hybrid's third list, from the stopped daemon's index (no search mode serves it alone)."""
     store = Store(state_dir / "index")
     return [search_definitions(store, text, Filters(), depth) for text, _ in queries]

@@ -315,6 +315,20 @@ def test_hits_carry_facets_and_staleness_and_explain_only_when_asked():
     assert only_event(protocol.request(1, "search", {"query": "x", "explain": True})).params.explain
 
 
+def test_a_hit_is_flat_with_its_fields_in_order_and_no_nulls():
+    hit = protocol.SearchHit(
+        repo="r", path="README.md", start_line=1, end_line=3, kind="section", language="markdown", score=1.0,
+        snippet="x", blob="b",
+    )  # fmt: skip
+    exact = attrs.evolve(hit, line=2, column=5, explain={"match": 1.0})
+    result = protocol.SearchResult(results=(hit, exact), took_ms=1.0, mode="regex")
+    plain, matched = json.loads(protocol.response(1, result))["result"]["results"]
+    fields = ["repo", "path", "start_line", "end_line", "symbol", "kind", "language", "score", "snippet", "blob"]
+    assert list(plain) == [*fields, "facets", "stale"]
+    assert list(matched) == [*fields, "line", "column", "facets", "stale", "explain"]
+    assert plain["symbol"] == "" and None not in plain.values()
+
+
 def test_a_commits_result_is_a_list_of_flat_commits():
     commit = protocol.CommitHit(
         repo="r", sha="ab12", author="A <a@x>", date="2024-01-01T00:00:00+00:00", summary="Fix", paths=("a.go",),

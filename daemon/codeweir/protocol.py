@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeAlias, get_args, get_origin
 import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
-from cattrs.gen import make_dict_unstructure_fn, override
+from cattrs.gen import make_dict_unstructure_fn
 
 # JSON-RPC 2.0 error codes; -32000..-32099 are left to the implementation.
 PARSE_ERROR = -32700
@@ -135,22 +135,29 @@ PARAMS: dict[str, type] = {
 
 @attrs.frozen(kw_only=True)
 class SearchHit:
+    """A result of every mode but `commits`: a chunk of a file, flat. The search stage builds
+    these; `converter` makes the object the API and `search --json` send."""
+
     repo: str
     path: str
     start_line: int  # 1-based, inclusive
     end_line: int
-    symbol: str | None = None
-    kind: str | None = None
-    language: str | None = None
+    # Strings, never null: the definition's path ("Server.handle"), "" for a chunk that defines nothing.
+    symbol: str = ""
+    kind: str = ""  # one of codeweir.chunk.chunker.KINDS: "function", "class", "section", "text", …
+    language: str = ""
     score: float
-    snippet: str  # matched terms marked <b>…</b>
-    blob: str
+    snippet: str  # matched terms marked <b>…</b>, HTML-escaped
+    blob: str  # the indexed file's git blob id
     # Exact matches (regex, "quoted literals") only: the match's line and 1-based column.
     line: int | None = None
     column: int | None = None
     facets: tuple[str, ...] = ()  # "test", "vendored", "generated", "minified"; empty for source
     stale: bool = False  # the worktree's file has changed since it was indexed
     explain: dict[str, float] | None = None  # with explain=true: the parts of the score
+
+
+_HIT_OPTIONAL = ("line", "column", "explain")  # sent only when not None
 
 
 @attrs.frozen(kw_only=True)
@@ -164,11 +171,13 @@ class CommitHit:
     summary: str  # the message's first line
     paths: tuple[str, ...]  # changed paths
     score: float
-    snippet: str
+    snippet: str  # the message, matched words marked <b>…</b>, HTML-escaped
 
 
 @attrs.frozen(kw_only=True)
 class SearchResult:
+    """The answer to `search`."""
+
     results: tuple[SearchHit, ...] | tuple[CommitHit, ...]
     took_ms: float
     mode: str
@@ -254,18 +263,19 @@ def _make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(PurePath, str)
     conv.register_unstructure_hook(datetime, datetime.isoformat)
     conv.register_unstructure_hook(date, date.isoformat)
-    # A hit's line, column and explain exist only for exact matches and when asked: leave
-    # them out otherwise.
-    conv.register_unstructure_hook(
-        SearchHit,
-        make_dict_unstructure_fn(
-            SearchHit,
-            conv,
-            line=override(omit_if_default=True),
-            column=override(omit_if_default=True),
-            explain=override(omit_if_default=True),
-        ),
-    )
+    # A hit's line, column and explain exist only for exact matches and when asked: leave them
+    # out otherwise. Deleted from the full dict, the others keep the order of the fields (cattrs'
+    # omit_if_default would move these three last).
+    hit_fields = make_dict_unstructure_fn(SearchHit, conv)
+
+    def unstructure_hit(hit: SearchHit) -> dict[str, Any]:
+        out = hit_fields(hit)
+        for name in _HIT_OPTIONAL:
+            if out[name] is None:
+                del out[name]
+        return out
+
+    conv.register_unstructure_hook(SearchHit, unstructure_hit)
     return conv
 
 

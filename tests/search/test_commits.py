@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 import trio
 
+from codeweir import protocol
 from codeweir.config import parse_config
 from codeweir.embedded_text import commit_text, content_hash
 from codeweir.errors import RepoError
@@ -14,6 +15,7 @@ from codeweir.index.store import Store
 from codeweir.search.commits import CommitFilters, search_commits
 from codeweir.service.daemon import run_daemon
 from tests.gitrepo import make_repo
+from tests.index_reading import commits_of
 from tests.service.test_daemon import Conn
 
 
@@ -143,16 +145,16 @@ def test_without_words_commits_come_newest_first_and_dates_filter(store):
     assert find(store, after=epoch(2024, 2, 1), before=epoch(2024, 5, 1)) == ["Fix race in the scheduler"]
 
 
-def test_a_commit_hit_is_flat(store, history):
+def test_a_commit_hit_is_flat_on_the_wire(store, history):
     _, shas = history
     (hit,) = search_commits(store, "race", CommitFilters(), 10)
-    assert hit.to_dict() == {
+    assert protocol.converter.unstructure(hit) == {
         "repo": "r",
         "sha": shas[1],
         "author": "Alice Smith <alice@example.org>",
         "date": "2024-03-05T12:00:00+00:00",
         "summary": "Fix race in the scheduler",
-        "paths": ("sched/run.py",),
+        "paths": ["sched/run.py"],
         "score": hit.score,
         "snippet": "Fix <b>race</b> in the scheduler\n\nThe lock was taken twice",  # tantivy ends a snippet at a word
     }
@@ -173,7 +175,7 @@ def test_deleting_a_repositorys_commits(store):
 
 def test_each_commit_is_stored_with_the_vector_key_of_its_message(store, history):
     _, shas = history
-    stored = {c.sha: c for c in store.commits_of("r")}
+    stored = {c.sha: c for c in commits_of(store, "r")}
     assert stored[shas[0]].content_hash == content_hash(commit_text("Initial import"))
 
 

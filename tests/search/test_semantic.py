@@ -3,16 +3,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codeweir.index.store import Store
+from codeweir.protocol import SearchHit
 from codeweir.records import Chunk, FileRecord
-from codeweir.search.lexical import Filters, Hit
+from codeweir.search.lexical import Filters
 from codeweir.search.semantic import fuse_hybrid, reciprocal_rank_fusion, search_definitions
 
 
-def _hit(path: str) -> Hit:
-    return Hit("r", path, 1, 2, "", "function", "python", 0.0, "", "b")
+def _hit(path: str) -> SearchHit:
+    return SearchHit(
+        repo="r", path=path, start_line=1, end_line=2, kind="function", language="python", score=0.0, snippet="", blob="b"
+    )
 
 
-def _paths(hits: list[Hit]) -> list[str]:
+def _paths(hits: list[SearchHit]) -> list[str]:
     return [h.path for h in hits]
 
 

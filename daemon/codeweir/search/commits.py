@@ -15,6 +15,7 @@ import tantivy
 
 from codeweir.index.store import PARTS, SCHEMA, Store, tokens, vector_keys
 from codeweir.index.vectors import VectorStore
+from codeweir.protocol import CommitHit
 from codeweir.search.lexical import MAX_LIMIT, Filters, filter_clauses, merged, parts_query, word_query
 from codeweir.search.query import Query
 from codeweir.search.semantic import EXACT_CANDIDATES
@@ -44,21 +45,6 @@ class CommitFilters:
             after=query.after,
             before=query.before,
         )
-
-
-@attrs.frozen
-class CommitHit:
-    repo: str
-    sha: str
-    author: str
-    date: str  # ISO 8601, UTC
-    summary: str  # the message's first line
-    paths: tuple[str, ...]
-    score: float
-    snippet: str  # the message, matched words marked <b>…</b>
-
-    def to_dict(self) -> dict:
-        return attrs.asdict(self)
 
 
 def search_commits(store: Store, text: str, filters: CommitFilters, limit: int) -> list[CommitHit]:

@@ -23,6 +23,7 @@ from codeweir.errors import RequestError
 from codeweir.facets import SOURCE, rank_weight
 from codeweir.globs import glob_regex
 from codeweir.index.store import IDENT, PARTS, SCHEMA, Store, stored_chunk, tokens
+from codeweir.protocol import SearchHit
 from codeweir.records import StoredChunk
 from codeweir.search.query import Query
 
@@ -67,33 +68,6 @@ def merged(name: str, param: str | None, queried: str | None) -> str | None:
     if param and queried and param != queried:
         raise RequestError(f"{name}: the request says {param!r} and the query says {name}:{queried}; give one")
     return queried or param
-
-
-@attrs.frozen
-class Hit:
-    """One search result, flat, as the API and `search --json` print it."""
-
-    repo: str
-    path: str
-    start_line: int
-    end_line: int
-    symbol: str
-    kind: str
-    language: str
-    score: float
-    snippet: str
-    blob: str
-    line: int | None = None  # exact matches: the matching line and its 1-based column
-    column: int | None = None
-    facets: tuple[str, ...] = ()  # empty for ordinary source
-    stale: bool = False  # the worktree's file has changed since it was indexed
-    explain: dict[str, float] | None = None
-    content_hash: str = attrs.field(default="", repr=False, eq=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """As the API sends it: line, column and explain only where they exist."""
-        out = attrs.asdict(self, filter=lambda a, _: a.name != "content_hash")
-        return {k: v for k, v in out.items() if v is not None or k not in ("line", "column", "explain")}
 
 
 @attrs.frozen
@@ -219,12 +193,12 @@ def symbol_query(name: str) -> Scored:
     )
 
 
-def search_symbols(store: Store, name: str, filters: Filters, limit: int, *, explain: bool = False) -> list[Hit]:
+def search_symbols(store: Store, name: str, filters: Filters, limit: int, *, explain: bool = False) -> list[SearchHit]:
     """Blocking: run in a thread."""
     return _run(store, symbol_query(name), filters, limit, explain)
 
 
-def search_lexical(store: Store, text: str, filters: Filters, limit: int, *, explain: bool = False) -> list[Hit]:
+def search_lexical(store: Store, text: str, filters: Filters, limit: int, *, explain: bool = False) -> list[SearchHit]:
     """Blocking: run in a thread."""
     scored = lexical_query(text)
     if scored is None:
@@ -232,7 +206,7 @@ def search_lexical(store: Store, text: str, filters: Filters, limit: int, *, exp
     return _run(store, scored, filters, limit, explain)
 
 
-def _run(store: Store, scored: Scored, filters: Filters, limit: int, explain: bool) -> list[Hit]:
+def _run(store: Store, scored: Scored, filters: Filters, limit: int, explain: bool) -> list[SearchHit]:
     query = scored.query()
     # Filters select without scoring, so the score is the parts' sum times the facet weight.
     only = tantivy.Query.const_score_query(tantivy.Query.boolean_query(filter_clauses(filters, "chunk")), 0.0)
@@ -251,12 +225,14 @@ def _run(store: Store, scored: Scored, filters: Filters, limit: int, explain: bo
     return hits
 
 
-def to_hit(doc: tantivy.Document, score: float, snippet: str, **extra: Any) -> Hit:
+def to_hit(doc: tantivy.Document, score: float, snippet: str, **extra: Any) -> SearchHit:
     return chunk_hit(stored_chunk(doc), score, snippet, **extra)
 
 
-def chunk_hit(c: StoredChunk, score: float, snippet: str, **extra: Any) -> Hit:
-    return Hit(
+def chunk_hit(c: StoredChunk, score: float, snippet: str, **extra: Any) -> SearchHit:
+    """A stored chunk as the hit every chunk search returns (`extra`: an exact match's line and
+    column, explain); the planner marks it stale."""
+    return SearchHit(
         repo=c.repo,
         path=c.path,
         start_line=c.start_line,
@@ -268,7 +244,6 @@ def chunk_hit(c: StoredChunk, score: float, snippet: str, **extra: Any) -> Hit:
         snippet=snippet or _first_lines(c.content),
         blob=c.blob,
         facets=tuple(f for f in c.facets if f != SOURCE),
-        content_hash=c.content_hash,
         **extra,
     )
 

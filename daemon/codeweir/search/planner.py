@@ -3,7 +3,8 @@
 Lexical, exact (quoted literals and regex) and symbol searches run on the index alone;
 semantic and hybrid ones embed the query first and fuse the two rankings; commit searches
 likewise. Every blocking call runs in a thread under the search limiter, and hits whose file
-has changed since it was indexed are marked stale.
+has changed since it was indexed are marked stale. The answer is a `protocol.SearchResult` of
+the protocol's own hits, which the server's converter turns into what the socket sends.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 import trio
@@ -21,8 +21,9 @@ from codeweir.embed.backlog import EmbeddingService
 from codeweir.errors import CodeweirError, RequestError
 from codeweir.git.freshness import stale_paths
 from codeweir.index.store import Store
-from codeweir.search.commits import CommitFilters, CommitHit, search_commits, search_commits_by_meaning
-from codeweir.search.lexical import Filters, Hit, required_words, search_lexical, search_symbols
+from codeweir.protocol import CommitHit, SearchHit, SearchResult
+from codeweir.search.commits import CommitFilters, search_commits, search_commits_by_meaning
+from codeweir.search.lexical import Filters, required_words, search_lexical, search_symbols
 from codeweir.search.query import Query
 from codeweir.search.regex import search_regex
 from codeweir.search.semantic import fuse_hybrid, reciprocal_rank_fusion, search_definitions, search_semantic
@@ -43,7 +44,7 @@ class SearchRequests:
         self.limiter = limiter
         self.repo = repo  # the configured repository of a name, as of now (reloads change it)
 
-    async def answer(self, query: Query, params) -> dict[str, Any]:
+    async def answer(self, query: Query, params) -> SearchResult:
         mode = "symbol" if query.symbol is not None else params.mode
         notes: list[str] = []
         started = trio.current_time()
@@ -56,14 +57,14 @@ class SearchRequests:
             hits, more_notes = await trio.to_thread.run_sync(search, limiter=self.limiter)
         if mode != "commits":
             hits = await self._mark_stale(hits)
-        return {
-            "results": [h.to_dict() for h in hits],
-            "took_ms": round((trio.current_time() - started) * 1000, 2),
-            "mode": mode,
-            "notes": notes + more_notes,
-        }
+        return SearchResult(
+            results=tuple(hits),
+            took_ms=round((trio.current_time() - started) * 1000, 2),
+            mode=mode,
+            notes=tuple(notes + more_notes),
+        )
 
-    async def _search_by_meaning(self, mode: str, query, params) -> tuple[list[Hit], list[str]]:
+    async def _search_by_meaning(self, mode: str, query, params) -> tuple[list[SearchHit], list[str]]:
         """Semantic, or hybrid: lexical, semantic and definitions named by the query fused by reciprocal rank."""
         if not self.embedding.ready:
             if mode == "semantic":
@@ -119,7 +120,7 @@ class SearchRequests:
         fused = reciprocal_rank_fusion([lexical, semantic], params.limit, identity=lambda hit: (hit.repo, hit.sha))
         return fused, notes
 
-    async def _mark_stale(self, hits: list[Hit]) -> list[Hit]:
+    async def _mark_stale(self, hits: list[SearchHit]) -> list[SearchHit]:
         """Flag hits whose file has changed in the repository since it was indexed."""
         indexed: dict[str, dict[str, str]] = {}
         for hit in hits:

@@ -24,8 +24,9 @@ import tantivy
 from codeweir.errors import RequestError
 from codeweir.facets import rank_weight
 from codeweir.index.store import SCHEMA, Store, stored_chunk
+from codeweir.protocol import SearchHit
 from codeweir.records import StoredChunk
-from codeweir.search.lexical import FACET_WEIGHT, MAX_LIMIT, Filters, Hit, chunk_hit, filter_clauses
+from codeweir.search.lexical import FACET_WEIGHT, MAX_LIMIT, Filters, chunk_hit, filter_clauses
 
 MAX_EXACT = 8  # strings in an exact set before it is turned into trigrams
 MAX_SET = 20  # strings in a prefix or suffix set before they are shortened
@@ -318,7 +319,7 @@ def line_snippet(content: str, match: LineMatch) -> str:
 
 @attrs.frozen
 class RegexResult:
-    hits: list[Hit]
+    hits: list[SearchHit]
     notes: list[str]
 
 
@@ -358,7 +359,7 @@ def search_regex(
     )
     limit = min(limit, MAX_LIMIT)
     candidates = _Candidates(store.searcher(), query, max(64, 2 * limit), MAX_SCAN_CHUNKS if prefilter == ALL else None)
-    hits: list[Hit] = []
+    hits: list[SearchHit] = []
     seen: set[tuple[str, str, int]] = set()
     for score, chunk in candidates:
         for match in line_matches(chunk.content, chunk.start_line, compiled):

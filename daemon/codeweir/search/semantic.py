@@ -24,7 +24,8 @@ import tantivy
 
 from codeweir.index.store import PARTS, SCHEMA, Store, tokens
 from codeweir.index.vectors import VectorStore
-from codeweir.search.lexical import FACET_WEIGHT, Filters, Hit, filter_clauses, to_hit
+from codeweir.protocol import SearchHit
+from codeweir.search.lexical import FACET_WEIGHT, Filters, filter_clauses, to_hit
 
 EXACT_CANDIDATES = 20_000
 RRF_K = 60
@@ -57,13 +58,13 @@ def _chunks_with(store: Store, content_hash: str, filters: Filters) -> list[tant
     return [searcher.doc(a) for _, a in searcher.search(query, limit=100, count=False).hits]
 
 
-def search_semantic(store: Store, vectors: VectorStore, query: np.ndarray, filters: Filters, limit: int) -> list[Hit]:
+def search_semantic(store: Store, vectors: VectorStore, query: np.ndarray, filters: Filters, limit: int) -> list[SearchHit]:
     """Blocking: run in a thread. Hits ranked by cosine similarity to the query."""
     candidates = _candidates(store, filters) if filters != Filters() else None
     k = limit * 2
     while True:
         scored = vectors.search(query, k, candidates=candidates)
-        hits: list[Hit] = []
+        hits: list[SearchHit] = []
         for content_hash, score in scored:
             hits.extend(to_hit(doc, score, "") for doc in _chunks_with(store, content_hash, filters))
             if len(hits) >= limit:
@@ -73,7 +74,7 @@ def search_semantic(store: Store, vectors: VectorStore, query: np.ndarray, filte
         k *= 4
 
 
-def search_definitions(store: Store, text: str, filters: Filters, limit: int) -> list[Hit]:
+def search_definitions(store: Store, text: str, filters: Filters, limit: int) -> list[SearchHit]:
     """Blocking: run in a thread. Definitions whose names share subwords with `text`, the most
     shared (by BM25 over names) first: "close the connection" finds `close` and `close_connection`."""
     parts = sorted(set(tokens(PARTS, text)))
@@ -88,7 +89,9 @@ def search_definitions(store: Store, text: str, filters: Filters, limit: int) ->
     return [to_hit(searcher.doc(address), score, "") for score, address in found.hits]
 
 
-def fuse_hybrid(lexical: Sequence[Hit], semantic: Sequence[Hit], definitions: Sequence[Hit], limit: int) -> list[Hit]:
+def fuse_hybrid(
+    lexical: Sequence[SearchHit], semantic: Sequence[SearchHit], definitions: Sequence[SearchHit], limit: int
+) -> list[SearchHit]:
     """Hybrid search's order: see the module's docstring for why these lists and constants."""
     return reciprocal_rank_fusion([lexical, semantic, definitions], limit, k=HYBRID_RRF_K, weights=HYBRID_WEIGHTS)
 
