@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import attrs
 
+# What a chunk can be: the kinds the chunker gives, and a query may filter by.
+KINDS = (
+    "function", "method", "class", "struct", "interface", "trait", "enum", "impl", "type",
+    "module", "const", "variable", "section", "text",
+)  # fmt: skip
+
 
 @attrs.frozen
 class Chunk:
@@ -13,7 +19,7 @@ class Chunk:
     start_byte: int  # offsets into text.encode("utf-8")
     end_byte: int
     symbol: str  # the defined name ("handle"), "" for none
-    kind: str  # one of codeweir.chunk.chunker.KINDS
+    kind: str  # one of KINDS
     symbol_path: str  # enclosing path including the symbol: "Server.handle"; "" for none
     content: str  # the exact text of lines start_line..end_line, without the last line's newline
 

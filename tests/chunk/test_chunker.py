@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codeweir.chunk.chunker import KINDS, Budget, chunk_file, detect_language
+from codeweir.chunk.chunker import Budget, chunk_file, detect_language
 from codeweir.chunk.version import CHUNKER_VERSION
 from codeweir.errors import FileSkipped
-from codeweir.records import Chunk
+from codeweir.records import KINDS, Chunk
 
 DATA = Path(__file__).parents[1] / "data" / "chunk"
 

@@ -4,7 +4,8 @@ import pytest
 from codeweir.errors import RequestError
 from codeweir.index.store import Store
 from codeweir.records import Chunk, FileRecord
-from codeweir.search.lexical import Filters, search_lexical, search_symbols
+from codeweir.search.filters import Filters
+from codeweir.search.lexical import search_lexical, search_symbols
 from codeweir.search.query import parse_query
 
 

@@ -10,7 +10,7 @@ from codeweir.errors import RequestError
 from codeweir.index.store import Store
 from codeweir.records import Chunk, FileRecord
 from codeweir.search import regex as regex_search
-from codeweir.search.lexical import Filters
+from codeweir.search.filters import Filters
 from codeweir.search.regex import (
     ALL,
     NONE,

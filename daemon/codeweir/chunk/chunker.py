@@ -20,11 +20,6 @@ from codeweir.chunk.languages import GRAMMAR_LANGUAGES, TEXT, Meta, Unit, outlin
 from codeweir.errors import FileSkipped
 from codeweir.records import Chunk
 
-KINDS = (
-    "function", "method", "class", "struct", "interface", "trait", "enum", "impl", "type",
-    "module", "const", "variable", "section", "text",
-)  # fmt: skip
-
 
 def _at_least(minimum: int):
     def check(instance: object, attribute: attrs.Attribute, value: int) -> None:

@@ -16,9 +16,8 @@ import tantivy
 from codeweir.index.store import PARTS, SCHEMA, Store, tokens, vector_keys
 from codeweir.index.vectors import VectorStore
 from codeweir.protocol import CommitHit
-from codeweir.search.lexical import MAX_LIMIT, Filters, filter_clauses, merged, parts_query, word_query
+from codeweir.search.filters import EXACT_CANDIDATES, MAX_LIMIT, Filters, filter_clauses, merged, parts_query, word_query
 from codeweir.search.query import Query
-from codeweir.search.semantic import EXACT_CANDIDATES
 
 
 @attrs.frozen

@@ -10,64 +10,18 @@ With `explain`, each hit lists what each part and the weight gave.
 
 from __future__ import annotations
 
-import html
 import json
 import re
-from collections.abc import Sequence
-from typing import Any
 
 import attrs
 import tantivy
 
 from codeweir.errors import RequestError
-from codeweir.facets import SOURCE, rank_weight
-from codeweir.globs import glob_regex
-from codeweir.index.store import IDENT, PARTS, SCHEMA, Store, stored_chunk, tokens
+from codeweir.facets import rank_weight
+from codeweir.index.store import IDENT, PARTS, SCHEMA, Store, tokens
 from codeweir.protocol import SearchHit
-from codeweir.records import StoredChunk
-from codeweir.search.query import Query
-
-MAX_LIMIT = 1000
-FACET_WEIGHT = "facet_weight"  # the fast field Tantivy multiplies scores by (see facets.stored_weight)
-
-
-@attrs.frozen
-class Filters:
-    repo: str | None = None
-    path: str | None = None  # a glob: "*.go", "net/http/**", "src/*/main.py"
-    lang: str | None = None
-    kind: str | None = None
-    facets: tuple[str, ...] = ()  # any of these: "test", "vendored", "generated", "minified", "source"
-    not_repos: tuple[str, ...] = ()
-    not_paths: tuple[str, ...] = ()
-    not_langs: tuple[str, ...] = ()
-    not_kinds: tuple[str, ...] = ()
-    not_facets: tuple[str, ...] = ()
-    not_words: tuple[str, ...] = ()  # chunks with one of these words are left out
-
-    @classmethod
-    def of(cls, query: Query, *, repo: str | None, path: str | None, lang: str | None, kind: str | None) -> Filters:
-        """The filters of a parsed query, with those given as request params."""
-        return cls(
-            repo=merged("repo", repo, query.repo),
-            path=merged("path", path, query.path),
-            lang=merged("lang", lang, query.lang),
-            kind=merged("kind", kind, query.kind),
-            facets=query.facets,
-            not_repos=query.not_repos,
-            not_paths=query.not_paths,
-            not_langs=query.not_langs,
-            not_kinds=query.not_kinds,
-            not_facets=query.not_facets,
-            not_words=query.excluded,
-        )
-
-
-def merged(name: str, param: str | None, queried: str | None) -> str | None:
-    """A filter given as a request param, in the query, or both alike."""
-    if param and queried and param != queried:
-        raise RequestError(f"{name}: the request says {param!r} and the query says {name}:{queried}; give one")
-    return queried or param
+from codeweir.search.filters import FACET_WEIGHT, MAX_LIMIT, Filters, filter_clauses, term, word_query
+from codeweir.search.hits import to_hit
 
 
 @attrs.frozen
@@ -89,54 +43,6 @@ class Scored:
                 value = 0.0
             out[label] = round(float(value), 4)
         return out
-
-
-def _term(field: str, value: str) -> tantivy.Query:
-    return tantivy.Query.term_query(SCHEMA, field, value)
-
-
-def _path_query(glob: str) -> tantivy.Query:
-    try:
-        return tantivy.Query.regex_query(SCHEMA, "path", glob_regex(glob))
-    except ValueError as exc:
-        raise RequestError(f"path: {exc}") from None
-
-
-def filter_clauses(filters: Filters, doc_kind: str) -> list[tuple[tantivy.Occur, tantivy.Query]]:
-    must, must_not = tantivy.Occur.Must, tantivy.Occur.MustNot
-    clauses = [(must, _term("doc_kind", doc_kind))]
-    for field, value in (("repo", filters.repo), ("language", filters.lang), ("kind", filters.kind)):
-        if value:
-            clauses.append((must, _term(field, value)))
-    if filters.path:
-        clauses.append((must, _path_query(filters.path)))
-    if filters.facets:
-        clauses.append((must, tantivy.Query.term_set_query(SCHEMA, "facet", list(filters.facets))))
-    for field, values in (
-        ("repo", filters.not_repos),
-        ("language", filters.not_langs),
-        ("kind", filters.not_kinds),
-        ("facet", filters.not_facets),
-    ):
-        clauses.extend((must_not, _term(field, value)) for value in values)
-    clauses.extend((must_not, _path_query(glob)) for glob in filters.not_paths)
-    clauses.extend((must_not, q) for word in filters.not_words if (q := word_query(word)) is not None)
-    return clauses
-
-
-CHUNK_TEXT_FIELDS = ("content", "symbol", "path_parts")
-
-
-def word_query(word: str, fields: Sequence[str] = CHUNK_TEXT_FIELDS) -> tantivy.Query | None:
-    """A word is present if all its subwords are, adjacent, in one of `fields`."""
-    parts = tokens(PARTS, word)
-    if not parts:
-        return None
-    return tantivy.Query.boolean_query([(tantivy.Occur.Should, parts_query(field, parts)) for field in fields])
-
-
-def parts_query(field: str, parts: Sequence[str]) -> tantivy.Query:
-    return _term(field, parts[0]) if len(parts) == 1 else tantivy.Query.phrase_query(SCHEMA, field, list(parts))
 
 
 def required_words(text: str) -> list[tantivy.Query]:
@@ -166,10 +72,10 @@ def lexical_query(text: str) -> Scored | None:
         parts.append(("phrase", should, boost(tantivy.Query.phrase_query(SCHEMA, "content", all_parts), 2.0)))
         parts.append(("definition", should, boost(tantivy.Query.phrase_query(SCHEMA, "symbol", all_parts), 4.0)))
     for ident in tokens(IDENT, text):
-        parts.append(("identifier", should, boost(_term("ident", ident), 3.0)))
-        parts.append(("definition", should, boost(_term("symbol_exact", ident), 8.0)))
+        parts.append(("identifier", should, boost(term("ident", ident), 3.0)))
+        parts.append(("definition", should, boost(term("symbol_exact", ident), 8.0)))
     for part in sorted(set(all_parts)):
-        parts.append(("definition", should, boost(_term("symbol", part), 1.5)))
+        parts.append(("definition", should, boost(term("symbol", part), 1.5)))
     return Scored(tuple(parts))
 
 
@@ -184,7 +90,7 @@ def symbol_query(name: str) -> Scored:
     if not name or any(c.isspace() for c in name):
         raise RequestError(f"query: a symbol query is one name, got {name!r}")
     queries = {
-        "exact": _term("symbol_exact", name),
+        "exact": term("symbol_exact", name),
         "prefix": tantivy.Query.regex_query(SCHEMA, "symbol_exact", re.escape(name) + ".+"),
         "fuzzy": tantivy.Query.fuzzy_term_query(SCHEMA, "symbol_exact", name, distance=1 if len(name) < 6 else 2),
     }
@@ -223,30 +129,3 @@ def _run(store: Store, scored: Scored, filters: Filters, limit: int, explain: bo
             hit = attrs.evolve(hit, explain={**scored.explain(searcher, address), "facet": rank_weight(hit.facets)})
         hits.append(hit)
     return hits
-
-
-def to_hit(doc: tantivy.Document, score: float, snippet: str, **extra: Any) -> SearchHit:
-    return chunk_hit(stored_chunk(doc), score, snippet, **extra)
-
-
-def chunk_hit(c: StoredChunk, score: float, snippet: str, **extra: Any) -> SearchHit:
-    """A stored chunk as the hit every chunk search returns (`extra`: an exact match's line and
-    column, explain); the planner marks it stale."""
-    return SearchHit(
-        repo=c.repo,
-        path=c.path,
-        start_line=c.start_line,
-        end_line=c.end_line,
-        symbol=c.symbol_path or c.symbol,
-        kind=c.kind,
-        language=c.language,
-        score=round(float(score), 4),
-        snippet=snippet or _first_lines(c.content),
-        blob=c.blob,
-        facets=tuple(f for f in c.facets if f != SOURCE),
-        **extra,
-    )
-
-
-def _first_lines(content: str, n: int = 3) -> str:
-    return html.escape("\n".join(content.splitlines()[:n]))

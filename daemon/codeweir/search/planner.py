@@ -23,10 +23,12 @@ from codeweir.git.freshness import stale_paths
 from codeweir.index.store import Store
 from codeweir.protocol import CommitHit, SearchHit, SearchResult
 from codeweir.search.commits import CommitFilters, search_commits, search_commits_by_meaning
-from codeweir.search.lexical import Filters, required_words, search_lexical, search_symbols
+from codeweir.search.filters import Filters
+from codeweir.search.lexical import required_words, search_lexical, search_symbols
 from codeweir.search.query import Query
+from codeweir.search.ranking import fuse_hybrid, reciprocal_rank_fusion
 from codeweir.search.regex import search_regex
-from codeweir.search.semantic import fuse_hybrid, reciprocal_rank_fusion, search_definitions, search_semantic
+from codeweir.search.semantic import search_definitions, search_semantic
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from typing import Literal
 
 import attrs
 
-from codeweir.chunk.chunker import KINDS
 from codeweir.errors import RequestError
 from codeweir.facets import FACETS, SOURCE
+from codeweir.records import KINDS
 
 KEYS = ("sym", "lang", "path", "repo", "kind", "is", "case", "author", "after", "before")
 ALIASES = {"language": "lang", "file": "path", "symbol": "sym"}  # as GitHub and zoekt spell them

@@ -26,7 +26,8 @@ from codeweir.facets import rank_weight
 from codeweir.index.store import SCHEMA, Store, stored_chunk
 from codeweir.protocol import SearchHit
 from codeweir.records import StoredChunk
-from codeweir.search.lexical import FACET_WEIGHT, MAX_LIMIT, Filters, chunk_hit, filter_clauses
+from codeweir.search.filters import FACET_WEIGHT, MAX_LIMIT, Filters, filter_clauses
+from codeweir.search.hits import chunk_hit
 
 MAX_EXACT = 8  # strings in an exact set before it is turned into trigrams
 MAX_SET = 20  # strings in a prefix or suffix set before they are shortened

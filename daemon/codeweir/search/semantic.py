@@ -1,38 +1,21 @@
-"""Semantic search over the vector store, and hybrid search by reciprocal rank fusion.
+"""Semantic search over the vector store.
 
 Filters never lose results to a top-k: a filtered query scores its candidate chunks exactly
 when they are few (`EXACT_CANDIDATES`); otherwise it widens the nearest-neighbour search
-until enough hits pass the filters or every vector has been looked at.
-
-Hybrid search fuses three rankings: chunks with every query word (lexical), chunks by
-meaning (semantic), and definitions named with the query's words. Measured by
-bench/bench_retrieval.py on django (docstring sentences as queries, and function names): fusing
-lexical and semantic alone at k = 60 ranked below semantic on the sentences (lexical, needing
-every word, finds nothing useful for them) and below lexical on the names. A sentence usually
-names what its function is called ("Close the connection" -> `close`), which the third list
-catches; a small k lets each list's first hits lead.
+until enough hits pass the filters or every vector has been looked at. Hybrid search fuses
+this ranking with others: see search/ranking.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
-from typing import TypeVar
-
-import attrs
 import numpy as np
 import tantivy
 
 from codeweir.index.store import PARTS, SCHEMA, Store, tokens
 from codeweir.index.vectors import VectorStore
 from codeweir.protocol import SearchHit
-from codeweir.search.lexical import FACET_WEIGHT, Filters, filter_clauses, to_hit
-
-EXACT_CANDIDATES = 20_000
-RRF_K = 60
-HYBRID_RRF_K = 5
-# lexical, semantic, definitions: names share words with many queries, so they sway the order less.
-HYBRID_WEIGHTS = (1.0, 1.0, 0.75)
-Ranked = TypeVar("Ranked")  # a hit: a chunk's, or a commit's
+from codeweir.search.filters import EXACT_CANDIDATES, FACET_WEIGHT, Filters, filter_clauses
+from codeweir.search.hits import to_hit
 
 
 def _candidates(store: Store, filters: Filters) -> list[str] | None:
@@ -87,30 +70,3 @@ def search_definitions(store: Store, text: str, filters: Filters, limit: int) ->
     query = tantivy.Query.boolean_query([(must, named), (must, only)])
     found = searcher.search(query, limit=limit, weight_by_field=FACET_WEIGHT)
     return [to_hit(searcher.doc(address), score, "") for score, address in found.hits]
-
-
-def fuse_hybrid(
-    lexical: Sequence[SearchHit], semantic: Sequence[SearchHit], definitions: Sequence[SearchHit], limit: int
-) -> list[SearchHit]:
-    """Hybrid search's order: see the module's docstring for why these lists and constants."""
-    return reciprocal_rank_fusion([lexical, semantic, definitions], limit, k=HYBRID_RRF_K, weights=HYBRID_WEIGHTS)
-
-
-def reciprocal_rank_fusion(
-    rankings: Sequence[Sequence[Ranked]],
-    limit: int,
-    k: int = RRF_K,
-    identity: Callable[[Ranked], Hashable] = lambda hit: (hit.repo, hit.path, hit.start_line),
-    weights: Sequence[float] | None = None,
-) -> list[Ranked]:
-    """Fuse ranked lists: each hit (the same one by `identity`) scores sum(weight / (k + rank))
-    over the lists (weights 1 unless given); the first list's hit object wins."""
-    scores: dict[Hashable, float] = {}
-    best: dict[Hashable, Ranked] = {}
-    for ranking, weight in zip(rankings, weights or [1.0] * len(rankings), strict=True):
-        for rank, hit in enumerate(ranking, start=1):
-            key = identity(hit)
-            scores[key] = scores.get(key, 0.0) + weight / (k + rank)
-            best.setdefault(key, hit)
-    order = sorted(scores, key=lambda key: -scores[key])[:limit]
-    return [attrs.evolve(best[key], score=round(scores[key], 6)) for key in order]

@@ -1,0 +1,116 @@
+"""What a search is narrowed to, and the Tantivy clauses that narrow it.
+
+Filters (repo, path glob, language, kind, facets, and their negations) are clauses of the
+Tantivy query itself, so a filter never returns fewer results than exist because it ran after
+a top-k. Every chunk search (lexical, regex, semantic) and commit search builds on these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+import tantivy
+
+from codeweir.errors import RequestError
+from codeweir.globs import glob_regex
+from codeweir.index.store import PARTS, SCHEMA, tokens
+
+if TYPE_CHECKING:
+    from codeweir.search.query import Query
+
+MAX_LIMIT = 1000
+FACET_WEIGHT = "facet_weight"  # the fast field Tantivy multiplies scores by (see facets.stored_weight)
+
+
+# Candidate sets up to this size are scored exactly against their vectors (semantic and commit
+# search); larger ones go through the nearest-neighbour index.
+EXACT_CANDIDATES = 20_000
+
+
+@attrs.frozen
+class Filters:
+    repo: str | None = None
+    path: str | None = None  # a glob: "*.go", "net/http/**", "src/*/main.py"
+    lang: str | None = None
+    kind: str | None = None
+    facets: tuple[str, ...] = ()  # any of these: "test", "vendored", "generated", "minified", "source"
+    not_repos: tuple[str, ...] = ()
+    not_paths: tuple[str, ...] = ()
+    not_langs: tuple[str, ...] = ()
+    not_kinds: tuple[str, ...] = ()
+    not_facets: tuple[str, ...] = ()
+    not_words: tuple[str, ...] = ()  # chunks with one of these words are left out
+
+    @classmethod
+    def of(cls, query: Query, *, repo: str | None, path: str | None, lang: str | None, kind: str | None) -> Filters:
+        """The filters of a parsed query, with those given as request params."""
+        return cls(
+            repo=merged("repo", repo, query.repo),
+            path=merged("path", path, query.path),
+            lang=merged("lang", lang, query.lang),
+            kind=merged("kind", kind, query.kind),
+            facets=query.facets,
+            not_repos=query.not_repos,
+            not_paths=query.not_paths,
+            not_langs=query.not_langs,
+            not_kinds=query.not_kinds,
+            not_facets=query.not_facets,
+            not_words=query.excluded,
+        )
+
+
+def merged(name: str, param: str | None, queried: str | None) -> str | None:
+    """A filter given as a request param, in the query, or both alike."""
+    if param and queried and param != queried:
+        raise RequestError(f"{name}: the request says {param!r} and the query says {name}:{queried}; give one")
+    return queried or param
+
+
+def term(field: str, value: str) -> tantivy.Query:
+    return tantivy.Query.term_query(SCHEMA, field, value)
+
+
+def _path_query(glob: str) -> tantivy.Query:
+    try:
+        return tantivy.Query.regex_query(SCHEMA, "path", glob_regex(glob))
+    except ValueError as exc:
+        raise RequestError(f"path: {exc}") from None
+
+
+def filter_clauses(filters: Filters, doc_kind: str) -> list[tuple[tantivy.Occur, tantivy.Query]]:
+    must, must_not = tantivy.Occur.Must, tantivy.Occur.MustNot
+    clauses = [(must, term("doc_kind", doc_kind))]
+    for field, value in (("repo", filters.repo), ("language", filters.lang), ("kind", filters.kind)):
+        if value:
+            clauses.append((must, term(field, value)))
+    if filters.path:
+        clauses.append((must, _path_query(filters.path)))
+    if filters.facets:
+        clauses.append((must, tantivy.Query.term_set_query(SCHEMA, "facet", list(filters.facets))))
+    for field, values in (
+        ("repo", filters.not_repos),
+        ("language", filters.not_langs),
+        ("kind", filters.not_kinds),
+        ("facet", filters.not_facets),
+    ):
+        clauses.extend((must_not, term(field, value)) for value in values)
+    clauses.extend((must_not, _path_query(glob)) for glob in filters.not_paths)
+    clauses.extend((must_not, q) for word in filters.not_words if (q := word_query(word)) is not None)
+    return clauses
+
+
+CHUNK_TEXT_FIELDS = ("content", "symbol", "path_parts")
+
+
+def word_query(word: str, fields: Sequence[str] = CHUNK_TEXT_FIELDS) -> tantivy.Query | None:
+    """A word is present if all its subwords are, adjacent, in one of `fields`."""
+    parts = tokens(PARTS, word)
+    if not parts:
+        return None
+    return tantivy.Query.boolean_query([(tantivy.Occur.Should, parts_query(field, parts)) for field in fields])
+
+
+def parts_query(field: str, parts: Sequence[str]) -> tantivy.Query:
+    return term(field, parts[0]) if len(parts) == 1 else tantivy.Query.phrase_query(SCHEMA, field, list(parts))
