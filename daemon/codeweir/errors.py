@@ -1,12 +1,25 @@
 """The project's small, flat set of exceptions.
 
 Adapters (git, store, embed, server) translate third-party errors into these, so callers
-catch codeweir's errors and nothing else.
+catch codeweir's errors and nothing else. Each pickles with its message (and code): a parse
+worker process raises them back to the daemon.
 """
 
 
 class CodeweirError(Exception):
     """Base of every error codeweir raises on purpose."""
+
+    def __reduce__(self):
+        # Exception's own pickling calls __init__ with `args` alone, which fails for a subclass
+        # whose __init__ takes more (DaemonError); this restores args and fields as they were.
+        return _restore, (type(self), self.args, self.__dict__)
+
+
+def _restore(cls: type[CodeweirError], args: tuple, fields: dict) -> CodeweirError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(fields)
+    return error
 
 
 class ConfigError(CodeweirError):

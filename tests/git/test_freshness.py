@@ -1,9 +1,13 @@
 """Freshness: real git repositories, their worktrees changed under the index."""
 
+import os
+
 import pytest
 
 from codeweir.errors import RepoError
 from codeweir.git.freshness import stale_paths
+from codeweir.git.scan import blob_id, scan
+from codeweir.git.worktree import path_bytes
 from tests.gitrepo import make_repo
 
 
@@ -45,3 +49,31 @@ def test_a_ref_is_compared_with_its_tree(repo, tmp_path):
     assert stale_paths(bare.config(ref="main"), blobs) == {"a.py"}
     with pytest.raises(RepoError, match=r"^repository 'repo' at .*bare\.git: ref 'nope' does not name a commit$"):
         stale_paths(bare.config(ref="nope"), blobs)
+
+
+def test_files_named_in_bytes_that_are_not_utf8_are_checked_under_their_names(repo, tmp_path):
+    raw = os.path.join(os.fsencode(repo.root), b"odd\xff\nname.py")
+    with open(raw, "wb") as file:
+        file.write(b"odd = 1\n")
+    repo.commit("an odd name")
+    blobs = {f.path: f.blob for f in scan(repo.config(), 1 << 20).files}
+    [name] = [path for path in blobs if path_bytes(path) == b"odd\xff\nname.py"]
+    assert stale_paths(repo.config(), blobs) == set()
+    assert stale_paths(repo.config(ref="main"), blobs) == set()
+    with open(raw, "wb") as file:
+        file.write(b"odd = 2\n")
+    assert stale_paths(repo.config(), blobs) == {name}
+    assert stale_paths(repo.clone_bare(tmp_path / "bare.git").config(ref="main"), blobs) == set()
+
+
+def test_a_directory_swapped_for_a_symlink_makes_its_files_stale_without_reading_them(repo, tmp_path):
+    repo.write("src/c.py", "SECRET = 1\n")
+    repo.commit("add src")
+    blobs = indexed(repo, "src/c.py")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "c.py").write_text("SECRET = 1\n")  # the very content: only a read would say fresh
+    repo.remove("src/c.py")
+    repo.path("src").rmdir()
+    repo.symlink("src", str(tmp_path / "outside"))
+    assert blob_id(b"SECRET = 1\n") == blobs["src/c.py"]
+    assert stale_paths(repo.config(), blobs) == {"src/c.py"}

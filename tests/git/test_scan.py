@@ -9,6 +9,7 @@ import pytest
 
 from codeweir.errors import FileSkipped, RepoError
 from codeweir.git.scan import Snapshot, _index_entries, blob_id, read_file, scan
+from codeweir.git.worktree import path_bytes
 from codeweir.records import TrackedFile
 from tests.gitrepo import GitRepo, make_repo
 
@@ -407,3 +408,133 @@ def test_fast_index_reader_agrees_with_pygit2_entries(repo: GitRepo) -> None:
     assert fast == [(e.path, str(e.id), int(e.mode)) for e in index]
     sizes = {path: size for path, _, _, size in _index_entries(index)}
     assert sizes["README.md"] == os.lstat(repo.path("README.md")).st_size
+
+
+# -- paths git can store that are no plain UTF-8, directories nested deeper than libgit2 walks ----------
+
+ODD_NAMES = [b"bad\xffname.py", b"new\nline.py", b"back\\slash.py", b"esc\x1b[31m.py", "café.py".encode()]
+DEEP = "/".join(["d"] * 100)  # libgit2's workdir iterator stops at 100 levels; git does not
+
+
+def write_raw(repo: GitRepo, relative: bytes, content: bytes) -> bytes:
+    """Write a file at a path given as git's bytes; returns its absolute path."""
+    path = os.path.join(os.fsencode(repo.root), relative)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as file:
+        file.write(content)
+    return path
+
+
+def git_paths(repo: GitRepo, *args: str) -> set[bytes]:
+    """The paths a git command lists with -z, as bytes."""
+    listed = subprocess.run(["git", *args, "-z"], cwd=repo.root, capture_output=True, check=True).stdout
+    return {path for path in listed.split(b"\0") if path}
+
+
+def git_lists(repo: GitRepo) -> set[bytes]:
+    """The worktree's files as git lists them: tracked and untracked, not ignored, not deleted."""
+    return git_paths(repo, "ls-files", "--cached", "--others", "--exclude-standard") - git_paths(repo, "ls-files", "--deleted")
+
+
+def test_paths_that_are_not_utf8_or_hold_controls_are_scanned_under_names_that_give_back_their_bytes(repo: GitRepo) -> None:
+    for i, raw in enumerate(ODD_NAMES):
+        write_raw(repo, b"odd/" + raw, f"X{i} = {i}\n".encode())
+    repo.commit("odd names")
+    write_raw(repo, b"odd/edited\xfe.py", b"E = 1\n")
+    repo.commit("one more")
+    write_raw(repo, b"odd/edited\xfe.py", b"E = 2\n")  # modified in the worktree
+    write_raw(repo, b"odd/untracked\xfd.py", b"U = 1\n")
+    write_raw(repo, b"build/ignored\xfc.py", b"I = 1\n")
+    snapshot = scan(repo.config(), MAX)
+    assert {path_bytes(f.path) for f in snapshot.files} == git_lists(repo)
+    for file in snapshot.files:
+        content = read_file(repo.config(), file)
+        with open(os.path.join(os.fsencode(repo.root), path_bytes(file.path)), "rb") as on_disk:
+            assert content == on_disk.read()
+        assert file.blob == blob_id(content)
+        file.path.encode("utf-8")  # a name any stage can store
+    committed = scan(repo.config(ref="HEAD"), MAX)
+    assert {path_bytes(f.path) for f in committed.files} == git_paths(repo, "ls-tree", "-r", "--name-only", "HEAD")
+    assert {f.path: f.blob for f in committed.files}["odd/edited\\xfe.py"] == blob_id(b"E = 1\n")
+
+
+def test_read_file_does_not_follow_a_directory_swapped_for_a_symlink(repo: GitRepo, tmp_path: Path) -> None:
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "util.py").write_text("SECRET = 'from outside the repository'\n")
+    file = {f.path: f for f in scan(repo.config(), MAX).files}["src/util.py"]
+    repo.remove("src/util.py")
+    repo.remove("src/app.py")
+    repo.path("src").rmdir()
+    repo.symlink("src", str(tmp_path / "outside"))
+    with pytest.raises(FileSkipped, match=r"src/util.py: it, or a directory on its path, is a symlink: not followed"):
+        read_file(repo.config(), file)
+
+
+def test_read_file_refuses_a_fifo_at_once(repo: GitRepo) -> None:
+    file = {f.path: f for f in scan(repo.config(), MAX).files}["src/util.py"]
+    repo.remove("src/util.py")
+    os.mkfifo(repo.path("src/util.py"))  # nobody writes to it: a blocking open would wait for good
+    with pytest.raises(FileSkipped, match="src/util.py: not a regular file"):
+        read_file(repo.config(), file)
+
+
+def test_a_scan_skips_an_untracked_fifo_and_counts_nothing_for_it(repo: GitRepo) -> None:
+    os.mkfifo(repo.path("src/pipe.py"))
+    snapshot = scan(repo.config(), MAX)
+    assert "src/pipe.py" not in blobs(snapshot) and snapshot.skipped == {}
+
+
+@pytest.mark.parametrize("committed", [True, False], ids=["tracked", "untracked"])
+def test_a_directory_nested_100_deep_is_scanned_as_git_lists_it(repo: GitRepo, committed: bool) -> None:
+    repo.write(f"{DEEP}/kept.py", "K = 1\n")
+    repo.write(f"{DEEP}/edited.py", "E = 1\n")
+    repo.write(f"{DEEP}/deleted.py", "D = 1\n")
+    if committed:
+        repo.commit("deep")
+        repo.remove(f"{DEEP}/deleted.py")
+        for name in ("kept.py", "edited.py"):  # clean by their stat data, not racily clean
+            _touch_in_the_past(repo, f"{DEEP}/{name}")
+        repo.git("update-index", "-q", "--refresh")
+    repo.write(f"{DEEP}/edited.py", "E = 2\n")  # the same size: only its mtime tells
+    repo.write(f"{DEEP}/new.py", "N = 1\n")
+    repo.write(f"{DEEP}/debug.log", "ignored\n")
+    repo.write(f"{DEEP}/build/out.py", "ignored\n")
+    repo.remove("src/util.py")
+    repo.write("notes.txt", "untracked\n")
+    write_raw(repo, DEEP.encode() + b"/odd\xff.py", b"O = 1\n")
+    snapshot = scan(repo.config(), MAX)
+    assert {path_bytes(f.path) for f in snapshot.files} == git_lists(repo)
+    assert {f.blob for f in snapshot.files} == {blob_id(read_file(repo.config(), f)) for f in snapshot.files}
+    assert blobs(snapshot)[f"{DEEP}/edited.py"] == blob_id(b"E = 2\n")
+    assert snapshot.skipped == {}
+
+
+def test_a_worktree_too_deep_for_libgit2_skips_and_counts_what_any_other_does(repo: GitRepo, tmp_path: Path) -> None:
+    other = make_repo(tmp_path / "other", {"x": "x\n"})
+    repo.write(f"{DEEP}/f.py", "F = 1\n")
+    repo.symlink("link.py", "src/app.py")
+    repo.write("big.bin", b"x" * 2000)
+    repo.add_gitlink("vendor/lib", other.head())
+    repo.commit("add odd things")
+    repo.symlink("untracked_link", "README.md")
+    repo.write("untracked_big.txt", "y" * 2000)
+    make_repo(repo.path("nested"), {"n.txt": "n\n"})
+    snapshot = scan(repo.config(), 1000)
+    assert snapshot.skipped == {"symlink": 2, "too_large": 2, "submodule": 2}
+    assert set(blobs(snapshot)) == {".gitignore", "README.md", "src/app.py", "src/util.py", f"{DEEP}/f.py"}
+
+
+def test_a_merge_conflict_in_a_worktree_too_deep_for_libgit2_is_reported_once(repo: GitRepo) -> None:
+    repo.write(f"{DEEP}/f.py", "F = 1\n")
+    repo.commit("deep")
+    repo.git("checkout", "-q", "-b", "other")
+    repo.write("src/util.py", "X = 'other'\n")
+    repo.commit("other")
+    repo.git("checkout", "-q", "main")
+    repo.write("src/util.py", "X = 'main'\n")
+    repo.commit("main")
+    with pytest.raises(RuntimeError):
+        repo.git("merge", "-q", "other")
+    files = scan(repo.config(), MAX).files
+    assert [f.path for f in files].count("src/util.py") == 1
+    assert blobs(scan(repo.config(), MAX))["src/util.py"] == repo.hash_object("src/util.py")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import signal
 import subprocess
 import zlib
 from contextlib import asynccontextmanager
@@ -31,6 +30,7 @@ from codeweir.index.writes import writer_stage
 from codeweir.ingest.pipeline import parse_stage, sync_repository
 from codeweir.service.daemon import run_daemon
 from tests.gitrepo import GitRepo, make_repo
+from tests.index_reading import chunks_of
 
 FILES = {f"pkg/mod{i}.py": f"def handler_{i}(request):\n    return request + {i}\n" for i in range(12)}
 OTHER = {"lib/util.py": "def other_helper():\n    return 42\n"}
@@ -380,64 +380,9 @@ async def test_a_file_that_vanishes_between_scan_and_read_loses_its_documents(tm
         result = await sync(repos.a, "a")
         assert result.statuses == {"indexed": 1, "vanished": 1}
         assert "pkg/mod3.py" not in store.file_blobs("a")
-        assert store.chunks_of("a", "pkg/mod3.py") == []
-        assert [c.symbol for c in store.chunks_of("a", "pkg/mod7.py")] == ["changed_7"]
+        assert chunks_of(store, "a", "pkg/mod3.py") == []
+        assert [c.symbol for c in chunks_of(store, "a", "pkg/mod7.py")] == ["changed_7"]
         again = await sync(repos.a, "a")  # the next scan no longer lists it: nothing left to do
         assert (again.indexed, again.deleted) == (0, 0)
 
 
-async def test_a_file_whose_read_never_ends_is_given_up_on_and_the_sync_goes_on(tmp_path, repos):
-    fifo = repos.a.path("pkg/mod4.py")
-
-    def before_read(path: str) -> None:
-        if path == "pkg/mod4.py":  # nobody ever writes to it: the worker's open() waits for good
-            fifo.unlink()
-            os.mkfifo(fifo)
-
-    async with pipeline(tmp_path, before_read, parse_timeout=1.0) as (store, sync):
-        await sync(repos.b, "b")  # a worker started: the timeout is the hanging file's alone
-        result = await sync(repos.a, "a")
-        assert result.statuses == {"indexed": len(FILES) - 1, "error": 1}
-        [problem] = store.file_errors("a", 5)
-        assert problem["path"] == "pkg/mod4.py" and "given up" in problem["error"]
-
-
-def readers_of(path: Path) -> list[int]:
-    """The other processes that have `path` open."""
-    found = []
-    for fds in Path("/proc").glob("[0-9]*/fd"):
-        try:
-            if int(fds.parent.name) != os.getpid() and any(os.readlink(fd) == str(path) for fd in fds.iterdir()):
-                found.append(int(fds.parent.name))
-        except (OSError, ValueError):
-            continue  # gone, or not ours to look at
-    return found
-
-
-async def test_a_parse_worker_that_dies_costs_one_file_and_the_sync_goes_on(tmp_path, repos):
-    fifo = repos.a.path("pkg/mod4.py")
-    swapped = trio.Event()
-
-    def before_read(path: str) -> None:
-        if path == "pkg/mod4.py":  # the worker's open() of a FIFO waits for a writer: ours
-            fifo.unlink()
-            os.mkfifo(fifo)
-            swapped.set()
-
-    async def kill_its_reader() -> None:
-        await swapped.wait()
-        fd = await trio.to_thread.run_sync(os.open, fifo, os.O_WRONLY)  # returns once the worker opened it
-        try:
-            [worker] = readers_of(fifo)
-            os.kill(worker, signal.SIGKILL)
-        finally:
-            os.close(fd)
-
-    async with pipeline(tmp_path, before_read) as (store, sync):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(kill_its_reader)
-            result = await sync(repos.a, "a")
-        assert result.statuses == {"indexed": len(FILES) - 1, "error": 1}
-        [problem] = store.file_errors("a", 5)
-        assert problem["path"] == "pkg/mod4.py" and "died" in problem["error"]
-        assert (await sync(repos.b, "b")).statuses == {"indexed": 1}

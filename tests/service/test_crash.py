@@ -31,6 +31,7 @@ from codeweir.records import TrackedFile
 from codeweir.service.daemon import run_daemon
 from codeweir.service.scheduler import SyncRequest
 from tests.gitrepo import GitRepo, make_repo
+from tests.index_reading import chunks_of
 
 SITE_PACKAGES = Path(attrs.__file__).parents[1]
 CORPUS_PACKAGES = ("trio", "pip", "cattrs", "anyio", "attr")  # real code the test environment has
@@ -182,7 +183,7 @@ class DaemonProcess:
     def start(self) -> None:
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "codeweir.cli", "daemon", "--config", str(self.config)],
+                [sys.executable, "-m", "codeweir.cli.main", "daemon", "--config", str(self.config)],
                 env={**os.environ, "NOTIFY_SOCKET": str(self.tmp / "notify.sock")},
                 stdout=subprocess.DEVNULL,
                 stderr=log,
@@ -347,7 +348,7 @@ async def test_an_index_of_old_versions_serves_searches_until_its_rebuild_is_com
     index = Path(config.state_dir) / "index"
 
     def found(daemon, word: str) -> bool:
-        return any(c.symbol == word for c in daemon.store.chunks_of("a", "x.py"))
+        return any(c.symbol == word for c in chunks_of(daemon.store, "a", "x.py"))
 
     async with serving(config) as daemon:
         await daemon.runner.wait("j1")

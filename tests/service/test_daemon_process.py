@@ -23,6 +23,7 @@ import pytest
 from codeweir.client import Client
 from codeweir.index.store import Store
 from tests.gitrepo import GitRepo, make_repo
+from tests.index_reading import chunks_of
 
 DEADLINE = 60.0  # seconds; generous for a loaded CI machine, never reached when things work
 FILES = 300
@@ -90,7 +91,7 @@ class DaemonProcess:
         self.log = home / f"daemon-{time.monotonic_ns()}.log"
         self.notifications = Notifications(home / f"notify-{time.monotonic_ns() % 10**6}.sock", lambda: self.proc.poll() is None)
         env = {**os.environ, "NOTIFY_SOCKET": str(self.notifications.path)}
-        command = argv or [sys.executable, "-m", "codeweir.cli", "daemon", "--config", str(config)]
+        command = argv or [sys.executable, "-m", "codeweir.cli.main", "daemon", "--config", str(config)]
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, **popen)
 
@@ -156,7 +157,7 @@ def committed_files(state_dir: Path, repo: str) -> dict[str, int]:
             doc = searcher.doc(address)
             path, count = doc.get_first("path"), doc.get_first("chunk_count")
             assert doc.get_first("status") == "indexed", path
-            assert count > 0 and len(store.chunks_of(repo, path)) == count, path
+            assert count > 0 and len(chunks_of(store, repo, path)) == count, path
             files[path] = count
         return files
     finally:
@@ -217,7 +218,7 @@ def test_a_socket_passed_by_systemd_is_served_and_the_path_is_not_bound(tmp_path
     exec_daemon = (
         "import os, sys; os.dup2(int(sys.argv[1]), 3);"
         "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1');"
-        "os.execv(sys.executable, [sys.executable, '-m', 'codeweir.cli', 'daemon', '--config', sys.argv[2]])"
+        "os.execv(sys.executable, [sys.executable, '-m', 'codeweir.cli.main', 'daemon', '--config', sys.argv[2]])"
     )
     argv = [sys.executable, "-c", exec_daemon, str(listener.fileno()), str(config)]
     daemon = start(config, argv=argv, pass_fds=(listener.fileno(),))
@@ -260,7 +261,7 @@ def test_sighup_reloads_the_config_and_a_broken_one_is_rejected(tmp_path, short_
 
 def cron_sync(short_dir: Path) -> subprocess.CompletedProcess:
     """What a crontab line runs."""
-    command = [sys.executable, "-m", "codeweir.cli", "sync", "--all", "--quiet", "--socket", str(short_dir / "cw.sock")]
+    command = [sys.executable, "-m", "codeweir.cli.main", "sync", "--all", "--quiet", "--socket", str(short_dir / "cw.sock")]
     return subprocess.run(command, capture_output=True, text=True, timeout=DEADLINE)
 
 
@@ -294,7 +295,7 @@ def test_hooks_installed_by_the_cli_make_a_commit_reach_the_index(tmp_path, shor
     daemon.expect("READY=1")
     daemon.expect("STATUS=idle")
     installed = subprocess.run(
-        [sys.executable, "-m", "codeweir.cli", "hooks", "install", "proj", "--config", str(config)],
+        [sys.executable, "-m", "codeweir.cli.main", "hooks", "install", "proj", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=DEADLINE,
@@ -313,7 +314,7 @@ def test_a_bad_config_exits_2_naming_the_field(tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(f'state_dir = "{tmp_path / "state"}"\n[limits]\nfiles_in_flight = 0\n')
     result = subprocess.run(
-        [sys.executable, "-m", "codeweir.cli", "daemon", "--config", str(config)],
+        [sys.executable, "-m", "codeweir.cli.main", "daemon", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=DEADLINE,

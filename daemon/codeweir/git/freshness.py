@@ -1,14 +1,16 @@
 """Whether a hit's file still holds what was indexed: its current blob id against the indexed one.
 
 Only the files of the hits returned are checked. A worktree file is stat'ed, and hashed only
-when its stat signature is new (a small cache keeps the ids of files seen unchanged); a bare
-repository's (or a configured ref's) file is looked up in the ref's tree. Blocking: callers run
-it in a thread. pygit2 errors leave as RepoError.
+when its stat signature is new (a small cache keeps the ids of files seen unchanged), opened
+beneath the worktree's root with no symlink followed (git/worktree.py, which also turns the
+paths' names back into git's bytes); a bare repository's (or a configured ref's) file is looked
+up in the ref's tree. Blocking: callers run it in a thread. pygit2 errors leave as RepoError.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +20,7 @@ import pygit2
 from codeweir.config import RepoConfig
 from codeweir.errors import RepoError
 from codeweir.git.repo import open_repository, resolve_commit, where
+from codeweir.git.worktree import git_str, open_beneath, read_fd
 
 CACHE_SIZE = 8192  # worktree files whose blob id is remembered by stat signature
 
@@ -32,24 +35,30 @@ def stale_paths(repo: RepoConfig, indexed: Mapping[str, str]) -> set[str]:
     if repo.ref or not (root / ".git").exists():
         current = _ref_blobs(repo, indexed)
     else:
-        current = {path: _worktree_blob(root / path) for path in indexed}
+        current = {path: _worktree_blob(repo.path, path) for path in indexed}
     return {path for path, blob in indexed.items() if current.get(path) != blob}
 
 
-def _worktree_blob(path: Path) -> str | None:
+def _worktree_blob(root: str, path: str) -> str | None:
+    """The blob id of the regular file at `path` (a name) beneath `root`; None for anything else."""
     try:
-        info = os.lstat(path)
+        fd = open_beneath(root, path)
     except OSError:
         return None
-    signature = (str(path), info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-    blob = _blob_by_signature.get(signature)
-    if blob is not None:
-        _blob_by_signature.move_to_end(signature)
-        return blob
     try:
-        blob = str(pygit2.hashfile(str(path)))
-    except (OSError, pygit2.GitError):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        signature = (root, path, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        blob = _blob_by_signature.get(signature)
+        if blob is not None:
+            _blob_by_signature.move_to_end(signature)
+            return blob
+        blob = str(pygit2.hash(read_fd(fd)))
+    except OSError:
         return None
+    finally:
+        os.close(fd)
     _blob_by_signature[signature] = blob
     if len(_blob_by_signature) > CACHE_SIZE:
         _blob_by_signature.popitem(last=False)
@@ -66,7 +75,7 @@ def _ref_blobs(repo: RepoConfig, paths: Mapping[str, str]) -> dict[str, str]:
         tree = commit.tree
         for path in paths:
             try:
-                current[path] = str(tree[path].id)
+                current[path] = str(tree[git_str(path)].id)
             except KeyError:  # deleted from the ref since
                 pass
     except pygit2.GitError as exc:

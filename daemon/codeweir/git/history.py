@@ -20,6 +20,7 @@ from codeweir.config import RepoConfig
 from codeweir.embedded_text import commit_text, content_hash
 from codeweir.errors import RepoError
 from codeweir.git.repo import open_repository, resolve_ref, where
+from codeweir.git.worktree import path_name
 from codeweir.records import CommitRecord
 
 BATCH = 500  # commits per batch sent to the writer
@@ -93,7 +94,7 @@ def _changed_paths(git: pygit2.Repository, commit: pygit2.Commit) -> tuple[str, 
         diff = commit.tree.diff_to_tree(swap=True)
     paths = []
     for delta in diff.deltas:
-        paths.append(delta.new_file.path)
+        paths.append(path_name(delta.new_file.raw_path))
         if len(paths) >= MAX_PATHS:
             break
     return tuple(paths)

@@ -1,15 +1,18 @@
 """pygit2 adapter: the files of a repository (worktree or a ref) with their git blob ids.
 
+Paths are named as git/worktree.py says: any path git stores, as a str every stage can carry.
+Worktree files are opened beneath the worktree's root with no symlink followed (worktree.py).
+
 Every function blocks; callers run them in a thread. pygit2 and OS errors leave this module as
 RepoError (naming the repository) or FileSkipped (one file).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
-import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -22,6 +25,7 @@ from codeweir.config import RepoConfig
 from codeweir.errors import FileSkipped, RepoError
 from codeweir.git.loose_objects import cut_short_objects
 from codeweir.git.repo import cached_repository, resolve_commit, where
+from codeweir.git.worktree import open_beneath, path_name, read_fd, read_regular, why_unreadable
 from codeweir.globs import GlobFilter, PathScope
 from codeweir.records import TrackedFile
 
@@ -135,7 +139,7 @@ def _scan_worktree(repo: RepoConfig, git: pygit2.Repository, selector: _Selector
             continue
         if selector.is_regular(mode) and selector.fits(file.size):
             files.append(file)
-    root = Path(git.workdir)
+    root = git.workdir
     for path, change in changes.items():
         if change not in _FROM_DISK or not selector.in_scope(path.rstrip("/")):
             continue
@@ -191,36 +195,143 @@ def _worktree_changes(git: pygit2.Repository) -> dict[str, DeltaStatus]:
     index = git.index
     index.read(False)  # a diff against a given index does not reload it when git changed it
     try:
-        diff = index.diff_to_workdir(_WORKTREE_DIFF | DiffOption.UPDATE_INDEX)
+        try:
+            diff = index.diff_to_workdir(_WORKTREE_DIFF | DiffOption.UPDATE_INDEX)
+        except pygit2.GitError:
+            diff = index.diff_to_workdir(_WORKTREE_DIFF)
+    except pygit2.GitError as exc:
+        if _TOO_DEEP not in str(exc):
+            raise
+        return _walked_changes(git)
+    return {path_name(delta.new_file.raw_path): delta.status for delta in diff.deltas}
+
+
+# libgit2's workdir iterator gives up on a directory nested 100 deep (FILESYSTEM_MAX_DEPTH in its
+# iterator.c), failing the whole diff, where git goes on.
+_TOO_DEEP = "directory nesting too deep"
+
+
+def _walked_changes(git: pygit2.Repository) -> dict[str, DeltaStatus]:
+    """What _worktree_changes says, for a worktree libgit2 will not walk (_TOO_DEEP).
+
+    The worktree is walked here, without recursion, and libgit2 asked only what is ignored. A
+    tracked file whose stat data differs from its index entry's, or that changed in the second
+    the index was written, counts as modified: the scan hashes it. Slower than libgit2's diff and
+    nothing is written back, so it is used only where libgit2 refuses.
+    """
+    index_file = Path(git.path) / "index"
+    try:
+        index_written = int(index_file.stat().st_mtime)
+    except OSError:
+        index_written = 0
+    tracked: dict[str, tuple[int, int, int, int]] = {}  # path -> (mode, size, mtime s, mtime ns)
+    conflicted: set[str] = set()
+    directories: set[str] = set()  # of tracked paths
+    for path, stage, mode, size, seconds, nanoseconds in _index_stat_entries(git.index):
+        if stage:
+            conflicted.add(path)
+        else:
+            tracked[path] = (mode, size, seconds, nanoseconds)
+        parts = path.split("/")
+        directories.update("/".join(parts[:end]) for end in range(1, len(parts)))
+    root = os.fsencode(git.workdir)
+    changes: dict[str, DeltaStatus] = {}
+    seen: set[str] = {path for path, (mode, *_) in tracked.items() if mode == _GITLINK_MODE}
+    pending = [b""]  # directories to list, relative, each ending in "/" (but the root)
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(root + directory) as listing:
+                entries = list(listing)
+        except OSError:
+            if directory:
+                changes[path_name(directory)] = DeltaStatus.UNREADABLE
+            continue
+        for entry in entries:
+            relative = directory + entry.name
+            if relative == b".git":
+                continue
+            path = path_name(relative)
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:  # gone since listed
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                if path in seen:  # a submodule's checkout
+                    continue
+                if path not in directories:
+                    if _is_ignored(git, relative + b"/"):
+                        continue
+                    if os.path.lexists(root + relative + b"/.git"):  # a nested repository, as libgit2 says it
+                        changes[path + "/"] = DeltaStatus.UNTRACKED
+                        continue
+                pending.append(relative + b"/")
+            elif stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):  # FIFOs, sockets, devices: no files to git
+                if path in conflicted:
+                    changes[path] = DeltaStatus.CONFLICTED
+                elif path in tracked:
+                    seen.add(path)
+                    if change := _stat_change(tracked[path], info, index_written):
+                        changes[path] = change
+                elif not _is_ignored(git, relative):
+                    changes[path] = DeltaStatus.UNTRACKED
+    for path in tracked.keys() - seen:
+        changes.setdefault(path, DeltaStatus.DELETED)
+    return changes
+
+
+def _stat_change(entry: tuple[int, int, int, int], info: os.stat_result, index_written: int) -> DeltaStatus | None:
+    """How a tracked file differs from its index entry, by stat data alone (as git first looks)."""
+    mode, size, seconds, nanoseconds = entry
+    if stat.S_ISLNK(info.st_mode) != (mode == _SYMLINK_MODE):
+        return DeltaStatus.TYPECHANGE
+    if stat.S_ISLNK(info.st_mode):
+        return None  # a symlink is skipped whatever it points at
+    same = (
+        info.st_size & 0xFFFFFFFF == size  # the index keeps 32 bits of it
+        and int(info.st_mtime) == seconds
+        and (not nanoseconds or info.st_mtime_ns % 1_000_000_000 == nanoseconds)  # git built without USE_NSEC writes 0
+        and seconds < index_written  # else racily clean: changed in the second the index was written
+    )
+    return None if same else DeltaStatus.MODIFIED
+
+
+def _is_ignored(git: pygit2.Repository, relative: bytes) -> bool:
+    """Whether git ignores `relative` (a directory's ends in "/"). pygit2 takes UTF-8 only: a name
+    that is not is matched with its bad bytes replaced, which wildcard rules still match."""
+    try:
+        return git.path_is_ignored(relative.decode("utf-8", "replace"))
     except pygit2.GitError:
-        diff = index.diff_to_workdir(_WORKTREE_DIFF)
-    return {delta.new_file.path: delta.status for delta in diff.deltas}
+        return False  # an unreadable .gitignore: index rather than lose files
 
 
-def _worktree_file(root: Path, path: str, change: DeltaStatus, selector: _Selector) -> TrackedFile | None:
-    """A file whose current content only the worktree has: stat it and hash it."""
+def _worktree_file(root: str, path: str, change: DeltaStatus, selector: _Selector) -> TrackedFile | None:
+    """A file whose current content only the worktree has: open it beneath the root, read and hash it."""
     if change == DeltaStatus.UNREADABLE:
         selector.skip("unreadable")
         return None
-    full = root / path
+    name = path.rstrip("/")
     try:
-        info = full.lstat()
-    except FileNotFoundError:  # deleted since status looked
+        fd = open_beneath(root, name)
+    except (FileNotFoundError, NotADirectoryError):  # deleted since status looked
         return None
+    except OSError as exc:
+        selector.skip("symlink" if exc.errno == errno.ELOOP else "unreadable")
+        return None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):  # a gitlink's checkout or an untracked nested repository
+            selector.skip("submodule")
+        elif not stat.S_ISREG(info.st_mode):  # a FIFO, socket or device: never read
+            selector.skip("unreadable")
+        elif selector.fits(info.st_size):
+            data = read_fd(fd, selector.max_file_bytes)
+            if selector.fits(len(data)):  # it may have grown since the fstat
+                return TrackedFile(name, blob_id(data), len(data))
     except OSError:
         selector.skip("unreadable")
-        return None
-    if stat.S_ISLNK(info.st_mode):
-        selector.skip("symlink")
-    elif stat.S_ISDIR(info.st_mode):  # a gitlink's checkout or an untracked nested repository
-        selector.skip("submodule")
-    elif not stat.S_ISREG(info.st_mode):
-        selector.skip("unreadable")
-    elif selector.fits(info.st_size):
-        try:
-            return TrackedFile(path.rstrip("/"), str(pygit2.hashfile(str(full))), info.st_size)
-        except (OSError, pygit2.GitError):
-            selector.skip("unreadable")
+    finally:
+        os.close(fd)
     return None
 
 
@@ -301,21 +412,30 @@ def _index_entries(index: pygit2.Index) -> Iterator[tuple[str, str, int, int]]:
     objects costs twice as much, and a first scan lists every entry.
     """
     ffi, lib, handle = pygit2.ffi, pygit2.C, index._index
-    encoding = sys.getfilesystemencoding()  # as os.fsdecode, without its per-call checks
     for i in range(lib.git_index_entrycount(handle)):
         entry = lib.git_index_get_byindex(handle, i)
         if entry.flags & _STAGE_MASK:
             continue
-        path = ffi.string(entry.path).decode(encoding, "surrogateescape")
-        yield path, ffi.buffer(entry.id.id)[:].hex(), entry.mode, entry.file_size
+        yield path_name(ffi.string(entry.path)), ffi.buffer(entry.id.id)[:].hex(), entry.mode, entry.file_size
+
+
+def _index_stat_entries(index: pygit2.Index) -> Iterator[tuple[str, int, int, int, int, int]]:
+    """(path, stage, mode, size, mtime seconds, mtime nanoseconds) of every entry, as the index keeps them."""
+    ffi, lib, handle = pygit2.ffi, pygit2.C, index._index
+    for i in range(lib.git_index_entrycount(handle)):
+        entry = lib.git_index_get_byindex(handle, i)
+        stage = (entry.flags & _STAGE_MASK) >> 12
+        yield path_name(ffi.string(entry.path)), stage, entry.mode, entry.file_size, entry.mtime.seconds, entry.mtime.nanoseconds
 
 
 # --- reading ------------------------------------------------------------------------------
 
 
-def read_file(repo: RepoConfig, file: TrackedFile) -> bytes:
+def read_file(repo: RepoConfig, file: TrackedFile, limit: int | None = None) -> bytes:
     """The content of a scanned file: from disk for a worktree, from the object database for a ref.
 
+    A worktree file is opened beneath the worktree's root with no symlink followed, and read only
+    if it is a regular file; at most `limit` + 1 bytes of it are read when a limit is given.
     Raises FileSkipped when this file cannot be read, RepoError when the repository cannot.
     """
     git = cached_repository(repo)
@@ -325,9 +445,6 @@ def read_file(repo: RepoConfig, file: TrackedFile) -> bytes:
         except (KeyError, ValueError, pygit2.GitError) as exc:
             raise FileSkipped(f"{where(repo)}: {file.path}: cannot read blob {file.blob}: {exc}") from None
     try:
-        # O_NOFOLLOW: a file replaced by a symlink since the scan must not pull in its target.
-        fd = os.open(Path(git.workdir) / file.path, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as handle:
-            return handle.read()
+        return read_regular(git.workdir, file.path, limit)
     except OSError as exc:
-        raise FileSkipped(f"{where(repo)}: {file.path}: {exc.strerror or exc}") from None
+        raise FileSkipped(f"{where(repo)}: {file.path}: {why_unreadable(exc)}") from None

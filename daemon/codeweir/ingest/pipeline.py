@@ -100,6 +100,9 @@ async def parse_stage(
                 except RepoError as exc:
                     task.tracker.fail(exc)
                     continue
+                except Exception as exc:  # parse_file translates every error; should one still cross, it costs this file
+                    log.error("parsing %s/%s failed in its worker: %r", task.repo.name, task.file.path, exc)
+                    record = _failed(task, f"its worker failed: {type(exc).__name__}: {exc}")
             if task.tracker.cancelled:  # cancelled while it parsed: a removed repository stays removed
                 task.tracker.settle()
                 continue
@@ -110,6 +113,7 @@ async def parse_stage(
 
 
 def _failed(task: FileTask, error: str) -> FileRecord:
+    error = error.encode("utf-8", "backslashreplace").decode("utf-8")  # the index stores UTF-8 only
     return FileRecord(task.repo.name, task.file.path, task.file.blob, "", (), (), status="error", error=error)
 
 

@@ -4,6 +4,10 @@ A saved file becomes an interactive sync of just the changed paths, once the wor
 quiet for `debounce` seconds (an editor's save is several events). A commit or checkout moves
 HEAD or a ref: that becomes a sync of the whole repository. Bare repositories and configured
 refs have no worktree to watch; their ref is polled.
+
+Paths are named as git/worktree.py names them. A change to a path whose name is not UTF-8
+ends watchfiles' watch ("Unable to decode path") and loses what it had gathered: the watcher
+then asks for a sync of the whole repository and watches again.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ import attrs
 import pygit2
 import trio
 import watchfiles
+from watchfiles._rust_notify import WatchfilesRustInternalError  # what its stub exports
 
 from codeweir.config import RepoConfig
 from codeweir.errors import Busy, RepoError
 from codeweir.git.repo import open_repository, resolve_ref
+from codeweir.git.worktree import path_name
 from codeweir.service.scheduler import SyncRequest
 
 log = logging.getLogger(__name__)
@@ -32,8 +38,9 @@ Submit = Callable[[SyncRequest], object]
 
 @attrs.frozen
 class Changes:
-    paths: frozenset[str] = frozenset()  # relative to the worktree root, posix
+    paths: frozenset[str] = frozenset()  # relative to the worktree root, posix, named as git/worktree.py says
     refs_moved: bool = False  # HEAD or a ref changed: a commit, checkout, merge or fetch
+    lost_track: bool = False  # changes went unseen (the watch broke off): sync everything
 
 
 @attrs.define
@@ -48,14 +55,16 @@ class Debouncer:
     max_delay: float
     _paths: set[str] = attrs.field(factory=set, init=False)
     _refs_moved: bool = attrs.field(default=False, init=False)
+    _lost_track: bool = attrs.field(default=False, init=False)
     _first: float = attrs.field(default=math.inf, init=False)
     _last: float = attrs.field(default=math.inf, init=False)
 
     def add(self, changes: Changes, now: float) -> None:
-        if not changes.paths and not changes.refs_moved:
+        if not changes.paths and not changes.refs_moved and not changes.lost_track:
             return
         self._paths |= changes.paths
         self._refs_moved |= changes.refs_moved
+        self._lost_track |= changes.lost_track
         self._first = min(self._first, now)
         self._last = now
 
@@ -67,13 +76,14 @@ class Debouncer:
         """The pending changes if they are due (and forget them), else None."""
         if now < self.deadline():
             return None
-        changes = Changes(frozenset(self._paths), self._refs_moved)
-        self._paths, self._refs_moved, self._first, self._last = set(), False, math.inf, math.inf
+        changes = Changes(frozenset(self._paths), self._refs_moved, self._lost_track)
+        self._paths, self._refs_moved, self._lost_track = set(), False, False
+        self._first, self._last = math.inf, math.inf
         return changes
 
 
 def sync_request(repo_name: str, changes: Changes) -> SyncRequest:
-    if changes.refs_moved:
+    if changes.refs_moved or changes.lost_track:
         # The whole repository: a checkout may change any file, and a sync of it covers the paths.
         return SyncRequest(repo_name)
     return SyncRequest(repo_name, paths=changes.paths, priority="interactive")
@@ -103,7 +113,7 @@ class _Worktree:
             if relative == ".git" or relative.startswith(".git/"):
                 refs_moved |= is_ref_change(relative)
             elif not self._ignored(relative, absolute):
-                paths.add(relative)
+                paths.add(path_name(os.fsencode(relative)))
         return Changes(frozenset(paths), refs_moved)
 
     def _ignored(self, relative: str, absolute: str) -> bool:
@@ -111,7 +121,7 @@ class _Worktree:
         as_dir = relative + "/" if os.path.isdir(absolute) else relative
         try:
             return self._git.path_is_ignored(as_dir)
-        except pygit2.GitError:
+        except (pygit2.GitError, ValueError):
             return False  # an unreadable .gitignore: better a needless sync than a missed one
 
 
@@ -161,16 +171,33 @@ async def _read_changes(worktree: _Worktree, send: trio.MemorySendChannel[Change
     stop = anyio.Event()
     async with send, trio.open_nursery() as nursery:
         nursery.start_soon(_set_when_cancelled, stop)
-        try:
-            async for raw in watchfiles.awatch(worktree.root, watch_filter=None, step=20, stop_event=stop):
-                changes = await trio.to_thread.run_sync(worktree.changes, raw)
-                if changes.paths or changes.refs_moved:
-                    await send.send(changes)
-                if not worktree.root.is_dir():  # its watches went with it: watch again once it is back
-                    raise RepoError(f"{worktree.root}: the worktree is gone")
-        except OSError as exc:
-            raise RepoError(f"cannot watch {worktree.root}: {exc}") from None
+        while not stop.is_set():
+            lost_track = False
+            try:  # awatch raises what its watch raised inside an exception group
+                async for raw in watchfiles.awatch(worktree.root, watch_filter=None, step=20, stop_event=stop):
+                    changes = await trio.to_thread.run_sync(worktree.changes, raw)
+                    if changes.paths or changes.refs_moved:
+                        await send.send(changes)
+                    if not worktree.root.is_dir():  # its watches went with it: watch again once it is back
+                        raise RepoError(f"{worktree.root}: the worktree is gone")
+            except* OSError as errors:
+                raise RepoError(f"cannot watch {worktree.root}: {_reasons(errors)}") from None
+            except* WatchfilesRustInternalError as errors:
+                if not all(_UNDECODABLE in str(exc) for exc in _leaves(errors)):
+                    raise RepoError(f"cannot watch {worktree.root}: {_reasons(errors)}") from None
+                log.info("%s: %s; syncing the whole worktree and watching again", worktree.root, _reasons(errors))
+                lost_track = True
+            if lost_track:
+                await send.send(Changes(lost_track=True))
         nursery.cancel_scope.cancel()
+
+
+def _reasons(errors: BaseExceptionGroup) -> str:
+    return "; ".join(str(exc) for exc in _leaves(errors))
+
+
+# watchfiles ends its watch with this when a changed path's name is not UTF-8 (it has no bytes API).
+_UNDECODABLE = "Unable to decode path"
 
 
 async def _set_when_cancelled(event: anyio.Event) -> None:
@@ -233,7 +260,7 @@ async def watch_repository(
             else:
                 await poll_refs(repo, submit, interval=poll_interval)
         except* RepoError as errors:  # from inside the watcher's nurseries
-            reasons = "; ".join(str(exc) for exc in _leaves(errors))
+            reasons = _reasons(errors)
             # Once per new reason: a repository that stays missing should not fill the log.
             log.log(
                 logging.DEBUG if reasons == last_reasons else logging.WARNING,

@@ -1,0 +1,210 @@
+r"""Worktree paths: the name codeweir gives any path git can store, and opening a worktree file
+without leaving the worktree.
+
+Names. Git stores a path as bytes, which need not be UTF-8 and may hold a newline or an escape
+character. codeweir names a path with a str that every stage can carry as it is (Tantivy, JSON,
+a terminal, a log line): the bytes read as UTF-8, except that
+
+    a backslash is written  \\
+    a byte that is not part of valid UTF-8 is written  \xHH  (two lowercase hex digits)
+    each byte of a control character (C0, DEL, C1) is written  \xHH  too
+
+So a name of valid UTF-8 without controls or backslashes, nearly every name, is itself;
+b"bad\xffname.py" is named `bad\xffname.py` (a backslash, then "xff"), b"a\nb.py" `a\x0ab.py`,
+and b"a\\b.py" `a\\b.py`. The naming is one to one: path_bytes(path_name(raw)) == raw for every
+raw. Every path leaves git/ as a name (scans, history, freshness) and comes back to bytes here
+whenever a file is read or its freshness checked.
+
+Opening. A worktree file is opened relative to its repository's root with no symlink followed
+in any component, so a directory swapped for a symlink (to /etc, say) between the scan and the
+read pulls in nothing outside the worktree: openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS
+where the kernel has it (Linux 5.6), else one O_NOFOLLOW openat per component from the root's
+directory. The file itself is opened O_NONBLOCK (a FIFO swapped in does not hang the open) and
+its readers check that it is a regular file before reading it.
+
+Every function blocks (file system calls).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import re
+import stat
+import sys
+
+# -- names -------------------------------------------------------------------------------------
+
+# What a name writes escaped: controls, the backslash, and (after surrogateescape decoding) the
+# lone surrogates U+DC80..U+DCFF that stand for bytes that are not valid UTF-8.
+_ESCAPED = re.compile("[\x00-\x1f\x7f-\x9f\\\\\udc80-\udcff]")
+_ESCAPE = re.compile(r"\\(\\|x[0-9a-f]{2})")
+
+
+def path_name(raw: bytes) -> str:
+    """codeweir's name for the path git stores as `raw` (see the module's docstring)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", "surrogateescape")
+    return _ESCAPED.sub(_escape, text) if _ESCAPED.search(text) else text
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char == "\\":
+        return "\\\\"
+    if "\udc80" <= char <= "\udcff":
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return "".join(f"\\x{byte:02x}" for byte in char.encode("utf-8"))
+
+
+def path_bytes(name: str) -> bytes:
+    """The path, as git stores it, that `name` names. A backslash that starts no escape stands
+    for itself (so a name stored before names were escaped still finds its file)."""
+    if "\\" not in name:
+        return name.encode("utf-8", "surrogateescape")
+    out = bytearray()
+    start = 0
+    for match in _ESCAPE.finditer(name):
+        out += name[start : match.start()].encode("utf-8", "surrogateescape")
+        escape = match.group(1)
+        out += b"\\" if escape == "\\" else bytes((int(escape[1:], 16),))
+        start = match.end()
+    out += name[start:].encode("utf-8", "surrogateescape")
+    return bytes(out)
+
+
+def git_str(name: str) -> str:
+    """The str pygit2 takes for the path `name` names: its bytes decoded as pygit2 decodes them."""
+    return os.fsdecode(path_bytes(name))
+
+
+# -- opening beneath the root ----------------------------------------------------------------------
+
+# Intermediate directories: O_PATH needs no read permission on them, as a path lookup does not.
+_DIRECTORY = os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_PATH", os.O_RDONLY)
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+_SYS_OPENAT2 = 437  # the same on every Linux architecture (the unified syscall table), but alpha
+_RESOLVE_NO_SYMLINKS = 0x04
+_RESOLVE_BENEATH = 0x08
+
+
+class _OpenHow(ctypes.Structure):  # struct open_how, linux/openat2.h
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+_syscall = None  # libc's syscall(), once looked up; False where openat2 is not to be tried
+
+
+def _openat2(dir_fd: int, path: bytes, flags: int) -> int | None:
+    """openat2(dir_fd, path, flags, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS); None where the kernel
+    (or a seccomp filter) does not offer it, or the path is too long for one call."""
+    global _syscall
+    if _syscall is None:
+        try:
+            syscall = ctypes.CDLL(None, use_errno=True).syscall
+            syscall.restype = ctypes.c_long
+            _syscall = syscall if sys.platform == "linux" and os.uname().machine != "alpha" else False
+        except (OSError, AttributeError):
+            _syscall = False
+    if not _syscall:
+        return None
+    how = _OpenHow(flags, 0, _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS)
+    fd = _syscall(
+        ctypes.c_long(_SYS_OPENAT2),
+        ctypes.c_long(dir_fd),
+        ctypes.c_char_p(path),
+        ctypes.byref(how),
+        ctypes.c_size_t(ctypes.sizeof(how)),
+    )
+    if fd >= 0:
+        return fd
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EPERM):  # no openat2 here (an old kernel, a seccomp filter)
+        _syscall = False
+        return None
+    if code == errno.ENAMETOOLONG:  # over PATH_MAX in one call: a component at a time has no limit
+        return None
+    raise OSError(code, os.strerror(code), path)
+
+
+def open_beneath(root: str, name: str) -> int:
+    """A read-only, non-blocking descriptor of the path `name` names beneath the directory `root`,
+    with no symlink followed on the way or at the end. The caller closes it, and checks what it is.
+
+    Raises OSError: ENOENT (gone), ENOTDIR, ELOOP (a symlink on the way or at the end), EINVAL (an
+    empty, "." or ".." component, or a NUL: no path git stores), or what the open says.
+    """
+    parts = path_bytes(name).split(b"/")
+    if any(part in (b"", b".", b"..") or b"\0" in part for part in parts):
+        raise OSError(errno.EINVAL, "not a path inside the worktree", name)
+    root_fd = os.open(root, os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_PATH", os.O_RDONLY))
+    try:
+        fd = _openat2(root_fd, b"/".join(parts), _FILE)
+        return fd if fd is not None else _open_walking(root_fd, parts)
+    finally:
+        os.close(root_fd)
+
+
+def _open_walking(root_fd: int, parts: list[bytes]) -> int:
+    """open_beneath without openat2: one openat per component, each refusing a symlink. Holds
+    two descriptors at a time, whatever the depth."""
+    fd = root_fd
+    try:
+        for part in parts[:-1]:
+            try:
+                child = os.open(part, _DIRECTORY, dir_fd=fd)
+            except NotADirectoryError:
+                if stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), part) from None
+                raise
+            if fd != root_fd:
+                os.close(fd)
+            fd = child
+        return os.open(parts[-1], _FILE, dir_fd=fd)
+    finally:
+        if fd != root_fd:
+            os.close(fd)
+
+
+def read_fd(fd: int, limit: int | None = None) -> bytes:
+    """What `fd` holds from where it stands; at most `limit` + 1 bytes when a limit is given, so
+    a caller sees that there was more without holding it all."""
+    chunks = []
+    left = None if limit is None else limit + 1
+    while left is None or left > 0:
+        data = os.read(fd, 1 << 20 if left is None else min(1 << 20, left))
+        if not data:
+            break
+        chunks.append(data)
+        if left is not None:
+            left -= len(data)
+    return b"".join(chunks)
+
+
+def read_regular(root: str, name: str, limit: int | None = None) -> bytes:
+    """The content of the regular file `name` names beneath `root` (see open_beneath, read_fd).
+
+    Raises OSError, and NotRegularFile for a FIFO, socket, device or directory (never read).
+    """
+    fd = open_beneath(root, name)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file (a FIFO, socket, device or directory): not read", name)
+        return read_fd(fd, limit)
+    finally:
+        os.close(fd)
+
+
+class NotRegularFile(OSError):
+    """What was found at a file's path is no regular file."""
+
+
+def why_unreadable(exc: OSError) -> str:
+    """Why a worktree file could not be read, in a person's words."""
+    if exc.errno == errno.ELOOP:
+        return "it, or a directory on its path, is a symlink: not followed"
+    return exc.strerror or str(exc)

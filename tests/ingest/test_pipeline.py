@@ -1,0 +1,249 @@
+"""Syncs through the real stages (scan, parse workers, the writer, Tantivy) over hostile worktrees:
+names git stores that are no plain UTF-8, directories swapped for symlinks between scan and read,
+repositories deleted while their files are parsed, directories nested deeper than libgit2 walks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+import pytest
+import trio
+import trio_parallel
+
+from codeweir.config import Limits
+from codeweir.errors import RepoError
+from codeweir.git.freshness import stale_paths
+from codeweir.git.worktree import path_bytes
+from codeweir.index.store import Store
+from codeweir.index.writes import writer_stage
+from codeweir.ingest.pipeline import parse_stage, sync_repository
+from tests.gitrepo import GitRepo, make_repo
+from tests.index_reading import chunks_of, commits_of
+
+LIMITS = Limits(files_in_flight=2, parse_workers=1, commit_every_files=4)
+FILES = {f"src/mod{i}.py": f"def handler_{i}(request):\n    return request + {i}\n" for i in range(8)}
+DEEP = "/".join(["d"] * 100)
+
+
+@asynccontextmanager
+async def pipeline(index: Path, before_read=lambda path: None, parse_timeout: float = 60.0):
+    """The shared stages over a real store, and `sync(repo, name)`. Each file a sync sends passes
+    through `before_read(path)` on its way to the parse stage: the moment between scan and read."""
+    store = Store(index)
+    async with trio.open_nursery() as nursery:
+        files_send, files_recv = trio.open_memory_channel(8)
+        writes_send, writes_recv = trio.open_memory_channel(8)
+        relay_send, relay_recv = trio.open_memory_channel(0)
+        await nursery.start(partial(writer_stage, writes_recv, store, store_limiter=trio.CapacityLimiter(1), limits=LIMITS))
+        nursery.start_soon(
+            partial(
+                parse_stage,
+                files_recv,
+                writes_send.clone(),
+                in_flight=trio.CapacityLimiter(2),
+                workers=trio.CapacityLimiter(1),
+                max_bytes=LIMITS.max_file_bytes,
+                timeout=parse_timeout,
+            )
+        )
+
+        async def relay() -> None:
+            async for task in relay_recv:
+                before_read(task.file.path)
+                await files_send.send(task)
+
+        nursery.start_soon(relay)
+
+        async def sync(repo: GitRepo, name: str, **fields):
+            return await sync_repository(
+                repo.config(name, **fields),
+                store=store,
+                files=relay_send,
+                writes=writes_send,
+                git_limiter=trio.CapacityLimiter(1),
+                max_bytes=LIMITS.max_file_bytes,
+                report=lambda event: None,
+            )
+
+        try:
+            yield store, sync
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+def write_raw(repo: GitRepo, relative: bytes, content: bytes) -> None:
+    path = os.path.join(os.fsencode(repo.root), relative)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as file:
+        file.write(content)
+
+
+ODD = {
+    b"odd/bad\xffname.py": r"odd/bad\xffname.py",
+    b"odd/new\nline.py": r"odd/new\x0aline.py",
+    b"odd/esc\x1b[31m.py": r"odd/esc\x1b[31m.py",
+    b"odd/back\\slash.py": r"odd/back\\slash.py",
+}
+
+
+async def test_paths_that_are_not_utf8_or_hold_controls_are_indexed_under_their_names_and_stay_in_step(tmp_path) -> None:
+    repo = make_repo(tmp_path / "r", {".gitignore": "build/\n"})
+    for i, raw in enumerate(ODD):
+        write_raw(repo, raw, f"def odd_{i}():\n    pass\n".encode())
+    repo.commit("odd names")
+    write_raw(repo, b"odd/untracked\xfe.py", b"def untracked_odd():\n    pass\n")
+    write_raw(repo, b"build/ignored\xfd.py", b"def ignored_odd():\n    pass\n")  # in an ignored directory
+    names = {*ODD.values(), r"odd/untracked\xfe.py"}
+    async with pipeline(tmp_path / "index") as (store, sync):
+        result = await sync(repo, "r")
+        assert result.statuses == {"indexed": len(names) + 1}
+        assert set(store.file_blobs("r")) == names | {".gitignore"}
+        for i, name in enumerate(ODD.values()):
+            assert [c.symbol for c in chunks_of(store, "r", name)] == [f"odd_{i}"]
+        assert [c.symbol for c in chunks_of(store, "r", r"odd/untracked\xfe.py")] == ["untracked_odd"]
+        assert set(ODD.values()) <= {path for commit in commits_of(store, "r") for path in commit.paths}
+        assert stale_paths(repo.config("r"), store.file_blobs("r")) == set()
+        again = await sync(repo, "r")
+        assert (again.indexed, again.deleted) == (0, 0)
+    # A restart reads the names back from the index: still nothing to do.
+    async with pipeline(tmp_path / "index") as (store, sync):
+        again = await sync(repo, "r")
+        assert (again.indexed, again.deleted) == (0, 0)
+        write_raw(repo, b"odd/bad\xffname.py", b"def renamed_odd():\n    pass\n")
+        edited = await sync(repo, "r")
+        assert (edited.indexed, edited.deleted) == (1, 0)
+        assert [c.symbol for c in chunks_of(store, "r", r"odd/bad\xffname.py")] == ["renamed_odd"]
+
+
+async def test_a_directory_swapped_for_a_symlink_before_its_files_are_read_indexes_nothing_from_its_target(tmp_path) -> None:
+    repo = make_repo(tmp_path / "r", FILES)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for path in FILES:  # the same names, outside the repository
+        (outside / Path(path).name).write_text(f"SECRET_{Path(path).stem} = 'not the repository's'\n")
+
+    armed: list[bool] = []
+
+    def swap_src_for_a_symlink(path: str) -> None:
+        if armed and not repo.path("src").is_symlink():
+            shutil.rmtree(repo.path("src"))
+            repo.symlink("src", str(outside))
+
+    async with pipeline(tmp_path / "index", before_read=swap_src_for_a_symlink) as (store, sync):
+        await sync(repo, "r")
+        for path, text in FILES.items():
+            repo.write(path, text.replace("request", "req"))
+        armed.append(True)  # after the next scan, before its first read
+        result = await sync(repo, "r")
+        assert result.statuses == {"unreadable": len(FILES)}
+        for path in FILES:
+            assert chunks_of(store, "r", path) == []
+        errors = store.file_errors("r", 100)
+        assert {e["path"] for e in errors} == set(FILES)
+        assert all(e["error"].endswith("it, or a directory on its path, is a symlink: not followed") for e in errors)
+        # The next scan sees what git sees: a symlink where src/ was, and its files gone.
+        after = await sync(repo, "r")
+        assert (after.deleted, after.skipped) == (len(FILES), {"symlink": 1})
+
+
+@pytest.mark.parametrize("damage", ["deleted", "moved", "git data wiped"])
+async def test_a_repository_deleted_moved_or_wiped_while_its_files_are_parsed_fails_that_sync_only(tmp_path, damage) -> None:
+    repo = make_repo(tmp_path / "r", FILES)
+    other = make_repo(tmp_path / "other", {"lib/util.py": "def other_helper():\n    return 42\n"})
+    sent: list[str] = []
+
+    def before_read(path: str) -> None:
+        sent.append(path)
+        if len(sent) == len(FILES) + 4:  # the second sync: three files sent to the worker before this one
+            if damage == "deleted":
+                shutil.rmtree(repo.root)
+            elif damage == "moved":
+                repo.root.rename(tmp_path / "elsewhere")
+            else:  # a new, empty .git (made before the old one goes, so its inode is new): libgit2 cannot open it
+                repo.path(".git").rename(repo.path(".git-old"))
+                repo.path(".git").mkdir()
+                shutil.rmtree(repo.path(".git-old"))
+
+    async with pipeline(tmp_path / "index", before_read) as (store, sync):
+        await sync(repo, "r")
+        for path, text in FILES.items():
+            repo.write(path, text.replace("request", "req"))
+        with pytest.raises(RepoError, match="removed while it was syncing|cannot open"):
+            await sync(repo, "r")
+        assert sorted(store.file_blobs("r")) == sorted(FILES)  # every file still indexed
+        assert store.file_status("r") == {"indexed": len(FILES)}
+        assert (await sync(other, "other")).statuses == {"indexed": 1}  # the stages live on
+
+
+async def test_a_directory_nested_100_deep_is_indexed_as_git_lists_it(tmp_path) -> None:
+    repo = make_repo(tmp_path / "r", {f"{DEEP}/deep.py": "def deepest():\n    pass\n", "top.py": "TOP = 1\n"})
+    repo.write(f"{DEEP}/untracked.py", "def deep_untracked():\n    pass\n")
+    async with pipeline(tmp_path / "index") as (store, sync):
+        result = await sync(repo, "r")
+        assert result.statuses == {"indexed": 3}
+        assert [c.symbol for c in chunks_of(store, "r", f"{DEEP}/deep.py")] == ["deepest"]
+        assert [c.symbol for c in chunks_of(store, "r", f"{DEEP}/untracked.py")] == ["deep_untracked"]
+        assert path_bytes(f"{DEEP}/deep.py") == f"{DEEP}/deep.py".encode()
+        again = await sync(repo, "r")
+        assert (again.indexed, again.deleted) == (0, 0)
+
+
+# -- a read that never ends, a worker that dies: one file lost, the sync goes on ----------------------------
+
+
+def cut_loose_object_in_half(repo: GitRepo, spec: str) -> None:
+    """Leave the loose object of `spec` ("main:src/x.py") cut short, as a crash mid-write does.
+    (Loose objects are read-only, and may be hard links shared with a clone: unlink, then write.)"""
+    sha = repo.git("rev-parse", spec)
+    path = repo.root / ".git" / "objects" / sha[:2] / sha[2:]
+    data = path.read_bytes()
+    path.unlink()
+    path.write_bytes(data[: len(data) // 2])
+
+
+async def test_a_file_whose_read_never_ends_is_given_up_on_and_the_sync_goes_on(tmp_path) -> None:
+    repo = make_repo(tmp_path / "r", FILES)
+    other = make_repo(tmp_path / "other", {"lib/util.py": "def other_helper():\n    return 42\n"})
+
+    def before_read(path: str) -> None:
+        if path == "src/mod4.py":  # scanned whole, read cut short: libgit2 spins on it for good (libgit2 issue 7342)
+            cut_loose_object_in_half(repo, "main:src/mod4.py")
+
+    async with pipeline(tmp_path / "index", before_read, parse_timeout=1.0) as (store, sync):
+        await sync(other, "other")  # a worker started: the timeout is the hanging file's alone
+        result = await sync(repo, "r", ref="main")
+        assert result.statuses == {"indexed": len(FILES) - 1, "error": 1}
+        [problem] = store.file_errors("r", 5)
+        assert problem["path"] == "src/mod4.py" and "given up" in problem["error"]
+
+
+def _die_reading_mod4() -> None:
+    """A parse worker's start-up (trio_parallel's init): reading src/mod4.py kills the worker, as
+    the kernel's OOM killer would."""
+    from codeweir.git import scan
+
+    read_file = scan.read_file
+
+    def read_or_die(repo, file, limit=None):
+        if file.path == "src/mod4.py":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return read_file(repo, file, limit)
+
+    scan.read_file = read_or_die
+
+
+async def test_a_parse_worker_that_dies_costs_one_file_and_the_sync_goes_on(tmp_path) -> None:
+    repo = make_repo(tmp_path / "r", FILES)
+    other = make_repo(tmp_path / "other", {"lib/util.py": "def other_helper():\n    return 42\n"})
+    async with trio_parallel.cache_scope(init=_die_reading_mod4):
+        async with pipeline(tmp_path / "index") as (store, sync):
+            result = await sync(repo, "r")
+            assert result.statuses == {"indexed": len(FILES) - 1, "error": 1}
+            [problem] = store.file_errors("r", 5)
+            assert problem["path"] == "src/mod4.py" and "died" in problem["error"]
+            assert (await sync(other, "other")).statuses == {"indexed": 1}
