@@ -323,7 +323,7 @@ def test_a_hit_is_flat_with_its_fields_in_order_and_no_nulls():
     exact = attrs.evolve(hit, line=2, column=5, explain={"match": 1.0})
     result = protocol.SearchResult(results=(hit, exact), took_ms=1.0, mode="regex")
     plain, matched = json.loads(protocol.response(1, result))["result"]["results"]
-    fields = ["repo", "path", "start_line", "end_line", "symbol", "kind", "language", "score", "snippet", "blob"]
+    fields = ["repo", "path", "start_line", "end_line", "symbol", "kind", "language", "score", "snippet", "matches", "blob"]
     assert list(plain) == [*fields, "facets", "stale"]
     assert list(matched) == [*fields, "line", "column", "facets", "stale", "explain"]
     assert plain["symbol"] == "" and None not in plain.values()
@@ -332,7 +332,7 @@ def test_a_hit_is_flat_with_its_fields_in_order_and_no_nulls():
 def test_a_commits_result_is_a_list_of_flat_commits():
     commit = protocol.CommitHit(
         repo="r", sha="ab12", author="A <a@x>", date="2024-01-01T00:00:00+00:00", summary="Fix", paths=("a.go",),
-        score=1.0, snippet="<b>Fix</b>",
+        score=1.0, snippet="Fix", matches=((0, 3),),
     )  # fmt: skip
     answer = json.loads(protocol.response(1, protocol.SearchResult(results=(commit,), took_ms=1.0, mode="commits")))
-    assert answer["result"]["results"] == [{**attrs.asdict(commit), "paths": ["a.go"]}]
+    assert answer["result"]["results"] == [{**attrs.asdict(commit), "paths": ["a.go"], "matches": [[0, 3]]}]

@@ -133,6 +133,9 @@ PARAMS: dict[str, type] = {
 }
 
 
+Matches = tuple[tuple[int, int], ...]  # [start, end) code point offsets into a snippet
+
+
 @attrs.frozen(kw_only=True)
 class SearchHit:
     """A result of every mode but `commits`: a chunk of a file, flat. The search stage builds
@@ -143,11 +146,16 @@ class SearchHit:
     start_line: int  # 1-based, inclusive
     end_line: int
     # Strings, never null: the definition's path ("Server.handle"), "" for a chunk that defines nothing.
+    # A definition cut into several chunks names each of them so, but only the one holding its
+    # definition line is found by `sym:` (the others are its pieces).
     symbol: str = ""
     kind: str = ""  # one of codeweir.chunk.chunker.KINDS: "function", "class", "section", "text", …
     language: str = ""
     score: float
-    snippet: str  # matched terms marked <b>…</b>, HTML-escaped
+    snippet: str  # raw text of the chunk (lines of it, or a fragment of a long line): never escaped
+    # Where the query matched in the snippet, as rg --json gives it: [start, end) offsets in
+    # Unicode code points (Python string indices) into `snippet`, in order, not overlapping.
+    matches: Matches = ()
     blob: str  # the indexed file's git blob id
     # Exact matches (regex, "quoted literals") only: the match's line and 1-based column.
     line: int | None = None
@@ -171,7 +179,8 @@ class CommitHit:
     summary: str  # the message's first line
     paths: tuple[str, ...]  # changed paths
     score: float
-    snippet: str  # the message, matched words marked <b>…</b>, HTML-escaped
+    snippet: str  # raw text of the message (or a fragment of it): never escaped
+    matches: Matches = ()  # as SearchHit's: where the words matched in `snippet`
 
 
 @attrs.frozen(kw_only=True)
@@ -263,6 +272,8 @@ def _make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(PurePath, str)
     conv.register_unstructure_hook(datetime, datetime.isoformat)
     conv.register_unstructure_hook(date, date.isoformat)
+    # Match offsets as JSON has them, [[start, end], ...], so an unstructured hit equals its JSON.
+    conv.register_unstructure_hook_func(lambda t: t == Matches, lambda spans: [list(span) for span in spans])
     # A hit's line, column and explain exist only for exact matches and when asked: leave them
     # out otherwise. Deleted from the full dict, the others keep the order of the fields (cattrs'
     # omit_if_default would move these three last).

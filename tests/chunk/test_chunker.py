@@ -250,14 +250,17 @@ def test_long_text_becomes_overlapping_windows_cut_at_paragraphs():
     assert all(c.content.split("\n")[-1].endswith("line 5 of some prose") for c in chunks[:-1])
 
 
-def test_oversized_definition_is_split_into_overlapping_pieces_that_keep_its_symbol():
+def test_oversized_definition_is_split_into_overlapping_pieces_only_the_first_named_as_it():
     body = "".join(f"        total += compute_step({i}, total)\n" for i in range(120))
     text = f"class Job:\n    def run(self):\n        total = 0\n{body}        return total\n"
     budget = Budget(max_chars=800, max_lines=30, overlap_lines=3)
     chunks = checked("job.py", text, budget=budget)
     pieces = [c for c in chunks if c.symbol_path == "Job.run"]
     assert len(pieces) >= 5
-    assert {(c.kind, c.symbol) for c in pieces} == {("method", "run")}
+    # The piece holding `def run` is the definition; the later ones are its pieces: same path
+    # and kind, no symbol, so a symbol search finds `run` once.
+    assert (pieces[0].kind, pieces[0].symbol) == ("method", "run")
+    assert {(c.kind, c.symbol) for c in pieces[1:]} == {("method", "")}
     assert pieces[0].start_line == 2 and pieces[-1].end_line == text.count("\n")
     for before, after in zip(pieces, pieces[1:]):
         assert after.start_line == before.end_line - 2, "three lines of overlap"
@@ -414,3 +417,75 @@ def test_every_non_blank_line_is_in_a_chunk_whatever_the_input(text, language, b
     """Ranges lie within the file, content is exactly those lines, byte offsets match, and it is deterministic."""
     chunks = checked("file", text, language=language, budget=budget)
     assert chunk_file("file", text, language=language, budget=budget) == chunks
+
+
+MODEL = '''\
+class Model(AltersData, metaclass=ModelBase):
+    """The base class of every model."""
+
+    def __init__(self, *args, **kwargs):
+        self._state = ModelState()
+        super().__init__()
+
+    def _get_pk_val(self, meta=None):
+        meta = meta or self._meta
+        return getattr(self, meta.pk.attname)
+
+    def _set_pk_val(self, value):
+        for parent_link in self._meta.parents.values():
+            if parent_link and parent_link != self._meta.pk:
+                setattr(self, parent_link.target_field.attname, value)
+        return setattr(self, self._meta.pk.attname, value)
+
+    pk = property(_get_pk_val, _set_pk_val)
+
+    # Saving: save() validates its arguments and hands over to save_base(), which sends the
+    # signals around the actual write.
+
+    def save(self, force_insert=False, force_update=False, using=None, update_fields=None):
+        self._prepare_related_fields_for_save(operation_name="save")
+        using = using or router.db_for_write(self.__class__, instance=self)
+        self.save_base(using=using, force_insert=force_insert, force_update=force_update)
+
+    save.alters_data = True
+
+    @property
+    def _base_manager(cls):
+        return cls._meta.base_manager
+'''
+
+
+def test_a_class_cut_into_pieces_names_only_the_piece_holding_its_class_line():
+    chunks = checked("django/db/models/base.py", MODEL)
+    named = [(c.symbol_path, c.kind) for c in chunks if c.symbol]
+    assert named.count(("Model", "class")) == 1
+    (definition,) = [c for c in chunks if c.symbol == "Model"]
+    assert definition.content.startswith("class Model(")
+    # The class's other lines are its pieces: its path and kind, no symbol of their own.
+    for line in ("pk = property(_get_pk_val, _set_pk_val)", "save.alters_data = True"):
+        (piece,) = [c for c in chunks if line in c.content and c.symbol_path == "Model"]
+        assert (piece.symbol, piece.kind) == ("", "class")
+    assert [c.symbol for c in chunks if c.symbol_path == "Model.save"] == ["save"]
+
+
+def test_comment_lines_carry_no_symbol():
+    chunks = checked("django/db/models/base.py", MODEL)
+    (comment,) = [c for c in chunks if "# Saving:" in c.content]
+    assert comment.symbol == "" and "def save" not in comment.content
+    # A doc comment too long for one chunk: its first window holds no definition line.
+    doc = "".join(f"// NewReader returns a new Reader whose buffer has the default size ({i}).\n" for i in range(60))
+    text = f"package bufio\n\n{doc}func NewReader(rd io.Reader) *Reader {{\n\treturn NewReaderSize(rd, defaultBufSize)\n}}\n"
+    chunks = checked("bufio/bufio.go", text)
+    windows = [c for c in chunks if c.symbol_path == "NewReader"]
+    assert len(windows) >= 2
+    assert [c.symbol for c in windows if "func NewReader" in c.content][:1] == ["NewReader"]
+    assert all(c.symbol == "" for c in windows if "func NewReader" not in c.content)
+    assert sum(c.symbol == "NewReader" for c in chunks) == 1
+
+
+def test_a_decorated_definition_is_named_by_the_piece_holding_its_def_line():
+    decorators = "".join(f"    @register_lookup(Lookup{i})\n" for i in range(60))
+    text = f"class Field:\n    x = 1\n\n{decorators}    def get_lookup(self, name):\n        return None\n"
+    chunks = checked("django/db/models/fields/__init__.py", text)
+    (named,) = [c for c in chunks if c.symbol == "get_lookup"]
+    assert "def get_lookup" in named.content

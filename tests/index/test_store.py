@@ -3,8 +3,9 @@ import json
 import pytest
 import tantivy
 
+from codeweir.chunk.chunker import chunk_file
 from codeweir.errors import StoreError
-from codeweir.index.store import META_FILE, Store
+from codeweir.index.store import META_FILE, Store, module_path, query_all
 from codeweir.records import Chunk, FileRecord
 from tests.index_reading import chunks_of
 
@@ -144,3 +145,59 @@ def test_an_unusable_index_directory_is_a_store_error(tmp_path):
     (tmp_path / "index").write_text("not a directory")
     with pytest.raises(StoreError, match="cannot open the index"):
         Store(tmp_path / "index")
+
+
+def test_the_names_git_paths_are_given_are_stored_and_read_back_as_they_are(tmp_path):
+    """Every path reaches the store named by git/worktree.py: valid UTF-8, escapes and all."""
+    names = [r"odd/bad\xffname.py", r"odd/new\x0aline.py", r"odd/back\\slash.py", "odd/café.py", "odd/a b/c.py"]
+    store = Store(tmp_path / "index")
+    for i, name in enumerate(names):
+        store.write_file(record(name, f"b{i}", f"def f{i}(): pass"))
+    store.commit()
+    store.close()
+    reopened = Store(tmp_path / "index")
+    assert reopened.file_blobs("r") == {name: f"b{i}" for i, name in enumerate(names)}
+    assert [c.path for name in names for c in chunks_of(reopened, "r", name)] == names
+    reopened.delete_file("r", names[0])
+    reopened.commit()
+    assert sorted(reopened.file_blobs("r")) == sorted(names[1:])
+
+
+@pytest.mark.parametrize(
+    "language, path, first_chunk, module",
+    [
+        ("python", "django/db/models/sql/query.py", "", ("django", "db", "models", "sql", "query")),
+        ("python", "django/db/models/__init__.py", "", ("django", "db", "models")),
+        ("go", "bufio/bufio.go", "package bufio\n", ("bufio",)),
+        ("go", "internal/pkgbits/decoder.go", "// Copyright\n\npackage pkgbits\n", ("internal", "pkgbits")),
+        ("go", "cmd/go/main.go", "package main\n", ("cmd", "go", "main")),  # the clause, where it differs
+        ("go", "doc.go", "package std\n", ("std",)),
+    ],
+)
+def test_a_files_module_path_is_its_directories_then_module_or_package_name(language, path, first_chunk, module):
+    chunks = (Chunk(1, 1, 0, len(first_chunk), "", "text", "", first_chunk),) if first_chunk else ()
+    assert module_path(language, path, chunks) == module
+
+
+def test_a_definition_is_stored_with_its_scope_and_a_piece_without_a_symbol(tmp_path):
+    text = (
+        "package pkgbits\n\ntype pkgReader struct{ elems []string }\n\n"
+        "func (pr *pkgReader) newReader(k int) *reader {\n\treturn &reader{k: k}\n}\n"
+    )
+    chunks = tuple(chunk_file("internal/pkgbits/decoder.go", text))
+    store = Store(tmp_path / "index")
+    store.write_file(FileRecord("go", "internal/pkgbits/decoder.go", "b", "go", chunks, tuple(map(str, range(len(chunks))))))
+    body = "".join(f"        x{i} = compute_the_next_step({i})\n" for i in range(80))
+    big = tuple(chunk_file("django/db/models/sql/query.py", f"class Query:\n    def join(self, join):\n{body}        return 1\n"))
+    store.write_file(FileRecord("dj", "django/db/models/sql/query.py", "c", "python", big, tuple(map(str, range(len(big))))))
+    store.commit()
+    searcher = store.searcher()
+
+    def scopes(symbol: str) -> list[list[str]]:
+        found = searcher.search(query_all([("symbol_exact", symbol)]), limit=10).hits
+        return [searcher.doc(address).get_all("scope") for _, address in found]
+
+    assert scopes("newreader") == [["internal", "pkgbits", "pkgreader"]]
+    assert scopes("join") == [["django", "db", "models", "sql", "query", "query"]]  # one: the pieces name nothing
+    pieces = [c for c in chunks_of(store, "dj", "django/db/models/sql/query.py") if c.symbol_path == "Query.join"]
+    assert len(pieces) > 1 and [c.symbol for c in pieces] == ["join"] + [""] * (len(pieces) - 1)

@@ -156,7 +156,8 @@ def test_a_commit_hit_is_flat_on_the_wire(store, history):
         "summary": "Fix race in the scheduler",
         "paths": ["sched/run.py"],
         "score": hit.score,
-        "snippet": "Fix <b>race</b> in the scheduler\n\nThe lock was taken twice",  # tantivy ends a snippet at a word
+        "snippet": "Fix race in the scheduler\n\nThe lock was taken twice",  # tantivy ends a snippet at a word
+        "matches": [[4, 8]],  # "race": raw text and offsets, never markup
     }
 
 

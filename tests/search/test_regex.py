@@ -132,7 +132,16 @@ def test_each_matching_line_is_reported_once_with_its_first_column():
     content = "a = 1\nfoo(x) + foo(y)\n\n  Foo()"
     matches = line_matches(content, 10, [compile_pattern("foo", case_sensitive=False)])
     assert [(m.line, m.column) for m in matches] == [(11, 1), (13, 3)]
-    assert line_snippet(content, matches[0]) == "<b>foo</b>(x) + foo(y)"
+    assert line_snippet(content, matches[0]) == ("foo(x) + foo(y)", ((0, 3),))
+
+
+def test_a_line_snippet_is_raw_text_with_the_offsets_of_every_match_on_the_line():
+    content = "if a < b && <b>café</b>(x) {\n  café()"
+    pattern = compile_pattern("café", case_sensitive=True)
+    (first, _) = line_matches(content, 1, [pattern])
+    text, matches = line_snippet(content, first, [pattern])
+    assert text == "if a < b && <b>café</b>(x) {"  # nothing escaped, nothing added
+    assert [text[s:e] for s, e in matches] == ["café"] and matches == ((15, 19),)
 
 
 def test_every_pattern_must_match_somewhere_in_the_chunk():
@@ -150,8 +159,8 @@ def test_anchors_match_at_line_ends():
 def test_a_long_line_is_cut_around_the_match_in_its_snippet():
     content = "x" * 1000 + "needle" + "y" * 1000
     (match,) = line_matches(content, 1, [compile_pattern("needle", case_sensitive=True)])
-    snippet = line_snippet(content, match)
-    assert "<b>needle</b>" in snippet and len(snippet) <= 240 + len("<b></b>")
+    snippet, matches = line_snippet(content, match)
+    assert len(snippet) <= 240 and [snippet[s:e] for s, e in matches] == ["needle"]
     assert match.column == 1001
 
 
@@ -221,7 +230,7 @@ def test_a_literal_finds_every_line_with_its_line_and_column(store):
         ("vendor/x/dur.go", 1, 6),
     ]
     assert hits[0].facets == () and hits[2].facets == ("test",) and hits[3].facets == ("vendored",)
-    assert hits[0].snippet == "func <b>ParseDuration</b>(s string) (Duration, error) {"
+    assert hits[0].snippet == "func ParseDuration(s string) (Duration, error) {" and hits[0].matches == ((5, 18),)
 
 
 def test_lines_in_overlapping_chunks_are_reported_once(store):
@@ -346,7 +355,7 @@ async def test_hits_explain_their_scores_when_asked(conn):
     assert all("explain" not in h for h in plain)
     explained = (await results(conn, "parse duration", mode="lexical", explain=True))["results"]
     first = explained[0]
-    assert first["path"] == "time/parse.go" and first["explain"]["facet"] == 2.0
+    assert first["path"] == "time/parse.go" and first["explain"]["facet"] == 4.0  # source: weight 2, squared
     parts = sum(v for k, v in first["explain"].items() if k != "facet")
     assert first["score"] == pytest.approx(parts * first["explain"]["facet"], rel=1e-3)
 

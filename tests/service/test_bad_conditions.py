@@ -384,5 +384,3 @@ async def test_a_file_that_vanishes_between_scan_and_read_loses_its_documents(tm
         assert [c.symbol for c in chunks_of(store, "a", "pkg/mod7.py")] == ["changed_7"]
         again = await sync(repos.a, "a")  # the next scan no longer lists it: nothing left to do
         assert (again.indexed, again.deleted) == (0, 0)
-
-

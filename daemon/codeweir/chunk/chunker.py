@@ -161,7 +161,7 @@ def _markdown_outline(lines: list[str]) -> tuple[Unit, ...]:
         trail = [*(t for t in trail if t[0] < level), (level, text)]
         last = starts[index + 1][0] - 1 if index + 1 < len(starts) else len(lines) - 1
         path = ".".join(t for _, t in trail)
-        units.append(Unit(row, last, Meta("section", text, path)))
+        units.append(Unit(row, last, Meta("section", text, path, row=row)))
     return tuple(units)
 
 
@@ -337,10 +337,27 @@ def chunk_file(path: str, text: str, language: str | None = None, budget: Budget
     _tile(0, len(lines.lines) - 1, units, TEXT, "", regions)
     regions = _merged_small(_join_wordless(_trimmed(regions, lines), lines), lines, budget)
     pieces = [p for r in regions for p in ([r] if _fits(r, lines, budget) else _windows(r, lines, budget))]
-    return [_chunk(piece, lines) for piece in pieces]
+    defining = _defining(pieces)
+    return [_chunk(piece, lines, index in defining) for index, piece in enumerate(pieces)]
 
 
-def _chunk(region: _Region, lines: _Lines) -> Chunk:
+def _defining(pieces: list[_Region]) -> set[int]:
+    """The pieces labelled with their symbol: one per definition, the first holding its
+    definition line (the first piece when none does). The others — a long definition's later
+    windows, a class's lines between its methods, comments trailing its body — are its pieces:
+    they keep its path and kind, not its symbol, so a symbol search finds the definition once."""
+    first: dict[Meta, int] = {}
+    holding: dict[Meta, int] = {}
+    for index, piece in enumerate(pieces):
+        if not piece.meta.symbol:
+            continue
+        first.setdefault(piece.meta, index)
+        if piece.first <= piece.meta.row <= piece.last:
+            holding.setdefault(piece.meta, index)
+    return {holding.get(meta, index) for meta, index in first.items()}
+
+
+def _chunk(region: _Region, lines: _Lines, defines: bool) -> Chunk:
     start_byte = lines.byte_starts[region.first]
     end_byte = lines.byte_starts[region.last + 1] - 1
     return Chunk(
@@ -348,7 +365,7 @@ def _chunk(region: _Region, lines: _Lines) -> Chunk:
         end_line=region.last + 1,
         start_byte=start_byte,
         end_byte=end_byte,
-        symbol=region.meta.symbol,
+        symbol=region.meta.symbol if defines else "",
         kind=region.meta.kind,
         symbol_path=region.meta.path,
         content="\n".join(lines.lines[region.first : region.last + 1]),

@@ -36,6 +36,9 @@ class Meta:
     # Small declarations (constants, variables, prototypes) may be merged with
     # their small neighbours; definitions with a body keep a chunk of their own.
     mergeable: bool = False
+    # The 0-based row of the definition line (its name; -1 for none): of a definition cut into
+    # several chunks, only the one holding this row is labelled with the symbol.
+    row: int = -1
 
 
 TEXT = Meta("text", "", "", mergeable=True)
@@ -82,6 +85,14 @@ def _name(node: Node, field: str = "name") -> str:
 
 def _function_kind(parent_kind: str) -> str:
     return "method" if parent_kind in _CLASS_LIKE else "function"
+
+
+def _definition_row(node: Node) -> int:
+    """The row naming the definition: `def f` below its decorators, a Java method below its annotations."""
+    target = node.child_by_field_name("definition") if node.type == "decorated_definition" else None
+    target = target if target is not None else node
+    name = target.child_by_field_name("name")
+    return (name if name is not None and name.start_point.row >= target.start_point.row else target).start_point.row
 
 
 def _rows(node: Node) -> tuple[int, int]:
@@ -430,7 +441,7 @@ def _unit(node: Node, verdict: _Def, first: int, last: int, grammar: _Grammar, p
     own_path = path + verdict.qualifier + ((name,) if name else ())
     meta = None
     if verdict.kind:
-        meta = Meta(verdict.kind, name, ".".join(own_path), verdict.mergeable)
+        meta = Meta(verdict.kind, name, ".".join(own_path), verdict.mergeable, _definition_row(node))
     else:
         own_path = path
     members: tuple[Unit, ...] = ()

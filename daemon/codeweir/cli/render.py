@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import html
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,18 +27,18 @@ STAGE_LABELS = {
     "commits": "indexing commits",
     "embed": "embedding chunks",
 }
-_MARK = re.compile(r"<b>(.*?)</b>", re.DOTALL)
 
 
-def highlighted(snippet: str) -> Text:
-    """The daemon marks matched terms <b>…</b> in an HTML-escaped snippet: show them bold."""
-    text = Text()
-    position = 0
-    for match in _MARK.finditer(snippet):
-        text.append(html.unescape(snippet[position : match.start()]))
-        text.append(html.unescape(match.group(1)), style="bold red")
-        position = match.end()
-    text.append(html.unescape(snippet[position:]))
+def highlighted(snippet: str, matches: Any = ()) -> Text:
+    """A hit's raw snippet with its matches (code point offsets, as the daemon sends) in bold."""
+    text = Text(snippet)
+    for span in matches or ():
+        try:
+            start, end = (int(x) for x in span)
+        except (TypeError, ValueError):
+            continue  # not a pair of offsets: show the text unmarked
+        if 0 <= start < end <= len(snippet):
+            text.stylize("bold red", start, end)
     return text
 
 
@@ -60,7 +58,7 @@ def print_hits(console: Console, hits: list[dict[str, Any]]) -> None:
         if isinstance(score, (int, float)):
             header.append(f"  {score:.3f}", style="dim")
         console.print(header, soft_wrap=True)
-        for piece in highlighted(str(hit.get("snippet", "")).rstrip("\n")).split("\n"):
+        for piece in highlighted(str(hit.get("snippet", "")).rstrip("\n"), hit.get("matches")).split("\n"):
             console.print(Text("    ") + piece, soft_wrap=True)
         console.print()
 

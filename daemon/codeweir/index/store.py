@@ -25,7 +25,7 @@ import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import tantivy
@@ -36,11 +36,11 @@ from codeweir.facets import stored_facets, stored_weight
 from codeweir.host.durable import fsync, write_atomic
 from codeweir.host.memory import release_free_memory
 from codeweir.host.priority import start_in_background
-from codeweir.records import CommitRecord, FileRecord, StoredChunk
+from codeweir.records import Chunk, CommitRecord, FileRecord, StoredChunk
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # 3: commit docs carry their message's vector key
+SCHEMA_VERSION = 4  # 4: chunks carry their scope (module and enclosing definitions); pieces no symbol
 WRITER_HEAP_BYTES = 15_000_000  # tantivy's minimum for one thread
 META_FILE = "codeweir-index.json"
 VERSIONS = {"schema": SCHEMA_VERSION, "chunker": CHUNKER_VERSION}
@@ -81,6 +81,9 @@ def _schema() -> tantivy.Schema:
     b.add_text_field("symbol", stored=True, tokenizer_name="code_parts")
     b.add_text_field("symbol_exact", tokenizer_name="raw")  # lowercased whole symbol
     b.add_text_field("symbol_path", stored=True, tokenizer_name="raw")
+    # A definition's qualifiers, lowercased, in order: its module's path, then the definitions
+    # enclosing it (see `scope`). `sym:bufio.NewReader` and `sym:Query.join` require them.
+    b.add_text_field("scope", stored=True, tokenizer_name="raw")
     b.add_text_field("content", stored=True, tokenizer_name="code_parts")
     b.add_text_field("ident", tokenizer_name="code_ident")
     b.add_text_field("error", stored=True)
@@ -298,13 +301,17 @@ class Store:
         if record.error:
             doc.add_text("error", record.error)
         writer.add_document(doc)
+        module = module_path(record.language, record.path, record.chunks)
         for chunk, content_hash in zip(record.chunks, record.content_hashes, strict=True):
             doc = tantivy.Document()
             self._common(doc, record, key)
             doc.add_text("doc_kind", "chunk")
             doc.add_text("kind", chunk.kind)
-            doc.add_text("symbol", chunk.symbol)
-            doc.add_text("symbol_exact", chunk.symbol.lower())
+            if chunk.symbol:  # a definition's piece names none: only the definition is found by name
+                doc.add_text("symbol", chunk.symbol)
+                doc.add_text("symbol_exact", chunk.symbol.lower())
+                for part in scope(module, chunk.symbol_path, chunk.symbol):
+                    doc.add_text("scope", part)
             doc.add_text("symbol_path", chunk.symbol_path)
             doc.add_text("content", chunk.content)
             doc.add_text("ident", chunk.content)
@@ -416,6 +423,30 @@ class Store:
         if self._writer is not None:
             self._writer.wait_merging_threads()
             self._writer = None
+
+
+# Module files that name their directory rather than a module of their own.
+_PACKAGE_FILES = frozenset({"__init__", "__main__", "index", "mod"})
+_GO_PACKAGE = re.compile(r"^package\s+([A-Za-z_]\w*)", re.MULTILINE)
+
+
+def module_path(language: str, path: str, chunks: Sequence[Chunk] = ()) -> tuple[str, ...]:
+    """What qualifies a file's top-level names, outermost first: `django/db/models/query.py` ->
+    (django, db, models, query); a Go file's directories, then its package clause where that
+    differs from the last one (`cmd/go/main.go` -> (cmd, go, main))."""
+    parts = PurePosixPath(path).parts
+    dirs, name = parts[:-1], PurePosixPath(path).stem
+    if language == "go":
+        clause = next((found.group(1) for c in chunks[:3] if (found := _GO_PACKAGE.search(c.content))), "")
+        return dirs + ((clause,) if clause and clause != (dirs[-1] if dirs else "") else ())
+    return dirs if name in _PACKAGE_FILES else (*dirs, name)
+
+
+def scope(module: Sequence[str], symbol_path: str, symbol: str) -> list[str]:
+    """The stored `scope` of a definition: its module's path and the definitions enclosing it
+    (`Query` for the method `Query.join`), lowercased."""
+    enclosing = symbol_path[: len(symbol_path) - len(symbol)].rstrip(".")
+    return [part.lower() for part in (*module, *(enclosing.split(".") if enclosing else ())) if part]
 
 
 def stored_chunk(doc: tantivy.Document) -> StoredChunk:

@@ -5,7 +5,6 @@ run these in a thread."""
 from __future__ import annotations
 
 import heapq
-import html
 from datetime import UTC, datetime
 from operator import itemgetter
 
@@ -17,6 +16,7 @@ from codeweir.index.store import PARTS, SCHEMA, Store, tokens, vector_keys
 from codeweir.index.vectors import VectorStore
 from codeweir.protocol import CommitHit
 from codeweir.search.filters import EXACT_CANDIDATES, MAX_LIMIT, Filters, filter_clauses, merged, parts_query, word_query
+from codeweir.search.hits import Matches, tantivy_snippet
 from codeweir.search.query import Query
 
 
@@ -62,8 +62,8 @@ def search_commits(store: Store, text: str, filters: CommitFilters, limit: int) 
     hits = []
     for score, address in result.hits:
         doc = searcher.doc(address)
-        snippet = snippets.snippet_from_doc(doc).to_html() if words else ""
-        hits.append(_hit(doc, score if words else 0.0, snippet))
+        snippet, matches = tantivy_snippet(snippets.snippet_from_doc(doc)) if words else ("", ())
+        hits.append(_hit(doc, score if words else 0.0, snippet, matches))
     return hits
 
 
@@ -96,7 +96,7 @@ def search_commits_by_meaning(
     return hits
 
 
-def _hit(doc: tantivy.Document, score: float, snippet: str) -> CommitHit:
+def _hit(doc: tantivy.Document, score: float, snippet: str, matches: Matches = ()) -> CommitHit:
     message = doc.get_first("message") or ""
     return CommitHit(
         repo=doc.get_first("repo") or "",
@@ -106,7 +106,8 @@ def _hit(doc: tantivy.Document, score: float, snippet: str) -> CommitHit:
         summary=message.split("\n", 1)[0],
         paths=tuple(doc.get_all("path")),
         score=round(float(score), 4),
-        snippet=snippet or html.escape(message[:240]),
+        snippet=snippet or message[:240],
+        matches=matches if snippet else (),
     )
 
 

@@ -1,25 +1,32 @@
-"""How a stored chunk becomes the hit every chunk search returns (protocol.SearchHit)."""
+"""How a stored chunk becomes the hit every chunk search returns (protocol.SearchHit), and the
+snippets hits show: raw text, with where the query matched as offsets into it (as `rg --json`
+gives them), never escaped or marked up."""
 
 from __future__ import annotations
 
-import html
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import tantivy
 
 from codeweir.facets import SOURCE
 from codeweir.index.store import stored_chunk
-from codeweir.protocol import SearchHit
+from codeweir.protocol import Matches, SearchHit
 from codeweir.records import StoredChunk
 
-
-def to_hit(doc: tantivy.Document, score: float, snippet: str, **extra: Any) -> SearchHit:
-    return chunk_hit(stored_chunk(doc), score, snippet, **extra)
+SNIPPET_LINES = 3
 
 
-def chunk_hit(c: StoredChunk, score: float, snippet: str, **extra: Any) -> SearchHit:
+def to_hit(doc: tantivy.Document, score: float, snippet: str = "", matches: Matches = (), **extra: Any) -> SearchHit:
+    return chunk_hit(stored_chunk(doc), score, snippet, matches, **extra)
+
+
+def chunk_hit(c: StoredChunk, score: float, snippet: str = "", matches: Matches = (), **extra: Any) -> SearchHit:
     """A stored chunk as the hit every chunk search returns (`extra`: an exact match's line and
-    column, explain); the planner marks it stale."""
+    column, explain); the planner marks it stale. Without a snippet, the chunk's first lines."""
+    if not snippet:
+        snippet, matches = first_lines(c.content), ()
     return SearchHit(
         repo=c.repo,
         path=c.path,
@@ -29,12 +36,56 @@ def chunk_hit(c: StoredChunk, score: float, snippet: str, **extra: Any) -> Searc
         kind=c.kind,
         language=c.language,
         score=round(float(score), 4),
-        snippet=snippet or _first_lines(c.content),
+        snippet=snippet,
+        matches=matches,
         blob=c.blob,
         facets=tuple(f for f in c.facets if f != SOURCE),
         **extra,
     )
 
 
-def _first_lines(content: str, n: int = 3) -> str:
-    return html.escape("\n".join(content.splitlines()[:n]))
+def first_lines(content: str, n: int = SNIPPET_LINES) -> str:
+    return "\n".join(content.splitlines()[:n])
+
+
+def merged(spans: Iterable[tuple[int, int]]) -> Matches:
+    """Spans in order, overlapping and touching ones joined, empty ones dropped."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(s for s in spans if s[1] > s[0]):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return tuple(out)
+
+
+def tantivy_snippet(snippet: tantivy.Snippet) -> tuple[str, Matches]:
+    """Tantivy's snippet as raw text and the code point offsets of its highlights (Tantivy's
+    are byte offsets into the UTF-8 text)."""
+    text = snippet.fragment()
+    ranges = [(r.start, r.end) for r in snippet.highlighted()]
+    if text.isascii():
+        return text, merged(ranges)
+    data = text.encode("utf-8")
+
+    def chars(offset: int) -> int:
+        return len(data[:offset].decode("utf-8", "ignore"))
+
+    return text, merged((chars(start), chars(end)) for start, end in ranges)
+
+
+_COMMENT_OR_DECORATOR = re.compile(r"\s*(#|//|/\*|\*|--|@|\"\"\"|''')")
+
+
+def definition_snippet(content: str, symbol: str, n: int = SNIPPET_LINES) -> tuple[str, Matches]:
+    """The definition's lines from the one naming it (below its comments and decorators), with
+    each occurrence of the name as a whole word marked."""
+    lines = content.split("\n")
+    name = re.compile(rf"(?<![\w$]){re.escape(symbol)}(?![\w$])") if symbol else None
+    start = 0
+    if name is not None:
+        start = next((i for i, line in enumerate(lines) if name.search(line) and not _COMMENT_OR_DECORATOR.match(line)), 0)
+    text = "\n".join(lines[start : start + n])
+    if name is None:
+        return text, ()
+    return text, tuple((m.start(), m.end()) for m in name.finditer(text))

@@ -1,27 +1,48 @@
-"""Query planning over the store: lexical search with code-aware terms, filters, snippets.
+"""Lexical search with code-aware terms, and definitions by name (`sym:`).
 
 Filters (repo, path glob, language, kind, facets, and their negations) are clauses of the
 Tantivy query itself, so a filter never returns fewer results than exist because it ran after
-a top-k. Ranking: a query is a sum of labelled parts (the words, their adjacency, a definition
-of the name, the exact identifier), multiplied by the chunk's facet weight (source over tests,
-vendored, generated and minified code: see `facets`), which Tantivy applies to every match.
-With `explain`, each hit lists what each part and the weight gave.
+a top-k.
+
+Lexical ranking: a query is a sum of labelled parts (the words, their adjacency, a definition
+of the name, the exact identifier), multiplied by the chunk's source weight squared (source
+over tool code, tests, vendored, generated and minified code: see `ranking.lexical_factor`).
+Tantivy applies the facet weight once; each class of chunks is searched apart and multiplied
+again, so the top-k is exact. With `explain`, each hit lists what each part and the factor gave.
+
+Symbol ranking: the candidates whose name matches, best tier first (exact, prefix, fuzzy), are
+ranked in Python by `ranking.rank_definitions`: exact case, definition over attribute, public
+over private, source first, then the most referenced, then by repository, path and line.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 
 import attrs
 import tantivy
 
 from codeweir.errors import RequestError
-from codeweir.facets import rank_weight
-from codeweir.index.store import IDENT, PARTS, SCHEMA, Store, tokens
+from codeweir.facets import FACETS, RANK_WEIGHTS, SOURCE, rank_weight
+from codeweir.index.store import IDENT, PARTS, SCHEMA, Store, stored_chunk, tokens
 from codeweir.protocol import SearchHit
+from codeweir.records import StoredChunk
 from codeweir.search.filters import FACET_WEIGHT, MAX_LIMIT, Filters, filter_clauses, term, word_query
-from codeweir.search.hits import to_hit
+from codeweir.search.hits import chunk_hit, definition_snippet, tantivy_snippet
+from codeweir.search.ranking import (
+    TIERS,
+    TOOL_PATH,
+    TOOL_WEIGHT,
+    Definition,
+    definition_score,
+    is_attribute,
+    lexical_factor,
+    publicity,
+    rank_definitions,
+    source_weight,
+)
 
 
 @attrs.frozen
@@ -79,53 +100,185 @@ def lexical_query(text: str) -> Scored | None:
     return Scored(tuple(parts))
 
 
-# Tier scores spaced so that the facet weight (1 to 2) never lifts a tier over the one above;
-# an exact name is also within fuzzy distance, so it scores 9 + 1.
-SYMBOL_TIERS = (("exact", 9.0), ("prefix", 3.0), ("fuzzy", 1.0))
-
-
-def symbol_query(name: str) -> Scored:
-    """Definitions by name: exact, then prefix, then fuzzy (constant scores, so the tiers hold)."""
-    name = name.strip().lower()
-    if not name or any(c.isspace() for c in name):
-        raise RequestError(f"query: a symbol query is one name, got {name!r}")
-    queries = {
-        "exact": term("symbol_exact", name),
-        "prefix": tantivy.Query.regex_query(SCHEMA, "symbol_exact", re.escape(name) + ".+"),
-        "fuzzy": tantivy.Query.fuzzy_term_query(SCHEMA, "symbol_exact", name, distance=1 if len(name) < 6 else 2),
-    }
-    return Scored(
-        tuple((tier, tantivy.Occur.Should, tantivy.Query.const_score_query(queries[tier], score)) for tier, score in SYMBOL_TIERS)
-    )
-
-
-def search_symbols(store: Store, name: str, filters: Filters, limit: int, *, explain: bool = False) -> list[SearchHit]:
-    """Blocking: run in a thread."""
-    return _run(store, symbol_query(name), filters, limit, explain)
-
-
 def search_lexical(store: Store, text: str, filters: Filters, limit: int, *, explain: bool = False) -> list[SearchHit]:
     """Blocking: run in a thread."""
     scored = lexical_query(text)
     if scored is None:
         return []
-    return _run(store, scored, filters, limit, explain)
-
-
-def _run(store: Store, scored: Scored, filters: Filters, limit: int, explain: bool) -> list[SearchHit]:
+    limit = min(limit, MAX_LIMIT)
     query = scored.query()
-    # Filters select without scoring, so the score is the parts' sum times the facet weight.
-    only = tantivy.Query.const_score_query(tantivy.Query.boolean_query(filter_clauses(filters, "chunk")), 0.0)
-    full = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)])
     searcher = store.searcher()
-    result = searcher.search(full, limit=min(limit, MAX_LIMIT), weight_by_field=FACET_WEIGHT)
+    allowed = filter_clauses(filters, "chunk")
+    found: list[tuple[float, tantivy.DocAddress]] = []
+    for clauses, factor in _rank_classes():
+        # Filters select without scoring: Tantivy's score is the parts' sum times the facet weight.
+        only = tantivy.Query.const_score_query(tantivy.Query.boolean_query(allowed + clauses), 0.0)
+        full = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)])
+        found.extend((score * factor, address) for score, address in _top(searcher, full, limit))
+    docs = [(score, address, searcher.doc(address)) for score, address in found]
+    chunks = [(score, address, doc, stored_chunk(doc)) for score, address, doc in docs]
+    # Equal scores (as shown) in place order, whatever Tantivy's document order.
+    chunks.sort(key=lambda item: (-round(item[0], 4), item[3].repo, item[3].path, item[3].start_line))
     snippets = tantivy.SnippetGenerator.create(searcher, query, SCHEMA, "content")
     snippets.set_max_num_chars(240)
     hits = []
-    for score, address in result.hits:
-        doc = searcher.doc(address)
-        hit = to_hit(doc, score, snippets.snippet_from_doc(doc).to_html())
+    for score, address, doc, chunk in chunks[:limit]:
+        text, matches = tantivy_snippet(snippets.snippet_from_doc(doc))
+        explained = None
         if explain:
-            hit = attrs.evolve(hit, explain={**scored.explain(searcher, address), "facet": rank_weight(hit.facets)})
-        hits.append(hit)
+            explained = {**scored.explain(searcher, address), "facet": round(lexical_factor(chunk.facets, chunk.path), 4)}
+        hits.append(chunk_hit(chunk, score, text, matches, explain=explained))
     return hits
+
+
+def _rank_classes() -> list[tuple[list[tuple[tantivy.Occur, tantivy.Query]], float]]:
+    """Clauses parting the chunks by their source weight (see `ranking.source_weight`), each with
+    what turns Tantivy's score, which has the stored facet weight once, into the parts' sum times
+    the weight squared: source apart from tool code, then one class per facet weight, holding the
+    chunks whose lowest-weighted facet has it."""
+    must, must_not = tantivy.Occur.Must, tantivy.Occur.MustNot
+    tool = tantivy.Query.regex_query(SCHEMA, "path", TOOL_PATH)
+    source = term("facet", SOURCE)
+    stored = rank_weight(())  # what Tantivy applies to source, tool code included
+    classes = [
+        ([(must, source), (must_not, tool)], stored),
+        ([(must, source), (must, tool)], TOOL_WEIGHT**2 / stored),
+    ]
+    for weight in sorted({RANK_WEIGHTS[f] for f in FACETS}, reverse=True):
+        these = [f for f in FACETS if RANK_WEIGHTS[f] == weight]
+        lower = [f for f in FACETS if RANK_WEIGHTS[f] < weight]
+        clauses = [(must, tantivy.Query.term_set_query(SCHEMA, "facet", these))]
+        if lower:
+            clauses.append((must_not, tantivy.Query.term_set_query(SCHEMA, "facet", lower)))
+        classes.append((clauses, weight))  # weight² over the weight Tantivy applied
+    return classes
+
+
+def _top(searcher: tantivy.Searcher, query: tantivy.Query, limit: int) -> list[tuple[float, tantivy.DocAddress]]:
+    """The best `limit` hits, and any tied with the last of them: which of equals make the cut
+    is then decided by place, not by Tantivy's document order."""
+    if limit <= 0:
+        return []
+    size = limit
+    while True:
+        hits = searcher.search(query, limit=size, weight_by_field=FACET_WEIGHT).hits
+        if len(hits) < size or hits[-1][0] < hits[limit - 1][0] or size >= 4 * MAX_LIMIT:
+            return hits
+        size *= 2
+
+
+# -- definitions by name ---------------------------------------------------------------------
+
+# Candidates read per tier of name match; beyond it, Tantivy's choice (source first) stands.
+TIER_CAP = 2000
+_QUALIFIED = re.compile(r"[A-Za-z_$][\w$]*((\.|::|/)[A-Za-z_$][\w$]*)+")
+
+
+@attrs.frozen
+class SymbolName:
+    """A `sym:` query: a name, and the qualifiers before it (`bufio.NewReader`, `Query.join`,
+    `internal/pkgbits.newReader`), lowercased: each must be in the definition's scope, in order."""
+
+    name: str
+    qualifiers: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> SymbolName:
+        text = text.strip()
+        if not text or any(c.isspace() for c in text):
+            raise RequestError(f"query: a symbol query is one name, got {text!r}")
+        if not _QUALIFIED.fullmatch(text):  # `v1.2`, `operator()`: a name as it is
+            return cls(text)
+        *qualifiers, name = re.split(r"\.|::|/", text)
+        return cls(name, tuple(q.lower() for q in qualifiers))
+
+    def within(self, scope: Sequence[str]) -> bool:
+        """Whether the qualifiers appear in `scope` in order (others may come between)."""
+        rest = iter(scope)
+        return all(q in rest for q in self.qualifiers)
+
+
+def symbol_tiers(name: str) -> list[tantivy.Query]:
+    """Queries for names equal to `name` (in any case), starting with it, and near it."""
+    name = name.lower()
+    exact = term("symbol_exact", name)
+    prefix = tantivy.Query.regex_query(SCHEMA, "symbol_exact", re.escape(name) + ".+")
+    fuzzy = tantivy.Query.fuzzy_term_query(SCHEMA, "symbol_exact", name, distance=1 if len(name) < 6 else 2)
+    not_ = tantivy.Occur.MustNot
+    return [
+        exact,
+        prefix,
+        tantivy.Query.boolean_query([(tantivy.Occur.Must, fuzzy), (not_, exact), (not_, prefix)]),
+    ]
+
+
+def search_symbols(store: Store, name: str, filters: Filters, limit: int, *, explain: bool = False) -> list[SearchHit]:
+    """Definitions by name, best first (see the module's docstring). Blocking: run in a thread."""
+    wanted = SymbolName.parse(name)
+    limit = min(limit, MAX_LIMIT)
+    searcher = store.searcher()
+    must = tantivy.Occur.Must
+    allowed = filter_clauses(filters, "chunk") + [(must, term("scope", q)) for q in wanted.qualifiers]
+    candidates: list[Definition] = []
+    for tier, query in enumerate(symbol_tiers(wanted.name)):
+        full = tantivy.Query.const_score_query(tantivy.Query.boolean_query([(must, query), *allowed]), 1.0)
+        for _, address in searcher.search(full, limit=TIER_CAP, weight_by_field=FACET_WEIGHT).hits:
+            doc = searcher.doc(address)
+            scope = tuple(doc.get_all("scope"))
+            if wanted.within(scope):
+                candidates.append(_definition(tier, wanted.name, stored_chunk(doc), scope))
+        if len(candidates) >= limit:
+            break
+    counts: dict[tuple, int] = {}
+
+    def references(d: Definition) -> int:
+        chunk, module = d.hit
+        key = (chunk.symbol.lower(), module[-2:] if chunk.symbol_path == chunk.symbol else ())
+        if key not in counts:
+            counts[key] = _references(searcher, *key)
+        return counts[key]
+
+    hits = []
+    for d, count in rank_definitions(candidates, limit, references):
+        chunk, _ = d.hit
+        parts = definition_score(d, count)
+        snippet, matches = definition_snippet(chunk.content, chunk.symbol)
+        explained = {**parts, "referenced_by": float(count)} if explain else None
+        hits.append(chunk_hit(chunk, sum(parts.values()), snippet, matches, explain=explained))
+    return hits
+
+
+def _definition(tier: int, name: str, chunk: StoredChunk, scope: tuple[str, ...]) -> Definition:
+    symbol = chunk.symbol
+    enclosing = len([p for p in chunk.symbol_path[: len(chunk.symbol_path) - len(symbol)].split(".") if p])
+    module = scope[: len(scope) - enclosing]
+    exact_case = symbol == name if TIERS[tier] == "exact" else TIERS[tier] == "prefix" and symbol.startswith(name)
+    return Definition(
+        tier=tier,
+        exact_case=exact_case,
+        attribute=is_attribute(chunk.language, chunk.kind, symbol, chunk.content),
+        publicity=publicity(chunk.language, chunk.path, module, chunk.symbol_path, symbol),
+        weight=source_weight(chunk.facets, chunk.path),
+        repo=chunk.repo,
+        path=chunk.path,
+        start_line=chunk.start_line,
+        hit=(chunk, module),
+    )
+
+
+def _references(searcher: tantivy.Searcher, name: str, modules: Sequence[str]) -> int:
+    """How many chunks name `name`, plus how many name it qualified by one of `modules` (the
+    last two parts of a top-level definition's module: `bufio.NewReader`, `models.QuerySet`):
+    a cheap proxy for how much a definition is used."""
+
+    def count(query: tantivy.Query) -> int:
+        return searcher.search(query, limit=1, count=True).count
+
+    total = count(term("ident", name))
+    qualified = [tantivy.Query.phrase_query(SCHEMA, "ident", [m, name]) for m in modules if _IDENTIFIER.fullmatch(m)]
+    if qualified:
+        total += count(tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in qualified]))
+    return total
+
+
+_IDENTIFIER = re.compile(r"[a-z0-9_]+")

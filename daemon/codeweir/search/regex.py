@@ -10,7 +10,6 @@ line and column. A pattern with no usable trigram (`\\w+`) scans a bounded numbe
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import product
@@ -27,7 +26,7 @@ from codeweir.index.store import SCHEMA, Store, stored_chunk
 from codeweir.protocol import SearchHit
 from codeweir.records import StoredChunk
 from codeweir.search.filters import FACET_WEIGHT, MAX_LIMIT, Filters, filter_clauses
-from codeweir.search.hits import chunk_hit
+from codeweir.search.hits import Matches, chunk_hit, merged
 
 MAX_EXACT = 8  # strings in an exact set before it is turned into trigrams
 MAX_SET = 20  # strings in a prefix or suffix set before they are shortened
@@ -298,21 +297,18 @@ def line_matches(content: str, first_line: int, patterns: Sequence[re.Pattern[st
     return [by_line[line] for line in sorted(by_line)]
 
 
-def line_snippet(content: str, match: LineMatch) -> str:
-    """The matching line, HTML-escaped, the match marked <b>…</b>; long lines cut around it."""
+def line_snippet(content: str, match: LineMatch, patterns: Sequence[re.Pattern[str]] = ()) -> tuple[str, Matches]:
+    """The matching line, raw, long lines cut around the match, with the offsets of the match and
+    of every other match of `patterns` on it (clipped to the line)."""
     start = content.rfind("\n", 0, match.start) + 1
     end = content.find("\n", match.start)
     end = len(content) if end < 0 else end
-    match_end = min(match.end, end)
     if end - start > SNIPPET_CHARS:
         start = max(start, match.start - SNIPPET_CHARS // 3)
         end = min(end, start + SNIPPET_CHARS)
-        match_end = min(match_end, end)
-    return (
-        html.escape(content[start : match.start])
-        + "<b>" + html.escape(content[match.start : match_end]) + "</b>"
-        + html.escape(content[match_end:end])
-    )  # fmt: skip
+    spans = [(match.start, match.end)]
+    spans += [(m.start(), m.end()) for pattern in patterns for m in pattern.finditer(content, start, end)]
+    return content[start:end], merged((max(s, start) - start, min(e, end) - start) for s, e in spans)
 
 
 # -- search (blocking) ---------------------------------------------------------------------------
@@ -369,8 +365,8 @@ def search_regex(
                 continue
             seen.add(key)
             explained = _explain(score, chunk.facets) if explain else None
-            snippet = line_snippet(chunk.content, match)
-            hits.append(chunk_hit(chunk, score, snippet, line=match.line, column=match.column, explain=explained))
+            snippet, marked = line_snippet(chunk.content, match, compiled)
+            hits.append(chunk_hit(chunk, score, snippet, marked, line=match.line, column=match.column, explain=explained))
             if len(hits) >= limit:
                 break
         if len(hits) >= limit:
