@@ -29,7 +29,8 @@ HITS = (
         kind="function",
         language="go",
         score=0.8125,
-        snippet="func <b>ParseDuration</b>(s string) (Duration, error) {\n\treturn x &amp;&amp; y",
+        snippet="func ParseDuration(s string) (Duration, error) {\n\treturn x && y",
+        matches=((5, 18),),
         blob="4b825dc",
     ),
     protocol.SearchHit(
@@ -38,7 +39,8 @@ HITS = (
         start_line=1,
         end_line=1,
         score=0.5,
-        snippet="<b>parse</b>",
+        snippet="parse",
+        matches=((0, 5),),
         blob="e69de29",
         line=1,
         column=7,
@@ -272,7 +274,7 @@ async def test_search_prints_location_symbol_score_and_snippet(daemon, capsys):
     out = capsys.readouterr().out
     assert "alpha/pkg/time.go:3-9  ParseDuration (function)  0.812" in out
     assert "    func ParseDuration(s string) (Duration, error) {" in out
-    assert "return x && y" in out  # entities unescaped, <b> marks gone
+    assert "return x && y" in out  # the raw source, as the daemon sends it
     assert "beta/[id].tsx:1:7" in out  # regex hits show line and column; brackets are not markup
     assert "2 results in 3.5 ms (hybrid)" in out
     assert "note: semantic: 40% embedded" in out
@@ -280,10 +282,10 @@ async def test_search_prints_location_symbol_score_and_snippet(daemon, capsys):
     assert params == protocol.SearchParams(query="parse duration", repo="alpha", limit=5, path="*.go")
 
 
-def test_matched_terms_are_bold():
-    text = highlighted("a <b>b</b> c")
-    assert text.plain == "a b c"
-    assert [(span.start, span.end) for span in text.spans] == [(2, 3)] and "bold" in str(text.spans[0].style)
+def test_matched_terms_are_bold_at_the_offsets_the_daemon_sends():
+    text = highlighted("a <b>b</b> [c]", [[2, 5], [11, 12], [40, 50], "junk"])
+    assert text.plain == "a <b>b</b> [c]"  # raw text: nothing in it is markup
+    assert [(span.start, span.end) for span in text.spans] == [(2, 5), (11, 12)] and "bold" in str(text.spans[0].style)
 
 
 async def test_search_json_prints_one_hit_per_line(daemon, capsys):
@@ -421,7 +423,7 @@ async def interrupt_a_followed_sync(daemon: Daemon, tmp_path, *extra: str) -> tu
         argv = [
             sys.executable,
             "-m",
-            "codeweir.cli",
+            "codeweir.cli.main",
             "sync",
             "endless",
             "--wait",
