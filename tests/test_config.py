@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from codeweir.config import default_socket_path, default_state_dir, load_config, parse_config
+from codeweir.config import Limits, default_socket_path, default_state_dir, load_config, parse_config
 from codeweir.errors import ConfigError
 from codeweir.git.repo import find_repository_root
 
@@ -53,6 +53,8 @@ pooling = "cls"
         ("[limits]\nfiles_in_flight = 0\n", "limits.files_in_flight"),
         ("[limits]\nfiles_in_flight = 'many'\n", "limits.files_in_flight"),
         ("[limits]\nfile_in_flight = 2\n", "file_in_flight"),
+        ("[limits]\ngit_threads = 0\n", "limits.git_threads"),
+        ("[limits]\nsearch_threads = -1\n", "limits.search_threads"),
         ("colour = 'blue'\n", "colour"),
         ("[[repository]]\npath = '/x'\n", "name"),
         ("[[repository]]\nname = 'a'\npath = '/x'\n[[repository]]\nname = 'a'\npath = '/y'\n", "repositories[1].name"),
@@ -64,6 +66,12 @@ def test_bad_config_error_names_the_field(tmp_path, text, field):
         load_config(write(tmp_path, text))
     assert field in str(info.value)
     assert str(tmp_path / "config.toml") in str(info.value)
+
+
+def test_the_thread_limits_default_to_two_git_and_four_search_threads(tmp_path):
+    assert (Limits().git_threads, Limits().search_threads) == (2, 4)
+    limits = load_config(write(tmp_path, "[limits]\ngit_threads = 1\nsearch_threads = 8\n")).limits
+    assert (limits.git_threads, limits.search_threads) == (1, 8)
 
 
 def test_invalid_toml_is_a_config_error(tmp_path):

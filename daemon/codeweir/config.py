@@ -61,6 +61,12 @@ class Limits:
     max_file_bytes: int = attrs.field(default=1_000_000, validator=_positive)
     concurrent_syncs: int = attrs.field(default=1, validator=_positive)
     queue_size: int = attrs.field(default=64, validator=_positive)
+    # Threads reading git (scans, blobs, history) at once, over every sync.
+    git_threads: int = attrs.field(default=2, validator=_positive)
+    # Threads reading the index at once for requests (searches, status).
+    search_threads: int = attrs.field(default=4, validator=_positive)
+    # The index writer and the embedding model run one call at a time: there is one IndexWriter
+    # and one model session, so their limiters are not settings.
 
 
 @attrs.frozen

@@ -12,10 +12,13 @@ from codeweir.embed.backlog import EmbeddingService, EmbedItem
 from codeweir.embedded_text import content_hash
 from codeweir.index.store import Store
 from codeweir.index.vectors import VectorStore
-from codeweir.search.lexical import Filters, Hit
-from codeweir.search.semantic import reciprocal_rank_fusion, search_semantic
+from codeweir.protocol import SearchHit
+from codeweir.search.filters import Filters
+from codeweir.search.ranking import reciprocal_rank_fusion
+from codeweir.search.semantic import search_semantic
 from codeweir.service.daemon import run_daemon
 from tests.host.test_priority import background, niceness, started_since, thread_stats
+from tests.index_reading import content_hashes
 from tests.service.test_daemon import Conn, git
 
 FILES = {
@@ -71,7 +74,8 @@ def standalone_service(config):
     """An embedding service on its own store, outside a daemon: tests drive its steps."""
     store = Store(Path(config.state_dir) / "index")
     send, receive = trio.open_memory_channel(1)
-    return store, send, EmbeddingService(config.model, Path(config.state_dir), store, receive)
+    limiters = {"model_limiter": trio.CapacityLimiter(1), "query_limiter": trio.CapacityLimiter(1)}
+    return store, send, EmbeddingService(config.model, Path(config.state_dir), store, receive, **limiters)
 
 
 async def synced(daemon, conn):
@@ -160,8 +164,10 @@ async def test_a_broken_model_is_reported_and_lexical_search_goes_on(tmp_path, r
     daemon.shutdown()
 
 
-def _hit(path: str) -> Hit:
-    return Hit("r", path, 1, 2, "", "function", "python", 0.0, "", "b")
+def _hit(path: str) -> SearchHit:
+    return SearchHit(
+        repo="r", path=path, start_line=1, end_line=2, kind="function", language="python", score=0.0, snippet="", blob="b"
+    )
 
 
 def test_rrf_rewards_agreement_between_rankings():
@@ -222,10 +228,10 @@ async def test_a_reconciliation_forgets_the_vectors_of_edited_chunks_and_search_
     async with trio.open_nursery() as nursery:
         daemon, conn = await start(nursery, config)
         await synced(daemon, conn)
-        before = daemon.store.content_hashes()
+        before = content_hashes(daemon.store)
         (repo / "textutil.py").write_text(FILES["textutil.py"].replace("upper case letters", "capital letters"))
         await synced(daemon, conn)
-        after = daemon.store.content_hashes()
+        after = content_hashes(daemon.store)
         (old,), (new,) = before - after, after - before
         assert old in daemon.embedding.vectors and new in daemon.embedding.vectors  # the edit only adds
         daemon.shutdown()

@@ -93,8 +93,12 @@ class EmbeddingService:
         store: Store,
         backlog: trio.MemoryReceiveChannel[list[EmbedItem]],
         *,
+        model_limiter: trio.CapacityLimiter,
+        query_limiter: trio.CapacityLimiter,
         save_every: float = 5.0,
     ) -> None:
+        """`model_limiter` bounds the background calls into the model and the vector store
+        (documents, the ANN index, trimming); `query_limiter` the queries' embeddings."""
         self.cfg = cfg
         self.state_dir = state_dir
         self.store = store
@@ -114,8 +118,8 @@ class EmbeddingService:
         self._reconciled_rows = 0
         self._last_retain = -float("inf")
         self._dirty = False
-        self._model_limiter = trio.CapacityLimiter(1)
-        self._query_limiter = trio.CapacityLimiter(1)
+        self._model_limiter = model_limiter
+        self._query_limiter = query_limiter
         self.embedded_total = 0
         self._idle = trio.Event()
 

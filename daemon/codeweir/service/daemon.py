@@ -26,9 +26,11 @@ from codeweir.index.store import Store
 from codeweir.index.writes import writer_stage
 from codeweir.ingest.pipeline import background_workers, parse_stage
 from codeweir.service import server, systemd
-from codeweir.service.handlers import Daemon, Stages
+from codeweir.service.handlers import Daemon
 from codeweir.service.jobs import JobRunner
 from codeweir.service.scheduler import Backoff, Scheduler
+from codeweir.service.state import Stages
+from codeweir.service.syncs import Syncs
 
 log = logging.getLogger("codeweir")
 
@@ -73,16 +75,20 @@ async def _serve(config: Config, config_path: Path | None, started_in: Path | No
     writes_send, writes_recv = trio.open_memory_channel(limits.writes_channel)
     in_flight = trio.CapacityLimiter(limits.files_in_flight)
     parse_workers = trio.CapacityLimiter(limits.parse_workers)
+    # One at a time, not settings: there is one IndexWriter, and one model session (its
+    # intra-op threads already spread each call over the cores).
     store_limiter = trio.CapacityLimiter(1)
+    model_limiter = trio.CapacityLimiter(1)  # documents, the ANN index, trimming the vectors
+    query_limiter = trio.CapacityLimiter(1)  # queries' embeddings: never behind documents
     stages = Stages(
         files=files_send,
         writes=writes_send,
-        git_limiter=trio.CapacityLimiter(2),
-        search_limiter=trio.CapacityLimiter(4),
+        git_limiter=trio.CapacityLimiter(limits.git_threads),
+        search_limiter=trio.CapacityLimiter(limits.search_threads),
     )
 
     async def run_sync(job, report):
-        return await daemon.run_job(job, report)
+        return await syncs.run(job, report)
 
     runner = JobRunner(
         Scheduler(queue_size=limits.queue_size),
@@ -91,11 +97,19 @@ async def _serve(config: Config, config_path: Path | None, started_in: Path | No
         backoff=Backoff(),
     )
     backlog_send, backlog_recv = trio.open_memory_channel(limits.embed_channel)
-    embedding = EmbeddingService(config.model, Path(config.state_dir), store, backlog_recv)
+    embedding = EmbeddingService(
+        config.model,
+        Path(config.state_dir),
+        store,
+        backlog_recv,
+        model_limiter=model_limiter,
+        query_limiter=query_limiter,
+    )
     services_scope = trio.CancelScope()
     daemon = Daemon(
         config, config_path, store, stages, runner, stop=services_scope.cancel, embedding=embedding, started_in=started_in
     )
+    syncs = Syncs(daemon.state, daemon.rebuild)  # what each job of the runner does
 
     async def write(task_status=trio.TASK_STATUS_IGNORED) -> None:
         # The writer feeds the embed backlog; it closes it when it is done.
@@ -134,9 +148,9 @@ async def _serve(config: Config, config_path: Path | None, started_in: Path | No
                         interval = systemd.watchdog_interval()
                         if interval is not None:
                             services.start_soon(systemd.watchdog, interval)
-                        await daemon.forget_unconfigured()
+                        await daemon.reloader.forget_unconfigured()
                         daemon.submit_all()
-                        daemon.start_watchers(services)
+                        daemon.start(services)
                         systemd.notify("READY=1", f"STATUS=serving {len(config.repositories)} repositories")
                         log.info("codeweir ready: socket %s, state %s", config.socket, config.state_dir)
                         task_status.started(daemon)
