@@ -19,6 +19,7 @@ import shutil
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import cattrs
@@ -26,7 +27,6 @@ import numpy as np
 import tantivy
 import trio
 
-from codeweir.config import ModelConfig
 from codeweir.embed.model_build import ModelSpec, ensure_model
 from codeweir.embed.session import Embedder
 from codeweir.embedded_text import commit_text, document_text
@@ -35,6 +35,9 @@ from codeweir.host.durable import write_atomic
 from codeweir.index.store import SCHEMA, Store, stored_chunk
 from codeweir.index.vectors import VectorStore
 from codeweir.index.writes import Write, WriteCommits, WriteFile
+
+if TYPE_CHECKING:
+    from codeweir.config import ModelConfig
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,9 @@ CUDA_TOKEN_BUDGET = 32768
 
 def default_threads() -> int:
     """Half the cores this process may use: the parse workers keep the other half."""
-    return max(1, len(os.sched_getaffinity(0)) // 2)
+    # macOS has no sched_getaffinity: every core there.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // 2)
 
 
 def token_budget_batches(lengths: Sequence[int], budget: int) -> list[tuple[int, int]]:

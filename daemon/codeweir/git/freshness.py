@@ -14,13 +14,16 @@ import stat
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pygit2
 
-from codeweir.config import RepoConfig
 from codeweir.errors import RepoError
 from codeweir.git.repo import open_repository, resolve_commit, where
 from codeweir.git.worktree import git_str, open_beneath, read_fd
+
+if TYPE_CHECKING:
+    from codeweir.config import RepoConfig
 
 CACHE_SIZE = 8192  # worktree files whose blob id is remembered by stat signature
 

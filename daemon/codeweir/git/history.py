@@ -12,16 +12,19 @@ as RepoError.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import attrs
 import pygit2
 
-from codeweir.config import RepoConfig
 from codeweir.embedded_text import commit_text, content_hash
 from codeweir.errors import RepoError
 from codeweir.git.repo import open_repository, resolve_ref, where
 from codeweir.git.worktree import path_name
 from codeweir.records import CommitRecord
+
+if TYPE_CHECKING:
+    from codeweir.config import RepoConfig
 
 BATCH = 500  # commits per batch sent to the writer
 MAX_PATHS = 1000  # changed paths kept per commit: a mass import names them all otherwise

@@ -18,12 +18,15 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pygit2
 from pygit2.enums import RepositoryOpenFlag
 
-from codeweir.config import RepoConfig
 from codeweir.errors import RepoError
+
+if TYPE_CHECKING:
+    from codeweir.config import RepoConfig
 
 
 def where(repo: RepoConfig) -> str:

@@ -16,18 +16,21 @@ import stat
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import pygit2
 from pygit2.enums import DeltaStatus, DiffOption
 
-from codeweir.config import RepoConfig
 from codeweir.errors import FileSkipped, RepoError
 from codeweir.git.loose_objects import cut_short_objects
 from codeweir.git.repo import cached_repository, resolve_commit, where
 from codeweir.git.worktree import open_beneath, path_name, read_fd, read_regular, why_unreadable
 from codeweir.globs import GlobFilter, PathScope
 from codeweir.records import TrackedFile
+
+if TYPE_CHECKING:
+    from codeweir.config import RepoConfig
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from codeweir.chunk.chunker import chunk_file, detect_language
-from codeweir.config import RepoConfig
 from codeweir.embedded_text import content_hash, document_text
 from codeweir.errors import CodeweirError, FileSkipped, RepoError
 from codeweir.facets import classify
@@ -18,6 +18,9 @@ from codeweir.git import scan as git
 from codeweir.git.repo import where
 from codeweir.git.worktree import path_bytes
 from codeweir.records import FileRecord, TrackedFile
+
+if TYPE_CHECKING:
+    from codeweir.config import RepoConfig
 
 log = logging.getLogger(__name__)
 

@@ -12,23 +12,26 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
-from codeweir.config import RepoConfig
-from codeweir.embed.backlog import EmbeddingService
 from codeweir.errors import CodeweirError, RequestError
 from codeweir.git.freshness import stale_paths
-from codeweir.index.store import Store
 from codeweir.protocol import CommitHit, SearchHit, SearchResult
 from codeweir.search.commits import CommitFilters, search_commits, search_commits_by_meaning
 from codeweir.search.filters import Filters
 from codeweir.search.lexical import required_words, search_lexical, search_symbols
-from codeweir.search.query import Query
 from codeweir.search.ranking import fuse_hybrid, reciprocal_rank_fusion
 from codeweir.search.regex import search_regex
 from codeweir.search.semantic import search_definitions, search_semantic
+
+if TYPE_CHECKING:
+    from codeweir.config import RepoConfig
+    from codeweir.embed.backlog import EmbeddingService
+    from codeweir.index.store import Store
+    from codeweir.search.query import Query
 
 log = logging.getLogger(__name__)
 
