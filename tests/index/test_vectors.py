@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import re
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -208,7 +212,120 @@ def test_the_ann_index_is_reloaded_only_over_the_same_rows(
     with caplog.at_level(logging.WARNING, logger="codeweir.index.vectors"):
         emptied = VectorStore(tmp_path, "m", 32, ann_threshold=500)
     assert len(emptied) == 0 and "ANN index dropped" in caplog.text
-    assert not (emptied.directory / "ann.hnsw").exists()
+    assert not (emptied.directory / "ann.faiss").exists() and not (emptied.directory / "ann.json").exists()
+
+
+def test_ann_results_are_the_exact_inner_products_and_match_exact_search(tmp_path: Path, rng) -> None:
+    data = clustered(rng, 1500)
+    store = VectorStore(tmp_path, "m", 32, ann_threshold=1000)
+    store.add([key(i) for i in range(1500)], data)
+    exact = [store.search(q, 5) for q in data[:20]]  # below nothing: the index is not built yet
+    assert store.refresh_index() is True
+    rows = {key(i): i for i in range(1500)}
+    for q, want in zip(data[:20], exact):
+        found = store.search(q, 5)
+        assert found[0] == (want[0][0], pytest.approx(1.0, abs=1e-5))  # a stored vector finds itself
+        assert [h for h, _ in found] == [h for h, _ in want]  # an easy set: the same five, in order
+        assert [s for _, s in found] == pytest.approx([float(data[rows[h]] @ q) for h, _ in found], abs=1e-5)
+    assert len(store.search(data[0], 10_000)) == 1500  # more than the graph yields: every row, exactly
+
+
+def test_the_ann_index_survives_a_reload_from_disk(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = VectorStore(tmp_path, "m", 32, ann_threshold=500)
+    store.add([key(i) for i in range(800)], clustered(rng, 800))
+    store.save()
+    assert store.refresh_index() is True
+    queries = clustered(rng, 20)
+    before = [store.search(q, 10) for q in queries]
+    again = VectorStore(tmp_path, "m", 32, ann_threshold=500)
+    assert again.refresh_index() is False  # loaded, not rebuilt
+    assert [again.search(q, 10) for q in queries] == before
+
+
+def _hnswlib_leftovers(directory: Path, data: np.ndarray) -> None:
+    """What the hnswlib-based store wrote: ann.hnsw, and an ann.json naming no format."""
+    (directory / "ann.faiss").unlink()
+    (directory / "ann.hnsw").write_bytes(os.urandom(4096))
+    digest = hashlib.sha256("".join(key(i) for i in range(len(data))).encode()).hexdigest()
+    (directory / "ann.json").write_text(json.dumps({"covered": len(data), "keys_sha256": digest}))
+
+
+def _damaged(directory: Path, data: np.ndarray) -> None:
+    index = directory / "ann.faiss"
+    content = bytearray(index.read_bytes())
+    content[: len(content) // 2] = os.urandom(len(content) // 2)  # the same size, as ann.json says
+    index.write_bytes(bytes(content))
+
+
+def _another_kind(directory: Path, data: np.ndarray) -> None:
+    """A readable faiss index over the same vectors, described as ann.json expects, but flat."""
+    import faiss
+
+    flat = faiss.IndexFlatIP(data.shape[1])
+    flat.add(data)
+    faiss.write_index(flat, str(directory / "ann.faiss"))
+    meta = json.loads((directory / "ann.json").read_text())
+    meta["bytes"] = (directory / "ann.faiss").stat().st_size
+    (directory / "ann.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [(_hnswlib_leftovers, "'format'"), (_damaged, "Error in"), (_another_kind, "IndexFlatIP")],
+)
+def test_a_stale_or_foreign_index_file_is_dropped_and_rebuilt(
+    tmp_path: Path, rng: np.random.Generator, caplog: pytest.LogCaptureFixture, spoil, reason: str
+) -> None:
+    data = clustered(rng, 600)
+    store = VectorStore(tmp_path, "m", 32, ann_threshold=500)
+    store.add([key(i) for i in range(600)], data)
+    store.save()
+    assert store.refresh_index() is True
+    spoil(store.directory, data)
+    with caplog.at_level(logging.WARNING, logger="codeweir.index.vectors"):
+        again = VectorStore(tmp_path, "m", 32, ann_threshold=500)
+    assert "ANN index dropped" in caplog.text and re.search(reason, caplog.text), caplog.text
+    assert len(again) == 600 and not (again.directory / "ann.hnsw").exists()
+    assert again.search(data[7], 1)[0][0] == key(7)  # exact meanwhile
+    assert again.refresh_index() is True  # rebuilt, and saved for the next load
+    assert again.search(data[7], 1)[0][0] == key(7)
+    assert VectorStore(tmp_path, "m", 32, ann_threshold=500).refresh_index() is False
+
+
+def test_building_and_searching_in_a_thread_leave_the_gil_to_other_threads(tmp_path: Path, rng) -> None:
+    """The build runs in a worker thread while the event loop goes on: a thread that keeps the GIL
+    through a native call would stop this one from counting for the whole call."""
+    n, dim = 10_000, 64
+    store = VectorStore(tmp_path, "m", dim, ann_threshold=1000)
+    store.add([key(i) for i in range(n)], unit(rng, n, dim))  # uniform: a slow graph to build
+    queries = unit(rng, 200, dim)
+    done = threading.Event()
+    took: list[float] = []
+
+    def work() -> None:
+        start = time.perf_counter()
+        assert store.refresh_index() is True
+        for q in queries:
+            store.search(q, 10)
+        took.append(time.perf_counter() - start)
+        done.set()
+
+    thread = threading.Thread(target=work)
+    counted, longest = 0, 0.0
+    last = time.perf_counter()
+    thread.start()
+    while not done.is_set():
+        now = time.perf_counter()
+        longest, last = max(longest, now - last), now
+        counted += 1
+    thread.join()
+    assert took and took[0] > 0.2  # a build long enough to tell
+    # Held throughout, the longest pause would be the whole build; released, a few switch intervals.
+    assert longest < took[0] / 4, (longest, took[0], counted)
+    import faiss
+
+    # faiss's Ctrl-C check takes the GIL every ~100 Mflop of a long call: the store turns it off.
+    assert faiss.InterruptCallback.get_period_hint(1000) == 1 << 30
 
 
 def test_retain_forgets_unlisted_vectors_in_memory_and_on_disk(tmp_path: Path, rng: np.random.Generator) -> None:
@@ -270,7 +387,7 @@ def test_a_crash_at_any_step_of_retain_loads_the_old_set_or_the_new_one(
         crashes.append(copy)
 
     real_replace, real_unlink = os.replace, Path.unlink
-    monkeypatch.setattr("codeweir.index.vectors.os.replace", lambda a, b: (crash_here(), real_replace(a, b))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (crash_here(), real_replace(a, b))[1])
     monkeypatch.setattr(Path, "unlink", lambda self, **kw: (crash_here(), real_unlink(self, **kw))[1])
     assert store.retain(new) == 8
     monkeypatch.undo()
@@ -293,7 +410,7 @@ def test_retain_drops_the_ann_index_and_search_stays_right(tmp_path: Path, rng: 
     store.save()
     assert store.refresh_index() is True
     assert store.retain({key(i) for i in range(0, 1200, 2)}) == 600
-    assert not (store.directory / "ann.hnsw").exists()
+    assert not (store.directory / "ann.faiss").exists()
     for i in (1, 2, 501):  # a forgotten vector is never found, a kept one still is
         assert (key(i) in {h for h, _ in store.search(vectors[i], 5)}) == (i % 2 == 0)
     assert store.refresh_index() is True  # rebuilt over the kept rows

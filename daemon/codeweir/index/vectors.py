@@ -9,9 +9,15 @@ segments numbered below it are dead (the step that commits), then deletes them; 
 point loads either the old set or the new one.
 
 Search is exact (one matmul) over a candidate set or a small store. Past `ann_threshold`
-vectors an HNSW index (hnswlib: best recall and latency in bench/bench_ann.py, and its calls
-release the GIL) serves unfiltered queries; rows added since it was built are scored exactly
-beside it, so a search always sees every vector. `refresh_index()` rebuilds it off to the side.
+vectors an HNSW index (faiss `IndexHNSWFlat`, inner product: hnswlib's recall and latency in
+bench/bench_ann.py, wheels for every platform, and its calls release the GIL once faiss's Ctrl-C
+check is off, see `_faiss`) serves unfiltered queries; rows added since it was built are scored
+exactly beside it, so a search always sees every vector. `refresh_index()` rebuilds it off to the
+side. (faiss can add rows to a built HNSW graph, but not while other threads search it: a
+published index is never changed, so the rows it lacks would need a copy of it; a full rebuild
+keeps it simple for now.) The index is a cache of a cache: `ann.faiss` beside `ann.json`, which
+names the format and the rows it covers; an index that does not match (another format, such as
+the `ann.hnsw` hnswlib wrote before, other rows, a damaged file) is dropped and rebuilt.
 
 Threads: `add`, `missing` and `search` are cheap and may run on the event loop; `save`,
 `retain` and `refresh_index` do I/O and CPU work and belong in a worker thread. Readers take one
@@ -24,22 +30,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import threading
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import attrs
 import numpy as np
 
 from codeweir.errors import StoreError
-from codeweir.host.durable import fsync, write_atomic, write_atomic_with
+from codeweir.host.durable import write_atomic, write_atomic_with
 
 log = logging.getLogger(__name__)
 
 ANN_THRESHOLD = 100_000
-# hnswlib parameters (bench/bench_ann.py): M=16, ef_construction=100, ef=64 gave recall@10 >= 0.95.
+# HNSW parameters (bench/bench_ann.py): M=16, ef_construction=100, ef_search=64 gave recall@10 >= 0.95.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 100
 HNSW_EF_SEARCH = 64
@@ -49,6 +56,8 @@ _KEY_BYTES = 16
 _HEX_KEY = re.compile(r"[0-9a-f]{32}")
 _SEGMENT = re.compile(r"seg-(\d{8})\.npy")
 _RETAINED = "retained.json"  # {"first_segment": n}: the segments numbered below n are dead
+_ANN_FORMAT = "faiss-hnsw-flat-ip/1"  # in ann.json: an index file written otherwise is not read
+_LEGACY_ANN = "ann.hnsw"  # hnswlib's index, written before faiss: dead weight, deleted on sight
 
 
 @attrs.frozen
@@ -71,7 +80,7 @@ class _Rows:
 
 @attrs.frozen
 class _Ann:
-    index: object  # hnswlib.Index over rows [0, covered)
+    index: Any  # faiss.IndexHNSWFlat over rows [0, covered), labels = rows; never changed once built
     covered: int
     keys: list[str]  # the view's keys it was built over: a view with other keys cannot use it
 
@@ -204,14 +213,14 @@ class VectorStore:
             return _best(view, rows, matrix[rows] @ query, k)
         if ann is None or ann.keys is not view.keys or count < self._ann_threshold:
             return _best(view, np.arange(count), matrix[:count] @ query, k)
-        try:
-            labels, distances = ann.index.knn_query(query, k=min(k, ann.covered), num_threads=1)
-        except RuntimeError:  # hnswlib found fewer than k (tiny or odd graphs): score exactly
+        wanted = min(k, ann.covered)
+        scores, labels = ann.index.search(query[None], wanted)  # one query: no OpenMP threads
+        found = labels[0] >= 0  # faiss pads with -1 when the graph yields fewer than asked
+        if np.count_nonzero(found) < wanted:  # tiny or odd graphs: score exactly
             return _best(view, np.arange(count), matrix[:count] @ query, k)
-        # hnswlib's "ip" distance is 1 - inner product.
         tail = np.arange(ann.covered, count)
-        rows = np.concatenate([labels[0].astype(np.int64), tail])
-        scores = np.concatenate([1.0 - distances[0], matrix[tail] @ query])
+        rows = np.concatenate([labels[0][found].astype(np.int64), tail])
+        scores = np.concatenate([scores[0][found], matrix[tail] @ query])  # inner products already
         return _best(view, rows, scores, k)
 
     def refresh_index(self, *, threads: int = 1) -> bool:
@@ -224,13 +233,12 @@ class VectorStore:
             covered = ann.covered if ann else 0
             if not count or count < self._ann_threshold or (ann and count - covered <= STALE_SHARE * covered):
                 return False
-            import hnswlib
-
-            index = hnswlib.Index(space="ip", dim=self.dim)
-            index.init_index(max_elements=count, M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)
-            index.set_num_threads(threads)
-            index.add_items(matrix[:count], np.arange(count))
-            index.set_ef(HNSW_EF_SEARCH)
+            faiss = _faiss()
+            index = faiss.IndexHNSWFlat(self.dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            index.hnsw.efSearch = HNSW_EF_SEARCH
+            faiss.omp_set_num_threads(threads)  # OpenMP's thread count is this thread's own
+            index.add(matrix[:count])  # the GIL released throughout; labels are rows 0..count-1
             self._ann = _Ann(index, count, view.keys)
             try:
                 self._save_index(index, view)
@@ -310,39 +318,80 @@ class VectorStore:
             log.warning("%s: unreadable (%s); every segment is loaded", path, exc)
             return 1
 
-    def _index_paths(self) -> tuple[Path, Path]:
-        return self.directory / "ann.hnsw", self.directory / "ann.json"
+    def _index_paths(self) -> tuple[Path, Path, Path]:
+        return self.directory / "ann.faiss", self.directory / "ann.json", self.directory / _LEGACY_ANN
 
-    def _save_index(self, index: object, view: _Rows) -> None:
-        index_path, meta_path = self._index_paths()
-        tmp = index_path.with_name(index_path.name + ".tmp")
-        index.save_index(str(tmp))
-        fsync(tmp)
-        os.replace(tmp, index_path)
-        meta = {"covered": view.count, "keys_sha256": _keys_digest(view, view.count)}
+    def _save_index(self, index: Any, view: _Rows) -> None:
+        index_path, meta_path, legacy = self._index_paths()
+        faiss = _faiss()
+        # The description goes first and comes back last: a crash between leaves an index
+        # nothing describes, which the next load drops.
+        meta_path.unlink(missing_ok=True)
+        legacy.unlink(missing_ok=True)
+        write_atomic_with(index_path, lambda f: faiss.write_index(index, faiss.PyCallbackIOWriter(f.write)))
+        meta = {
+            "format": _ANN_FORMAT,
+            "covered": view.count,
+            "keys_sha256": _keys_digest(view, view.count),
+            "bytes": index_path.stat().st_size,
+        }
         write_atomic(meta_path, json.dumps(meta).encode())
 
     def _load_index(self) -> _Ann | None:
-        """The saved ANN index, if it was built over exactly the rows loaded (in order)."""
-        index_path, meta_path = self._index_paths()
-        if not index_path.exists() or not meta_path.exists():
+        """The saved ANN index, if it was built by this code over exactly the rows loaded (in order)."""
+        index_path, meta_path, legacy = self._index_paths()
+        if legacy.exists():
+            log.info("%s: an hnswlib index, no longer read; deleted", legacy)
+            legacy.unlink(missing_ok=True)
+        if not index_path.exists() and not meta_path.exists():
             return None
         try:
             meta = json.loads(meta_path.read_text())
+            if meta["format"] != _ANN_FORMAT:
+                raise ValueError(f"format {meta['format']!r}")
             covered = int(meta["covered"])
             if covered > self._view.count or meta["keys_sha256"] != _keys_digest(self._view, covered):
                 raise ValueError("built over other rows")
-            import hnswlib
-
-            index = hnswlib.Index(space="ip", dim=self.dim)
-            index.load_index(str(index_path), max_elements=covered)
-            index.set_ef(HNSW_EF_SEARCH)
+            if index_path.stat().st_size != meta["bytes"]:
+                raise ValueError("not the file described")
+            faiss = _faiss()
+            index = faiss.read_index(str(index_path))
+            if (
+                not isinstance(index, faiss.IndexHNSWFlat)
+                or index.metric_type != faiss.METRIC_INNER_PRODUCT
+                or (index.d, index.ntotal) != (self.dim, covered)
+            ):
+                raise ValueError(f"a {type(index).__name__} of dimension {index.d} over {index.ntotal} rows")
+            index.hnsw.efSearch = HNSW_EF_SEARCH
             return _Ann(index, covered, self._view.keys)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, MemoryError) as exc:
+            # RuntimeError: faiss could not read the file.
             log.warning("%s: ANN index dropped (%s); it will be rebuilt", index_path, exc)
             index_path.unlink(missing_ok=True)
             meta_path.unlink(missing_ok=True)
             return None
+
+
+_faiss_module: ModuleType | None = None
+_faiss_lock = threading.Lock()
+
+
+def _faiss() -> ModuleType:
+    """faiss, imported on first use (it takes ~50 ms) with its Ctrl-C check off.
+
+    faiss's Python layer installs a callback that long calls (a build, a k-means) run every
+    ~100 Mflop, which takes the GIL to check for signals: against a busy event loop that made a
+    build 1.6-2.3x slower in bench/bench_ann.py. It can only handle signals on the main thread,
+    and codeweir builds in worker threads, so it is cleared, before any faiss call of ours runs."""
+    global _faiss_module
+    with _faiss_lock:
+        if _faiss_module is None:
+            import faiss
+
+            module: ModuleType = faiss  # its stubs leave out some of what it has
+            module.InterruptCallback.clear_instance()
+            _faiss_module = module
+        return _faiss_module
 
 
 def _best(view: _Rows, rows: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[str, float]]:
