@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,8 @@ class ServerConfig:
     max_connections: int = attrs.field(default=64, validator=_positive)
     request_timeout_seconds: float = attrs.field(default=30.0, validator=_positive)
     idle_timeout_seconds: float = attrs.field(default=300.0, validator=_positive)
+    # A request line must arrive whole within this long of its first byte, however it trickles.
+    request_line_seconds: float = attrs.field(default=10.0, validator=_positive)
     # A group whose members may use the socket besides the daemon's own user and root.
     group: str = ""
 
@@ -116,16 +119,16 @@ class Config:
 _converter = cattrs.Converter(forbid_extra_keys=True)
 
 
-def default_state_dir(env: dict[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
+def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
     if env.get("STATE_DIRECTORY"):  # systemd's StateDirectory=
         return Path(env["STATE_DIRECTORY"].split(":")[0])
     base = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local" / "state")
     return Path(base) / "codeweir"
 
 
-def default_socket_path(env: dict[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
+def default_socket_path(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
     if env.get("CODEWEIR_SOCKET"):
         return Path(env["CODEWEIR_SOCKET"])
     if env.get("RUNTIME_DIRECTORY"):  # systemd's RuntimeDirectory=
@@ -136,8 +139,8 @@ def default_socket_path(env: dict[str, str] | None = None) -> Path:
     return Path(f"/tmp/codeweir-{os.getuid()}") / "codeweir.sock"
 
 
-def default_config_path(env: dict[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
+def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
     if env.get("CODEWEIR_CONFIG"):
         return Path(env["CODEWEIR_CONFIG"])
     base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")

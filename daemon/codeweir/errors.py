@@ -5,17 +5,19 @@ catch codeweir's errors and nothing else. Each pickles with its message (and cod
 worker process raises them back to the daemon.
 """
 
+from typing import Any
+
 
 class CodeweirError(Exception):
     """Base of every error codeweir raises on purpose."""
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         # Exception's own pickling calls __init__ with `args` alone, which fails for a subclass
         # whose __init__ takes more (DaemonError); this restores args and fields as they were.
         return _restore, (type(self), self.args, self.__dict__)
 
 
-def _restore(cls: type[CodeweirError], args: tuple, fields: dict) -> CodeweirError:
+def _restore(cls: type[CodeweirError], args: tuple[Any, ...], fields: dict[str, Any]) -> CodeweirError:
     error = cls.__new__(cls, *args)
     error.args = args
     error.__dict__.update(fields)

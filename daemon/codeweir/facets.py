@@ -95,7 +95,7 @@ def rank_weight(facets: Iterable[str]) -> float:
 
 def stored_weight(facets: Iterable[str]) -> float:
     """The value stored for Tantivy's `weight_by_field`, which multiplies by log2(2 + value)."""
-    return 2.0 ** rank_weight(facets) - 2.0
+    return float(2.0 ** rank_weight(facets) - 2.0)
 
 
 def _first_lines(text: str) -> str:

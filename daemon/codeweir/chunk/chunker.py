@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Callable
 from itertools import accumulate
 from pathlib import PurePath
 
@@ -21,8 +22,8 @@ from codeweir.errors import FileSkipped
 from codeweir.records import Chunk
 
 
-def _at_least(minimum: int):
-    def check(instance: object, attribute: attrs.Attribute, value: int) -> None:
+def _at_least(minimum: int) -> Callable[[object, attrs.Attribute[int], int], None]:
+    def check(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
         if not isinstance(value, int) or value < minimum:
             raise ValueError(f"Budget.{attribute.name} must be an integer >= {minimum}, got {value!r}")
 

@@ -182,7 +182,7 @@ def _js(node: Node, parent_kind: str) -> _Def | None:
         if target is None or target.type != "identifier":
             return None  # destructuring: module-level code
         plain = "const" if node.children[0].type == "const" else "variable"
-        return _js_value(_text(target), declarator.child_by_field_name("value"), plain, parent_kind)
+        return _js_value(_text(target), declarator.child_by_field_name("value"), plain, parent_kind)  # type: ignore[union-attr]
     if kind == "export_statement":
         declaration = node.child_by_field_name("declaration")
         if declaration is not None:

@@ -35,6 +35,7 @@ def stale_paths(repo: RepoConfig, indexed: Mapping[str, str]) -> set[str]:
     if not indexed:
         return set()
     root = Path(repo.path)
+    current: Mapping[str, str | None]
     if repo.ref or not (root / ".git").exists():
         current = _ref_blobs(repo, indexed)
     else:

@@ -92,7 +92,7 @@ def _record(git: pygit2.Repository, commit: pygit2.Commit) -> CommitRecord:
 def _changed_paths(git: pygit2.Repository, commit: pygit2.Commit) -> tuple[str, ...]:
     """Paths changed against the first parent (a merge: what it brought in); all, for a root."""
     if commit.parents:
-        diff = git.diff(commit.parents[0].tree, commit.tree)
+        diff = git.diff(commit.parents[0].tree, commit.tree)  # type: ignore[call-overload]  # trees diff too; the stubs omit it
     else:
         diff = commit.tree.diff_to_tree(swap=True)
     paths = []

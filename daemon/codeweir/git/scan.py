@@ -146,8 +146,8 @@ def _scan_worktree(repo: RepoConfig, git: pygit2.Repository, selector: _Selector
     for path, change in changes.items():
         if change not in _FROM_DISK or not selector.in_scope(path.rstrip("/")):
             continue
-        if file := _worktree_file(root, path, change, selector):
-            files.append(file)
+        if found := _worktree_file(root, path, change, selector):
+            files.append(found)
     files.sort(key=lambda f: f.path)
     head = "" if git.head_is_unborn else str(git.head.target)
     return Snapshot(tuple(files), dict(selector.skipped), head, "worktree")
@@ -444,7 +444,7 @@ def read_file(repo: RepoConfig, file: TrackedFile, limit: int | None = None) -> 
     git = cached_repository(repo)
     if git.is_bare or repo.ref:
         try:
-            return git[file.blob].data
+            return git[file.blob].data  # type: ignore[attr-defined]  # a Blob; pygit2's stubs say Object
         except (KeyError, ValueError, pygit2.GitError) as exc:
             raise FileSkipped(f"{where(repo)}: {file.path}: cannot read blob {file.blob}: {exc}") from None
     try:

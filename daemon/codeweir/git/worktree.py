@@ -33,6 +33,7 @@ import os
 import re
 import stat
 import sys
+from typing import Any
 
 # -- names -------------------------------------------------------------------------------------
 
@@ -96,7 +97,7 @@ class _OpenHow(ctypes.Structure):  # struct open_how, linux/openat2.h
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
-_syscall = None  # libc's syscall(), once looked up; False where openat2 is not to be tried
+_syscall: Any = None  # libc's syscall(), once looked up; False where openat2 is not to be tried
 
 
 def _openat2(dir_fd: int, path: bytes, flags: int) -> int | None:

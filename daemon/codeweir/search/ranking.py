@@ -42,7 +42,7 @@ def reciprocal_rank_fusion(
     rankings: Sequence[Sequence[Ranked]],
     limit: int,
     k: int = RRF_K,
-    identity: Callable[[Ranked], Hashable] = lambda hit: (hit.repo, hit.path, hit.start_line),
+    identity: Callable[[Ranked], Hashable] = lambda hit: (hit.repo, hit.path, hit.start_line),  # type: ignore[attr-defined]
     weights: Sequence[float] | None = None,
 ) -> list[Ranked]:
     """Fuse ranked lists: each hit (the same one by `identity`) scores sum(weight / (k + rank))
@@ -55,7 +55,7 @@ def reciprocal_rank_fusion(
             scores[key] = scores.get(key, 0.0) + weight / (k + rank)
             best.setdefault(key, hit)
     order = sorted(scores, key=lambda key: -scores[key])[:limit]
-    return [attrs.evolve(best[key], score=round(scores[key], 6)) for key in order]
+    return [attrs.evolve(best[key], score=round(scores[key], 6)) for key in order]  # type: ignore[misc]
 
 
 # -- where a chunk sits: source, tool code, tests... ------------------------------------------
@@ -117,7 +117,7 @@ def is_attribute(language: str, kind: str, symbol: str, content: str) -> bool:
     if language != "python" or kind != "method":
         return False
     definition = re.compile(rf"\s*(async\s+)?def\s+{re.escape(symbol)}\b")
-    decorators = []
+    decorators: list[str] = []
     for line in content.split("\n"):
         if definition.match(line):
             return any(_ATTRIBUTE_DECORATOR.match(d) for d in decorators)
@@ -140,7 +140,7 @@ class Definition:
     hit: Any = attrs.field(eq=False, default=None)
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> tuple[Any, ...]:
         """The order before references: name match, case, definition over attribute, public over
         private, source over tool code, tests, vendored and generated code."""
         return (self.tier, not self.exact_case, self.attribute, self.publicity, -self.weight)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
@@ -19,17 +20,21 @@ QUEUED, RUNNING = "queued", "running"
 ENDED_STATES = ("completed", "failed", "cancelled")
 
 
-def _check_repo(instance: SyncRequest, attribute: attrs.Attribute, value: str) -> None:
+def _check_repo(instance: SyncRequest, attribute: attrs.Attribute[str], value: str) -> None:
     if not value:
         raise RequestError("sync: repo must not be empty")
 
 
-def _check_paths(instance: SyncRequest, attribute: attrs.Attribute, value: frozenset[str] | None) -> None:
+def _frozen_paths(paths: Iterable[str] | None) -> frozenset[str] | None:
+    return None if paths is None else frozenset(paths)
+
+
+def _check_paths(instance: SyncRequest, attribute: attrs.Attribute[frozenset[str] | None], value: frozenset[str] | None) -> None:
     if value is not None and not value:
         raise RequestError("sync: paths must not be empty; leave it out to sync the whole repository")
 
 
-def _check_priority(instance: SyncRequest, attribute: attrs.Attribute, value: str) -> None:
+def _check_priority(instance: SyncRequest, attribute: attrs.Attribute[str], value: str) -> None:
     if value not in PRIORITIES:
         raise RequestError(f"sync: priority must be one of {', '.join(PRIORITIES)}, got {value!r}")
 
@@ -44,9 +49,7 @@ class SyncRequest:
 
     repo: str = attrs.field(validator=_check_repo)
     full: bool = False
-    paths: frozenset[str] | None = attrs.field(
-        default=None, converter=attrs.converters.optional(frozenset), validator=_check_paths
-    )
+    paths: frozenset[str] | None = attrs.field(default=None, converter=_frozen_paths, validator=_check_paths)
     priority: str = attrs.field(default="normal", validator=_check_priority)
 
 
@@ -199,7 +202,7 @@ class Backoff:
         """Repositories that may not sync yet, with the time each may."""
         return {repo: f.retry_at for repo, f in self._failures.items() if now < f.retry_at}
 
-    def state(self, repo: str) -> dict | None:
+    def state(self, repo: str) -> dict[str, Any] | None:
         """For status: consecutive failures, the last reason, when it may sync again; None if healthy."""
         failures = self._failures.get(repo)
         if failures is None:
