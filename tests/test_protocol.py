@@ -208,6 +208,50 @@ def test_each_kind_of_bad_request_gets_its_error_code_and_a_clear_message(data, 
     assert answer["error"] == {"code": code, "message": failure.message}
 
 
+@pytest.mark.parametrize(
+    ("method", "params", "message"),
+    [
+        (
+            "search",
+            {"query": "x" * (protocol.MAX_QUERY_CHARS + 1)},
+            "invalid params for search: query: must be at most 32,768 characters, got 32,769",
+        ),
+        ("search", {"query": "x", "limit": 1001}, "invalid params for search: limit: must be between 1 and 1000, got 1001"),
+        (
+            "search",
+            {"query": "x", "path": "a" * 4097},
+            "invalid params for search: path: must be at most 4,096 characters, got 4,097",
+        ),
+        (
+            "search",
+            {"query": "x", "repo": "r" * 4097},
+            "invalid params for search: repo: must be at most 4,096 characters, got 4,097",
+        ),
+        (
+            "sync",
+            {"repo": "r", "paths": ["a.py"] * (protocol.MAX_LIST_ITEMS + 1)},
+            "invalid params for sync: paths: must have at most 10,000 items, got 10,001",
+        ),
+        (
+            "sync",
+            {"repo": "r", "paths": ["a.py", "b" * 4097]},
+            "invalid params for sync: paths: item 1: must be at most 4,096 characters, got 4,097",
+        ),
+        ("wait", {"repo": "r" * 4097}, "invalid params for wait: repo: must be at most 4,096 characters, got 4,097"),
+    ],
+)
+def test_params_over_a_size_limit_are_invalid_params_naming_the_field(method, params, message):
+    failure = failure_of(line(method, params), max_request_bytes=1 << 20)  # the server's default
+    assert (failure.code, failure.message) == (INVALID_PARAMS, message)
+
+
+def test_params_at_their_size_limits_are_accepted():
+    query = "x" * protocol.MAX_QUERY_CHARS
+    assert only_event(line("search", {"query": query, "limit": 1000}), max_request_bytes=1 << 20).params.query == query
+    paths = [f"src/{i}.py" for i in range(protocol.MAX_LIST_ITEMS)]
+    assert len(only_event(line("sync", {"repo": "r", "paths": paths}), max_request_bytes=1 << 20).params.paths) == len(paths)
+
+
 def test_an_error_keeps_the_request_id_when_it_was_readable():
     assert failure_of(line("search", {}, request_id="q7")).id == "q7"
     assert failure_of(b"{oops\n").id is None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import json
 import math
-from collections.abc import Iterable, Set
+from collections.abc import Callable, Iterable, Set
 from datetime import date, datetime
 from pathlib import PurePath
 from typing import Any, Literal, TypeAlias, get_args, get_origin
@@ -66,6 +66,46 @@ def _not_blank(instance: Any, attribute: attrs.Attribute, value: str) -> None:
         raise _FieldInvalid(attribute.name, "must not be empty")
 
 
+# Request sizes (README, "Request limits"). A request line is at most server.max_request_bytes
+# (1 MiB by default) besides.
+MAX_QUERY_CHARS = 32_768  # a search's query
+MAX_NAME_CHARS = 4096  # a repository name, a path glob, a language, a kind, a job id, a path
+MAX_SEARCH_LIMIT = 1000  # hits a search returns
+MAX_LIST_ITEMS = 10_000  # items of a list param (a sync's paths): more is a full sync's work
+
+
+def _chars_at_most(limit: int) -> Callable[[Any, attrs.Attribute[Any], str | None], None]:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+        if value is not None and len(value) > limit:
+            raise _FieldInvalid(attribute.name, f"must be at most {limit:,} characters, got {len(value):,}")
+
+    return check
+
+
+def _each_at_most(limit: int) -> Callable[[Any, attrs.Attribute[Any], tuple[str, ...] | None], None]:
+    def check(instance: Any, attribute: attrs.Attribute[Any], values: tuple[str, ...] | None) -> None:
+        for index, value in enumerate(values or ()):
+            if len(value) > limit:
+                raise _FieldInvalid(attribute.name, f"item {index}: must be at most {limit:,} characters, got {len(value):,}")
+
+    return check
+
+
+_name = _chars_at_most(MAX_NAME_CHARS)
+
+
+MAX_CURSOR_CHARS = 4096
+MAX_CONTEXT_LINES = 50
+
+
+def _at_most_chars(limit: int):
+    def check(instance: Any, attribute: attrs.Attribute, value: str | None) -> None:
+        if value is not None and len(value) > limit:
+            raise _FieldInvalid(attribute.name, f"must be at most {limit} characters, got {len(value)}")
+
+    return check
+
+
 @attrs.frozen
 class NoParams:
     """Params of `status`, `repos`, `jobs` and `reload`: none."""
@@ -73,13 +113,14 @@ class NoParams:
 
 @attrs.frozen(kw_only=True)
 class SyncParams:
-    repo: str | None = None
+    repo: str | None = attrs.field(default=None, validator=_name)
     all: bool = False
     full: bool = False
     # Stream `progress` notifications and answer when the job ends.
     wait: bool = False
-    # Sync just these paths of `repo` (a watcher's or a git hook's changes).
-    paths: tuple[str, ...] | None = None
+    # Sync just these paths of `repo` (a watcher's or a git hook's changes): at most
+    # MAX_LIST_ITEMS of them, each at most MAX_NAME_CHARS long; more is a full sync.
+    paths: tuple[str, ...] | None = attrs.field(default=None, validator=_each_at_most(MAX_NAME_CHARS))
     priority: Priority = "normal"
 
     def __attrs_post_init__(self) -> None:
@@ -93,22 +134,53 @@ class SyncParams:
 
 @attrs.frozen(kw_only=True)
 class SearchParams:
-    query: str = attrs.field(validator=_not_blank)
+    query: str = attrs.field(validator=[_not_blank, _chars_at_most(MAX_QUERY_CHARS)])
     mode: SearchMode = "hybrid"
-    repo: str | None = None
-    path: str | None = None  # a glob over repository-relative paths
-    lang: str | None = None
-    kind: str | None = None
-    limit: int = attrs.field(default=10, validator=_between(1, 1000))
+    repo: str | None = attrs.field(default=None, validator=_name)
+    path: str | None = attrs.field(default=None, validator=_name)  # a glob over repository-relative paths
+    lang: str | None = attrs.field(default=None, validator=_name)
+    kind: str | None = attrs.field(default=None, validator=_name)
+    limit: int = attrs.field(default=10, validator=_between(1, MAX_SEARCH_LIMIT))
     case_sensitive: bool = False
     # Each hit says what its score is made of (`codeweir search --json` asks for it).
     explain: bool = False
+    # A previous answer's `next_cursor`: this answer continues after its last hit (same query).
+    cursor: str | None = attrs.field(default=None, validator=_at_most_chars(MAX_CURSOR_CHARS))
+    # Lines of the file around each hit (`hit.context`); 0: none.
+    context: int = attrs.field(default=0, validator=_between(0, MAX_CONTEXT_LINES))
+
+
+@attrs.frozen(kw_only=True)
+class ReadParams:
+    """Lines `start`..`end` (1-based, inclusive; `end` None: to the end) of a file the index holds."""
+
+    repo: str = attrs.field(validator=_not_blank)
+    path: str = attrs.field(validator=_not_blank)
+    start: int = attrs.field(default=1, validator=_between(1))
+    end: int | None = attrs.field(default=None, validator=_between(1))
+
+    def __attrs_post_init__(self) -> None:
+        if self.end is not None and self.end < self.start:
+            raise _FieldInvalid("end", f"must not be before start ({self.start}), got {self.end}")
+
+
+@attrs.frozen(kw_only=True)
+class RefsParams:
+    """Occurrences of an identifier that are not its definitions (search-based, grouped by file)."""
+
+    symbol: str = attrs.field(validator=_not_blank)
+    repo: str | None = None
+    path: str | None = None  # a glob, as search's
+    lang: str | None = None
+    limit: int = attrs.field(default=100, validator=_between(1, 1000))  # occurrences in this answer
+    case_sensitive: bool = True
+    cursor: str | None = attrs.field(default=None, validator=_at_most_chars(MAX_CURSOR_CHARS))
 
 
 @attrs.frozen(kw_only=True)
 class CancelParams:
-    job: str | None = None
-    repo: str | None = None
+    job: str | None = attrs.field(default=None, validator=_name)
+    repo: str | None = attrs.field(default=None, validator=_name)
 
     def __attrs_post_init__(self) -> None:
         if self.job is None and self.repo is None:
@@ -117,8 +189,10 @@ class CancelParams:
 
 @attrs.frozen(kw_only=True)
 class WaitParams:
-    repo: str | None = None
+    repo: str | None = attrs.field(default=None, validator=_name)
     timeout: float | None = attrs.field(default=None, validator=_between(0))
+    # Also until every chunk and commit message has a vector (by default: the lexical index only).
+    vectors: bool = False
 
 
 PARAMS: dict[str, type] = {
@@ -130,6 +204,8 @@ PARAMS: dict[str, type] = {
     "cancel": CancelParams,
     "wait": WaitParams,
     "reload": NoParams,
+    "read": ReadParams,
+    "refs": RefsParams,
 }
 
 
@@ -163,9 +239,22 @@ class SearchHit:
     facets: tuple[str, ...] = ()  # "test", "vendored", "generated", "minified"; empty for source
     stale: bool = False  # the worktree's file has changed since it was indexed
     explain: dict[str, float] | None = None  # with explain=true: the parts of the score
+    context: HitContext | None = None  # with context=N: the hit's lines and N around them, from the file now
 
 
-_HIT_OPTIONAL = ("line", "column", "explain")  # sent only when not None
+@attrs.frozen(kw_only=True)
+class HitContext:
+    """Whole lines of a hit's file as it is now: the hit's snippet lines (an exact match's line) and
+    `context` lines before and after them; a line over MAX_CONTEXT_LINE_CHARS is cut, ending in "…"."""
+
+    start_line: int
+    end_line: int
+    text: str  # lines start_line..end_line, joined by "\n"
+
+
+MAX_CONTEXT_LINE_CHARS = 1000
+
+_HIT_OPTIONAL = ("line", "column", "explain", "context")  # sent only when not None
 
 
 @attrs.frozen(kw_only=True)
@@ -191,6 +280,8 @@ class SearchResult:
     took_ms: float
     mode: str
     notes: tuple[str, ...] = ()
+    # More hits follow: send this as `cursor` (with the same query and filters) for the next ones.
+    next_cursor: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -248,6 +339,8 @@ def _structure_literal(value: Any, type_: Any) -> str:
 def _structure_str_tuple(value: Any, type_: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise _Invalid(f"expected a list, got {_kind(value)}")
+    if len(value) > MAX_LIST_ITEMS:  # refused before its items are looked at
+        raise _Invalid(f"must have at most {MAX_LIST_ITEMS:,} items, got {len(value):,}")
     (item_type, _ellipsis) = get_args(type_)
     items = []
     for index, item in enumerate(value):

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codeweir.errors import RequestError
-from codeweir.search.query import KEYS, Query, parse_query
+from codeweir.search.query import KEYS, MAX_TERMS, Query, parse_query
 
 
 def epoch(*args: int) -> int:
@@ -124,3 +124,28 @@ def test_every_key_is_documented_in_the_readme():
 
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert all(f"`{key}:" in readme for key in KEYS)
+
+
+def test_an_error_in_a_long_query_points_into_an_excerpt_of_it():
+    text = "parse " * 2000 + "lnag:go " + "duration " * 2000
+    with pytest.raises(RequestError) as info:
+        parse_query(text)
+    first, echoed, caret = str(info.value).split("\n")
+    assert first == "query: unknown filter lnag: (did you mean lang:?); quote it to search for it (column 12001)"
+    assert len(echoed) < 100 and echoed[caret.index("^") :].startswith("lnag:go")
+
+
+def test_a_long_query_parses():
+    q = parse_query("word " * 200 + '"' + "a literal " * 3000 + '" lang:go')
+    assert len(q.words) == 200 and q.literals == ("a literal " * 3000,) and q.lang == "go"
+
+
+def test_a_query_has_at_most_max_terms_words_literals_and_filters():
+    assert len(parse_query("w " * MAX_TERMS).words) == MAX_TERMS
+    with pytest.raises(
+        RequestError,
+        match=rf"at most {MAX_TERMS} words, quoted literals and filters, this one {MAX_TERMS + 1} \(column {2 * MAX_TERMS + 1}\)",
+    ):
+        parse_query("w " * MAX_TERMS + '"x"')
+    # A regex pattern is one, however many spaces it has.
+    assert parse_query("lang:go " + "a b " * MAX_TERMS, regex=True).lang == "go"

@@ -8,17 +8,23 @@ from hypothesis import strategies as st
 from codeweir.config import parse_config
 from codeweir.errors import RequestError
 from codeweir.index.store import Store
+from codeweir.protocol import TIMED_OUT
 from codeweir.records import Chunk, FileRecord
 from codeweir.search import regex as regex_search
 from codeweir.search.filters import Filters
 from codeweir.search.regex import (
     ALL,
+    MAX_AND,
     NONE,
+    Budget,
+    Substring,
+    Text,
     TrigramQuery,
     any_of_strings,
     compile_pattern,
     line_matches,
     line_snippet,
+    literal_trigrams,
     search_regex,
     trigram_query,
 )
@@ -125,6 +131,24 @@ def test_any_text_a_pattern_matches_satisfies_its_prefilter(pattern, text, ignor
         assert holds(query, trigrams(text)), (pattern, text, query)
 
 
+def test_a_long_literal_needs_a_bounded_number_of_its_trigrams():
+    literal = "".join(chr(ord("a") + (i * 7) % 26) + chr(ord("a") + (i * 11) % 26) for i in range(10_000))
+    for query in (trigram_query(re.escape(literal)), literal_trigrams(literal)):
+        assert query.op == "and" and not query.subs and len(query.trigrams) == MAX_AND
+        assert query.trigrams <= trigrams(literal)  # any of its trigrams: never one it lacks
+
+
+def test_an_alternation_of_many_branches_needs_nothing():
+    branches = [f"{i % 10}{i // 10 % 10}{i // 100}name" for i in range(1000)]  # no prefix in common
+    assert trigram_query("|".join(branches)) == ALL
+
+
+def test_a_literal_needs_the_trigrams_of_its_runs_that_lowercase_to_one_character():
+    assert literal_trigrams("ParseDuration") == trigram_query("ParseDuration")
+    assert literal_trigrams("abcİdef") == AND("abc", "def")  # İ lowercases to two characters
+    assert literal_trigrams("ab") == ALL
+
+
 # -- verification -------------------------------------------------------------------------------
 
 
@@ -170,6 +194,178 @@ def test_line_matches_agree_with_a_line_by_line_search(lines, literal):
     found = line_matches(content, 5, [compile_pattern(re.escape(literal), case_sensitive=True)])
     expected = [(i + 5, line.index(literal) + 1) for i, line in enumerate(lines) if literal in line]
     assert [(m.line, m.column) for m in found] == expected
+
+
+def test_catastrophic_patterns_for_a_backtracking_engine_are_answered():
+    line = "b" * 100_000
+    assert line_matches(line + "x", 1, [compile_pattern(r"^(b+)+$", case_sensitive=True)]) == []
+    assert [m.column for m in line_matches(line, 1, [compile_pattern(r"^(b+)+$", case_sensitive=True)])] == [1]
+    assert line_matches("a" * 50_000, 1, [compile_pattern("a+c", case_sensitive=True)]) == []
+
+
+def _first(pattern: str, text: str, *, case_sensitive: bool = True) -> tuple[int, int] | None:
+    found = line_matches(text, 1, [compile_pattern(pattern, case_sensitive=case_sensitive)])
+    return (found[0].start, found[0].end) if found else None
+
+
+@pytest.mark.parametrize(
+    "pattern, text, span",
+    [
+        (r"foo\Z", "foo\nfoo", (4, 7)),  # \Z: the end of the text (RE2 spells it \z)
+        (r"\u00e9t\N{EM DASH}", "x ét— y", (2, 5)),  # Python's escapes
+        (r"x{,2}y", "xxxy", (1, 4)),  # {,n}: Python's, from 0
+        (r"a{1,2}?", "aa", (0, 1)),  # lazy
+        (r"(?i:foo)Bar", "FOOBar FOObar", (0, 6)),  # scoped flags
+        (r"(?i)(?-i:Foo)bar", "fooBAR FooBAR", (7, 13)),
+        (r"(?s)a.b", "a\nb", (0, 3)),
+        (r"a.b", "a\nb axb", (4, 7)),
+        (r"[\w.-]+@", "  x.y-z@", (2, 8)),
+        (r"[^\s]+", "  abc", (2, 5)),
+        (r"\d+\.\d+", "v 1.25", (2, 6)),
+        (r"(?x) a b  c  # spaces and comments are not the pattern", "abc", (0, 3)),
+        (r"[]a]", "x]", (1, 2)),
+        ("\\$\\(\\)\\[\\]\\{\\}\\^\\.\\*\\+\\?\\|\\\\", "$()[]{}^.*+?|\\", (0, 14)),
+        (r"café", "CAFÉ café", (5, 9)),
+        (r"^\s*}$", "x\n  }", (2, 5)),
+    ],
+)
+def test_python_regex_syntax_means_what_it_means_in_python(pattern, text, span):
+    assert _first(pattern, text) == span
+    assert re.search(pattern, text, re.MULTILINE).span() == span
+
+
+def test_case_insensitive_matching_folds_non_ascii_letters():
+    assert _first("CAFÉ", "x café", case_sensitive=False) == (2, 6)
+    assert _first("Straße", "STRASSE straße", case_sensitive=False) == (8, 14)
+
+
+@pytest.mark.parametrize(
+    "pattern, says",
+    [
+        ("foo(?=bar)", "lookahead is not supported: matching runs in linear time, which it cannot (column 4)"),
+        ("(?<!x)foo", "negative lookbehind is not supported: matching runs in linear time, which it cannot (column 1)"),
+        (r"(\w+) \1", "a backreference is not supported: matching runs in linear time, which it cannot (column 7)"),
+        ("(?P<a>x)(?P=a)", "a backreference is not supported: matching runs in linear time, which it cannot (column 9)"),
+        ("x*+y", "a possessive repeat is not supported: matching runs in linear time, which it cannot (column 3)"),
+        ("(?>ab)c", "an atomic group is not supported: matching runs in linear time, which it cannot (column 1)"),
+        ("a{1001}", "a repeat count above 1000 is not supported"),
+        ("(?:(?:a{100}){100})", "a repeat count above 1000, nested repeats multiplied together, is not supported"),
+        ("a{99999999999999999999}", "regex: the repetition number is too large"),
+        ("(" * 2000 + ")" * 2000, "regex: the pattern is nested too deeply"),
+        ("(a.)" * 3000, "regex: the pattern is too large (27,004 instructions compiled, at most 8,192)"),
+    ],
+)
+def test_what_linear_time_matching_cannot_do_is_refused_and_named(pattern, says):
+    with pytest.raises(RequestError, match=re.escape(says)) as caught:
+        compile_pattern(pattern, case_sensitive=True)
+    assert caught.value.code == -32602
+
+
+def test_an_error_in_a_long_pattern_points_into_an_excerpt_of_it():
+    pattern = "x" * 5000 + "(" + "y" * 5000
+    with pytest.raises(RequestError) as caught:
+        compile_pattern(pattern, case_sensitive=True)
+    first, shown, caret = str(caught.value).split("\n")
+    assert first == "regex: missing ), unterminated subpattern (column 5001)"
+    assert len(shown) < 100 and shown[caret.index("^")] == "("
+
+
+_plain = st.sampled_from(["a", "b", "ab", "[ab]", "[^a]", ".", r"\w", r"\s", r"\b", "^", "$", r"\n", "(?i:a)"])
+_plain_patterns = st.recursive(
+    _plain,
+    lambda children: st.one_of(
+        st.lists(children, min_size=1, max_size=4).map("".join),
+        st.tuples(children, children).map(lambda p: f"(?:{p[0]}|{p[1]})"),
+        st.tuples(children, st.sampled_from(["*", "+", "?", "{2}", "{1,3}", "*?", "+?"])).map(lambda p: f"(?:{p[0]}){p[1]}"),
+        children.map(lambda p: f"({p})"),
+    ),
+    max_leaves=10,
+)
+
+
+def _python_line_matches(pattern: str, text: str, flags: int) -> list[tuple[int, int]]:
+    """line_matches' walk over the text, with Python's `re` finding each match."""
+    compiled, found, pos = re.compile(pattern, flags), {}, 0
+    while (m := compiled.search(text, pos)) is not None:
+        line = text.count("\n", 0, m.start()) + 1
+        found.setdefault(line, m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1)
+        next_line = text.find("\n", m.start()) + 1
+        if next_line == 0:
+            break
+        pos = max(m.end(), next_line)
+    return sorted(found.items())
+
+
+@settings(max_examples=400)
+@given(_plain_patterns, st.text(alphabet="abAB \n", max_size=30), st.booleans())
+def test_every_matching_line_and_column_is_the_one_python_finds(pattern, text, case_sensitive):
+    """RE2 finds the match Python's `re` finds (leftmost-first, both) wherever it looks."""
+    flags = re.MULTILINE | (0 if case_sensitive else re.IGNORECASE)
+    found = line_matches(text, 1, [compile_pattern(pattern, case_sensitive=case_sensitive)])
+    assert [(m.line, m.column) for m in found] == _python_line_matches(pattern, text, flags), (pattern, text)
+
+
+@settings(max_examples=300)
+@given(
+    st.sampled_from(["ab", "b+a", "a(?:b|ba)*", r"\bab", "ab$", "^b", "abc|b", "(?:ab|b)b?"]),
+    st.text(alphabet="ab \n", max_size=200),
+)
+def test_matching_in_windows_finds_each_match_no_longer_than_a_window(pattern, text):
+    whole = compile_pattern(pattern, case_sensitive=True)
+    windowed = compile_pattern(pattern, case_sensitive=True)
+    windowed.window = 4  # bytes: each search looks at 8 at most
+    short = {(m.line, m.column) for m in line_matches(text, 1, [whole]) if m.end - m.start <= 4}
+    found = line_matches(text, 1, [windowed])
+    assert short <= {(m.line, m.column) for m in found}
+    for m in found:  # each one a match where it is said to be
+        assert re.compile(pattern, re.MULTILINE).match(text, m.start), (pattern, text, m)
+
+
+def test_columns_and_snippet_offsets_are_in_characters_in_non_ascii_text():
+    content = "// çà et là\n  naïve = café(résumé)"
+    pattern = compile_pattern(r"caf\w*\(", case_sensitive=True)
+    ((match),) = line_matches(content, 1, [compile_pattern(r"café\(", case_sensitive=True)])
+    assert (match.line, match.column) == (2, 11) and content[match.start : match.end] == "café("
+    snippet, marks = line_snippet(content, match, [compile_pattern("é", case_sensitive=True)])
+    assert snippet == "  naïve = café(résumé)" and [snippet[s:e] for s, e in marks] == ["café(", "é", "é"]
+    assert line_matches(content, 1, [pattern]) == []  # \w is ASCII: é is not a word character
+
+
+@pytest.mark.parametrize("case_sensitive", [True, False])
+@pytest.mark.parametrize("size", [5_000, 100_000])
+def test_a_long_quoted_literal_is_found_at_its_line_and_column(size, case_sensitive):
+    literal = "".join(chr(ord("a") + (i * 7) % 26) for i in range(size))
+    content = ("q" * 99 + "\n") * 10 + "  " + literal + "\n" + literal[:-1]
+    searched = literal if case_sensitive else literal.upper()
+    (match,) = line_matches(content, 1, [Substring(searched, case_sensitive=case_sensitive)])
+    assert (match.line, match.column, match.end - match.start) == (11, 3, size)
+    assert line_matches(content, 1, [Substring(literal.upper(), case_sensitive=True)]) == []
+
+
+def test_a_quoted_literal_with_non_ascii_characters_is_found_in_either_case():
+    content = "x = 1\nÉté: Ωmega; été: ωMEGA"
+    found = line_matches(content, 1, [Substring("été: ωmega", case_sensitive=False)])
+    assert [(m.line, m.column, content[m.start : m.end]) for m in found] == [(2, 1, "Été: Ωmega")]
+    (match,) = line_matches(content, 1, [Substring("été: ωMEGA", case_sensitive=True)])
+    assert (match.line, match.column) == (2, 13)
+    assert line_snippet(content, match, [Substring("ω", case_sensitive=False)])[1] == ((5, 6), (12, 22))
+
+
+def test_text_offsets_convert_between_bytes_and_characters_either_way():
+    text = Text("aé\n😀b\udc80c")
+    data = text.data
+    for char in [0, 1, 2, 3, 4, 5, 6, 7, 3, 0, 7, 1]:
+        byte = text.byte(char)
+        assert len(data[:byte].decode("utf-8", "surrogatepass")) == char
+        assert text.char(byte) == char
+    assert text.char(2) == 2  # inside é: the next character
+
+
+def test_matching_stops_once_its_budget_is_spent():
+    with pytest.raises(RequestError) as caught:
+        line_matches("ab\n" * 10, 1, [compile_pattern("b", case_sensitive=True)], Budget(0))
+    assert caught.value.code == TIMED_OUT
+    assert str(caught.value) == "search stopped after 0 s of matching: narrow it with path:, lang: or a longer literal"
 
 
 # -- search over a real index ----------------------------------------------------------------------
@@ -387,3 +583,48 @@ async def test_an_invalid_query_is_answered_with_what_and_where(conn, query, say
 async def test_an_invalid_regex_is_answered_with_its_column(conn):
     error = (await conn.call("search", {"query": "func(a", "mode": "regex"}))["error"]
     assert "column 5" in error["message"]
+
+
+async def test_a_search_over_its_budget_stops_with_an_error_and_others_are_served_meanwhile(tmp_path, nursery, monkeypatch):
+    """A regex whose matching is slow even in linear time (a long case-insensitive pattern over a
+    long line: RE2's DFA outgrows its memory, its NFA costs line x pattern) stops at its budget,
+    and `status` requests from another client are answered while it runs."""
+    monkeypatch.setattr(regex_search, "MATCH_SECONDS", 0.5)
+    repo = make_repo(tmp_path / "proj", {"min.js": "x" * 300_000 + "y\n"})
+    config = parse_config(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "socket": str(tmp_path / "run" / "codeweir.sock"),
+            "repositories": [{"name": "proj", "path": str(repo.root)}],
+            "limits": {"files_in_flight": 2, "parse_workers": 1},
+            "model": {"enabled": False},
+        },
+        base_dir=tmp_path,
+    )
+    daemon = await nursery.start(run_daemon, config)
+    searcher = Conn(await trio.open_unix_socket(config.socket))
+    poller = Conn(await trio.open_unix_socket(config.socket))
+    assert (await searcher.call("sync", {"repo": "proj", "wait": True}))["result"]["jobs"][0]["state"] == "completed"
+    answers: list[tuple[str, dict]] = []
+
+    async def search() -> None:
+        answers.append(("search", await searcher.call("search", {"query": "x" * 2999 + "y", "mode": "regex"})))
+
+    async with trio.open_nursery() as clients:
+        clients.start_soon(search)
+        while not any(kind == "search" for kind, _ in answers):
+            answers.append(("status", await poller.call("status")))
+    kinds = [kind for kind, _ in answers]
+    assert kinds[:3] == ["status"] * 3, kinds  # answered while the search was matching
+    assert all("result" in reply for kind, reply in answers if kind == "status")
+    error = answers[kinds.index("search")][1]["error"]
+    assert error == {
+        "code": TIMED_OUT,
+        "message": "search stopped after 0.5 s of matching: narrow it with path:, lang: or a longer literal",
+    }
+    daemon.shutdown()
+
+
+async def test_a_regex_the_engine_cannot_run_is_a_request_error_naming_it(conn):
+    error = (await conn.call("search", {"query": r"lang:go (\w+) \1", "mode": "regex"}))["error"]
+    assert error["code"] == -32602 and error["message"].startswith("regex: a backreference is not supported")

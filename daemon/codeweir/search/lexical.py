@@ -31,6 +31,7 @@ from codeweir.protocol import SearchHit
 from codeweir.records import StoredChunk
 from codeweir.search.filters import FACET_WEIGHT, MAX_LIMIT, Filters, filter_clauses, term, word_query
 from codeweir.search.hits import chunk_hit, definition_snippet, tantivy_snippet
+from codeweir.search.query import MAX_SYMBOL_CHARS, excerpt
 from codeweir.search.ranking import (
     TIERS,
     TOOL_PATH,
@@ -66,8 +67,19 @@ class Scored:
         return out
 
 
+# Subwords in a query's words (`parseDuration` is 2): each is a clause of the search, and costs
+# its time; a query's words are at most MAX_TERMS, but one word may have many.
+MAX_PARTS = 1024
+
+
 def required_words(text: str) -> list[tantivy.Query]:
     """One query per word of `text`, each of which a chunk must match."""
+    parts = len(tokens(PARTS, text))
+    if parts > MAX_PARTS:
+        raise RequestError(
+            f"query: at most {MAX_PARTS:,} words and parts of words (parseDuration, parse_duration and"
+            f" parse.duration are 2), this one {parts:,}: shorten it, or quote an exact string"
+        )
     return [q for word in text.split() if (q := word_query(word)) is not None]
 
 
@@ -186,7 +198,9 @@ class SymbolName:
     def parse(cls, text: str) -> SymbolName:
         text = text.strip()
         if not text or any(c.isspace() for c in text):
-            raise RequestError(f"query: a symbol query is one name, got {text!r}")
+            raise RequestError(f"query: a symbol query is one name, got {excerpt(text, 0)[0]!r}")
+        if len(text) > MAX_SYMBOL_CHARS:
+            raise RequestError(f"query: a name is at most {MAX_SYMBOL_CHARS} characters, this one {len(text):,}")
         if not _QUALIFIED.fullmatch(text):  # `v1.2`, `operator()`: a name as it is
             return cls(text)
         *qualifiers, name = re.split(r"\.|::|/", text)
@@ -199,16 +213,20 @@ class SymbolName:
 
 
 def symbol_tiers(name: str) -> list[tantivy.Query]:
-    """Queries for names equal to `name` (in any case), starting with it, and near it."""
+    """Queries for names equal to `name` (in any case), starting with it, and near it.
+
+    The prefix is a Levenshtein automaton of distance 0, whose size grows with the name as the
+    name does; a regex (`name.+`) would exceed Tantivy's regex size limit for a long name."""
     name = name.lower()
     exact = term("symbol_exact", name)
-    prefix = tantivy.Query.regex_query(SCHEMA, "symbol_exact", re.escape(name) + ".+")
+    starts = tantivy.Query.fuzzy_term_query(SCHEMA, "symbol_exact", name, distance=0, prefix=True)
     fuzzy = tantivy.Query.fuzzy_term_query(SCHEMA, "symbol_exact", name, distance=1 if len(name) < 6 else 2)
-    not_ = tantivy.Occur.MustNot
+    must, not_ = tantivy.Occur.Must, tantivy.Occur.MustNot
+    prefix = tantivy.Query.boolean_query([(must, starts), (not_, exact)])
     return [
         exact,
         prefix,
-        tantivy.Query.boolean_query([(tantivy.Occur.Must, fuzzy), (not_, exact), (not_, prefix)]),
+        tantivy.Query.boolean_query([(must, fuzzy), (not_, exact), (not_, starts)]),
     ]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -19,12 +19,12 @@ import trio
 
 from codeweir.errors import CodeweirError, RequestError
 from codeweir.git.freshness import stale_paths
-from codeweir.protocol import CommitHit, SearchHit, SearchResult
+from codeweir.protocol import CommitHit, SearchHit, SearchParams, SearchResult
 from codeweir.search.commits import CommitFilters, search_commits, search_commits_by_meaning
 from codeweir.search.filters import Filters
 from codeweir.search.lexical import required_words, search_lexical, search_symbols
 from codeweir.search.ranking import fuse_hybrid, reciprocal_rank_fusion
-from codeweir.search.regex import search_regex
+from codeweir.search.regex import Pattern, Regex, Substring, search_regex
 from codeweir.search.semantic import search_definitions, search_semantic
 
 if TYPE_CHECKING:
@@ -90,14 +90,15 @@ class SearchRequests:
             wide if mode == "hybrid" else params.limit,
             limiter=self.limiter,
         )
-        notes = []
-        if waiting := self.embedding.waiting("chunk"):
-            notes.append(f"{waiting} chunks are not embedded yet; semantic results cover the rest")
+        # What the vectors there are cover, when not every chunk: the answer never waits for them.
+        covered = self.embedding.coverage_note([filters.repo] if filters.repo else None)
+        notes = [covered] if covered else []
         if mode == "semantic":
             return semantic, notes
+        # The lexical half ranks `wide` hits: more than a request may ask for (`params.limit` is
+        # checked against the protocol's bound, and evolving params would check `wide` again).
         lexical_hits, lexical_notes = await trio.to_thread.run_sync(
-            plan_search(self.store, "lexical", query, attrs.evolve(params, limit=wide)),
-            limiter=self.limiter,
+            plan_search(self.store, "lexical", query, params, limit=wide), limiter=self.limiter
         )
         definitions = await trio.to_thread.run_sync(search_definitions, self.store, text, filters, wide, limiter=self.limiter)
         return fuse_hybrid(lexical_hits, semantic, definitions, params.limit), notes + lexical_notes
@@ -144,9 +145,13 @@ class SearchRequests:
         return [attrs.evolve(h, stale=True) if (h.repo, h.path) in stale else h for h in hits]
 
 
-def plan_search(store: Store, mode: str, query: Query, params) -> Callable[[], tuple[list, list[str]]]:
-    """The blocking search a request asks for, as a call returning (hits, notes)."""
-    limit, explain = params.limit, params.explain
+def plan_search(
+    store: Store, mode: str, query: Query, params: SearchParams, limit: int | None = None
+) -> Callable[[], tuple[list, list[str]]]:
+    """The blocking search a request asks for, as a call returning (hits, notes); `limit`, when
+    given, replaces the request's (hybrid search asks the lexical half for more)."""
+    limit = params.limit if limit is None else limit
+    explain = params.explain
     filters = Filters.of(query, repo=params.repo, path=params.path, lang=params.lang, kind=params.kind)
     if mode == "symbol":
         name = query.symbol or query.text
@@ -154,25 +159,35 @@ def plan_search(store: Store, mode: str, query: Query, params) -> Callable[[], t
     if mode == "regex":
         if not query.pattern:
             raise RequestError("query: regex mode needs a pattern (filters go before or after it)")
-        patterns = [query.pattern]
+        case_sensitive = _case_sensitive(query.case, params.case_sensitive, [re.sub(r"\\.", "", query.pattern)])
+        regex = query.pattern
+
+        def patterns() -> list[Pattern]:
+            return [Regex(regex, case_sensitive=case_sensitive)]
+
     elif query.literals:
-        patterns = [re.escape(literal) for literal in query.literals]
+        case_sensitive = _case_sensitive(query.case, params.case_sensitive, query.literals)
+        literals = query.literals
+
+        def patterns() -> list[Pattern]:
+            return [Substring(literal, case_sensitive=case_sensitive) for literal in literals]
+
     elif query.words:
         return lambda: (search_lexical(store, query.text, filters, limit, explain=explain), [])
     else:
         raise RequestError('query: nothing to search for; give words, a "quoted literal" or sym:Name')
-    case_sensitive = _case_sensitive(query.case, params.case_sensitive, patterns)
     words = required_words(query.text)
 
     def exact() -> tuple[list, list[str]]:
-        result = search_regex(store, patterns, filters, limit, case_sensitive=case_sensitive, words=words, explain=explain)
+        # Compiled in the thread: a long pattern's analysis is work too.
+        result = search_regex(store, patterns(), filters, limit, case_sensitive=case_sensitive, words=words, explain=explain)
         return result.hits, result.notes
 
     return exact
 
 
-def _case_sensitive(case: str | None, default: bool, patterns: list[str]) -> bool:
-    """case:yes / case:no, or case:auto (sensitive when a pattern has a capital), or the request's."""
+def _case_sensitive(case: str | None, default: bool, texts: Sequence[str]) -> bool:
+    """case:yes / case:no, or case:auto (sensitive when the text searched for has a capital), or the request's."""
     if case == "auto":
-        return any(c.isupper() for p in patterns for c in re.sub(r"\\.", "", p))
+        return any(c.isupper() for text in texts for c in text)
     return default if case is None else case == "yes"

@@ -16,6 +16,7 @@ pattern. Errors name the problem and point at its column.
 from __future__ import annotations
 
 import difflib
+import re
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -29,6 +30,8 @@ KEYS = ("sym", "lang", "path", "repo", "kind", "is", "case", "author", "after", 
 ALIASES = {"language": "lang", "file": "path", "symbol": "sym"}  # as GitHub and zoekt spell them
 NEGATABLE = frozenset({"lang", "path", "repo", "kind", "is", "author"})
 CASES = ("yes", "no", "auto")
+MAX_TERMS = 256  # words, quoted literals and filters in one query (a regex pattern counts as one)
+MAX_SYMBOL_CHARS = 256  # a name looked up by sym: (the longest real ones are far shorter)
 Case = Literal["yes", "no", "auto"]
 
 
@@ -87,8 +90,23 @@ def parse_query(text: str, *, regex: bool = False) -> Query:
 
 
 def _pointed(text: str, message: str, column: int) -> str:
-    line = text.replace("\n", " ").replace("\t", " ")
-    return f"query: {message} (column {column})\n  {line}\n  {' ' * (column - 1)}^"
+    shown, at = excerpt(text, column - 1)
+    return f"query: {message} (column {column})\n  {shown}\n  {' ' * at}^"
+
+
+EXCERPT_CHARS = 80
+
+
+def excerpt(text: str, at: int) -> tuple[str, int]:
+    """`text` on one line to point at its 0-based offset `at` under it: whole, or if long, the
+    EXCERPT_CHARS around `at` with an ellipsis for each cut end; and where `at` is in that."""
+    text = text.replace("\n", " ").replace("\t", " ")
+    if len(text) <= EXCERPT_CHARS:
+        return text, at
+    end = min(len(text), max(at + EXCERPT_CHARS // 2, EXCERPT_CHARS))
+    start = end - EXCERPT_CHARS
+    before, after = ("…" if start else ""), ("…" if end < len(text) else "")
+    return before + text[start:end] + after, at - start + len(before)
 
 
 def _parse(text: str, regex: bool) -> Query:
@@ -99,6 +117,11 @@ def _parse(text: str, regex: bool) -> Query:
     if regex:
         tokens, pattern = _peel_pattern(text, tokens)
         fields["pattern"] = pattern
+    if len(tokens) > MAX_TERMS:  # each is a clause of the search, and costs its time
+        raise _Error(
+            f"a query has at most {MAX_TERMS} words, quoted literals and filters, this one {len(tokens)}",
+            tokens[MAX_TERMS].column,
+        )
     for token in tokens:
         if token.key is None:
             _word(token, lists)
@@ -170,6 +193,8 @@ def _checked_value(key: str, value: str, column: int) -> str:
         raise _Error(f"{key}: {value!r} is not one of {', '.join(choices)}", column)
     if key == "sym" and any(c.isspace() for c in value):
         raise _Error("sym: takes one name", column)
+    if key == "sym" and len(value) > MAX_SYMBOL_CHARS:
+        raise _Error(f"sym: a name is at most {MAX_SYMBOL_CHARS} characters, this one {len(value):,}", column)
     return value
 
 
@@ -193,22 +218,30 @@ def _tokenize(text: str, *, quotes: bool) -> list[_Token]:
         start = i
         negated = text[i] == "-" and i + 1 < n and not text[i + 1].isspace()
         body = i + 1 if negated else i
-        key, after_key = _key_at(text, body)
+        key, after_key = _key_at(text, body, _word_end(text, body))
         value_start = after_key if key else body
         if quotes and value_start < n and text[value_start] == '"':
             value, i = _quoted(text, value_start)
             quoted = True
         else:
-            while i < n and not text[i].isspace():
-                i += 1
+            i = _word_end(text, i)
             value, quoted = text[value_start:i], False
         tokens.append(_Token(start + 1, text[start:i], negated, key, value, value_start + 1, quoted))
     return tokens
 
 
-def _key_at(text: str, i: int) -> tuple[str | None, int]:
-    """A known filter key starting at `i` ("lang:"), and where its value starts."""
-    colon = text.find(":", i)
+_NOT_SPACES = re.compile(r"\S*")  # \s is what str.isspace() says, in a str pattern
+_QUOTE_OR_BACKSLASH = re.compile(r'["\\]')
+
+
+def _word_end(text: str, i: int) -> int:
+    """Where the run of non-space characters starting at `i` ends."""
+    return _NOT_SPACES.match(text, i).end()  # type: ignore[union-attr]  # \S* always matches
+
+
+def _key_at(text: str, i: int, end: int) -> tuple[str | None, int]:
+    """A known filter key starting at `i` ("lang:", before `end`), and where its value starts."""
+    colon = text.find(":", i, end)
     candidate = text[i:colon]
     if colon <= i or not candidate.isalpha():
         return None, i
@@ -223,16 +256,15 @@ def _quoted(text: str, start: int) -> tuple[str, int]:
     """The text of the quoted string opening at `start` (\\" and \\\\ escaped), and the index after it."""
     out = []
     i = start + 1
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text) and text[i + 1] in '"\\':
-            out.append(text[i + 1])
-            i += 2
-        elif c == '"':
-            if i + 1 < len(text) and not text[i + 1].isspace():
-                raise _Error("a closing quote must be followed by a space", i + 2)
-            return "".join(out), i + 1
-        else:
-            out.append(c)
-            i += 1
+    while (special := _QUOTE_OR_BACKSLASH.search(text, i)) is not None:
+        j = special.start()
+        out.append(text[i:j])
+        if text[j] == "\\":
+            escaped = j + 1 < len(text) and text[j + 1] in '"\\'
+            out.append(text[j + 1] if escaped else "\\")
+            i = j + 2 if escaped else j + 1
+            continue
+        if j + 1 < len(text) and not text[j + 1].isspace():
+            raise _Error("a closing quote must be followed by a space", j + 2)
+        return "".join(out), j + 1
     raise _Error("unterminated quote", start + 1)
