@@ -5,22 +5,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from codeweir.facets import TOOL_WEIGHT, is_tool_code, lexical_factor, source_weight
 from codeweir.protocol import SearchHit
 from codeweir.search.ranking import (
     INTERNAL,
     PRIVATE,
     PUBLIC,
-    TOOL_WEIGHT,
     Definition,
     definition_score,
     fuse_hybrid,
     is_attribute,
-    is_tool_code,
-    lexical_factor,
     publicity,
     rank_definitions,
     reciprocal_rank_fusion,
-    source_weight,
 )
 
 

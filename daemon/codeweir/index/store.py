@@ -10,6 +10,14 @@ versions is rebuilt in the background: a new index grows in a directory beside i
 searches read the old one, and replaces it (two renames, finished at the next open if a
 crash falls between them) once every repository has been synced into it.
 
+A damaged index (a file truncated, garbled or missing: Tantivy cannot open or read it, or a
+file's checksum, in the footer Tantivy writes, does not match) is never fatal. Found at open,
+it is moved aside (`index.damaged-<time>`, the latest one kept for inspection) and a new one
+is opened, which every repository's next sync fills again. Found later, by a read or by
+`verify()`, it is reported (`on_damage`) and the daemon has the writer start a rebuild
+(`start_rebuild`): searches read the rebuild as it grows, and it replaces the damaged index
+once every repository is synced into it.
+
 Every method here blocks (Tantivy calls, disk); the daemon calls them through
 `trio.to_thread.run_sync` with a limiter of their own. Only the writer task calls the
 writing methods.
@@ -22,7 +30,12 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import struct
+import threading
+import time
+import zlib
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -32,7 +45,7 @@ import tantivy
 
 from codeweir.chunk.version import CHUNKER_VERSION
 from codeweir.errors import StoreError
-from codeweir.facets import stored_facets, stored_weight
+from codeweir.facets import stored_facets, stored_lexical_weight, stored_weight
 from codeweir.host.durable import fsync, write_atomic
 from codeweir.host.memory import release_free_memory
 from codeweir.host.priority import start_in_background
@@ -40,12 +53,13 @@ from codeweir.records import Chunk, CommitRecord, FileRecord, StoredChunk
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4  # 4: chunks carry their scope (module and enclosing definitions); pieces no symbol
+SCHEMA_VERSION = 5  # 4: chunks carry their scope (module and enclosing definitions); pieces no symbol; 5: lexical_weight
 WRITER_HEAP_BYTES = 15_000_000  # tantivy's minimum for one thread
 META_FILE = "codeweir-index.json"
 VERSIONS = {"schema": SCHEMA_VERSION, "chunker": CHUNKER_VERSION}
 REBUILD_SUFFIX = ".rebuild"  # the index being rebuilt, beside the one searches read
 RETIRED_SUFFIX = ".old"  # the replaced index, for the moment between the two renames
+DAMAGED_SUFFIX = ".damaged-"  # + a UTC time: a damaged index moved aside, kept for inspection
 
 # Subwords: `parseDuration`, `parse_duration` and `ParseDuration` all give "parse", "duration".
 PARTS_PATTERN = r"[A-Z]+[a-z]*|[a-z]+|[0-9]+"
@@ -70,6 +84,7 @@ def _schema() -> tantivy.Schema:
     # Document ids only, as in codesearch: the prefilter needs no frequencies or positions.
     b.add_text_field("trigrams", tokenizer_name="code_trigrams", index_option="basic")
     b.add_float_field("facet_weight", fast=True)  # see facets.stored_weight
+    b.add_float_field("lexical_weight", fast=True)  # see facets.stored_lexical_weight
     b.add_text_field("author", stored=True, tokenizer_name="code_parts")  # commits: name and email
     b.add_text_field("message", stored=True, tokenizer_name="code_parts")
     b.add_integer_field("date", stored=True, indexed=True, fast=True)  # epoch seconds
@@ -124,29 +139,85 @@ class Store:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._rebuild_directory = _sibling(directory, REBUILD_SUFFIX)
-        try:
-            _finish_swap(directory, self._rebuild_directory)
-            directory.mkdir(parents=True, exist_ok=True)
-            self.rebuilding = not _claim_versions(directory)
-            if self.rebuilding:
-                self._target = _open_index(_prepare_rebuild(self._rebuild_directory))
-                self.index = self._open_old()
-            else:
-                shutil.rmtree(self._rebuild_directory, ignore_errors=True)  # one for versions now gone
-                self.index = self._target = _open_index(directory)
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot open the index at {directory}: {_reason(exc)}") from None
+        self.rebuilding = False
+        # Why the index was found damaged, while it is built again (for status); else None.
+        self.damage: str | None = None
+        # Bumped by each rebuild after damage: what a sync planned against the index before it
+        # is not written to the new one (see writes.SyncTracker.generation).
+        self.generation = 0
+        # Told, from any thread, when a read finds the index in a directory damaged (and why):
+        # the daemon has it rebuilt.
+        self.on_damage: Callable[[Path, str], None] | None = None
         self._writer: tantivy.IndexWriter | None = None
         # path -> blob per repository, as of the last commit of the index written to.
         self._files: dict[str, dict[str, str]] = {}
         self._pending: list[tuple[str, str, str | None]] = []
+        try:
+            _finish_swap(directory, self._rebuild_directory)
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot open the index at {directory}: {_reason(exc)}") from None
+        for attempt in range(3):
+            try:
+                self._open()
+                break
+            except BaseException as exc:
+                if not _tantivy_failure(exc):
+                    raise
+                if not _is_damage(exc) or attempt == 2:
+                    raise StoreError(f"cannot open the index at {directory}: {_reason(exc)}") from None
+                self._set_aside(_reason(exc))
+        # The chunks' content hashes, for the embed backlog's coverage (see `chunk_hash_counts`):
+        # read from the index the first time they are asked for, then kept up to date by each commit.
+        self._hashes_lock = threading.Lock()  # a commit, and that first read, hold it
+        self._file_hashes: dict[str, dict[str, tuple[str, ...]]] | None = None  # repo -> path -> chunk hashes
+        self._hash_counts: dict[str, Counter[str]] = {}  # repo -> content hash -> chunk documents
+        self._hashes_pending: list[tuple[str, str | None, tuple[str, ...]]] = []  # path None: the whole repository
+        self._hash_changes: deque[tuple[str, str, int]] = deque()  # (repo, hash, +n or -n) per commit
+
+    def _open(self) -> None:
+        self.rebuilding = not _claim_versions(self.directory)
+        if self.rebuilding:
+            self._target = _open_index(_prepare_rebuild(self._rebuild_directory))
+            self.index = self._open_old()
+        else:
+            shutil.rmtree(self._rebuild_directory, ignore_errors=True)  # one for versions now gone
+            self.index = self._target = _open_index(self.directory)
+        self._files = {}
         self._load_files()
+
+    def _set_aside(self, reason: str) -> None:
+        """Tantivy could not open or read the index written to: replace it by an empty one."""
+        if self.rebuilding:  # the old index still serves; the rebuild starts over
+            shutil.rmtree(self._rebuild_directory, ignore_errors=True)
+            log.error("the index rebuild in %s is damaged (%s): it starts over", self._rebuild_directory, reason)
+            self.damage = f"the rebuild was found damaged ({reason}) and starts over"
+            return
+        for old in self.directory.parent.glob(self.directory.name + DAMAGED_SUFFIX + "*"):
+            shutil.rmtree(old, ignore_errors=True)  # only the latest one is kept
+        kept = _sibling(self.directory, DAMAGED_SUFFIX + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+        try:
+            os.rename(self.directory, kept)
+            self.directory.mkdir()
+        except OSError as exc:
+            raise StoreError(
+                f"the index at {self.directory} is damaged ({reason}) and cannot be moved aside: {_reason(exc)}"
+            ) from None
+        log.error(
+            "the index at %s is damaged (%s): moved to %s for inspection; a new index is filled by syncing every repository again",
+            self.directory,
+            reason,
+            kept,
+        )
+        self.damage = f"found damaged at start ({reason}), moved to {kept}; every repository is indexed again"
 
     def _open_old(self) -> tantivy.Index:
         found = _read_versions(self.directory / META_FILE)
         try:
             index = _open_index(self.directory)
-        except ValueError as exc:  # another schema: this code cannot read it
+        except BaseException as exc:  # another schema, or damaged: this code cannot read it
+            if not _tantivy_failure(exc):
+                raise
             log.warning(
                 "index at %s (versions %s) cannot be read (%s): searches answer from the rebuild as it grows",
                 self.directory,
@@ -184,13 +255,85 @@ class Store:
             shutil.rmtree(retired)
         except (OSError, ValueError) as exc:
             raise StoreError(f"cannot replace the index at {self.directory} by its rebuild: {_reason(exc)}") from None
+        damaged, self.damage = self.damage, None
         self.rebuilding = False
-        log.info("index rebuilt: %s now has versions %s", self.directory, VERSIONS)
+        if damaged is not None:
+            log.info("index rebuilt after damage: %s holds every repository again", self.directory)
+        else:
+            log.info("index rebuilt: %s now has versions %s", self.directory, VERSIONS)
+
+    def start_rebuild(self, reason: str, damaged: Path) -> None:
+        """After `damaged` (this index's directory or its rebuild's) was found damaged while
+        serving: searches read a new index, which replaces the damaged one (`finish_rebuild`)
+        once every repository is synced into it again. The writer task calls this."""
+        if self.rebuilding and damaged != self._rebuild_directory:
+            self.index = self._target  # the old index is damaged: the rebuild serves as it grows
+            self.damage = reason
+            return
+        self.rollback()  # what it held was written to the damaged index
+        try:
+            shutil.rmtree(self._rebuild_directory, ignore_errors=True)
+            target = _open_index(_prepare_rebuild(self._rebuild_directory))
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot start rebuilding the damaged index at {self.directory}: {_reason(exc)}") from None
+        with self._hashes_lock:  # the chunks written to the damaged index are not in the new one
+            self._hashes_pending = [(repo, None, ()) for repo in self._file_hashes or {}]
+            self._apply_hash_changes()
+        # The event loop reads these without a lock, in the order a sync does: the generation,
+        # then what the index holds; the rebuild's bookkeeping, the generation then `rebuilding`.
+        self._files = {}
+        self.index = self._target = target
+        self.generation += 1
+        self.rebuilding = True
+        self.damage = reason
+        log.warning("rebuilding the index in %s; searches read it as it grows", self._rebuild_directory)
+
+    # -- damage -----------------------------------------------------------------------------
+
+    @property
+    def read_directory(self) -> Path:
+        """The directory of the index searches read."""
+        return self._rebuild_directory if self.rebuilding and self.index is self._target else self.directory
+
+    def damage_error(self, exc: BaseException, what: str) -> StoreError | None:
+        """When `exc`, raised by reading the index, says it is damaged: the error to answer with,
+        after telling `on_damage` (which has it rebuilt). None for any other error."""
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]
+        if isinstance(exc, StoreError) or not (_tantivy_failure(exc) and _is_damage(exc)):
+            return None
+        reason = f"{what} failed: {_reason(exc)}"
+        if self.on_damage is not None:
+            self.on_damage(self.read_directory, reason)
+        return StoreError(f"the index is damaged ({reason}); it is being rebuilt from the repositories, try again later")
+
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except BaseException as exc:
+            if (error := self.damage_error(exc, what)) is None:
+                raise
+            raise error from None
+
+    def verify(self) -> tuple[Path, str] | None:
+        """Check every file of the index (and of its rebuild) against the checksum in the footer
+        Tantivy writes: the first damaged directory found, with what is wrong, or None. Reads
+        the whole index (1.5 GB/s): run it in a thread."""
+        for directory in (self.directory, self._rebuild_directory) if self.rebuilding else (self.directory,):
+            if (problem := _verify_directory(directory)) is not None:
+                return directory, problem
+        return None
 
     # -- reading --------------------------------------------------------------------------
 
     def searcher(self) -> tantivy.Searcher:
         return self.index.searcher()
+
+    def written_searcher(self) -> tantivy.Searcher:
+        """A searcher of the index being written, as of its last commit: during a rebuild, the
+        rebuild (which searches read once it is complete), else the one searches read."""
+        return self._target.searcher()
 
     def reload(self) -> None:
         self.index.reload()
@@ -208,6 +351,71 @@ class Store:
         for doc in self._all(self.term("doc_kind", "file"), self._target):
             self._files.setdefault(_first(doc, "repo"), {})[_first(doc, "path")] = _first(doc, "blob")
 
+    def chunk_hash_counts(self, *, stop: Callable[[], bool] = lambda: False) -> dict[str, Counter[str]] | None:
+        """repo -> content hash -> how many chunk documents have it, as of the last commit (of the
+        rebuild, if one runs): a copy. From the first call on, each commit also records what it
+        changed, for `take_chunk_hash_changes`; the changes recorded before this call are in the
+        copy, and dropped. The first call reads every chunk document (0.5 s per 70,000), unless
+        `stop()` turns true meanwhile: then it returns None."""
+        with self._hashes_lock, self._reading("reading the chunks' content hashes"):
+            if self._file_hashes is None and not self._load_file_hashes(stop):
+                return None
+            self._hash_changes.clear()
+            return {repo: Counter(counts) for repo, counts in self._hash_counts.items()}
+
+    def take_chunk_hash_changes(self) -> list[tuple[str, str, int]]:
+        """What the commits since the last call (or `chunk_hash_counts`) changed: (repo, content
+        hash, chunk documents added, or removed when negative). Cheap, never blocks."""
+        changes = []
+        while self._hash_changes:
+            try:
+                changes.append(self._hash_changes.popleft())
+            except IndexError:  # cleared by chunk_hash_counts meanwhile
+                break
+        return changes
+
+    def _load_file_hashes(self, stop: Callable[[], bool]) -> bool:
+        self._target.reload()
+        files: dict[str, dict[str, list[str]]] = {}
+        for i, doc in enumerate(self._all(self.term("doc_kind", "chunk"), self._target)):
+            if i % 4096 == 0 and stop():
+                return False
+            files.setdefault(_first(doc, "repo"), {}).setdefault(_first(doc, "path"), []).append(_first(doc, "content_hash"))
+        self._file_hashes = {repo: {path: tuple(h) for path, h in paths.items()} for repo, paths in files.items()}
+        self._hash_counts = {
+            repo: Counter(h for hashes in paths.values() for h in hashes) for repo, paths in self._file_hashes.items()
+        }
+        return True
+
+    def _apply_hash_changes(self) -> None:
+        """After a commit: bring the chunks' hashes up to what it committed, and record the changes."""
+        pending, self._hashes_pending = self._hashes_pending, []
+        if self._file_hashes is None:
+            return
+        delta: Counter[tuple[str, str]] = Counter()
+        for repo, path, hashes in pending:
+            files = self._file_hashes.setdefault(repo, {})
+            if path is None:
+                for old in files.values():
+                    delta.subtract((repo, h) for h in old)
+                files.clear()
+                continue
+            delta.subtract((repo, h) for h in files.pop(path, ()))
+            if hashes:
+                files[path] = hashes
+                delta.update((repo, h) for h in hashes)
+        for (repo, h), n in delta.items():
+            if not n:
+                continue
+            counts = self._hash_counts.setdefault(repo, Counter())
+            counts[h] += n
+            if counts[h] <= 0:
+                del counts[h]
+            self._hash_changes.append((repo, h, n))
+        for repo in [r for r, files in self._file_hashes.items() if not files]:
+            del self._file_hashes[repo]
+            self._hash_counts.pop(repo, None)
+
     def file_blobs(self, repo: str) -> Mapping[str, str]:
         """path -> blob id of every file of `repo` in the last commit (of the rebuild, if one runs)."""
         return dict(self._files.get(repo, {}))
@@ -220,12 +428,14 @@ class Store:
 
     def count(self, *pairs: tuple[str, str]) -> int:
         query = tantivy.Query.boolean_query([(tantivy.Occur.Must, self.term(f, v)) for f, v in pairs])
-        return self.searcher().search(query, limit=1, count=True).count
+        with self._reading("counting documents"):
+            return self.searcher().search(query, limit=1, count=True).count
 
     def repo_meta(self, repo: str) -> dict:
         """The metadata of `repo` in the index written to: what it holds (during a rebuild, too)."""
-        for doc in self._all(self.term("file_key", _repo_key(repo)), self._target):
-            return json.loads(_first(doc, "meta", "{}"))
+        with self._reading(f"reading the metadata of {repo}"):
+            for doc in self._all(self.term("file_key", _repo_key(repo)), self._target):
+                return json.loads(_first(doc, "meta", "{}"))
         return {}
 
     def file_status(self, repo: str) -> dict[str, int]:
@@ -234,9 +444,10 @@ class Store:
         query = tantivy.Query.boolean_query(
             [(tantivy.Occur.Must, self.term("doc_kind", "file")), (tantivy.Occur.Must, self.term("repo", repo))]
         )
-        for doc in self._all(query):
-            status = _first(doc, "status")
-            counts[status] = counts.get(status, 0) + 1
+        with self._reading(f"reading the files of {repo}"):
+            for doc in self._all(query):
+                status = _first(doc, "status")
+                counts[status] = counts.get(status, 0) + 1
         return counts
 
     def file_errors(self, repo: str, limit: int) -> list[dict[str, str]]:
@@ -244,10 +455,11 @@ class Store:
         query = query_all([("doc_kind", "file"), ("repo", repo)])
         failed = tantivy.Query.boolean_query([(tantivy.Occur.Should, self.term("status", s)) for s in ("unreadable", "error")])
         searcher = self.searcher()
-        hits = searcher.search(
-            tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, failed)]), limit=limit
-        ).hits
-        docs = (searcher.doc(address) for _, address in hits)
+        with self._reading(f"reading the file errors of {repo}"):
+            hits = searcher.search(
+                tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, failed)]), limit=limit
+            ).hits
+            docs = [searcher.doc(address) for _, address in hits]
         return sorted(
             ({"path": _first(d, "path"), "status": _first(d, "status"), "error": _first(d, "error")} for d in docs),
             key=lambda e: e["path"],
@@ -322,8 +534,10 @@ class Store:
             doc.add_unsigned("end_byte", chunk.end_byte)
             doc.add_text("trigrams", chunk.content)
             doc.add_float("facet_weight", stored_weight(record.facets))
+            doc.add_float("lexical_weight", stored_lexical_weight(record.facets, record.path))
             writer.add_document(doc)
         self._pending.append((record.repo, record.path, record.blob))
+        self._hashes_pending.append((record.repo, record.path, tuple(record.content_hashes)))
 
     @staticmethod
     def _common(doc: tantivy.Document, record: FileRecord, key: str) -> None:
@@ -368,12 +582,14 @@ class Store:
         with self._writing(f"deleting {repo}/{path}"):
             self.writer.delete_documents_by_term("file_key", file_key(repo, path))
         self._pending.append((repo, path, None))
+        self._hashes_pending.append((repo, path, ()))
 
     def delete_repo(self, repo: str) -> None:
         with self._writing(f"deleting repository {repo}"):
             self.writer.delete_documents_by_term("repo", repo)
             self.writer.delete_documents_by_term("file_key", _repo_key(repo))
         self._pending.extend((repo, path, None) for path in self._files.get(repo, {}))
+        self._hashes_pending.append((repo, None, ()))
 
     def set_repo_meta(self, repo: str, meta: Mapping) -> None:
         key = _repo_key(repo)
@@ -387,13 +603,15 @@ class Store:
 
     def commit(self) -> None:
         """Make everything written so far visible to searches, atomically."""
-        try:
-            # Tantivy starts the next indexing threads from the committing thread: at background
-            # priority they, like the merges, yield the CPU to searches.
-            start_in_background(self.writer.commit)
-        except (OSError, ValueError) as exc:
-            self.rollback()
-            raise self._write_failure("commit", exc) from None
+        with self._hashes_lock:
+            try:
+                # Tantivy starts the next indexing threads from the committing thread: at background
+                # priority they, like the merges, yield the CPU to searches.
+                start_in_background(self.writer.commit)
+            except (OSError, ValueError) as exc:
+                self.rollback()
+                raise self._write_failure("commit", exc) from None
+            self._apply_hash_changes()
         for repo, path, blob in self._pending:
             files = self._files.setdefault(repo, {})
             if blob is None:
@@ -409,6 +627,7 @@ class Store:
         """Drop uncommitted writes. The writer is dropped too and reopened on next use: after a
         failed write or commit (disk full, read-only) its state is not to be trusted."""
         self._pending.clear()
+        self._hashes_pending = []
         writer, self._writer = self._writer, None
         if writer is not None:
             # wait_merging_threads consumes the writer and frees the index's writer lock, even
@@ -476,7 +695,98 @@ def _reason(exc: BaseException) -> str:
         return exc.strerror
     text = str(exc)
     found = _OS_MESSAGE.search(text)
-    return found.group(1) if found else text
+    if found:
+        return found.group(1)
+    if _is_panic(exc):
+        text = f"Tantivy panicked: {text}"
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+def _is_panic(exc: BaseException) -> bool:
+    """A Rust panic inside Tantivy (pyo3's PanicException, a BaseException), which a damaged
+    file can cause."""
+    return type(exc).__name__ == "PanicException"
+
+
+def _tantivy_failure(exc: BaseException) -> bool:
+    return isinstance(exc, (OSError, ValueError)) or _is_panic(exc)
+
+
+# An OS error inside Tantivy's: permission, disk, I/O; a missing file counts as damage.
+_OS_ERROR = re.compile(r"\bOs \{ code: \d+, kind: (\w+)")
+
+
+def _is_damage(exc: BaseException) -> bool:
+    """Whether Tantivy failed for what its files hold (truncated, garbled, missing, a panic)
+    rather than for what the OS refused (permission, a full disk, an I/O error)."""
+    if _is_panic(exc):
+        return True
+    if not isinstance(exc, ValueError):
+        return False
+    found = _OS_ERROR.search(str(exc))
+    return found is None or found.group(1) == "NotFound"
+
+
+_FOOTER_MAGIC = 1337  # Tantivy's: each file ends with a JSON footer, its length (u32) and this (u32)
+_SEGMENT_FILES = ("store", "idx", "term", "fieldnorm", "fast", "pos")
+
+
+def _verify_directory(directory: Path) -> str | None:
+    """What is wrong with the committed index in `directory` (see Store.verify), or None."""
+    try:
+        meta = json.loads((directory / "meta.json").read_bytes())
+        segments = [(s["segment_id"].replace("-", ""), s.get("deletes")) for s in meta["segments"]]
+    except FileNotFoundError:
+        return None  # no index yet
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return f"meta.json cannot be read: {exc}"
+    for segment, deletes in segments:
+        names = [f"{segment}.{ext}" for ext in _SEGMENT_FILES]
+        if isinstance(deletes, dict) and "opstamp" in deletes:
+            names.append(f"{segment}.{deletes['opstamp']}.del")
+        for name in names:
+            try:
+                problem = _verify_file(directory / name)
+            except FileNotFoundError:
+                if name.endswith(".pos") or not _still_committed(directory, segment):
+                    continue  # no positions; or merged away since meta.json was read
+                problem = "missing"
+            except OSError as exc:
+                return f"{name}: {_reason(exc)}"
+            if problem is not None:
+                return f"{name}: {problem}"
+    return None
+
+
+def _still_committed(directory: Path, segment: str) -> bool:
+    try:
+        return segment in (directory / "meta.json").read_text().replace("-", "")
+    except OSError:
+        return False
+
+
+def _verify_file(path: Path) -> str | None:
+    with open(path, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size < 8:
+            return f"truncated to {size} bytes"
+        file.seek(size - 8)
+        length, magic = struct.unpack("<II", file.read(8))
+        if magic != _FOOTER_MAGIC or length + 8 > size:
+            return "its footer is missing (truncated or overwritten)"
+        file.seek(size - 8 - length)
+        try:
+            expected = json.loads(file.read(length))["crc"]
+        except (ValueError, KeyError, TypeError):
+            return None  # a footer of another Tantivy version: not ours to judge
+        file.seek(0)
+        crc, left = 0, size - 8 - length
+        while left > 0 and (block := file.read(min(left, 1 << 20))):
+            crc = zlib.crc32(block, crc)
+            left -= len(block)
+        if left or crc != expected:
+            return "its checksum does not match its contents (garbled)"
+    return None
 
 
 def _why_writes_fail(directory: Path) -> str | None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 MAX_LIMIT = 1000
 FACET_WEIGHT = "facet_weight"  # the fast field Tantivy multiplies scores by (see facets.stored_weight)
+LEXICAL_WEIGHT = "lexical_weight"  # likewise for lexical search (see facets.stored_lexical_weight)
 
 
 # Candidate sets up to this size are scored exactly against their vectors (semantic and commit

@@ -6,7 +6,7 @@ a top-k.
 
 Lexical ranking: a query is a sum of labelled parts (the words, their adjacency, a definition
 of the name, the exact identifier), multiplied by the chunk's source weight squared (source
-over tool code, tests, vendored, generated and minified code: see `ranking.lexical_factor`).
+over tool code, tests, vendored, generated and minified code: see `facets.lexical_factor`).
 Tantivy applies the facet weight once; each class of chunks is searched apart and multiplied
 again, so the top-k is exact. With `explain`, each hit lists what each part and the factor gave.
 
@@ -25,24 +25,20 @@ import attrs
 import tantivy
 
 from codeweir.errors import RequestError
-from codeweir.facets import FACETS, RANK_WEIGHTS, SOURCE, rank_weight
+from codeweir.facets import lexical_factor, source_weight
 from codeweir.index.store import IDENT, PARTS, SCHEMA, Store, stored_chunk, tokens
 from codeweir.protocol import SearchHit
 from codeweir.records import StoredChunk
-from codeweir.search.filters import FACET_WEIGHT, MAX_LIMIT, Filters, filter_clauses, term, word_query
+from codeweir.search.filters import FACET_WEIGHT, LEXICAL_WEIGHT, MAX_LIMIT, Filters, filter_clauses, term, word_query
 from codeweir.search.hits import chunk_hit, definition_snippet, tantivy_snippet
 from codeweir.search.query import MAX_SYMBOL_CHARS, excerpt
 from codeweir.search.ranking import (
     TIERS,
-    TOOL_PATH,
-    TOOL_WEIGHT,
     Definition,
     definition_score,
     is_attribute,
-    lexical_factor,
     publicity,
     rank_definitions,
-    source_weight,
 )
 
 
@@ -121,12 +117,11 @@ def search_lexical(store: Store, text: str, filters: Filters, limit: int, *, exp
     query = scored.query()
     searcher = store.searcher()
     allowed = filter_clauses(filters, "chunk")
-    found: list[tuple[float, tantivy.DocAddress]] = []
-    for clauses, factor in _rank_classes():
-        # Filters select without scoring: Tantivy's score is the parts' sum times the facet weight.
-        only = tantivy.Query.const_score_query(tantivy.Query.boolean_query(allowed + clauses), 0.0)
-        full = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)])
-        found.extend((score * factor, address) for score, address in _top(searcher, full, limit))
+    # Filters select without scoring: Tantivy's score is the parts' sum times the stored
+    # lexical weight (facets.lexical_factor), in one search over every kind of chunk.
+    only = tantivy.Query.const_score_query(tantivy.Query.boolean_query(allowed), 0.0)
+    full = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)])
+    found = _top(searcher, full, limit, LEXICAL_WEIGHT)
     docs = [(score, address, searcher.doc(address)) for score, address in found]
     chunks = [(score, address, doc, stored_chunk(doc)) for score, address, doc in docs]
     # Equal scores (as shown) in place order, whatever Tantivy's document order.
@@ -143,37 +138,14 @@ def search_lexical(store: Store, text: str, filters: Filters, limit: int, *, exp
     return hits
 
 
-def _rank_classes() -> list[tuple[list[tuple[tantivy.Occur, tantivy.Query]], float]]:
-    """Clauses parting the chunks by their source weight (see `ranking.source_weight`), each with
-    what turns Tantivy's score, which has the stored facet weight once, into the parts' sum times
-    the weight squared: source apart from tool code, then one class per facet weight, holding the
-    chunks whose lowest-weighted facet has it."""
-    must, must_not = tantivy.Occur.Must, tantivy.Occur.MustNot
-    tool = tantivy.Query.regex_query(SCHEMA, "path", TOOL_PATH)
-    source = term("facet", SOURCE)
-    stored = rank_weight(())  # what Tantivy applies to source, tool code included
-    classes = [
-        ([(must, source), (must_not, tool)], stored),
-        ([(must, source), (must, tool)], TOOL_WEIGHT**2 / stored),
-    ]
-    for weight in sorted({RANK_WEIGHTS[f] for f in FACETS}, reverse=True):
-        these = [f for f in FACETS if RANK_WEIGHTS[f] == weight]
-        lower = [f for f in FACETS if RANK_WEIGHTS[f] < weight]
-        clauses = [(must, tantivy.Query.term_set_query(SCHEMA, "facet", these))]
-        if lower:
-            clauses.append((must_not, tantivy.Query.term_set_query(SCHEMA, "facet", lower)))
-        classes.append((clauses, weight))  # weight² over the weight Tantivy applied
-    return classes
-
-
-def _top(searcher: tantivy.Searcher, query: tantivy.Query, limit: int) -> list[tuple[float, tantivy.DocAddress]]:
+def _top(searcher: tantivy.Searcher, query: tantivy.Query, limit: int, weight: str) -> list[tuple[float, tantivy.DocAddress]]:
     """The best `limit` hits, and any tied with the last of them: which of equals make the cut
     is then decided by place, not by Tantivy's document order."""
     if limit <= 0:
         return []
     size = limit
     while True:
-        hits = searcher.search(query, limit=size, weight_by_field=FACET_WEIGHT).hits
+        hits = searcher.search(query, limit=size, weight_by_field=weight).hits
         if len(hits) < size or hits[-1][0] < hits[limit - 1][0] or size >= 4 * MAX_LIMIT:
             return hits
         size *= 2

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from codeweir.facets import rank_weight
+from codeweir.facets import TOOL_WEIGHT
 from codeweir.protocol import SearchHit
 
 RRF_K = 60
@@ -56,35 +56,6 @@ def reciprocal_rank_fusion(
             best.setdefault(key, hit)
     order = sorted(scores, key=lambda key: -scores[key])[:limit]
     return [attrs.evolve(best[key], score=round(scores[key], 6)) for key in order]  # type: ignore[misc]
-
-
-# -- where a chunk sits: source, tool code, tests... ------------------------------------------
-
-# Tool code: a repository's commands, scripts and benchmarks (Go's cmd/, django's scripts/),
-# as a top-level directory or one under src/. It ranks below the library it serves.
-TOOL_PATH = r"(src/)?(cmd|tools?|scripts?|hack|bench|benchmarks?|devtools|misc|ci|\.github)/.*"
-_TOOL_PATH = re.compile(TOOL_PATH)
-TOOL_WEIGHT = 1.6  # between source (2.0) and tests (1.4): see facets.RANK_WEIGHTS
-
-
-def is_tool_code(path: str) -> bool:
-    return _TOOL_PATH.fullmatch(path) is not None
-
-
-def source_weight(facets: Iterable[str], path: str) -> float:
-    """A chunk's place among source, tool code, tests, vendored and generated code, as a weight:
-    its facets' (see facets.rank_weight), no more than TOOL_WEIGHT for tool code."""
-    weight = rank_weight(facets)
-    return min(weight, TOOL_WEIGHT) if is_tool_code(path) else weight
-
-
-def lexical_factor(facets: Iterable[str], path: str) -> float:
-    """What a lexical score is multiplied by: the source weight squared (4 for source, 1.96 for
-    tests). The weight alone (2 against 1.4) let tests outrank source: a test's name spells out
-    what it tests (`test_rename_field_preserved_db_column`) and its body repeats those words, so
-    its words score half again above the source's (`generate_renamed_fields`: no subword
-    `rename` or `field`, and no stemming), more than 2 / 1.4 gives back."""
-    return source_weight(facets, path) ** 2
 
 
 # -- definitions by name (pure) ------------------------------------------------------------
