@@ -3,6 +3,7 @@ from functools import partial
 
 import pytest
 import trio
+import trio.testing
 
 from codeweir import protocol
 from codeweir.client import HOW_TO_START, Client, DaemonError, DaemonUnreachable, Notification, Response
@@ -95,8 +96,21 @@ async def test_a_daemon_that_does_not_answer_in_time_is_unreachable(nursery, tmp
 
 async def test_a_refusal_for_too_many_connections_is_a_daemon_error(nursery, tmp_path):
     path = await start(nursery, tmp_path, max_connections=1)
-    with Client(path) as first, Client(path) as second:
-        await in_thread(first.call, "status")
+    first = await trio.open_unix_socket(str(path))
+    await first.send_all(protocol.request(1, "search", {"query": "stuck"}))
+    await trio.testing.wait_all_tasks_blocked()  # its request is in flight: the one slot is not idle
+    with Client(path) as second:
         with pytest.raises(DaemonError, match="busy: too many connections") as caught:
             await in_thread(second.call, "status")
         assert caught.value.code == protocol.SERVER_ERROR
+    await first.aclose()
+
+
+async def test_a_kept_connection_the_daemon_closed_while_idle_is_opened_again(nursery, tmp_path):
+    path = await start(nursery, tmp_path, max_connections=1)
+    with Client(path) as client:
+        assert await in_thread(client.call, "status") == {"ok": True}
+        with Client(path) as newcomer:  # takes the one slot: the idle connection is closed
+            assert await in_thread(newcomer.call, "status") == {"ok": True}
+        await trio.testing.wait_all_tasks_blocked()
+        assert await in_thread(client.call, "status") == {"ok": True}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,7 +107,9 @@ class Client:
 
     def _connect(self) -> socket.socket:
         if self._sock is not None:
-            return self._sock
+            if not _closed_by_daemon(self._sock):
+                return self._sock
+            self.close()  # closed while idle (to free its slot for another client): connect again
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
@@ -134,6 +137,14 @@ class Client:
         except TimeoutError:
             raise DaemonUnreachable(f"the daemon at {self.path} does not read its socket") from None
         except OSError as exc:
+            # A daemon that refuses a connection (busy) says why in a line, then closes: the
+            # request may be sent after the close.
+            try:
+                message = self._receive(sock)
+            except (DaemonUnreachable, DaemonError):
+                message = {}
+            if isinstance(message.get("error"), dict):
+                raise _daemon_error(message["error"]) from None
             raise DaemonUnreachable(f"the daemon closed the connection ({exc.strerror or exc})") from None
 
     def _receive(self, sock: socket.socket) -> dict[str, Any]:
@@ -155,6 +166,16 @@ class Client:
         if not isinstance(message, dict):
             raise DaemonError(protocol.INVALID_REQUEST, "the daemon sent a message that is not an object")
         return message
+
+
+def _closed_by_daemon(sock: socket.socket) -> bool:
+    """Whether the daemon has closed a connection kept between requests: it sends nothing
+    unasked but the line that says why it closes one."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)  # a line or the end of the stream
 
 
 def _daemon_error(body: Any) -> DaemonError:

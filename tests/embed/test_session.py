@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 from collections import Counter
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from codeweir.config import ModelConfig
 from codeweir.embed.model_build import ModelSpec, ensure_model
-from codeweir.embed.session import CPU, Embedder, token_budget_batches
+from codeweir.embed.session import CPU, Embedder, EmbedStopped, token_budget_batches
 from codeweir.embedded_text import content_hash, document_text
 from codeweir.errors import ModelError
 
@@ -167,3 +168,22 @@ def test_content_hash_is_32_hex_digits_and_tells_texts_apart() -> None:
     assert content_hash("a") == content_hash("a")
     assert content_hash("a") != content_hash("b")
     assert len(content_hash("\udcff")) == 32 and int(content_hash("x"), 16) >= 0
+
+
+def test_an_embedder_left_to_choose_runs_a_thread_per_core_the_daemon_may_use(default_spec: ModelSpec) -> None:
+    """Niced, they take only what nothing else wants: an otherwise idle daemon embeds on every core."""
+    assert Embedder(default_spec, provider="cpu").threads == len(os.sched_getaffinity(0))
+
+
+def test_embedding_documents_stops_between_two_runs_of_the_model_when_told(embedder: Embedder) -> None:
+    asked = 0
+
+    def stop() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked > 1  # after the first run of the model
+
+    texts = [f"def f{i}(x):\n    return x + {i}\n" * 20 for i in range(8)]  # several runs' worth of tokens
+    with pytest.raises(EmbedStopped):
+        embedder.embed_documents(texts, stop=stop)
+    assert asked == 2

@@ -1,5 +1,7 @@
 import json
+from collections import Counter
 
+import attrs
 import pytest
 import tantivy
 
@@ -201,3 +203,103 @@ def test_a_definition_is_stored_with_its_scope_and_a_piece_without_a_symbol(tmp_
     assert scopes("join") == [["django", "db", "models", "sql", "query", "query"]]  # one: the pieces name nothing
     pieces = [c for c in chunks_of(store, "dj", "django/db/models/sql/query.py") if c.symbol_path == "Query.join"]
     assert len(pieces) > 1 and [c.symbol for c in pieces] == ["join"] + [""] * (len(pieces) - 1)
+
+
+def hashed(path: str, *hashes: str, repo: str = "r") -> FileRecord:
+    """A file whose chunks have these content hashes (two chunks may share one: identical text)."""
+    base = record(path, f"blob-{path}", *(f"x{i} = {i}" for i in range(len(hashes))), repo=repo)
+    return attrs.evolve(base, content_hashes=hashes)
+
+
+def test_chunk_hash_counts_follow_each_commit_and_report_what_it_changed(tmp_path):
+    store = Store(tmp_path / "index")
+    store.write_file(hashed("a.py", "h1", "h2"))
+    store.write_file(hashed("b.py", "h2"))
+    store.commit()
+    # Read from the index the first time: everything committed so far, and no changes yet.
+    assert store.chunk_hash_counts() == {"r": Counter({"h2": 2, "h1": 1})}
+    assert store.take_chunk_hash_changes() == []
+    store.write_file(hashed("a.py", "h3"))  # rewritten: h1 and one h2 go
+    store.write_file(hashed("c.py", "h4", repo="other"))
+    store.delete_file("r", "b.py")
+    assert store.take_chunk_hash_changes() == [], "nothing changes before the commit"
+    store.commit()
+    assert sorted(store.take_chunk_hash_changes()) == [("other", "h4", 1), ("r", "h1", -1), ("r", "h2", -2), ("r", "h3", 1)]
+    assert store.take_chunk_hash_changes() == []
+    store.delete_repo("other")
+    store.commit()
+    assert store.take_chunk_hash_changes() == [("other", "h4", -1)]
+    assert store.chunk_hash_counts() == {"r": Counter({"h3": 1})}
+
+
+def test_chunk_hash_counts_leave_out_rolled_back_writes(tmp_path):
+    store = Store(tmp_path / "index")
+    store.write_file(hashed("a.py", "h1"))
+    store.commit()
+    assert store.chunk_hash_counts() == {"r": Counter({"h1": 1})}
+    store.write_file(hashed("a.py", "h2"))
+    store.rollback()
+    store.write_file(hashed("b.py", "h3"))
+    store.commit()
+    assert store.take_chunk_hash_changes() == [("r", "h3", 1)]
+    assert store.chunk_hash_counts() == store.chunk_hash_counts() == {"r": Counter({"h1": 1, "h3": 1})}
+
+
+def _written(directory, n: int = 30) -> None:
+    store = Store(directory)
+    for i in range(n):
+        store.write_file(record(f"f{i}.py", f"b{i}", f"def f{i}(): pass", "def g(): pass"))
+    store.commit()
+    store.close()
+
+
+def test_an_index_tantivy_cannot_open_is_moved_aside_and_a_new_one_opened_keeping_only_the_latest(tmp_path, caplog):
+    for _ in range(2):
+        _written(tmp_path / "index")
+        next((tmp_path / "index").glob("*.term")).unlink()
+        store = Store(tmp_path / "index")
+        assert store.file_blobs("r") == {} and not store.rebuilding
+        assert store.damage.startswith("found damaged at start") and "moved to" in store.damage
+        store.close()
+    assert len(list(tmp_path.glob("index.damaged-*"))) == 1
+    assert "is damaged" in caplog.text
+
+
+def test_the_checksum_scan_finds_a_garbled_block_that_tantivy_opens(tmp_path):
+    _written(tmp_path / "index")
+    store = Store(tmp_path / "index")
+    assert store.verify() is None
+    postings = max((tmp_path / "index").glob("*.idx"), key=lambda p: p.stat().st_size)
+    data = bytearray(postings.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    postings.write_bytes(bytes(data))
+    directory, problem = store.verify()
+    assert directory == tmp_path / "index" and postings.name in problem and "checksum" in problem
+
+
+def test_a_read_that_finds_the_index_damaged_reports_it_and_says_so(tmp_path):
+    _written(tmp_path / "index")
+    store = Store(tmp_path / "index")
+    reported = []
+    store.on_damage = lambda directory, reason: reported.append(directory)
+    for path in (tmp_path / "index").glob("*.idx"):  # in place: under Tantivy's map
+        with open(path, "r+b") as postings:
+            postings.write(b"\xff" * (path.stat().st_size - 200))  # no valid number: every read fails
+    with pytest.raises(StoreError, match="the index is damaged .*rebuilt"):
+        store.count(("doc_kind", "chunk"))
+    assert reported == [tmp_path / "index"]
+
+
+def test_a_rebuild_after_damage_serves_a_new_index_that_replaces_the_damaged_one(tmp_path):
+    _written(tmp_path / "index")
+    store = Store(tmp_path / "index")
+    store.start_rebuild("a read failed", store.read_directory)
+    assert store.rebuilding and store.generation == 1 and store.damage == "a read failed"
+    assert store.file_blobs("r") == {} and store.count(("doc_kind", "file")) == 0  # searches read the rebuild
+    store.write_file(record("a.py", "b1", "def a(): pass"))
+    store.commit()
+    assert store.count(("doc_kind", "file")) == 1
+    store.finish_rebuild()
+    assert not store.rebuilding and store.damage is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+    assert Store(tmp_path / "index").file_blobs("r") == {"a.py": "b1"}

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from codeweir.errors import StoreError
+from codeweir.index import vectors
 from codeweir.index.vectors import VectorStore
 
 DIM = 16
@@ -196,6 +197,22 @@ def test_refresh_index_only_below_threshold_or_when_stale(tmp_path: Path, rng: n
     store.add([key(i) for i in range(1000, 1050)], clustered(rng, 50))
     assert store.refresh_index() is False  # 5% uncovered
     store.add([key(i) for i in range(1050, 1200)], clustered(rng, 150))
+    assert store.refresh_index() is True
+
+
+def test_a_refresh_told_to_stop_gives_up_between_slices_and_keeps_the_index_it_had(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vectors, "ANN_ADD_ROWS", 250)
+    store = VectorStore(tmp_path, "m", 32, ann_threshold=500)
+    store.add([key(i) for i in range(600)], clustered(rng, 600))
+    assert store.refresh_index() is True
+    added = clustered(rng, 600)
+    store.add([key(i) for i in range(600, 1200)], added)
+    looks = []
+    assert store.refresh_index(stop=lambda: looks.append(1) or len(looks) > 2) is False  # after two slices
+    assert len(looks) == 3
+    assert store.search(added[500], 1)[0][0] == key(1100)  # the old index, and the rows it lacks scored beside it
     assert store.refresh_index() is True
 
 
@@ -415,3 +432,46 @@ def test_retain_drops_the_ann_index_and_search_stays_right(tmp_path: Path, rng: 
         assert (key(i) in {h for h, _ in store.search(vectors[i], 5)}) == (i % 2 == 0)
     assert store.refresh_index() is True  # rebuilt over the kept rows
     assert store.search(vectors[502], 1)[0][0] == key(502)
+
+
+def _garble_rows(segment: Path) -> None:
+    """Random bytes over a segment's rows; its .npy header stays, so it loads as an array."""
+    data = bytearray(segment.read_bytes())
+    header = data.index(b"\n") + 1
+    data[header:] = os.urandom(len(data) - header)
+    segment.write_bytes(bytes(data))
+
+
+def test_a_segment_with_random_bytes_over_its_rows_is_dropped_and_none_of_them_served(
+    tmp_path: Path, rng: np.random.Generator, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = VectorStore(tmp_path, "m", DIM)
+    store.add([key(i) for i in range(64)], unit(rng, 64))
+    store.save()
+    store.add([key(i) for i in range(64, 70)], unit(rng, 6))
+    store.save()  # two segments, no merge
+    big, small = segments(store)
+    _garble_rows(big)
+    with caplog.at_level(logging.WARNING, logger="codeweir.index.vectors"):
+        again = VectorStore(tmp_path, "m", DIM)
+    assert "corrupt vector segment dropped" in caplog.text and "not" in caplog.text
+    # Its rows are missing, so the backlog's reconciliation embeds their chunks again.
+    assert again.missing([key(i) for i in range(70)]) == [key(i) for i in range(64)]
+    scores = [score for _, score in again.search(unit(rng, 1)[0], 10)]
+    assert len(scores) == 6 and all(np.isfinite(scores)) and max(scores) <= 1.0 + 1e-5
+    assert segments(again) == [small]
+
+
+def test_a_model_that_does_not_normalize_keeps_finite_vectors_of_any_length_but_not_nan_ones(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    store = VectorStore(tmp_path, "raw", DIM, unit_norm=False)
+    store.add([key(i) for i in range(8)], 5 * unit(rng, 8))
+    store.save()
+    bad = 5 * unit(rng, 2)
+    bad[1, 3] = np.nan
+    store.add([key(8), key(9)], bad)
+    store.save()  # two segments, no merge
+    again = VectorStore(tmp_path, "raw", DIM, unit_norm=False)
+    assert again.missing([key(i) for i in range(10)]) == [key(8), key(9)]
+    assert len(VectorStore(tmp_path, "raw", DIM)) == 0  # read as a normalizing model's: none of length 1

@@ -6,13 +6,14 @@ import trio
 from trio.testing import wait_all_tasks_blocked
 
 from codeweir.config import Limits
+from codeweir.errors import StoreError
 from codeweir.index.store import Store
-from codeweir.index.writes import SyncTracker, WriteFile, writer_stage
-from codeweir.records import FileRecord
+from codeweir.index.writes import SetRepoMeta, SyncTracker, WriteCommits, WriteFile, ignore, writer_stage
+from codeweir.records import CommitRecord, FileRecord
 
 
-def record(path: str) -> FileRecord:
-    return FileRecord("r", path, f"blob-{path}", "text", (), ())
+def record(path: str, repo: str = "r") -> FileRecord:
+    return FileRecord(repo, path, f"blob-{path}", "text", (), ())
 
 
 async def test_a_write_waiting_for_the_store_as_the_commit_deadline_passes_is_still_written(tmp_path, mock_clock):
@@ -36,3 +37,23 @@ async def test_a_write_waiting_for_the_store_as_the_commit_deadline_passes_is_st
         send.close()
     assert tracker.committed == 2 and tracker.error is None
     assert store.file_blobs("r") == {"a.txt": "blob-a.txt", "b.txt": "blob-b.txt"}
+
+
+async def test_once_a_write_of_a_sync_fails_none_of_its_later_writes_is_applied_not_even_its_meta(tmp_path):
+    store = Store(tmp_path / "index")
+    send, receive = trio.open_memory_channel(0)  # each write reaches the writer on its own
+    failing = SyncTracker("r", 3, report=ignore)
+    other = SyncTracker("s", 1, report=ignore)
+    rejected = CommitRecord(sha="a" * 40, author="x <x@y>", date=0, message="m", paths=(), content_hash="not a hash")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(writer_stage, receive, store, store_limiter=trio.CapacityLimiter(1), limits=Limits()))
+        await send.send(WriteCommits(failing, "r", (rejected,)))
+        await failing.done.wait()
+        assert isinstance(failing.error, StoreError) and "writing commits of r" in str(failing.error)
+        await send.send(WriteFile(failing, record("a.txt")))
+        await send.send(SetRepoMeta(failing, "r", {"commits": "the tip"}))
+        await send.send(WriteFile(other, record("b.txt", repo="s")))  # other syncs go on
+        await other.done.wait()
+        send.close()
+    assert other.error is None and store.file_blobs("s") == {"b.txt": "blob-b.txt"}
+    assert store.repo_meta("r") == {} and store.file_blobs("r") == {}

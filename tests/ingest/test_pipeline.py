@@ -7,16 +7,19 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import tempfile
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 import trio_parallel
 
 from codeweir.config import Limits
-from codeweir.errors import RepoError
+from codeweir.errors import RepoError, StoreError
+from codeweir.git import history
 from codeweir.git.freshness import stale_paths
 from codeweir.git.worktree import path_bytes
 from codeweir.index.store import Store
@@ -206,20 +209,59 @@ def cut_loose_object_in_half(repo: GitRepo, spec: str) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
-async def test_a_file_whose_read_never_ends_is_given_up_on_and_the_sync_goes_on(tmp_path) -> None:
+# Never reached by a file that is read: the test moves trio's clock past the hanging read's deadline
+# once its worker has begun that read, so no file times out because the machine is loaded.
+PARSE_TIMEOUT = 600.0
+
+
+def _say_when_reading_mod4(address: str) -> None:
+    """A parse worker's start-up (trio_parallel's init): as it begins to read src/mod4.py, the
+    worker tells the test so, over the unix socket at `address`."""
+    import socket
+
+    from codeweir.git import scan
+
+    read_file = scan.read_file
+
+    def say_then_read(repo, file, limit=None):
+        if file.path == "src/mod4.py":
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.connect(address)
+                sock.sendall(b"reading src/mod4.py")
+        return read_file(repo, file, limit)
+
+    scan.read_file = say_then_read
+
+
+async def test_a_file_whose_read_never_ends_is_given_up_on_and_the_sync_goes_on(tmp_path, mock_clock) -> None:
+    mock_clock.rate = 1  # trio's clock runs as the wall clock does, but for the jump below
     repo = make_repo(tmp_path / "r", FILES)
-    other = make_repo(tmp_path / "other", {"lib/util.py": "def other_helper():\n    return 42\n"})
 
     def before_read(path: str) -> None:
         if path == "src/mod4.py":  # scanned whole, read cut short: libgit2 spins on it for good (libgit2 issue 7342)
             cut_loose_object_in_half(repo, "main:src/mod4.py")
 
-    async with pipeline(tmp_path / "index", before_read, parse_timeout=1.0) as (store, sync):
-        await sync(other, "other")  # a worker started: the timeout is the hanging file's alone
-        result = await sync(repo, "r", ref="main")
-        assert result.statuses == {"indexed": len(FILES) - 1, "error": 1}
-        [problem] = store.file_errors("r", 5)
-        assert problem["path"] == "src/mod4.py" and "given up" in problem["error"]
+    with tempfile.TemporaryDirectory(prefix="cw-") as short:  # a socket path within sun_path's 108 bytes
+        address = os.path.join(short, "reading.sock")
+        listener = trio.socket.socket(trio.socket.AF_UNIX)
+        await listener.bind(address)
+        listener.listen()
+
+        async def give_up_once_it_reads() -> None:
+            conn, _ = await listener.accept()
+            with conn:
+                assert await conn.recv(64) == b"reading src/mod4.py"
+            mock_clock.jump(PARSE_TIMEOUT)  # the read has begun: its deadline passes now
+
+        with listener:
+            async with trio_parallel.cache_scope(init=partial(_say_when_reading_mod4, address)):
+                async with pipeline(tmp_path / "index", before_read, parse_timeout=PARSE_TIMEOUT) as (store, sync):
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(give_up_once_it_reads)
+                        result = await sync(repo, "r", ref="main")
+    assert result.statuses == {"indexed": len(FILES) - 1, "error": 1}
+    [problem] = store.file_errors("r", 5)
+    assert problem["path"] == "src/mod4.py" and "given up" in problem["error"]
 
 
 def _die_reading_mod4() -> None:
@@ -247,3 +289,31 @@ async def test_a_parse_worker_that_dies_costs_one_file_and_the_sync_goes_on(tmp_
             [problem] = store.file_errors("r", 5)
             assert problem["path"] == "src/mod4.py" and "died" in problem["error"]
             assert (await sync(other, "other")).statuses == {"indexed": 1}
+
+
+async def test_a_commit_the_index_rejects_fails_the_sync_without_recording_the_tip_and_the_next_sync_redoes_the_walk(
+    tmp_path, monkeypatch
+) -> None:
+    repo = make_repo(tmp_path / "r", {"a.py": "def first():\n    pass\n"})
+    for i in range(5):
+        repo.write(f"m{i}.py", f"def more_{i}():\n    pass\n")
+        repo.commit(f"add more_{i}")
+    walk = history.walk_commits
+
+    def one_at_a_time_and_the_first_rejected(repo_config, head, since):
+        for n, batch in enumerate(walk(repo_config, head, since, batch=1)):
+            if n == 0:  # a content hash that is no hash: the store refuses the document
+                batch = [attrs.evolve(batch[0], content_hash="not a hash")]
+            yield batch
+
+    monkeypatch.setattr(history, "walk_commits", one_at_a_time_and_the_first_rejected)
+    async with pipeline(tmp_path / "index") as (store, sync):
+        with pytest.raises(StoreError, match="writing commits of r"):
+            await sync(repo, "r")
+        assert history.META_KEY not in store.repo_meta("r")  # the walk is not recorded as done
+        assert len(commits_of(store, "r")) < 6
+        monkeypatch.undo()
+        result = await sync(repo, "r")
+        assert result.commits == 6  # walked again from the start
+        assert len(commits_of(store, "r")) == 6
+        assert store.repo_meta("r")[history.META_KEY] == repo.head()

@@ -12,22 +12,9 @@ from codeweir.protocol import TIMED_OUT
 from codeweir.records import Chunk, FileRecord
 from codeweir.search import regex as regex_search
 from codeweir.search.filters import Filters
-from codeweir.search.regex import (
-    ALL,
-    MAX_AND,
-    NONE,
-    Budget,
-    Substring,
-    Text,
-    TrigramQuery,
-    any_of_strings,
-    compile_pattern,
-    line_matches,
-    line_snippet,
-    literal_trigrams,
-    search_regex,
-    trigram_query,
-)
+from codeweir.search.patterns import Budget, Substring, Text, compile_pattern, line_matches, line_snippet
+from codeweir.search.regex import search_regex
+from codeweir.search.trigrams import ALL, MAX_AND, NONE, TrigramQuery, any_of_strings, literal_trigrams, trigram_query
 from codeweir.service.daemon import run_daemon
 from tests.gitrepo import make_repo
 from tests.service.test_daemon import Conn

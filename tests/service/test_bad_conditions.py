@@ -76,7 +76,7 @@ class Api:
 
 
 @asynccontextmanager
-async def serving(tmp_path: Path, repos: Repos):
+async def serving(tmp_path: Path, repos: Repos, server: dict | None = None):
     """A daemon indexing both repositories' `main`, with its first syncs done."""
     config = parse_config(
         {
@@ -88,6 +88,7 @@ async def serving(tmp_path: Path, repos: Repos):
             ],
             "limits": attrs.asdict(LIMITS),
             "model": {"enabled": False},
+            "server": server or {},
         },
         base_dir=tmp_path,
     )
@@ -245,6 +246,25 @@ async def test_a_deleted_repository_fails_its_sync_and_keeps_its_documents(tmp_p
         assert status["a"]["files_indexed"] == len(FILES)
         assert ("a", "pkg/mod3.py") in await api.found("handler_3")
         assert (await api.sync("b"))["state"] == "completed"
+
+
+async def test_a_failed_repository_says_when_it_is_retried_and_is_retried_then_by_itself(tmp_path, repos, mock_clock):
+    # The backoff's 10 s pass a hundred times faster; the server's timeouts are out of the way.
+    mock_clock.rate = 100
+    async with serving(tmp_path, repos, {"request_timeout_seconds": 1e6, "idle_timeout_seconds": 1e6}) as (daemon, api):
+        moved = repos.a.root.with_name("a-moved")
+        repos.a.root.rename(moved)
+        failed = await api.sync("a")
+        assert failed["state"] == "failed"
+        backoff = (await api.repo_status())["a"]["backoff"]
+        assert backoff["failures"] == 1 and 0 < backoff["retry_in_s"] <= 10
+        moved.rename(repos.a.root)
+        await trio.sleep(backoff["retry_in_s"] + 1)  # no request: the backoff's end starts the retry
+        assert (await api.call("wait", {"repo": "a"}))["done"]
+        retried = [j for j in (await api.call("jobs"))["jobs"] if j["repo"] == "a" and j["created"] > failed["ended"]]
+        assert [j["state"] for j in retried] == ["completed"]
+        status = (await api.repo_status())["a"]
+        assert status["error"] is None and status["backoff"] is None
 
 
 def object_path(repo: GitRepo, spec: str) -> Path:

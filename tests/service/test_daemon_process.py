@@ -22,6 +22,7 @@ import pytest
 
 from codeweir.client import Client
 from codeweir.index.store import Store
+from codeweir.index.vectors import VectorStore
 from tests.gitrepo import GitRepo, make_repo
 from tests.index_reading import chunks_of
 
@@ -321,3 +322,42 @@ def test_a_bad_config_exits_2_naming_the_field(tmp_path):
     )
     assert result.returncode == 2
     assert "limits.files_in_flight: must be greater than 0" in result.stderr
+
+
+def test_sigterm_while_the_backlog_is_embedded_stops_cleanly_with_the_vectors_saved(
+    big_repo, short_dir, start, default_model_dir
+):
+    """The model stops between two of its runs: no wait for the backlog (bench/bench_first_hour.py
+    measures how long a stop takes on django)."""
+    config = short_dir / "config.toml"
+    config.write_text(
+        "\n".join(
+            [
+                f'state_dir = "{short_dir / "state"}"',
+                f'socket = "{short_dir / "cw.sock"}"',
+                "[[repository]]",
+                'name = "proj"',
+                f'path = "{big_repo.root}"',
+                "[limits]",
+                ONE_FILE_A_COMMIT,  # a sync that outlasts the model's load by far
+                "[model]",
+                f'path = "{default_model_dir}"',
+            ]
+        )
+        + "\n"
+    )
+    daemon = start(config)
+    daemon.expect("READY=1")
+    daemon.expect("STATUS=idle", where=lambda line: "proj completed: 300 indexed" in line)  # the lexical index
+    model = Client(short_dir / "cw.sock").call("status")["model"]
+    # 6,000 chunks take a CPU a minute and more: the backlog is still being embedded.
+    assert model["state"] == "filling" and model["waiting"] > 0, model
+    daemon.signal(signal.SIGTERM)
+    daemon.expect("STOPPING=1")
+    assert daemon.exit_code() == 0, daemon.log_text()
+    log = daemon.log_text()
+    assert "embedding stopped" in log and "sync of proj (job j1) completed: 300 indexed" in log
+
+    assert len(committed_files(short_dir / "state", "proj")) == FILES
+    saved = VectorStore(short_dir / "state" / "vectors", model["model"], 384)
+    assert 0 < len(saved) <= model["vectors"] + 1000  # what it had, and at most what it embedded since

@@ -21,6 +21,7 @@ from tests.service.test_daemon import Conn
 from tests.service.test_daemon_process import write_config
 
 LIMITS = "commit_every_files = 20\ngit_threads = 1\nsearch_threads = 3"
+INDEXED = {"done": True, "waited_for": ["index"]}  # a wait's answer: the lexical index is complete
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ async def daemon(nursery, home, repos):
 async def conn(daemon, home):
     async with await trio.open_unix_socket(home / "cw.sock") as stream:
         conn = Conn(stream)
-        assert await result(conn, "wait") == {"done": True}  # the start-up syncs
+        assert (await result(conn, "wait"))["done"]  # the start-up syncs
         yield conn
 
 
@@ -128,11 +129,11 @@ async def test_sync_all_queues_one_job_per_repository_and_jobs_lists_them(conn):
         ("a", False, None, "normal"),
         ("b", False, None, "normal"),
     ]
-    assert await result(conn, "wait") == {"done": True}
+    assert await result(conn, "wait") == INDEXED
     # (Queued behind b's whole sync, it would have joined it.)
     [paths_job] = (await result(conn, "sync", {"repo": "b", "paths": ["notes.md", "b.py"], "priority": "interactive"}))["jobs"]
     assert paths_job["paths"] == ["b.py", "notes.md"] and paths_job["priority"] == "interactive"
-    assert await result(conn, "wait", {"repo": "b"}) == {"done": True}
+    assert await result(conn, "wait", {"repo": "b"}) == INDEXED
     listed = {j["id"]: j for j in (await result(conn, "jobs"))["jobs"]}
     assert {j["id"] for j in [*jobs, paths_job]} <= listed.keys()
     assert all(listed[j["id"]]["state"] == "completed" for j in [*jobs, paths_job])
@@ -148,8 +149,8 @@ async def test_wait_with_a_timeout_answers_with_the_jobs_still_pending(conn, dae
         [job] = (await result(conn, "sync", {"repo": "a", "full": True}))["jobs"]
         answer = await result(conn, "wait", {"repo": "a", "timeout": 0})
         assert answer["done"] is False and [j["id"] for j in answer["pending"]] == [job["id"]]
-        assert await result(conn, "wait", {"repo": "b", "timeout": 0}) == {"done": True}  # b has nothing pending
-    assert await result(conn, "wait", {"repo": "a", "timeout": 60}) == {"done": True}
+        assert await result(conn, "wait", {"repo": "b", "timeout": 0}) == INDEXED  # b has nothing pending
+    assert await result(conn, "wait", {"repo": "a", "timeout": 60}) == INDEXED
     [ended] = [j for j in (await result(conn, "jobs"))["jobs"] if j["id"] == job["id"]]
     assert ended["state"] == "completed"
 
@@ -159,7 +160,7 @@ async def test_cancel_by_repository_cancels_its_sync_and_wait_then_returns(conn,
         [job] = (await result(conn, "sync", {"repo": "a", "full": True}))["jobs"]
         cancelled = (await result(conn, "cancel", {"repo": "a"}))["cancelled"]
         assert [j["id"] for j in cancelled] == [job["id"]]
-        assert await result(conn, "wait", {"repo": "a"}) == {"done": True}
+        assert await result(conn, "wait", {"repo": "a"}) == INDEXED
     [ended] = [j for j in (await result(conn, "jobs"))["jobs"] if j["id"] == job["id"]]
     assert ended["state"] == "cancelled"
     a = next(r for r in (await result(conn, "status"))["repos"] if r["name"] == "a")
@@ -184,7 +185,7 @@ async def test_reload_applies_an_added_and_a_removed_repository_to_every_method(
     configure(home, repos, ("b", "c"))
     changes = await result(conn, "reload")
     assert changes == {"added": ["c"], "removed": ["a"], "changed": [], "restart_needed": []}
-    assert await result(conn, "wait") == {"done": True}
+    assert await result(conn, "wait") == INDEXED
 
     status = {r["name"]: r for r in (await result(conn, "status"))["repos"]}
     assert status.keys() == {"b", "c"}
@@ -203,3 +204,24 @@ async def test_a_rejected_reload_changes_nothing(conn, daemon, home, repos):
     assert message.startswith("reload rejected, the old config stays in force") and "limits.git_threads" in message
     assert [r["name"] for r in (await result(conn, "repos"))["repos"]] == ["a", "b"]
     assert set(daemon.watchers) == {"a", "b"}
+
+
+async def test_sync_all_with_wait_follows_a_repositorys_running_sync_instead_of_queueing_another(conn, daemon, home):
+    git = daemon.stages.git_limiter
+    await git.acquire()  # a's sync runs, held at its first git read
+    try:
+        [a] = (await result(conn, "sync", {"repo": "a"}))["jobs"]
+        async with daemon.runner.subscribe(a["id"]) as events:
+            assert (await events.receive())["stage"] == "scan"  # it runs
+        waiting = Conn(await trio.open_unix_socket(home / "cw.sock"))
+        await waiting.send_raw(b'{"jsonrpc":"2.0","id":1,"method":"sync","params":{"all":true,"wait":true}}\n')
+        assert "id" not in await waiting.line()  # a progress event: the jobs are chosen
+    finally:
+        git.release()
+    while "id" not in (answer := await waiting.line()):
+        pass
+    await waiting.stream.aclose()
+    followed = answer["result"]["jobs"]
+    assert [(j["repo"], j["state"]) for j in followed] == [("a", "completed"), ("b", "completed")]
+    assert followed[0]["id"] == a["id"]
+    assert [j["id"] for j in (await result(conn, "jobs"))["jobs"] if j["repo"] == "a"][0] == a["id"]  # no later job of a

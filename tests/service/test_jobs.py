@@ -356,3 +356,69 @@ def test_every_job_left_queued_by_the_runner_waits_behind_a_job_that_runs_or_com
             left = [j for j in jobs if j not in ahead and j is not queued and j.state in ("queued", "running")]
             blocking = [j for j in left if j.state == "running"]
             assert len(blocking) < slots and all(j.request.repo != queued.request.repo for j in blocking)
+
+
+async def test_a_failed_sync_is_retried_by_itself_when_its_backoff_ends_until_it_succeeds(autojump_clock):
+    syncs = Syncs()
+    syncs.failures["a"] = RepoError("/src/a: no such directory")
+    syncs.gate("a").set()
+    async with running(syncs) as runner:
+        first = await runner.wait(runner.submit(SyncRequest("a")).id)
+        seen = [first]
+        for delay, outcome in ((10, "failed"), (20, "failed"), (40, "completed")):
+            if outcome == "completed":
+                del syncs.failures["a"]
+            assert runner.retry_in("a") == pytest.approx(seen[-1].ended + delay - trio.current_time())
+            await trio.sleep(delay + 1)  # nothing but the backoff starts the next try
+            [retry] = [j for j in runner.jobs() if j not in seen]
+            await runner.wait(retry.id)
+            assert retry.state == outcome and retry.started == pytest.approx(seen[-1].ended + delay)
+            seen.append(retry)
+        assert runner.backoff.state("a") is None and runner.retry_in("a") is None
+        await trio.sleep(3600)
+        assert syncs.started == ["a"] * 4  # no more tries once one succeeded
+
+
+async def test_a_sync_that_cannot_succeed_as_asked_or_was_cancelled_is_not_retried(autojump_clock):
+    syncs = Syncs()
+    syncs.failures["gone"] = RequestError("repository 'gone' is not configured")
+    syncs.failures["a"] = RepoError("/src/a: no such directory")
+    for repo in ("gone", "a"):
+        syncs.gate(repo).set()
+    async with running(syncs) as runner:
+        await runner.wait(runner.submit(SyncRequest("gone")).id)
+        await runner.wait(runner.submit(SyncRequest("a")).id)
+        assert runner.retry_in("gone") is None and runner.retry_in("a") == pytest.approx(10)
+        runner.cancel(repo="a")
+        assert runner.retry_in("a") is None
+        await trio.sleep(3600)
+        assert syncs.started == ["gone", "a"]
+
+
+async def test_a_waited_request_follows_the_running_job_of_its_repository_when_that_job_does_it_all():
+    syncs = Syncs()
+    async with running(syncs) as runner:
+        first = runner.submit(SyncRequest("a"))
+        await wait_all_tasks_blocked()
+        assert first.state == "running"
+        assert runner.submit(SyncRequest("a", paths=["x.py"]), join_running=True) is first
+        assert runner.submit(SyncRequest("a"), join_running=True) is first
+        full = runner.submit(SyncRequest("a", full=True), join_running=True)  # the running job reads less
+        assert full is not first and full.state == "queued"
+        # With a job of the repository queued, that one is followed: it runs after what runs now.
+        assert runner.submit(SyncRequest("a"), join_running=True) is full
+        syncs.gate("a").set()
+        await runner.wait(full.id)
+    assert syncs.started == ["a", "a"]
+
+
+async def test_a_request_not_waited_for_queues_behind_the_running_job_of_its_repository():
+    syncs = Syncs()
+    async with running(syncs) as runner:
+        first = runner.submit(SyncRequest("a"))
+        await wait_all_tasks_blocked()
+        again = runner.submit(SyncRequest("a"))  # changes since the running sync scanned are not lost
+        assert again is not first and again.state == "queued"
+        syncs.gate("a").set()
+        await runner.wait(again.id)
+    assert syncs.started == ["a", "a"]

@@ -63,7 +63,7 @@ async def test_reload_syncs_added_deletes_removed_and_resyncs_changed_repositori
     write_config(config, home, {"b": f'path = "{repos["b"].root}"\nexclude = ["*.md"]', "c": f'path = "{repos["c"].root}"'})
     changes = await call(home, "reload")
     assert (changes["added"], changes["removed"], changes["changed"]) == (["c"], ["a"], ["b"])
-    assert await call(home, "wait", {"timeout": 30}) == {"done": True}
+    assert await call(home, "wait", {"timeout": 30}) == {"done": True, "waited_for": ["index"]}
 
     assert await indexed_paths(daemon, "a") == set()
     assert await indexed_paths(daemon, "b") == {"b.py"}

@@ -231,28 +231,70 @@ async def test_a_half_closed_client_still_gets_its_answer(nursery, tmp_path):
     assert await peer.read() is None
 
 
-async def test_a_flood_of_connections_is_refused_while_a_connected_client_is_served(nursery, tmp_path):
+async def test_when_every_connection_has_a_request_in_flight_a_new_client_is_refused_busy(nursery, tmp_path):
     path = await start(nursery, tmp_path, max_connections=2)
-    good = await Peer.connect(path)
-    assert (await good.request("status"))["result"] == {"ok": True}
-    idle = await Peer.connect(path)
-    await idle.request("status")  # the server has taken both slots
-    flood = [await Peer.connect(path) for _ in range(30)]
-    for peer in flood:
+    waiting = [await Peer.connect(path) for _ in range(2)]
+    for peer in waiting:
+        await peer.send(protocol.request(1, "wait", {}))  # runs until its client leaves
+    await trio.testing.wait_all_tasks_blocked()
+    for _ in range(10):
+        peer = await Peer.connect(path)
         refusal = await peer.read()
         assert refusal["error"]["code"] == -32000 and refusal["error"]["message"].startswith("busy: too many connections")
         assert await peer.read() is None
-        assert (await good.request("search", {"query": "during the flood"}))["result"]["results"]
-    await idle.aclose()
+    await waiting[0].aclose()  # its request is cancelled and its slot freed
     await trio.testing.wait_all_tasks_blocked()
     assert (await (await Peer.connect(path)).request("status"))["result"] == {"ok": True}
 
 
-async def test_a_slow_loris_client_is_closed_after_the_idle_timeout_and_frees_its_slot(nursery, tmp_path, autojump_clock):
-    path = await start(nursery, tmp_path, max_connections=1, idle_timeout_seconds=10)
+async def test_a_new_client_takes_the_slot_of_the_connection_idle_the_longest(nursery, tmp_path, autojump_clock):
+    path = await start(nursery, tmp_path, max_connections=3)
+    silent = await Peer.connect(path)
+    await trio.sleep(1)
+    trickling = await Peer.connect(path)
+    await trickling.send(protocol.request(1, "status")[:5])  # a line begun, not finished
+    await trio.sleep(1)
+    answered = await Peer.connect(path)
+    assert (await answered.request("status"))["result"]  # idle only since its answer
+    await trio.sleep(1)
+    newcomers = []
+    for evicted in (silent, trickling, answered):
+        newcomers.append(await Peer.connect(path))
+        assert (await newcomers[-1].request("status"))["result"] == {"ok": True}
+        farewell = await evicted.read()
+        assert farewell["error"]["message"].startswith("closed: all 3 connection slots were taken")
+        assert await evicted.read() is None
+        await trio.sleep(1)
+
+
+async def test_a_client_is_served_while_the_table_is_full_of_idle_and_trickling_connections(nursery, tmp_path):
+    path = await start(nursery, tmp_path, max_connections=8, idle_timeout_seconds=300)
+    hostile = []
+    for i in range(100):
+        peer = await Peer.connect(path)
+        if i % 2:
+            await peer.send(b'{"jsonrpc": "2.0", "id": 1, "meth')  # trickling: a line begun, never finished
+        hostile.append(peer)
+    await trio.testing.wait_all_tasks_blocked()
+    good = await Peer.connect(path)
+    assert (await good.request("status"))["result"] == {"ok": True}
+    assert (await good.request("search", {"query": "while they wait"}))["result"]["results"]
+    # Each newcomer took the slot of an older one: only the last few hold one still.
+    closed = 0
+    for peer in hostile[:90]:
+        assert (await peer.read())["error"]["message"].startswith("closed: all 8 connection slots were taken")
+        closed += 1
+    assert closed == 90
+
+
+async def test_a_request_line_trickled_a_byte_a_second_is_cut_off_at_its_deadline_and_frees_its_slot(
+    nursery, tmp_path, autojump_clock
+):
+    path = await start(nursery, tmp_path, max_connections=1, request_line_seconds=5, idle_timeout_seconds=60)
     loris = await Peer.connect(path)
-    opened = trio.current_time()
     request = protocol.request(1, "status")
+    await trio.sleep(20)  # silence alone is within the idle timeout
+    first_byte = trio.current_time()
     for byte in request[:-1]:
         try:
             await loris.send(bytes([byte]))
@@ -260,9 +302,25 @@ async def test_a_slow_loris_client_is_closed_after_the_idle_timeout_and_frees_it
             break
         await trio.sleep(1)  # a byte a second: each one alone would reset a naive idle timer
     farewell = await loris.read()
-    assert farewell["error"]["code"] == protocol.TIMED_OUT and "idle timeout" in farewell["error"]["message"]
-    assert 10 <= trio.current_time() - opened <= 11  # noticed within one trickle interval
+    assert farewell["error"]["code"] == protocol.TIMED_OUT and "request timeout" in farewell["error"]["message"]
+    assert "within 5 s of its first byte" in farewell["error"]["message"]
+    assert 5 <= trio.current_time() - first_byte <= 6  # noticed within one trickle interval
     assert (await (await Peer.connect(path)).request("status"))["result"] == {"ok": True}
+
+
+async def test_the_line_deadline_runs_from_each_requests_first_byte(nursery, tmp_path, autojump_clock):
+    path = await start(nursery, tmp_path, request_line_seconds=5, idle_timeout_seconds=60)
+    peer = await Peer.connect(path)
+    for _ in range(3):
+        request = protocol.request(1, "status")
+        await peer.send(request[:10])
+        await trio.sleep(4)
+        await peer.send(request[10:] + protocol.request(2, "status")[:10])  # the next line begins at once
+        assert (await peer.read())["id"] == 1
+        await trio.sleep(4)
+        await peer.send(protocol.request(2, "status")[10:])
+        assert (await peer.read())["id"] == 2
+        await trio.sleep(30)
 
 
 async def test_a_silent_connection_is_closed_after_the_idle_timeout(nursery, tmp_path, autojump_clock):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import os
 import sys
 import time
@@ -45,8 +44,10 @@ class UsageError(Exception):
 
 
 def print_json(value: Any) -> None:
-    """One JSON document on one line, exactly as the daemon sent it."""
-    print(json.dumps(value, ensure_ascii=False), flush=True)
+    """One JSON document on one line, exactly as the daemon sent it (DEL and C1 as \\u escapes)."""
+    from codeweir.cli.terminal import json_line
+
+    print(json_line(value), flush=True)
 
 
 @attrs.frozen
@@ -57,9 +58,10 @@ class Output:
     @functools.cached_property
     def console(self) -> Console:
         """Made on first use: --json and --quiet never load rich."""
-        from rich.console import Console
+        from codeweir.cli.render import TerminalConsole
+        from codeweir.cli.terminal import raw_stdout
 
-        return Console(highlight=False)
+        return TerminalConsole(highlight=False, file=raw_stdout())
 
     @property
     def for_people(self) -> bool:
@@ -101,22 +103,28 @@ def _params(method: str, raw: dict[str, Any]) -> Any:
         raise UsageError(str(exc)) from None
 
 
-def cmd_show(client: Client, args: argparse.Namespace, out: Output) -> int:
-    """repos, reload: a method without params whose result is shown as it is."""
-    out.result(client.call(args.command))
-    return EXIT_OK
-
-
 def cmd_table(client: Client, args: argparse.Namespace, out: Output) -> int:
-    """status, jobs: tables made for them for people (to fit 80 columns); the exact object under --json."""
+    """status, jobs, repos: tables made for them for people (to fit 80 columns); the exact object under --json."""
     result = client.call(args.command)
     if not out.for_people:
         out.result(result)
         return EXIT_OK
     from codeweir.cli import render as cli_render
 
-    render = {"status": cli_render.print_status, "jobs": cli_render.print_jobs}[args.command]
+    render = {"status": cli_render.print_status, "jobs": cli_render.print_jobs, "repos": cli_render.print_repos}[args.command]
     render(out.console, result, time.time())
+    return EXIT_OK
+
+
+def cmd_reload(client: Client, args: argparse.Namespace, out: Output) -> int:
+    result = client.call("reload")
+    if out.for_people:
+        from codeweir.cli.render import reload_lines
+
+        for line in reload_lines(result):
+            out.say(line)
+    else:
+        out.result(result)
     return EXIT_OK
 
 
@@ -232,22 +240,34 @@ def cmd_cancel(client: Client, args: argparse.Namespace, out: Output) -> int:
     repos = client.call("repos").get("repos", [])
     is_repo = any(isinstance(repo, dict) and repo.get("name") == args.target for repo in repos)
     result = client.call("cancel", _params("cancel", {"repo" if is_repo else "job": args.target}))
-    if out.json:
-        out.result(result)
-    elif not result.get("cancelled"):
-        out.say(f"nothing queued or running for {args.target}")
+    if out.for_people:
+        from codeweir.cli.render import cancelled_lines
+
+        for line in cancelled_lines(result, args.target, time.time()):
+            out.say(line)
     else:
         out.result(result)
     return EXIT_OK
 
 
 def cmd_wait(client: Client, args: argparse.Namespace, out: Output) -> int:
-    params = _params("wait", {"repo": args.repo, "timeout": args.timeout})
+    params = _params("wait", {"repo": args.repo, "timeout": args.timeout, "vectors": args.vectors})
     # The daemon answers when the wait ends; give the answer a little time to arrive.
     result = client.call("wait", params, timeout=None if args.timeout is None else args.timeout + 30)
-    out.result(result)
+    what = "indexed and embedded" if "vectors" in (result.get("waited_for") or ()) else "indexed"
+    if out.for_people:
+        from codeweir.cli.render import wait_lines
+
+        for line in wait_lines(result, args.repo, time.time(), what=what):
+            out.say(line)
+    else:
+        out.result(result)
+    if result.get("error"):  # what was waited for will not come (no model to embed with)
+        Output.fail(str(result["error"]))
+        return EXIT_DAEMON_ERROR
     if not result.get("done"):
-        Output.fail(f"timed out after {args.timeout:g} s: {args.repo or 'the index'} is not fully indexed yet")
+        waited = f"timed out after {args.timeout:g} s: " if args.timeout is not None else ""
+        Output.fail(f"{waited}{args.repo or 'the index'} is not fully {what} yet")
         return EXIT_DAEMON_ERROR
     return EXIT_OK
 
@@ -265,19 +285,48 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def cmd_hooks_install(args: argparse.Namespace, out: Output) -> int:
-    """Install git hooks into a configured repository; they tell the daemon at the socket of changes."""
-    from codeweir.config import load_config
-    from codeweir.git.hooks import install_hooks
+    """Install git hooks into a repository of the running daemon (else of the config file); they
+    tell the daemon at the socket of changes."""
+    from codeweir.git.hooks import hooks_dir, install_hooks
 
+    socket = socket_path(args)
+    repos, source = _configured_repos(args, socket)
+    repo = next((r for r in repos if r.get("name") == args.repo), None)
+    if repo is None:
+        known = ", ".join(str(r.get("name")) for r in repos) or "none"
+        raise UsageError(f"no repository named {args.repo!r} in {source} (configured: {known})")
+    installed = install_hooks(Path(repo["path"]), socket, args.repo)
+    result = {"repo": args.repo, "installed": [str(path) for path in installed]}
+    if out.for_people:
+        from codeweir.cli.render import hooks_lines
+
+        for line in hooks_lines(result, str(hooks_dir(Path(repo["path"]))), str(socket)):
+            out.say(line)
+    else:
+        out.result(result)
+    if source != "the running daemon's config":
+        out.note(f"no daemon answers at {socket}: the repository is from {source}")
+    return EXIT_OK
+
+
+def _configured_repos(args: argparse.Namespace, socket: Path) -> tuple[list[dict[str, Any]], str]:
+    """The repositories (name, path) of the daemon answering at `socket`, which may run with
+    another config than this user's (or none); else those of the config file. With where from."""
+    from codeweir.client import Client, DaemonError, DaemonUnreachable
+    from codeweir.config import default_config_path, load_config
+
+    try:
+        with Client(socket, timeout=10.0) as client:
+            repos = client.call("repos").get("repos")
+        if isinstance(repos, list):
+            return [r for r in repos if isinstance(r, dict)], "the running daemon's config"
+    except (DaemonUnreachable, DaemonError):
+        pass
     explicit = getattr(args, "config", None)
     config = load_config(Path(explicit) if explicit else None)
-    repo = config.repo(args.repo)
-    if repo is None:
-        known = ", ".join(r.name for r in config.repositories) or "none"
-        raise UsageError(f"no repository named {args.repo!r} in the config (configured: {known})")
-    installed = install_hooks(Path(repo.path), socket_path(args), repo.name)
-    out.result({"repo": repo.name, "installed": [str(path) for path in installed]})
-    return EXIT_OK
+    path = Path(explicit) if explicit else default_config_path()
+    source = str(path) if path.exists() else "the default config (no config file)"
+    return [{"name": r.name, "path": r.path} for r in config.repositories], source
 
 
 def cmd_model_build(args: argparse.Namespace, out: Output) -> int:
@@ -418,9 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     command("status", cmd_table, "daemon, model, index and per-repository coverage")
-    command("repos", cmd_show, "configured repositories and their state")
+    command("repos", cmd_table, "configured repositories and their state")
     command("jobs", cmd_table, "queued, running and recent sync jobs")
-    command("reload", cmd_show, "re-read the daemon's config")
+    command("reload", cmd_reload, "re-read the daemon's config")
 
     sync = command("sync", cmd_sync, "sync a repository, or all of them")
     sync.add_argument("repo", nargs="?", metavar="REPO")
@@ -465,6 +514,12 @@ def build_parser() -> argparse.ArgumentParser:
     wait = command("wait", cmd_wait, "return when a repository (or all) is fully indexed")
     wait.add_argument("repo", nargs="?", metavar="REPO")
     wait.add_argument("--timeout", type=float, metavar="SECONDS")
+    wait.add_argument("--vectors", action="store_true", help="and until every chunk has a vector (semantic search covers it)")
+
+    from codeweir.cli.reading import add_commands  # read, refs
+
+    add_commands(command)
+    commands.add_parser("mcp", parents=[common], help="an MCP server on stdin and stdout, for agents")
     return parser
 
 
@@ -475,6 +530,21 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     if args.command == "daemon":
         return cmd_daemon(args)
+    if args.command == "mcp":
+        from codeweir.cli.reading import cmd_mcp
+
+        try:
+            return cmd_mcp(socket_path(args))
+        except ConfigError as exc:
+            Output.fail(str(exc))
+            return EXIT_USAGE
+    from codeweir.cli.terminal import printable_output
+
+    with printable_output():  # whatever the daemon sent is shown, never obeyed by the terminal
+        return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     from codeweir.client import Client, DaemonError, DaemonUnreachable
 
     out = Output(json=getattr(args, "json", False), quiet=getattr(args, "quiet", False))

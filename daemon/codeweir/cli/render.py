@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -18,8 +19,27 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
+
+from codeweir.cli.terminal import printable
+
+
+class TerminalConsole(Console):
+    """A rich Console that shows the control characters of whatever it prints (paths, snippets,
+    symbols, messages from the daemon) as escapes, rather than sending them to the terminal (see
+    cli/terminal.py); its own styles and cursor moves still go out. Text is escaped as it is laid
+    out, so a table cell keeps its width."""
+
+    def render(self, renderable: Any, options: Any = None) -> Iterator[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control is None and segment.text:
+                shown = printable(segment.text)
+                if shown is not segment.text:
+                    segment = Segment(shown, segment.style)
+            yield segment
+
 
 STAGE_LABELS = {
     "scan": "scanning",
@@ -27,6 +47,12 @@ STAGE_LABELS = {
     "commits": "indexing commits",
     "embed": "embedding chunks",
 }
+
+
+MATCH_STYLE = "bold red"
+ELLIPSIS = "…"
+INDENT = "    "  # before each line of a hit's snippet
+TAB_SIZE = 4
 
 
 def highlighted(snippet: str, matches: Any = ()) -> Text:
@@ -38,29 +64,179 @@ def highlighted(snippet: str, matches: Any = ()) -> Text:
         except (TypeError, ValueError):
             continue  # not a pair of offsets: show the text unmarked
         if 0 <= start < end <= len(snippet):
-            text.stylize("bold red", start, end)
+            text.stylize(MATCH_STYLE, start, end)
     return text
+
+
+# -- snippets cut to the terminal ----------------------------------------------------------------
+
+
+def _in_word(char: str) -> bool:
+    return char.isalnum() or char in "_$"
+
+
+def _boundary(plain: str, i: int) -> bool:
+    """Whether a cut before `plain[i]` leaves every identifier whole."""
+    return i <= 0 or i >= len(plain) or not (_in_word(plain[i - 1]) and _in_word(plain[i]))
+
+
+def fit_line(line: Text, width: int) -> Text:
+    """One line of a snippet in at most `width` cells: a line too long is cut at token boundaries
+    (never inside an identifier, unless one identifier alone is too long), around its first
+    match, each cut marked with …; the matches stay on the characters they marked."""
+    line = line.copy()
+    line.expand_tabs(TAB_SIZE)
+    plain = line.plain
+    cells = [cell_len(char) for char in plain]
+    if sum(cells) <= width:
+        return line
+    if width < 3:
+        return line[: max(0, width)]
+    mark = cell_len(ELLIPSIS)
+    matches = sorted((span for span in line.spans if span.style == MATCH_STYLE and span.end > span.start), key=lambda s: s.start)
+    focus = matches[0] if matches else None
+    start = 0
+    if focus is not None and sum(cells[: focus.end]) + mark > width:
+        # The first match would not show from the line's start: begin a third of the room before it.
+        context = max(0, (width - 2 * mark - sum(cells[focus.start : focus.end])) // 3)
+        want, used = focus.start, 0
+        while want > 0 and used + cells[want - 1] <= context:
+            want -= 1
+            used += cells[want]
+        start = next((i for i in range(want, focus.start + 1) if _boundary(plain, i)), -1)
+        if start < 0:  # the match starts inside an identifier: from its start, if the match still fits
+            start = next((i for i in range(want, -1, -1) if _boundary(plain, i)), 0)
+            if sum(cells[start : focus.end]) + 2 * mark > width:
+                start = want
+    keep_from, keep_to = (focus.start, focus.end) if focus is not None else (len(plain), 0)
+    end = _end(plain, cells, start, width - (mark if start else 0), mark, keep_to)
+    if end == len(plain) and start:
+        # Room left at the end: start earlier, at a boundary.
+        room = width - mark - sum(cells[start:end])
+        for i in range(start - 1, -1, -1):
+            room -= cells[i]
+            if room < (0 if i else -mark):
+                break
+            if _boundary(plain, i):
+                start = i
+    while 0 < start < min(end, keep_from) and plain[start] == " ":
+        start += 1
+    cut_end = end < len(plain)
+    while cut_end and end > max(start, keep_to) and plain[end - 1] == " ":
+        end -= 1
+    fitted = Text(ELLIPSIS, style="dim") if start else Text()
+    fitted.append_text(line[start:end])
+    if cut_end:
+        fitted.append(ELLIPSIS, style="dim")
+    return fitted
+
+
+def _end(plain: str, cells: list[int], start: int, width: int, mark: int, keep: int) -> int:
+    """Where a line shown from `start` in `width` cells ends: the whole rest if it fits, else the
+    last token boundary, not before `keep`, where a cut mark still fits (a hard cut where
+    there is none: inside one long token)."""
+    if sum(cells[start:]) <= width:
+        return len(plain)
+    used, end = 0, start
+    while end < len(plain) and used + cells[end] <= width - mark:
+        used += cells[end]
+        end += 1
+    boundary = next((i for i in range(end, max(start, keep - 1), -1) if _boundary(plain, i)), None)
+    return boundary if boundary is not None else end
+
+
+def print_snippet(console: Console, snippet: str, matches: Any) -> None:
+    """A snippet's lines under a hit, each cut to the terminal (see `fit_line`)."""
+    width = max(1, console.width - len(INDENT))
+    for piece in highlighted(snippet.rstrip("\n"), matches).split("\n"):
+        console.print(Text(INDENT) + fit_line(piece, width), no_wrap=True, overflow="ellipsis")
+
+
+def _cut_list(items: list[str], width: int) -> str:
+    """As many of `items` as fit in `width`, comma-separated, then how many more there are."""
+    shown: list[str] = []
+    for i, item in enumerate(items):
+        rest = len(items) - i - 1
+        candidate = ", ".join([*shown, item]) + (f" (+{rest} more)" if rest else "")
+        if shown and cell_len(candidate) > width:
+            return ", ".join(shown) + f" (+{len(items) - len(shown)} more)"
+        shown.append(item)
+    return ", ".join(shown)
 
 
 def print_hits(console: Console, hits: list[dict[str, Any]]) -> None:
     for hit in hits:
-        header = Text()
-        header.append(f"{hit.get('repo', '')}/", style="dim")
-        header.append(str(hit.get("path", "")), style="magenta")
-        line = hit.get("line")
-        where = f":{line}:{hit.get('column', 1)}" if line is not None else f":{hit.get('start_line')}-{hit.get('end_line')}"
-        header.append(where, style="green")
-        if hit.get("symbol"):
-            header.append(f"  {hit['symbol']}", style="bold yellow")
-            if hit.get("kind"):
-                header.append(f" ({hit['kind']})", style="yellow")
-        score = hit.get("score")
-        if isinstance(score, (int, float)):
-            header.append(f"  {score:.3f}", style="dim")
-        console.print(header, soft_wrap=True)
-        for piece in highlighted(str(hit.get("snippet", "")).rstrip("\n"), hit.get("matches")).split("\n"):
-            console.print(Text("    ") + piece, soft_wrap=True)
+        if "sha" in hit:
+            print_commit_hit(console, hit)
+            continue
+        console.print(hit_header(hit, console.width), soft_wrap=True)
+        print_snippet(console, str(hit.get("snippet", "")), hit.get("matches"))
         console.print()
+
+
+def hit_header(hit: dict[str, Any], width: int) -> Text:
+    """`repo/path:3-9  Symbol (kind)  0.812`; where that is too wide, without the score, then the
+    kind, then with the symbol cut short. The location is never cut (it may wrap)."""
+    location = Text()
+    location.append(f"{hit.get('repo', '')}/", style="dim")
+    location.append(str(hit.get("path", "")), style="magenta")
+    line = hit.get("line")
+    where = f":{line}:{hit.get('column', 1)}" if line is not None else f":{hit.get('start_line')}-{hit.get('end_line')}"
+    location.append(where, style="green")
+    symbol = str(hit.get("symbol") or "")
+    kind = f" ({hit['kind']})" if symbol and hit.get("kind") else ""
+    score = hit.get("score")
+    score_text = f"  {score:.3f}" if isinstance(score, (int, float)) else ""
+    for with_kind, with_score in ((True, True), (True, False), (False, False)):
+        size = cell_len(location.plain) + (cell_len(f"  {symbol}") if symbol else 0)
+        size += (cell_len(kind) if with_kind else 0) + (cell_len(score_text) if with_score else 0)
+        if size <= width:
+            break
+    header = location.copy()
+    room = width - cell_len(location.plain) - 2 - (cell_len(kind) if with_kind else 0)
+    if symbol and room >= min(cell_len(symbol), 6):  # else no room worth the name
+        shown = symbol if cell_len(symbol) <= room else symbol[: room - 1] + ELLIPSIS
+        header.append(f"  {shown}", style="bold yellow")
+        if with_kind:
+            header.append(kind, style="yellow")
+    if with_score:
+        header.append(score_text, style="dim")
+    return header
+
+
+def author_name(author: str) -> str:
+    """`Alice Liddell <alice@example.com>` as `Alice Liddell` (the address alone when it has no name)."""
+    name, _, email = author.partition(" <")
+    return name.strip() or email.rstrip(">") or author
+
+
+def print_commit_hit(console: Console, hit: dict[str, Any]) -> None:
+    """A commit: `repo  4b27d4a5fd  2024-03-02  Alice  0.913`, its summary line (the matches in
+    it marked), the message's other lines that matched, then the paths it changed."""
+    header = Text()
+    header.append(f"{hit.get('repo', '')}  ", style="dim")
+    header.append(str(hit.get("sha", ""))[:10], style="yellow")
+    header.append(f"  {str(hit.get('date') or '')[:10]}", style="green")
+    header.append(f"  {author_name(str(hit.get('author') or ''))}", style="magenta")
+    score = hit.get("score")
+    if isinstance(score, (int, float)) and score:
+        header.append(f"  {score:.3f}", style="dim")
+    console.print(header, soft_wrap=True)
+    summary = str(hit.get("summary") or "")
+    snippet = highlighted(str(hit.get("snippet") or "").rstrip("\n"), hit.get("matches")).split("\n")
+    width = max(1, console.width - len(INDENT))
+    lines = list(snippet)
+    if not (lines and summary and lines[0].plain == summary):
+        lines.insert(0, Text(summary))  # the snippet is a fragment of the message: the summary first
+    first, *more = lines
+    first.style = "bold"
+    console.print(Text(INDENT) + fit_line(first, width), no_wrap=True, overflow="ellipsis")
+    for line in [line for line in more if line.spans][:2]:  # body lines where the query matched
+        console.print(Text(INDENT) + fit_line(line, width), no_wrap=True, overflow="ellipsis")
+    paths = [str(path) for path in hit.get("paths") or []]
+    if paths:
+        console.print(Text(INDENT + _cut_list(paths, width), style="dim"), no_wrap=True, overflow="ellipsis")
+    console.print()
 
 
 def _cell(value: Any) -> str:
@@ -122,7 +298,7 @@ class BarsAndWaiting(Progress):
         self.waiting: dict[str, str] = {}
         super().__init__(*columns, console=console)
 
-    def get_renderables(self) -> Iterator[Text | Table]:
+    def get_renderables(self) -> Iterator[Any]:
         for line in self.waiting.values():
             yield Text(line, style="yellow")
         yield from super().get_renderables()
@@ -269,7 +445,11 @@ def print_jobs(console: Console, result: dict[str, Any], now: float) -> None:
             outcome = Text(str(job["error"]), style="red")
         else:
             outcome = Text(counts_text(job.get("counts") or {}))
-        row = [str(job.get("id", "?")), str(job.get("repo", "?")), Text(state, style=STATE_STYLES.get(state, ""))]
+        row: list[str | Text] = [
+            str(job.get("id", "?")),
+            str(job.get("repo", "?")),
+            Text(state, style=STATE_STYLES.get(state, "")),
+        ]
         if wide:
             row.append(_job_covers(job))
         table.add_row(*row, ago(since, now), took, outcome)
@@ -281,6 +461,9 @@ def _model_line(model: dict[str, Any]) -> str:
         return "disabled: lexical search only"
     line = f"{model.get('model') or '?'} on {model.get('provider') or '?'}, {model.get('state', '?')}"
     line += f", {model.get('vectors', 0):,} vectors"
+    rate, eta = _number(model.get("rate_per_s")), _number(model.get("eta_s"))
+    if _number(model.get("waiting")) and rate:  # embedding: how fast, and how long to go at that pace
+        line += f", {model['waiting']:,} to go at {rate:g}/s" + (f", about {duration(eta)} left" if eta is not None else "")
     if model.get("serving") and model["serving"] != model.get("model"):
         line += f"; searches use {model['serving']} until {model.get('model')} covers the index"
     return f"{line}: {model['error']}" if model.get("error") else line
@@ -315,7 +498,7 @@ def _repo_state(repo: dict[str, Any]) -> Text:
 def _repo_notes(repo: dict[str, Any]) -> Iterator[Text]:
     """What the table has no room for: the error, files skipped and files that failed, and why."""
     name = str(repo.get("name", "?"))
-    backoff = repo.get("backoff") if isinstance(repo.get("backoff"), dict) else {}
+    backoff: dict[str, Any] = repo["backoff"] if isinstance(repo.get("backoff"), dict) else {}
     if repo.get("error") or backoff.get("reason"):
         failures = f" ({backoff['failures']} failed syncs in a row)" if backoff.get("failures", 0) > 1 else ""
         yield Text(f"{name}: {repo.get('error') or backoff['reason']}{failures}", style="red")
@@ -377,3 +560,98 @@ def print_status(console: Console, status: dict[str, Any], now: float) -> None:
     for repo in repos:
         for note in _repo_notes(repo):
             console.print(note, overflow="fold")
+
+
+# -- short answers: cancel, wait, reload, hooks, repos ----------------------------------------------
+
+
+def _job_of(job: Any) -> str:
+    return f"job {job.get('id', '?')} ({job.get('repo', '?')})" if isinstance(job, dict) else f"job {job}"
+
+
+def cancelled_lines(result: dict[str, Any], target: str, now: float) -> list[str]:
+    """`codeweir cancel`: a sentence per job it cancelled, or why there was nothing to cancel."""
+    jobs = result.get("cancelled") or []
+    if not jobs:
+        return [f"nothing queued or running for {target}"]
+    lines = []
+    for job in jobs:
+        started = _number(job.get("started")) if isinstance(job, dict) else None
+        if isinstance(job, dict) and job.get("state") == "running":
+            since = f" after {duration(now - started)}" if started is not None else ""
+            lines.append(f"cancelled the running sync {_job_of(job)}{since}: it stops at its next step; what it wrote stays")
+        elif isinstance(job, dict) and job.get("state") == "queued":
+            lines.append(f"cancelled the queued sync {_job_of(job)}: it will not run")
+        else:
+            lines.append(f"cancelled {_job_of(job)}")
+    return lines
+
+
+def wait_lines(result: dict[str, Any], repo: str | None, now: float, *, what: str = "indexed") -> list[str]:
+    """`codeweir wait`: whether the repository (or every one) is `what` (indexed; indexed and
+    embedded), why it never will be, or the jobs still pending when the wait timed out."""
+    subject = repo or "every repository"
+    vectors = result.get("vectors") if isinstance(result.get("vectors"), dict) else {}
+    embedded = f" ({vectors.get('chunks_embedded', 0):,} of {vectors.get('chunks', 0):,} chunks embedded)" if vectors else ""
+    if result.get("error"):  # the vectors waited for will not come
+        return [f"{subject} is indexed, but not embedded{embedded}: {result['error']}"]
+    if result.get("done"):
+        return [f"{subject} is fully {what}{embedded}"]
+    lines = [f"{subject} is not fully {what} yet{embedded}"]
+    for job in result.get("pending") or []:
+        if not isinstance(job, dict):
+            continue
+        state = str(job.get("state", "?"))
+        since = _number(job.get("started") if state == "running" else job.get("created"))
+        lines.append(f"  {_job_of(job)} {state}" + (f" for {duration(now - since)}" if since is not None else ""))
+    return lines
+
+
+def reload_lines(result: dict[str, Any]) -> list[str]:
+    """`codeweir reload`: what the new config changed, a sentence each."""
+    names = {key: ", ".join(str(name) for name in result.get(key) or []) for key in ("added", "removed", "changed")}
+    lines = []
+    if names["added"]:
+        lines.append(f"added {names['added']}: watched and syncing now")
+    if names["changed"]:
+        lines.append(f"changed {names['changed']}: resyncing in full")
+    if names["removed"]:
+        lines.append(f"removed {names['removed']}: no longer watched, and gone from the index")
+    if result.get("restart_needed"):
+        changed = ", ".join(str(name) for name in result["restart_needed"])
+        lines.append(f"{changed}: changed in the config, applied when the daemon restarts")
+    return ["config reloaded" + (": no repository changed" if not any(names.values()) else ""), *lines]
+
+
+def hooks_lines(result: dict[str, Any], hooks_dir: str, socket: str) -> list[str]:
+    """`codeweir hooks install`: where the hooks went and what they do."""
+    names = ", ".join(path.rsplit("/", 1)[-1] for path in result.get("installed") or [])
+    return [
+        f"installed git hooks for {result.get('repo', '?')} in {hooks_dir}: {names}",
+        f"after each commit, merge, checkout and rebase they ask the daemon at {socket} to sync it",
+    ]
+
+
+def print_repos(console: Console, result: dict[str, Any], now: float) -> None:
+    """`codeweir repos`: a row per configured repository, its path whole."""
+    repos = [repo for repo in result.get("repos") or [] if isinstance(repo, dict)]
+    if not repos:
+        console.print("no repositories configured", style="dim")
+        return
+    table = _table()
+    table.add_column("repo", no_wrap=True, overflow="ellipsis", max_width=24)
+    table.add_column("path", overflow="fold")
+    table.add_column("ref", no_wrap=True)
+    table.add_column("files", overflow="fold")
+    table.add_column("state", overflow="fold")
+    for repo in repos:
+        globs = [f"+{glob}" for glob in repo.get("include") or []] + [f"-{glob}" for glob in repo.get("exclude") or []]
+        state = Text(str(repo["error"]), style="red") if repo.get("error") else Text("ok", style="green")
+        table.add_row(
+            str(repo.get("name", "?")),
+            str(repo.get("path", "")),
+            str(repo.get("ref") or "worktree"),
+            " ".join(globs) or "all",
+            state,
+        )
+    console.print(table)

@@ -659,9 +659,26 @@ def _save_model(graph: onnx.GraphProto, path: Path) -> None:
     onnx.save(model, str(path))
 
 
+class _QuantizerNoise(logging.Filter):
+    """onnxruntime's quantizer logs through the root logger (`logging.info(...)`): a line per
+    tensor it leaves alone ("Quantization parameters for tensor ... not specified") and advice to
+    pre-process the model, nothing a user can act on. A filter on the root logger sees only what
+    is logged to it directly: codeweir's own loggers are not touched."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "root" and f"{os.sep}onnxruntime{os.sep}" in record.pathname)
+
+
+_QUANTIZER_NOISE = _QuantizerNoise()
+
+
 def _quantize(path: Path) -> None:
     """int8 dynamic quantization of the MatMul weights, in place (embeddings stay fp32)."""
+    import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger().addFilter(_QUANTIZER_NOISE)  # once: a filter already there is not added again
+    ort.set_default_logger_severity(3)  # and the sessions it opens itself log errors only
 
     fp32 = path.with_name("model.fp32.onnx")
     path.rename(fp32)

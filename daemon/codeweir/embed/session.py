@@ -5,7 +5,9 @@ and the tokenizer's batch encode release the GIL, so the event loop keeps runnin
 
 Embedding documents is background work, like parsing: the session's intra-op threads, the
 tokenizer's thread pool and the thread that runs the model for documents are niced, so on a
-small machine a search takes the CPU from them. Queries run at the caller's priority.
+small machine a search takes the CPU from them. Queries run at the caller's priority. Niced,
+the session may have a thread per core the daemon may use: whatever else runs (a sync's parse
+workers, searches) takes the CPU first, and an otherwise idle daemon embeds on every core.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +38,14 @@ CUDA_TOKEN_BUDGET = 32768
 
 
 def default_threads() -> int:
-    """Half the cores this process may use: the parse workers keep the other half."""
+    """Every core this process may use (its threads are niced: other work comes first)."""
     # macOS has no sched_getaffinity: every core there.
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // 2)
+    return max(1, cores)
+
+
+class EmbedStopped(Exception):
+    """`embed_documents` was told to stop between two runs of the model: its texts have no vectors."""
 
 
 def token_budget_batches(lengths: Sequence[int], budget: int) -> list[tuple[int, int]]:
@@ -76,12 +82,13 @@ class Embedder:
         self.spec = spec
         self.model_id = spec.model_id
         self.dim = spec.dim
+        self.threads = threads or default_threads()
         self._tokenizer = _load_tokenizer(spec.directory / TOKENIZER_FILE, spec.max_tokens)
         # Where documents run; other background work of the embed backlog may take its turn here.
         self.background = BackgroundThread("codeweir-embed")
         # Threads start with their creator's priority: onnxruntime starts its intra-op threads
         # when the session opens, and tokenizers its process-wide pool at the first batch encode.
-        self._session = self.background.call(_open_session, spec.directory / MODEL_FILE, provider, threads or default_threads())
+        self._session = self.background.call(_open_session, spec.directory / MODEL_FILE, provider, self.threads)
         self.background.call(self._encode_batch, ["codeweir"])
         self.provider = self._session.get_providers()[0]
         self._token_budget = CUDA_TOKEN_BUDGET if self.provider == CUDA else CPU_TOKEN_BUDGET
@@ -92,31 +99,34 @@ class Embedder:
         width = self._run(probe, np.ones_like(probe), background=True).shape[1]
         if width != spec.dim:
             raise ModelError(f"{spec.directory / MODEL_FILE}: produces {width}-dimensional vectors, expected {spec.dim}")
-        log.info("embedding model %s on %s (%d threads)", self.model_id, self.provider, threads or default_threads())
+        log.info("embedding model %s on %s (%d threads)", self.model_id, self.provider, self.threads)
 
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+    def embed_documents(self, texts: Sequence[str], *, stop: Callable[[], bool] | None = None) -> np.ndarray:
         """(len(texts), dim) float32, in the order given; the document prefix applied.
 
         At background priority: the tokenizer's pool and the model's threads do the work; the
         calling thread pads batches and pools, at its own priority, so no niced thread holds
-        the GIL for long.
+        the GIL for long. Raises EmbedStopped as soon as `stop()` is true between two runs of
+        the model (a few tens of milliseconds each on a CPU), so a daemon stops at once.
         """
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
         prefix = self.spec.document_prefix
         encodings = self._encode_batch([prefix + t for t in texts] if prefix else list(texts))
-        return self._embed(encodings, background=True)
+        return self._embed(encodings, background=True, stop=stop)
 
     def embed_query(self, text: str) -> np.ndarray:
         """(dim,) float32 for a search query; the query prefix applied. Encoded and run in the
         calling thread at its priority: a query never waits behind documents."""
         return self._embed([self._encode(self.spec.query_prefix + text)], background=False)[0]
 
-    def _embed(self, encodings: list, *, background: bool) -> np.ndarray:
+    def _embed(self, encodings: list, *, background: bool, stop: Callable[[], bool] | None = None) -> np.ndarray:
         out = np.empty((len(encodings), self.dim), dtype=np.float32)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")
         for start, end in token_budget_batches(lengths[order].tolist(), self._token_budget):
+            if stop is not None and stop():
+                raise EmbedStopped
             rows = order[start:end]
             width = int(lengths[rows[-1]])
             ids = np.zeros((len(rows), width), dtype=np.int64)
@@ -176,6 +186,7 @@ def _load_tokenizer(path: Path, max_tokens: int) -> Tokenizer:
 
 
 def _open_session(path: Path, provider: str, threads: int) -> ort.InferenceSession:
+    ort.set_default_logger_severity(3)  # the process-wide logger's warnings too: errors only
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

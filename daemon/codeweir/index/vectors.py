@@ -32,7 +32,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -52,6 +52,10 @@ HNSW_EF_CONSTRUCTION = 100
 HNSW_EF_SEARCH = 64
 # Rebuild the index once the rows it does not cover pass this share of the ones it does.
 STALE_SHARE = 0.1
+# How far a stored vector's length may be from 1 (a normalized float32 vector is within 1e-6).
+NORM_TOLERANCE = 1e-3
+# Rows added to a graph being built between two looks at `stop` (about 2 s at 100k rows, one thread).
+ANN_ADD_ROWS = 4096
 _KEY_BYTES = 16
 _HEX_KEY = re.compile(r"[0-9a-f]{32}")
 _SEGMENT = re.compile(r"seg-(\d{8})\.npy")
@@ -86,7 +90,9 @@ class _Ann:
 
 
 class VectorStore:
-    def __init__(self, directory: Path, model_id: str, dim: int, *, ann_threshold: int = ANN_THRESHOLD) -> None:
+    def __init__(
+        self, directory: Path, model_id: str, dim: int, *, ann_threshold: int = ANN_THRESHOLD, unit_norm: bool = True
+    ) -> None:
         if not model_id or "/" in model_id or model_id.startswith("."):
             raise StoreError(f"model id {model_id!r} cannot name a directory")
         if dim <= 0:
@@ -95,6 +101,7 @@ class VectorStore:
         self.dim = dim
         self.directory = Path(directory) / model_id
         self._ann_threshold = ann_threshold
+        self._unit_norm = unit_norm  # the model normalizes its vectors: a stored row of another length is damage
         self._dtype = np.dtype([("key", "u1", (_KEY_BYTES,)), ("vector", "<f4", (dim,))])
         self._view = _Rows([], {}, np.empty((0, dim), dtype=np.float32), 0)
         self._segments: list[_Segment] = []
@@ -223,10 +230,11 @@ class VectorStore:
         scores = np.concatenate([scores[0][found], matrix[tail] @ query])  # inner products already
         return _best(view, rows, scores, k)
 
-    def refresh_index(self, *, threads: int = 1) -> bool:
+    def refresh_index(self, *, threads: int = 1, stop: Callable[[], bool] = lambda: False) -> bool:
         """Rebuild the ANN index if the store is past the threshold and the index is missing or
         stale; returns whether it did. Slow (seconds per 10k vectors): call it from a worker
-        thread; searches go on with the old index meanwhile."""
+        thread; searches go on with the old index meanwhile. Given up, the old index kept, as
+        soon as `stop()` is true between two slices of ANN_ADD_ROWS rows (a daemon stopping)."""
         with self._index_lock:
             view, ann = self._view, self._ann
             count, matrix = view.count, view.matrix
@@ -238,7 +246,10 @@ class VectorStore:
             index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
             index.hnsw.efSearch = HNSW_EF_SEARCH
             faiss.omp_set_num_threads(threads)  # OpenMP's thread count is this thread's own
-            index.add(matrix[:count])  # the GIL released throughout; labels are rows 0..count-1
+            for start in range(0, count, ANN_ADD_ROWS):  # the GIL released throughout; labels are rows 0..count-1
+                if stop():
+                    return False
+                index.add(matrix[start : min(start + ANN_ADD_ROWS, count)])
             self._ann = _Ann(index, count, view.keys)
             try:
                 self._save_index(index, view)
@@ -293,6 +304,7 @@ class VectorStore:
                 records = np.load(path, allow_pickle=False)
                 if records.dtype != self._dtype or records.ndim != 1:
                     raise ValueError(f"dtype {records.dtype}, shape {records.shape}")
+                _check_rows(records["vector"], self._unit_norm)
             except (OSError, ValueError, EOFError) as exc:
                 log.warning("%s: corrupt vector segment dropped (%s); its chunks will be re-embedded", path, exc)
                 path.unlink(missing_ok=True)
@@ -392,6 +404,22 @@ def _faiss() -> ModuleType:
             module.InterruptCallback.clear_instance()
             _faiss_module = module
         return _faiss_module
+
+
+def _check_rows(vectors: np.ndarray, unit_norm: bool) -> None:
+    """ValueError unless every row is finite and, for a model that normalizes, of length 1
+    within NORM_TOLERANCE: random bytes in a segment would otherwise be served as vectors."""
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        raise ValueError(f"{np.count_nonzero(~finite)} of {len(vectors)} vectors are not finite")
+    if unit_norm and len(vectors):
+        with np.errstate(over="ignore", invalid="ignore"):
+            norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64))
+        off = np.abs(norms - 1) > NORM_TOLERANCE
+        if off.any():
+            raise ValueError(
+                f"{np.count_nonzero(off)} of {len(vectors)} vectors are not of unit length (one: {norms[off][0]:.3g})"
+            )
 
 
 def _best(view: _Rows, rows: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[str, float]]:

@@ -2,8 +2,11 @@
 sender when its writes are committed, and the writer task itself, the only IndexWriter.
 
 The writer commits every K files or T seconds, as soon as a sync's last write is applied, and
-(shielded, with a deadline) on shutdown. A write or commit that fails (disk full, read-only)
-fails the syncs it held (StoreError) after a rollback; the writer itself goes on.
+(shielded, with a deadline) on shutdown. A write or commit that fails (disk full, read-only, a
+record the index rejects) fails the syncs it held (StoreError) after a rollback; the writer
+itself goes on. A failed or cancelled sync's writes that reach the writer later are dropped, not
+applied: its last write, the repository's metadata (`SetRepoMeta`: the commit walked up to),
+never claims what an earlier write of the same sync failed to store.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import attrs
 import trio
@@ -30,6 +34,11 @@ def ignore(event: dict) -> None:
     """A Report for writes nobody follows."""
 
 
+class IndexGivenUp(StoreError):
+    """A sync's writes were planned against an index given up since (rebuilt after damage): the
+    sync plans again."""
+
+
 @attrs.define(eq=False)
 class SyncTracker:
     """One sync's outstanding work as the shared stages see it."""
@@ -41,6 +50,10 @@ class SyncTracker:
     committed: int = 0
     statuses: Counter = attrs.Factory(Counter)
     cancelled: bool = False  # its files still queued are dropped
+    interactive: bool = False  # a watcher's or a hook's sync: its chunks are embedded first
+    # The store's generation its writes were planned against (what the index held then): once a
+    # rebuild after damage starts (Store.start_rebuild), they are void. None: any generation.
+    generation: int | None = None
     error: CodeweirError | None = None
     done: trio.Event = attrs.Factory(trio.Event)
 
@@ -94,6 +107,16 @@ class FinishRebuild:
 
 
 @attrs.frozen
+class StartRebuild:
+    """The index in `damaged` was found damaged: searches read a new index, which every
+    repository is synced into again (Store.start_rebuild)."""
+
+    tracker: SyncTracker
+    reason: str
+    damaged: Path
+
+
+@attrs.frozen
 class WriteCommits:
     tracker: SyncTracker
     repo: str
@@ -113,7 +136,7 @@ class SetRepoMeta:
     meta: dict = attrs.field(hash=False)
 
 
-Write = WriteFile | DeleteFile | DeleteRepo | FinishRebuild | WriteCommits | DeleteCommits | SetRepoMeta
+Write = WriteFile | DeleteFile | DeleteRepo | FinishRebuild | StartRebuild | WriteCommits | DeleteCommits | SetRepoMeta
 
 
 async def write_and_wait(tracker: SyncTracker, send: Callable[[], Awaitable[None]]) -> None:
@@ -145,11 +168,13 @@ async def writer_stage(
     store_limiter: trio.CapacityLimiter,
     limits: Limits,
     on_written: Callable[[list[Write]], None] | None = None,
+    on_committed: Callable[[], None] | None = None,
     task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
     """The only task that writes the index. Commits every K files or T seconds, at the end
     of each sync, and (shielded, with a deadline) on shutdown. `on_written` sees each batch
-    of applied writes (the embed backlog takes their chunks and commit messages; it must not block)."""
+    of applied writes before it is committed (the embed backlog takes their chunks and commit
+    messages), `on_committed` is told of each commit that succeeded; neither may block."""
     uncommitted: Counter[SyncTracker] = Counter()
     first_uncommitted = math.inf
     task_status.started()
@@ -168,12 +193,18 @@ async def writer_stage(
             for tracker in batch:
                 tracker.fail(exc)
             return
+        if on_committed is not None:
+            on_committed()
         for tracker, n in batch.items():
             tracker.on_commit(n)
 
-    def apply(items: list[Write]) -> None:
+    def apply(items: list[Write]) -> list[Write]:
+        """Apply `items` in order; returns those planned against an index given up since (void)."""
+        stale = []
         for item in items:
-            if isinstance(item, WriteFile):
+            if item.tracker.generation not in (None, store.generation):
+                stale.append(item)
+            elif isinstance(item, WriteFile):
                 store.write_file(item.record)
                 item.tracker.statuses[item.record.status] += 1
             elif isinstance(item, DeleteFile):
@@ -187,8 +218,11 @@ async def writer_stage(
                 store.delete_commits(item.repo)
             elif isinstance(item, SetRepoMeta):
                 store.set_repo_meta(item.repo, item.meta)
+            elif isinstance(item, StartRebuild):
+                store.start_rebuild(item.reason, item.damaged)
             else:
                 store.finish_rebuild()
+        return stale
 
     try:
         async with writes:
@@ -207,8 +241,13 @@ async def writer_stage(
                             items.append(writes.receive_nowait())
                         except (trio.WouldBlock, trio.EndOfChannel):
                             break
+                    # A failed or cancelled sync's writes are void: none of them is applied.
+                    for void in [i for i in items if i.tracker.cancelled]:
+                        void.tracker.settle()
+                    items = [i for i in items if not i.tracker.cancelled]
+                if items:
                     try:
-                        await trio.to_thread.run_sync(apply, items, limiter=store_limiter)
+                        stale = await trio.to_thread.run_sync(apply, items, limiter=store_limiter)
                     except StoreError as exc:
                         log.error("%s", exc)
                         await trio.to_thread.run_sync(store.rollback, limiter=store_limiter)
@@ -217,6 +256,11 @@ async def writer_stage(
                         uncommitted.clear()
                         first_uncommitted = math.inf
                         continue
+                    if stale:
+                        void = IndexGivenUp("the index is rebuilt after damage: this sync was planned against the damaged one")
+                        for item in stale:
+                            item.tracker.fail(void)
+                        items = [i for i in items if all(i is not s for s in stale)]
                     for item in items:
                         item.tracker.written += 1
                         uncommitted[item.tracker] += 1

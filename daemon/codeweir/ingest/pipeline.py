@@ -143,13 +143,16 @@ async def sync_repository(
     report: Report,
     full: bool = False,
     paths: frozenset[str] | None = None,
+    interactive: bool = False,
 ) -> SyncResult:
-    """Scan, plan, feed the shared stages and wait until every planned file is committed."""
+    """Scan, plan, feed the shared stages and wait until every planned file is committed.
+    `interactive` (a watcher's or hook's sync) puts its chunks first in the embed backlog."""
     report({"stage": "scan", "done": 0, "total": None})
     snapshot = await trio.to_thread.run_sync(git.scan, repo, max_bytes, paths, limiter=git_limiter)
+    generation = store.generation  # before what the index holds is read: see SyncTracker.generation
     plan = plan_sync(store.file_blobs(repo.name), snapshot.files, full=full, only_paths=paths)
     report({"stage": "scan", "done": len(snapshot.files), "total": len(snapshot.files)})
-    tracker = SyncTracker(repo.name, len(plan.index) + len(plan.delete), report)
+    tracker = SyncTracker(repo.name, len(plan.index) + len(plan.delete), report, interactive=interactive, generation=generation)
     report({"stage": "index", "done": 0, "total": tracker.expected})
 
     async def send() -> None:
@@ -188,13 +191,14 @@ async def index_commits(
     The tip walked from is recorded (in the repository's meta document) after the last batch,
     so an interrupted walk is simply done again: commits are replaced by sha.
     """
+    generation = store.generation  # before what the index holds is read: see SyncTracker.generation
     meta = await trio.to_thread.run_sync(store.repo_meta, repo.name)
     indexed_tip = meta.get(history.META_KEY)
     plan = await trio.to_thread.run_sync(history.plan_walk, repo, indexed_tip, limiter=git_limiter)
     if not plan.head or plan.head == indexed_tip:
         return 0
     # One item is always outstanding (the meta), so the writer never sees this done early.
-    tracker = SyncTracker(repo.name, 1, report=ignore)
+    tracker = SyncTracker(repo.name, 1, report=ignore, generation=generation)
     walked = 0
 
     async def send() -> None:
@@ -204,10 +208,14 @@ async def index_commits(
             await writes.send(DeleteCommits(tracker, repo.name))
         batches = history.walk_commits(repo, plan.head, plan.since)
         while batch := await trio.to_thread.run_sync(next, batches, None, limiter=git_limiter):
+            if tracker.cancelled:  # a batch failed to be written: the walk is done again next time
+                return
             tracker.expected += 1
             await writes.send(WriteCommits(tracker, repo.name, tuple(batch)))
             walked += len(batch)
             report({"stage": "commits", "done": walked, "total": None})
+        # The writer drops it if any batch failed: the tip walked from is recorded only once
+        # every commit up to it is in the index.
         await writes.send(SetRepoMeta(tracker, repo.name, {**meta, history.META_KEY: plan.head}))
 
     await write_and_wait(tracker, send)

@@ -5,14 +5,13 @@ gives them), never escaped or marked up."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from typing import Any
 
 import tantivy
 
 from codeweir.facets import SOURCE
 from codeweir.index.store import stored_chunk
-from codeweir.protocol import Matches, SearchHit
+from codeweir.protocol import Matches, SearchHit, merged_spans
 from codeweir.records import StoredChunk
 
 SNIPPET_LINES = 3
@@ -48,30 +47,19 @@ def first_lines(content: str, n: int = SNIPPET_LINES) -> str:
     return "\n".join(content.splitlines()[:n])
 
 
-def merged(spans: Iterable[tuple[int, int]]) -> Matches:
-    """Spans in order, overlapping and touching ones joined, empty ones dropped."""
-    out: list[tuple[int, int]] = []
-    for start, end in sorted(s for s in spans if s[1] > s[0]):
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return tuple(out)
-
-
 def tantivy_snippet(snippet: tantivy.Snippet) -> tuple[str, Matches]:
     """Tantivy's snippet as raw text and the code point offsets of its highlights (Tantivy's
     are byte offsets into the UTF-8 text)."""
     text = snippet.fragment()
     ranges = [(r.start, r.end) for r in snippet.highlighted()]
     if text.isascii():
-        return text, merged(ranges)
+        return text, merged_spans(ranges)
     data = text.encode("utf-8")
 
     def chars(offset: int) -> int:
         return len(data[:offset].decode("utf-8", "ignore"))
 
-    return text, merged((chars(start), chars(end)) for start, end in ranges)
+    return text, merged_spans((chars(start), chars(end)) for start, end in ranges)
 
 
 _COMMENT_OR_DECORATOR = re.compile(r"\s*(#|//|/\*|\*|--|@|\"\"\"|''')")

@@ -24,14 +24,14 @@ from collections.abc import Sequence
 import attrs
 import tantivy
 
-from codeweir.errors import RequestError
+from codeweir.errors import RequestError, excerpt
 from codeweir.facets import lexical_factor, source_weight
 from codeweir.index.store import IDENT, PARTS, SCHEMA, Store, stored_chunk, tokens
 from codeweir.protocol import SearchHit
 from codeweir.records import StoredChunk
 from codeweir.search.filters import FACET_WEIGHT, LEXICAL_WEIGHT, MAX_LIMIT, Filters, filter_clauses, term, word_query
 from codeweir.search.hits import chunk_hit, definition_snippet, tantivy_snippet
-from codeweir.search.query import MAX_SYMBOL_CHARS, excerpt
+from codeweir.search.query import MAX_SYMBOL_CHARS
 from codeweir.search.ranking import (
     TIERS,
     Definition,

@@ -23,8 +23,9 @@ from codeweir.protocol import CommitHit, SearchHit, SearchParams, SearchResult
 from codeweir.search.commits import CommitFilters, search_commits, search_commits_by_meaning
 from codeweir.search.filters import Filters
 from codeweir.search.lexical import required_words, search_lexical, search_symbols
+from codeweir.search.patterns import Pattern, Regex, Substring
 from codeweir.search.ranking import fuse_hybrid, reciprocal_rank_fusion
-from codeweir.search.regex import Pattern, Regex, Substring, search_regex
+from codeweir.search.regex import search_regex
 from codeweir.search.semantic import search_definitions, search_semantic
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class SearchRequests:
         if mode in ("hybrid", "semantic"):
             hits, more_notes = await self._search_by_meaning(mode, query, params)
         elif mode == "commits":
-            hits, more_notes = await self._search_commits(query, params)
+            hits, more_notes = await self._search_commits(query, params)  # type: ignore[assignment]  # commit hits
         else:
             search = plan_search(self.store, mode, query, params)
             hits, more_notes = await trio.to_thread.run_sync(search, limiter=self.limiter)

@@ -22,7 +22,7 @@ from typing import Literal
 
 import attrs
 
-from codeweir.errors import RequestError
+from codeweir.errors import RequestError, excerpt
 from codeweir.facets import FACETS, SOURCE
 from codeweir.records import KINDS
 
@@ -92,21 +92,6 @@ def parse_query(text: str, *, regex: bool = False) -> Query:
 def _pointed(text: str, message: str, column: int) -> str:
     shown, at = excerpt(text, column - 1)
     return f"query: {message} (column {column})\n  {shown}\n  {' ' * at}^"
-
-
-EXCERPT_CHARS = 80
-
-
-def excerpt(text: str, at: int) -> tuple[str, int]:
-    """`text` on one line to point at its 0-based offset `at` under it: whole, or if long, the
-    EXCERPT_CHARS around `at` with an ellipsis for each cut end; and where `at` is in that."""
-    text = text.replace("\n", " ").replace("\t", " ")
-    if len(text) <= EXCERPT_CHARS:
-        return text, at
-    end = min(len(text), max(at + EXCERPT_CHARS // 2, EXCERPT_CHARS))
-    start = end - EXCERPT_CHARS
-    before, after = ("…" if start else ""), ("…" if end < len(text) else "")
-    return before + text[start:end] + after, at - start + len(before)
 
 
 def _parse(text: str, regex: bool) -> Query:

@@ -28,11 +28,16 @@ from codeweir.ingest.pipeline import background_workers, parse_stage
 from codeweir.service import server, systemd
 from codeweir.service.handlers import Daemon
 from codeweir.service.jobs import JobRunner
+from codeweir.service.rebuild import Healer
 from codeweir.service.scheduler import Backoff, Scheduler
 from codeweir.service.state import Stages
 from codeweir.service.syncs import Syncs
 
 log = logging.getLogger("codeweir")
+
+# How long a stop lets the stages drain before it cancels them: systemd's TimeoutStopSec is 30 s,
+# and a stop should take a few seconds at most whatever the daemon was doing.
+STOP_DRAIN_S = 5.0
 
 
 def lock_state_dir(state_dir: Path) -> int:
@@ -110,6 +115,7 @@ async def _serve(config: Config, config_path: Path | None, started_in: Path | No
         config, config_path, store, stages, runner, stop=services_scope.cancel, embedding=embedding, started_in=started_in
     )
     syncs = Syncs(daemon.state, daemon.rebuild)  # what each job of the runner does
+    healer = Healer(daemon.state, daemon.rebuild)  # rebuilds the index when it is found damaged
 
     async def write(task_status=trio.TASK_STATUS_IGNORED) -> None:
         # The writer feeds the embed backlog; it closes it when it is done.
@@ -120,6 +126,7 @@ async def _serve(config: Config, config_path: Path | None, started_in: Path | No
                 store_limiter=store_limiter,
                 limits=limits,
                 on_written=partial(embedding.offer, backlog_send) if config.model.enabled else None,
+                on_committed=embedding.committed if config.model.enabled else None,
                 task_status=task_status,
             )
 
@@ -144,6 +151,7 @@ async def _serve(config: Config, config_path: Path | None, started_in: Path | No
                 with services_scope:
                     async with trio.open_nursery() as services:
                         await services.start(runner.run)
+                        await services.start(healer.run)
                         await services.start(server.serve_unix, _listener(config), daemon.handlers(), config.server)
                         interval = systemd.watchdog_interval()
                         if interval is not None:
@@ -154,8 +162,9 @@ async def _serve(config: Config, config_path: Path | None, started_in: Path | No
                         systemd.notify("READY=1", f"STATUS=serving {len(config.repositories)} repositories")
                         log.info("codeweir ready: socket %s, state %s", config.socket, config.state_dir)
                         task_status.started(daemon)
-            # The channels are closed: the parse stages drain, the writer commits and returns.
-            stage_nursery.cancel_scope.deadline = trio.current_time() + 30
+            # The channels are closed: the parse stages drain, the writer commits and returns
+            # (its last commit shielded), the embedder has stopped between two runs of the model.
+            stage_nursery.cancel_scope.deadline = trio.current_time() + STOP_DRAIN_S
         outer.cancel_scope.cancel()
     await trio.to_thread.run_sync(store.close)
     log.info("codeweir stopped")
@@ -205,9 +214,9 @@ def main(config_path: Path | None = None, started_in: Path | None = None) -> int
         trio.run(partial(run_daemon, config, config_path, started_in=started_in))
     except* CodeweirError as group:  # the nurseries wrap what their tasks raise
         failures = list(_leaves(group))
-    for exc in failures:
-        log.error("%s", exc)
-    if any(isinstance(exc, ConfigError) for exc in failures):  # $LISTEN_FDS, $NOTIFY_SOCKET
+    for failure in failures:
+        log.error("%s", failure)
+    if any(isinstance(failure, ConfigError) for failure in failures):  # $LISTEN_FDS, $NOTIFY_SOCKET
         return 2
     return 1 if failures else 0
 

@@ -1,6 +1,7 @@
 """The control API's methods: what each request does to the daemon's state.
 
-`Daemon` answers the requests (status, repos, sync, search, jobs, cancel, wait, reload) over
+`Daemon` answers the requests (status, repos, sync, search, jobs, cancel, wait, reload; read and
+refs, with search's paging and context, in reading.py) over
 the daemon's shared state (state.py), and holds the parts that change that state besides the
 syncs (syncs.py, which run_daemon() hands the job runner): the rebuild's bookkeeping
 (rebuild.py), the watchers (watchers.py) and reload (reload.py). The server structures each
@@ -25,11 +26,13 @@ from codeweir.config import Config
 from codeweir.embed.backlog import EmbeddingService
 from codeweir.errors import RequestError
 from codeweir.index.store import VERSIONS, Store
-from codeweir.protocol import CancelParams, NoParams, SearchParams, SearchResult, SyncParams, WaitParams
+from codeweir.protocol import CancelParams, NoParams, ReadParams, RefsParams, SearchParams, SearchResult, SyncParams, WaitParams
 from codeweir.search.planner import SearchRequests
 from codeweir.search.query import parse_query
+from codeweir.search.references import find_references
 from codeweir.service import systemd
 from codeweir.service.jobs import JobRunner
+from codeweir.service.reading import Reading
 from codeweir.service.rebuild import Rebuild
 from codeweir.service.reload import Reloader
 from codeweir.service.scheduler import Job, SyncRequest
@@ -62,9 +65,12 @@ class Daemon:
         self.runner = runner
         self.embedding = embedding
         self.searches = SearchRequests(store, embedding, stages.search_limiter, self.state.repo)
+        self.reading = Reading(self.state, store, self.searches, stages.search_limiter, find_references)
         self.rebuild = Rebuild(store, stages.writes)
         self.watchers = Watchers(self.state)
-        self.reloader = Reloader(self.state, self.watchers, config_path, started_in=started_in)
+        self.reloader = Reloader(
+            self.state, self.watchers, config_path, started_in=started_in, model_installed=embedding.model_installed
+        )
         self.started = time.time()
         # Scheduler times are trio's clock; this turns them into wall-clock times for people.
         self._wall_offset = time.time() - trio.current_time()
@@ -92,11 +98,29 @@ class Daemon:
         """Stop accepting and cancel syncs; run_daemon() then drains and commits."""
         systemd.notify("STOPPING=1")
         self.runner.cancel_all()
+        self.embedding.stop()  # after the call into the model in flight, not after the backlog
         self._stop()
 
     def handlers(self) -> dict[str, Handler]:
         """The server's methods: each takes its params class of protocol.PARAMS and a notify."""
-        return {name: getattr(self, name) for name in ("status", "repos", "sync", "search", "jobs", "cancel", "wait", "reload")}
+        return {
+            name: self._telling_damage(getattr(self, name))
+            for name in ("status", "repos", "sync", "search", "jobs", "cancel", "wait", "reload", "read", "refs")
+        }
+
+    def _telling_damage(self, handler: Handler) -> Handler:
+        """`handler`, answering a read that found the index damaged with why (the index is then
+        rebuilt in the background) rather than with an internal error."""
+
+        async def handle(params: Any, notify: Notify) -> Any:
+            try:
+                return await handler(params, notify)
+            except BaseException as exc:  # Tantivy's panics are BaseExceptions
+                if (damage := self.store.damage_error(exc, "reading the index")) is None:
+                    raise
+                raise damage from None
+
+        return handle
 
     # -- the methods ----------------------------------------------------------------------------
 
@@ -107,6 +131,8 @@ class Daemon:
             state = self.state.repo_state(repo.name)
             statuses = await trio.to_thread.run_sync(self.store.file_status, repo.name, limiter=limiter)
             chunks = await trio.to_thread.run_sync(self.store.count, ("doc_kind", "chunk"), ("repo", repo.name), limiter=limiter)
+            # Counted as commits and vectors land (embed/coverage.py), so a status costs nothing more.
+            covered = self.embedding.repo_coverage(repo.name) if self.embedding.vectors is not None else None
             file_errors = await trio.to_thread.run_sync(self.store.file_errors, repo.name, STATUS_FILE_ERRORS, limiter=limiter)
             repos.append(
                 {
@@ -121,9 +147,11 @@ class Daemon:
                         Counter(state.skipped) + Counter({k: v for k, v in statuses.items() if k != "indexed"})
                     ),
                     "chunks": chunks,
-                    "chunks_embedded": max(0, chunks - self.embedding.pending_for(repo.name))
-                    if self.embedding.vectors is not None
-                    else 0,
+                    # Chunks whose text has a vector of the configured model, and the distinct
+                    # texts (identical chunks share one vector): null while the model is not loaded.
+                    "chunks_embedded": min(covered.chunks_embedded, chunks) if covered else 0,
+                    "texts": covered.texts if covered else None,
+                    "texts_embedded": covered.texts_embedded if covered else None,
                     "file_errors": file_errors,  # a few files that could not be read or chunked, and why
                     "head": state.head,
                     "synced_at": state.synced_at,
@@ -148,6 +176,8 @@ class Daemon:
                 # An index of other versions is rebuilt while searches read it.
                 "rebuilding": self.store.rebuilding,
                 "rebuilt_repos": sorted(self.rebuild.synced),
+                # Why the index was found damaged, until it holds every repository again.
+                "damage": self.store.damage,
             },
             "queue": {
                 "queued": sum(j.state == "queued" for j in jobs),
@@ -174,8 +204,11 @@ class Daemon:
         # SyncParams holds either a repo or all=true, and paths only with a repo.
         self._check_repo(params.repo)
         names = [params.repo] if params.repo else [r.name for r in self.config.repositories]
+        # A sync waited for follows its repository's running sync when that one does it all.
         jobs = [
-            self.runner.submit(SyncRequest(name, full=params.full, paths=params.paths, priority=params.priority))
+            self.runner.submit(
+                SyncRequest(name, full=params.full, paths=params.paths, priority=params.priority), join_running=params.wait
+            )
             for name in names
         ]
         if params.wait:
@@ -189,7 +222,7 @@ class Daemon:
         self._check_repo(params.repo)
         query = parse_query(params.query, regex=params.mode == "regex")
         self._check_repo(query.repo)
-        return await self.searches.answer(query, params)
+        return await self.reading.search(query, params)  # pages by cursor, adds context lines
 
     async def jobs(self, params: NoParams, notify: Notify) -> dict[str, Any]:
         return {"jobs": [self.job_view(j) for j in self.runner.jobs()]}
@@ -203,21 +236,49 @@ class Daemon:
         return {"cancelled": [self.job_view(j) for j in cancelled]}
 
     async def wait(self, params: WaitParams, notify: Notify) -> dict[str, Any]:
+        """Until no sync of the repository (or any) is queued or running: the lexical index is
+        complete; with `vectors`, also until every chunk and commit message has a vector."""
         self._check_repo(params.repo)
         names = {params.repo} if params.repo else self.state.configured()
+        waited_for = ["index", "vectors"] if params.vectors else ["index"]
 
         def pending() -> list[Job]:
             return [j for j in self.runner.jobs() if j.request.repo in names and j.state in ("queued", "running")]
 
         with trio.move_on_after(params.timeout if params.timeout is not None else math.inf):
-            while jobs := pending():
-                for job in jobs:
-                    await self.runner.wait(job.id)
-            return {"done": True}
-        return {"done": False, "pending": [self.job_view(j) for j in pending()]}
+            while True:
+                while jobs := pending():
+                    for job in jobs:
+                        await self.runner.wait(job.id)
+                if not params.vectors:
+                    return {"done": True, "waited_for": waited_for}
+                await self.embedding.wait_idle()
+                if not pending():  # else a sync started meanwhile: its chunks too
+                    break
+            return self._vectors_waited(sorted(names), waited_for)
+        answer: dict[str, Any] = {"done": False, "waited_for": waited_for, "pending": [self.job_view(j) for j in pending()]}
+        if params.vectors:
+            answer["vectors"] = self._vectors_view(sorted(names))
+        return answer
+
+    def _vectors_waited(self, names: list[str], waited_for: list[str]) -> dict[str, Any]:
+        answer: dict[str, Any] = {"done": True, "waited_for": waited_for, "vectors": self._vectors_view(names)}
+        if self.embedding.state in ("disabled", "failed", "missing"):  # the wait ended: they never will
+            answer.update(done=False, error=self.embedding.unavailable_reason())
+        return answer
+
+    def _vectors_view(self, names: list[str]) -> dict[str, int]:
+        covered = self.embedding.coverage.total(names)
+        return {"chunks": covered.chunks, "chunks_embedded": covered.chunks_embedded}
 
     async def reload(self, params: NoParams, notify: Notify) -> dict[str, Any]:
         return await self.reloader.reload()
+
+    async def read(self, params: ReadParams, notify: Notify) -> dict[str, Any]:
+        return await self.reading.read(params)
+
+    async def refs(self, params: RefsParams, notify: Notify) -> dict[str, Any]:
+        return await self.reading.refs(params)
 
     # -- helpers of the methods -----------------------------------------------------------------
 
@@ -255,13 +316,14 @@ class Daemon:
         }
 
     def _backoff_view(self, name: str) -> dict[str, Any] | None:
-        """Why a repository keeps failing and when it is tried again (wall clock); None if healthy."""
+        """Why a repository keeps failing and when it is tried again (wall clock); None if healthy.
+        `retry_in_s` is 0 while the retry is queued or runs, None when nothing will retry it."""
         state = self.runner.backoff.state(name)
         if state is None:
             return None
-        retry_at = state["retry_at"]
+        retry_in = self.runner.retry_in(name)
         return {
             **state,
-            "retry_at": self._wall(retry_at),
-            "retry_in_s": round(max(0.0, retry_at - trio.current_time()), 1),
+            "retry_at": self._wall(state["retry_at"]),
+            "retry_in_s": None if retry_in is None else round(retry_in, 1),
         }

@@ -4,6 +4,11 @@ The scheduler decides (pure state); this module runs jobs under the concurrency 
 wakes on submissions through a bounded memory channel, fans progress out to subscribers and
 records outcomes and backoff. A job that has to wait reports a `queued` event naming what it
 waits behind, again whenever that changes, until its first stage starts.
+
+A failed sync is retried by itself once its repository's backoff ends (10 s, 20 s, ... up to
+30 min after consecutive failures): the runner wakes then and queues it again. Only a request
+that cannot succeed as asked (RequestError: a repository no longer configured) is not retried,
+nor a repository whose syncs were cancelled.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import trio
 
 from codeweir.errors import Busy, CodeweirError, RequestError
 from codeweir.service.scheduler import ENDED_STATES, QUEUED, RUNNING, Backoff, Job, Scheduler, SyncRequest
+from codeweir.service.scheduler import _covers as covers
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +75,14 @@ def queued_event(job: Job, jobs: list[Job], slots: int, retry_at: float | None, 
     return event
 
 
+def _broader(retry: SyncRequest | None, failed: SyncRequest) -> SyncRequest:
+    """One retry that does what both failed syncs of a repository asked for, at normal priority."""
+    if retry is None:
+        return attrs.evolve(failed, priority="normal")
+    paths = None if retry.paths is None or failed.paths is None else retry.paths | failed.paths
+    return SyncRequest(failed.repo, full=retry.full or failed.full, paths=paths)
+
+
 class JobRunner:
     """Runs sync jobs: at most `concurrency.total_tokens` at once, never two of one repository."""
 
@@ -95,6 +109,8 @@ class JobRunner:
         self._subscribers: dict[str, list[trio.MemorySendChannel[dict]]] = {}
         # The latest event of each stage, replayed to a late subscriber so its bars start in place.
         self._latest: dict[str, dict[str, dict]] = {}
+        # repo -> the sync to queue again once its backoff ends (after a failure).
+        self._retries: dict[str, SyncRequest] = {}
         self._closed = False
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -103,15 +119,42 @@ class JobRunner:
             task_status.started()
             while True:
                 now = trio.current_time()
+                self._queue_due_retries(now)
                 deferred = self.backoff.deferred(now)
                 self._start_ready(nursery, now, deferred)
                 self._report_waiting(now, deferred)
-                # Jobs of a backing-off repository wait in the queue until it may sync again.
+                # Jobs of a backing-off repository wait in the queue until it may sync again, and
+                # so do the retries of failed syncs.
                 waiting = [
                     deferred[j.request.repo] for j in self._scheduler.jobs() if j.state == "queued" and j.request.repo in deferred
                 ]
+                waiting += [deferred[repo] for repo in self._retries if repo in deferred]
                 with trio.move_on_at(min(waiting, default=math.inf)):
                     await self._wake_receive.receive()
+
+    def _queue_due_retries(self, now: float) -> None:
+        """Queue again the failed syncs whose repository's backoff has ended."""
+        for repo, request in list(self._retries.items()):
+            if self._closed or not self.backoff.allowed(repo, now):
+                continue
+            try:
+                job = self._scheduler.submit(request, now)
+            except Busy:  # the queue is full: tried again when a job ends
+                continue
+            del self._retries[repo]
+            self._ended.setdefault(job.id, trio.Event())
+            log.info("sync of %s retried after its backoff: job %s", repo, job.id)
+
+    def retry_in(self, repo: str) -> float | None:
+        """Seconds until a failed sync of `repo` is retried by itself (0 while the retry is queued
+        or runs); None when none will be."""
+        retrying = repo in self._retries or any(
+            j.request.repo == repo and j.state in (QUEUED, RUNNING) for j in self._scheduler.jobs()
+        )
+        state = self.backoff.state(repo)
+        if not retrying or state is None:
+            return None
+        return max(0.0, state["retry_at"] - trio.current_time())
 
     def _start_ready(self, nursery: trio.Nursery, now: float, deferred: dict[str, float]) -> None:
         while self._concurrency.available_tokens >= 1:
@@ -139,12 +182,14 @@ class JobRunner:
     async def _run_job(self, running: _Running) -> None:
         job = running.job
         state, counts, error = "cancelled", None, None
+        retry = False
         try:
             with running.scope:
                 counts = await self._run_sync(job, partial(self._progress, job.id))
                 state = "completed"
         except Exception as exc:
             state, error = "failed", _describe(exc)
+            retry = not isinstance(exc, RequestError)  # a request that cannot succeed as asked
             log.log(
                 logging.WARNING if isinstance(exc, CodeweirError) else logging.ERROR,
                 "sync %s of %s failed: %s",
@@ -159,10 +204,15 @@ class JobRunner:
             self._concurrency.release_on_behalf_of(job.id)
             del self._running[job.id]
             self._scheduler.finish(job.id, state, now, counts=counts, error=error)
+            repo = job.request.repo
             if state == "failed":
-                self.backoff.failed(job.request.repo, error, now)
+                self.backoff.failed(repo, error or "failed", now)
+                if retry and not self._closed:
+                    self._retries[repo] = _broader(self._retries.get(repo), job.request)
             elif state == "completed":
-                self.backoff.succeeded(job.request.repo)
+                self.backoff.succeeded(repo)
+                if repo in self._retries and covers(job.request, self._retries[repo]):
+                    del self._retries[repo]
             self._ended_now(job)
 
     def _ended_now(self, job: Job) -> None:
@@ -203,10 +253,19 @@ class JobRunner:
             raise RequestError(f"no job {job_id!r}: it never existed or has left the history")
         return job
 
-    def submit(self, request: SyncRequest) -> Job:
-        """Queue a sync (or return the queued job that covers it). Busy when the queue is full."""
+    def submit(self, request: SyncRequest, *, join_running: bool = False) -> Job:
+        """Queue a sync (or return the queued job that covers it). Busy when the queue is full.
+
+        `join_running`: for a caller that waits for the sync (`sync --wait`), a running job of
+        the repository that does everything `request` asks for is as good, when none of it is
+        queued: it is returned rather than a new job queued behind it.
+        """
         if self._closed:
             raise Busy("the daemon is shutting down")
+        if join_running and not any(j.state == QUEUED and j.request.repo == request.repo for j in self._scheduler.jobs()):
+            for running in self._running.values():
+                if covers(running.job.request, request):
+                    return running.job
         job = self._scheduler.submit(request, trio.current_time())
         self._ended.setdefault(job.id, trio.Event())
         self._wake()
@@ -221,6 +280,7 @@ class JobRunner:
             targets = [self._job(job_id)]
         else:
             targets = [j for j in self._scheduler.jobs() if j.request.repo == repo]
+            self._retries.pop(repo or "", None)  # its syncs are not wanted now, retries included
         return [job for job in targets if self._cancel(job)]
 
     def _cancel(self, job: Job) -> bool:
@@ -236,6 +296,7 @@ class JobRunner:
     def cancel_all(self) -> None:
         """Shutdown: refuse new jobs, drop the queue, cancel what runs."""
         self._closed = True
+        self._retries.clear()
         for job in self._scheduler.jobs():
             self._cancel(job)
 

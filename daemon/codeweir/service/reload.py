@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +33,18 @@ log = logging.getLogger(__name__)
 
 
 class Reloader:
-    def __init__(self, state: DaemonState, watchers: Watchers, config_path: Path | None, *, started_in: Path | None) -> None:
+    def __init__(
+        self,
+        state: DaemonState,
+        watchers: Watchers,
+        config_path: Path | None,
+        *,
+        started_in: Path | None,
+        model_installed: Callable[[], None] = lambda: None,
+    ) -> None:
         self.state = state
+        # Told at every reload: `codeweir model install` reloads the daemon once the model is in place.
+        self.model_installed = model_installed
         self.watchers = watchers
         # Re-read on reload; with no config file, the embedded default over `started_in`.
         self.config_path = config_path
@@ -55,6 +66,7 @@ class Reloader:
 
     async def reload(self) -> dict[str, Any]:
         """Re-read the config and apply it; returns what changed. Tells systemd (RELOADING=1, then READY=1)."""
+        self.model_installed()
         async with self._lock:
             systemd.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
             try:

@@ -2,7 +2,11 @@
 
 Only the daemon's own user, root and members of `server.group` get in (SO_PEERCRED). Each
 connection answers its requests in order, one at a time; requests are limited in size and time,
-connections in number and idleness, so a slow, stuck or hostile client holds nothing for long.
+connections in number and idleness, so a slow, stuck or hostile client holds nothing for long:
+a request line must arrive whole within `request_line_seconds` of its first byte, and when every
+slot is taken a new client takes the slot of the connection idle the longest (one with no
+request in flight: silent, or trickling a line), so idle and slow clients never lock others out.
+Only when every connection has a request in flight is a new one refused ("busy").
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import grp
 import logging
+import math
 import os
 import pwd
 import socket
@@ -182,8 +187,9 @@ class _Server:
     handlers: Mapping[str, Handler]
     limits: ServerConfig
     policy: PeerPolicy
-    open_connections: int = 0
-    refusing: bool = False  # log a flood once, not once per refused connection
+    # The connections holding a slot, in the order they were admitted.
+    connections: dict[_Connection, None] = attrs.Factory(dict)
+    full: bool = False  # log a flood once, not once per refused or evicted connection
 
     def __attrs_post_init__(self) -> None:
         protocol.ServerConnection(self.limits.max_request_bytes, self.handlers)  # checks the method names
@@ -209,24 +215,48 @@ class _Server:
             message = f"permission denied: uid {peer.uid} may not use this socket (see server.group)"
             await _send_parting_line(stream, protocol.error(None, protocol.PERMISSION_DENIED, message))
             return
-        if self.open_connections >= self.limits.max_connections:
-            if not self.refusing:
-                log.warning("refusing control connections: %d open (server.max_connections)", self.open_connections)
-                self.refusing = True
-            message = f"busy: too many connections ({self.limits.max_connections}); try again later"
-            await _send_parting_line(stream, protocol.error(None, protocol.SERVER_ERROR, message))
-            return
-        self.refusing = False
-        self.open_connections += 1
+        if len(self.connections) >= self.limits.max_connections:
+            if not self.full:
+                log.warning(
+                    "control connections: all %d slots taken (server.max_connections): closing idle ones for new clients",
+                    len(self.connections),
+                )
+                self.full = True
+            if not self._evict_one():
+                message = (
+                    f"busy: too many connections ({self.limits.max_connections}), each with a request in flight; try again later"
+                )
+                await _send_parting_line(stream, protocol.error(None, protocol.SERVER_ERROR, message))
+                return
+        else:
+            self.full = False
+        connection = _Connection(stream, self.handlers, self.limits)
+        self.connections[connection] = None
         try:
-            await _Connection(stream, self.handlers, self.limits).run()
+            await connection.run()
         finally:
-            self.open_connections -= 1
+            self.connections.pop(connection, None)
+
+    def _evict_one(self) -> bool:
+        """Free a slot: the connection idle the longest (no request in flight) is closed. False
+        when every connection has a request in flight."""
+        idle = [connection for connection in self.connections if connection.evictable]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda connection: connection.idle_since)
+        del self.connections[victim]  # its slot is the new client's now; it closes on its own
+        victim.evict()
+        return True
 
 
 async def _send_parting_line(stream: trio.SocketStream, data: bytes) -> None:
     with trio.move_on_after(PARTING_SEND_SECONDS), contextlib.suppress(trio.BrokenResourceError):
         await stream.send_all(data)
+
+
+@attrs.frozen
+class _TimedOut:
+    message: str
 
 
 class _Connection:
@@ -236,16 +266,36 @@ class _Connection:
         self.limits = limits
         self.protocol = protocol.ServerConnection(limits.max_request_bytes, handlers)
         self.send_lock = trio.Lock()
+        # Since when the connection has had nothing to do: opened, or its last answer sent.
+        self.idle_since = trio.current_time()
+        # When the first byte of a request line not yet complete arrived; None between lines.
+        self._line_since: float | None = None
+        # While it waits for a request (with none in flight), the scope that evict() cancels.
+        self._reading: trio.CancelScope | None = None
+        self._evicted = False
+
+    @property
+    def evictable(self) -> bool:
+        return self._reading is not None
+
+    def evict(self) -> None:
+        """Close the connection to free its slot; only while it waits for a request."""
+        assert self._reading is not None
+        self._evicted = True
+        self._reading.cancel()
 
     async def run(self) -> None:
         while True:
-            # A client must finish a request within the idle timeout, however slowly it trickles.
-            with trio.move_on_after(self.limits.idle_timeout_seconds) as idle:
+            with trio.CancelScope() as self._reading:
                 event = await self._next_event()
-            if idle.cancelled_caught:
-                timeout = self.limits.idle_timeout_seconds
-                message = f"idle timeout: no complete request in {timeout:g} s; closing the connection"
-                await _send_parting_line(self.stream, protocol.error(None, protocol.TIMED_OUT, message))
+            self._reading = None
+            if self._evicted:
+                slots = self.limits.max_connections
+                message = f"closed: all {slots} connection slots were taken and this connection was idle the longest"
+                await _send_parting_line(self.stream, protocol.error(None, protocol.SERVER_ERROR, message))
+                return
+            if isinstance(event, _TimedOut):
+                await _send_parting_line(self.stream, protocol.error(None, protocol.TIMED_OUT, event.message))
                 return
             if event is protocol.CLOSED:
                 return
@@ -253,12 +303,36 @@ class _Connection:
                 if event.reply:
                     await self._send(event.to_bytes())
                 continue
+            assert isinstance(event, protocol.Request)  # next_event gave neither a failure nor a Status
             await self._dispatch(event)
+            self.idle_since = trio.current_time()
 
-    async def _next_event(self) -> protocol.Event:
+    async def _next_event(self) -> protocol.Event | _TimedOut:
+        """The next request; a _TimedOut when none begins within the idle timeout, or a line
+        begun does not end within request_line_seconds of its first byte (however it trickles)."""
+        limits = self.limits
         while (event := self.protocol.next_event()) is protocol.NEED_DATA:
-            self.protocol.receive_data(await self.stream.receive_some(RECEIVE_BYTES))
+            idle_deadline = self.idle_since + limits.idle_timeout_seconds
+            line_deadline = math.inf if self._line_since is None else self._line_since + limits.request_line_seconds
+            with trio.move_on_at(min(idle_deadline, line_deadline)):
+                self._receive(await self.stream.receive_some(RECEIVE_BYTES))
+                continue
+            if line_deadline <= idle_deadline:
+                return _TimedOut(
+                    f"request timeout: a request line must arrive within {limits.request_line_seconds:g} s of its "
+                    "first byte (server.request_line_seconds); closing the connection"
+                )
+            return _TimedOut(f"idle timeout: no complete request in {limits.idle_timeout_seconds:g} s; closing the connection")
         return event
+
+    def _receive(self, data: bytes) -> None:
+        """Hand received bytes to the protocol, noting when an unfinished line began."""
+        newline = data.rfind(b"\n")
+        if newline >= 0:
+            self._line_since = trio.current_time() if newline < len(data) - 1 else None
+        elif data and self._line_since is None:
+            self._line_since = trio.current_time()
+        self.protocol.receive_data(data)
 
     async def _send(self, data: bytes) -> None:
         """Send, or fail with BrokenResourceError when the peer is gone or does not read."""
@@ -300,7 +374,7 @@ class _Connection:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             data = b""
         if data:
-            self.protocol.receive_data(data)  # a pipelined request: served after this one
+            self._receive(data)  # a pipelined request: served after this one
         else:
             hangup.cancel()
 
@@ -319,6 +393,11 @@ class _Connection:
             return protocol.response(request.id, result)
         except Exception as exc:
             return _error_answer(request, exc)
+        except BaseException as exc:
+            # A Rust panic in a library (pyo3's PanicException) ends this request, not the daemon.
+            if type(exc).__name__ != "PanicException":
+                raise
+            return _error_answer(request, RuntimeError(f"a library panicked: {exc}"))
 
 
 def _error_answer(request: protocol.Request, exc: Exception) -> bytes:

@@ -1,8 +1,10 @@
 """The job runner's callback: one sync of one repository through the shared pipeline, and what it
-leaves behind: the repository's state, systemd's STATUS= line and the rebuild's progress."""
+leaves behind: the repository's state, systemd's STATUS= line, the rebuild's progress and the
+log: a line when a sync starts, one now and then while it indexes, and one when it ends."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -10,12 +12,14 @@ import attrs
 import trio
 
 from codeweir.errors import RequestError
-from codeweir.index.writes import Report
+from codeweir.index.writes import IndexGivenUp, Report
 from codeweir.ingest import pipeline
 from codeweir.service import systemd
 from codeweir.service.rebuild import Rebuild
 from codeweir.service.scheduler import Job
 from codeweir.service.state import DaemonState, RepoState
+
+log = logging.getLogger(__name__)
 
 
 @attrs.define
@@ -33,6 +37,34 @@ class StatusThrottle:
         return True
 
 
+@attrs.define
+class ProgressLog:
+    """Lets a progress line into the log every `interval` seconds, or when another tenth of the
+    files is done (but not more than once a second: a small sync logs only its start and end)."""
+
+    interval: float = 10.0
+    _last: float = attrs.field(factory=time.monotonic)
+    _tenth: int = 0
+
+    def due(self, now: float, done: int, total: int | None) -> bool:
+        tenth = done * 10 // total if total else 0
+        if now - self._last >= self.interval or (tenth > self._tenth and now - self._last >= 1.0):
+            self._last, self._tenth = now, tenth
+            return True
+        return False
+
+
+def _what(job: Job) -> str:
+    request = job.request
+    if request.full:
+        what = "full resync"
+    elif request.paths is not None:
+        what = f"{len(request.paths)} path{'s' * (len(request.paths) != 1)}"
+    else:
+        what = "changes"
+    return f"{what}, interactive" if request.priority == "interactive" else what
+
+
 class Syncs:
     def __init__(self, state: DaemonState, rebuild: Rebuild) -> None:
         self.state = state
@@ -46,36 +78,58 @@ class Syncs:
             raise RequestError(f"repository {job.request.repo!r} is not configured")
         repo_state = state.repo_states.setdefault(repo.name, RepoState())
         throttle = StatusThrottle()
+        progress = ProgressLog()
+        ended = False  # a cancelled sync's last files may still be committed: not logged as progress
+        started = time.monotonic()
+        log.info("sync of %s started (job %s, %s)", repo.name, job.id, _what(job))
 
         def report_progress(event: dict) -> None:
             report(event)
             if event.get("stage") == "index" and throttle.due(trio.current_time()):
                 systemd.notify(f"STATUS=syncing {repo.name}: {event['done']}/{event['total']} files")
+            if event.get("stage") == "index" and not ended and progress.due(time.monotonic(), event["done"], event["total"]):
+                total = event["total"]
+                share = f" ({event['done'] * 100 // total}%)" if total else ""
+                log.info("sync of %s: %s of %s files indexed%s", repo.name, f"{event['done']:,}", f"{total:,}", share)
 
         outcome = "cancelled"
         try:
-            result = await pipeline.sync_repository(
-                repo,
-                store=state.store,
-                files=state.stages.files,
-                writes=state.stages.writes,
-                git_limiter=state.stages.git_limiter,
-                max_bytes=state.config.limits.max_file_bytes,
-                report=report_progress,
-                full=job.request.full,
-                paths=job.request.paths,
-            )
+            for attempt in range(3):
+                generation = state.store.generation  # a rebuild after damage voids what this sync plans
+                try:
+                    result = await pipeline.sync_repository(
+                        repo,
+                        store=state.store,
+                        files=state.stages.files,
+                        writes=state.stages.writes,
+                        git_limiter=state.stages.git_limiter,
+                        max_bytes=state.config.limits.max_file_bytes,
+                        report=report_progress,
+                        full=job.request.full,
+                        paths=job.request.paths,
+                        interactive=job.request.priority == "interactive",
+                    )
+                    break
+                except IndexGivenUp as exc:  # the index was found damaged meanwhile: plan against the new one
+                    if attempt == 2:
+                        raise
+                    log.info("sync of %s (job %s) starts over: %s", repo.name, job.id, exc)
             outcome = f"completed: {result.indexed} indexed, {result.deleted} deleted, {result.unchanged} unchanged"
+            if result.commits:
+                outcome += f", {result.commits} commits"
         except Exception as exc:
             repo_state.error = str(exc)
             outcome = f"failed: {exc}"
             raise
         finally:
+            ended = True
             self._status_after(job, f"{repo.name} {outcome}")
+            if not outcome.startswith("failed"):  # the job runner logs failures, with their reason
+                log.info("sync of %s (job %s) %s in %.1f s", repo.name, job.id, outcome, time.monotonic() - started)
         if job.request.paths is None:
             repo_state.total = result.total
             repo_state.skipped = result.skipped
-            await self.rebuild.note_synced(repo.name, state.configured())
+            await self.rebuild.note_synced(repo.name, state.configured(), generation)
         repo_state.head = result.head
         repo_state.synced_at = time.time()
         repo_state.error = None
