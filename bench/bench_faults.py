@@ -211,22 +211,25 @@ class Watch:
         return line
 
 
-def raw_exchange(path: Path, data: bytes, timeout: float = 10.0) -> list[bytes]:
-    """Send `data` on a new connection, half-close, and read every line until the daemon closes."""
+def raw_exchange(path: Path, data: bytes, timeout: float = 10.0, expect: int | None = None) -> list[bytes]:
+    """Send `data` on a new connection and read the lines answered: until the daemon closes
+    (after a half-close), or until `expect` lines came (without one: a client that half-closes
+    has left, and its long-running requests, `wait`, are cancelled unanswered)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
+    received = b""
     try:
         sock.connect(str(path))
         try:
             sock.sendall(data)
-            sock.shutdown(socket.SHUT_WR)
+            if expect is None:
+                sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass  # closed on us (an oversized line): what it said is still there to read
-        received = b""
-        while chunk := sock.recv(65536):
+        while (expect is None or received.count(b"\n") < expect) and (chunk := sock.recv(65536)):
             received += chunk
     except (TimeoutError, ConnectionResetError):
-        received = b""
+        pass
     finally:
         sock.close()
     return [line for line in received.split(b"\n") if line]
@@ -285,10 +288,10 @@ def fuzz(daemon: Daemon, watch: Watch, count: int, rng: random.Random) -> str:
     tried: Counter[str] = Counter()
     answers: dict[str, Counter[str]] = {}
 
-    def exchange(kind: str, data: bytes, lines_sent: int) -> None:
+    def exchange(kind: str, data: bytes, lines_sent: int, expect: int | None = None) -> None:
         tried[kind] += lines_sent
         counts = answers.setdefault(kind, Counter())
-        for line in raw_exchange(daemon.socket, data):
+        for line in raw_exchange(daemon.socket, data, expect=expect):
             try:
                 message = json.loads(line)
             except ValueError:
@@ -313,7 +316,8 @@ def fuzz(daemon: Daemon, watch: Watch, count: int, rng: random.Random) -> str:
     exchange("oversized line (2 MiB)", b"x" * (2 << 20) + b"\n" + request(1, "status"), 2)
     hostile = hostile_requests(rng)
     for start in range(0, len(hostile), 8):  # pipelined, 8 to a connection
-        exchange("hostile params and methods", b"".join(hostile[start : start + 8]), len(hostile[start : start + 8]))
+        pack = hostile[start : start + 8]
+        exchange("hostile params and methods", b"".join(pack), len(pack), expect=len(pack))
         watch.check_alive("hostile params")
     watch.check_alive("fuzz")
     return "; ".join(

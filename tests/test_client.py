@@ -1,10 +1,12 @@
 import socket
+import threading
 from functools import partial
 
 import pytest
 import trio
 import trio.testing
 
+from codeweir import client as client_module
 from codeweir import protocol
 from codeweir.client import HOW_TO_START, Client, DaemonError, DaemonUnreachable, Notification, Response
 from codeweir.config import ServerConfig
@@ -114,3 +116,41 @@ async def test_a_kept_connection_the_daemon_closed_while_idle_is_opened_again(nu
             assert await in_thread(newcomer.call, "status") == {"ok": True}
         await trio.testing.wait_all_tasks_blocked()
         assert await in_thread(client.call, "status") == {"ok": True}
+
+
+async def test_a_connection_refused_while_the_accept_queue_is_full_is_tried_again(nursery, tmp_path, monkeypatch):
+    path = tmp_path / "codeweir.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(0)
+    queued = []
+    while True:  # fill the accept queue: then a connection is refused at once (EAGAIN)
+        waiting = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        waiting.setblocking(False)
+        try:
+            waiting.connect(str(path))
+        except BlockingIOError:
+            waiting.close()
+            break
+        queued.append(waiting)
+    refused = threading.Event()
+    sleep = client_module.time.sleep
+
+    def pause(seconds: float) -> None:  # the client waits before it tries again
+        refused.set()
+        sleep(seconds)
+
+    monkeypatch.setattr(client_module.time, "sleep", pause)
+    with Client(path) as client:
+        answers = []
+        async with trio.open_nursery() as calls:
+            calls.start_soon(in_thread_append, answers, client.call, "status")
+            await trio.to_thread.run_sync(refused.wait)
+            await nursery.start(serve_unix, listener, HANDLERS, ServerConfig())  # the queue drains
+        assert answers == [{"ok": True}]
+    for waiting in queued:
+        waiting.close()
+
+
+async def in_thread_append(results: list, function, *args):
+    results.append(await in_thread(function, *args))

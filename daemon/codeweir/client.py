@@ -10,6 +10,7 @@ import json
 import os
 import select
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,10 @@ class Response:
     """The final answer to a streamed request."""
 
     result: Any
+
+
+# How long a connection is tried again while the daemon's accept queue is full (EAGAIN).
+CONNECT_PATIENCE_S = 5.0
 
 
 class Client:
@@ -110,10 +115,32 @@ class Client:
             if not _closed_by_daemon(self._sock):
                 return self._sock
             self.close()  # closed while idle (to free its slot for another client): connect again
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
+        # A full accept queue (a flood of connections the daemon is shedding) refuses at once
+        # with EAGAIN: a moment later there is room again.
+        patience = time.monotonic() + min(self.timeout or CONNECT_PATIENCE_S, CONNECT_PATIENCE_S)
+        pause = 0.002
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                self._open(sock)
+            except BlockingIOError:
+                sock.close()
+                if time.monotonic() >= patience:
+                    raise DaemonUnreachable(f"cannot connect to {self.path}: its connection queue stays full") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+                continue
+            self._sock = sock
+            return sock
+
+    def _open(self, sock: socket.socket) -> None:
+        """Connect `sock`; BlockingIOError when the daemon's accept queue is full, else the
+        failure in a person's words (the socket closed)."""
         try:
             sock.connect(os.fsencode(self.path))
+        except BlockingIOError:
+            raise
         except (FileNotFoundError, ConnectionRefusedError):
             sock.close()
             raise DaemonUnreachable(
@@ -128,8 +155,6 @@ class Client:
         except OSError as exc:
             sock.close()
             raise DaemonUnreachable(f"cannot connect to {self.path}: {exc.strerror or exc}") from None
-        self._sock = sock
-        return sock
 
     def _send(self, sock: socket.socket, data: bytes) -> None:
         try:

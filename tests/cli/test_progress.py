@@ -110,7 +110,7 @@ async def test_sync_without_wait_returns_the_queued_job_and_wait_returns_once_it
     (job,) = json.loads(capsys.readouterr().out)["jobs"]
     assert job["id"] and job["state"] in ("queued", "running")
     assert await codeweir(config, "wait", "proj", "--timeout", "60", "--json") == cli.EXIT_OK
-    assert json.loads(capsys.readouterr().out) == {"done": True}
+    assert json.loads(capsys.readouterr().out) == {"done": True, "waited_for": ["index"]}
     _, reply = await call(config, "jobs", {})
     assert next(j for j in reply["result"]["jobs"] if j["id"] == job["id"])["state"] == "completed"
 

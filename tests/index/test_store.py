@@ -1,4 +1,5 @@
 import json
+import threading
 from collections import Counter
 
 import attrs
@@ -267,12 +268,15 @@ def test_an_index_tantivy_cannot_open_is_moved_aside_and_a_new_one_opened_keepin
 
 def test_the_checksum_scan_finds_a_garbled_block_that_tantivy_opens(tmp_path):
     _written(tmp_path / "index")
-    store = Store(tmp_path / "index")
-    assert store.verify() is None
+    assert Store(tmp_path / "index").verify() is None
     postings = max((tmp_path / "index").glob("*.idx"), key=lambda p: p.stat().st_size)
-    data = bytearray(postings.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    postings.write_bytes(bytes(data))
+    with open(postings, "r+b") as file:  # in place: a file cut short under a map of it faults
+        file.seek(postings.stat().st_size // 2)
+        flipped = bytes(b ^ 0xFF for b in file.read(1))
+        file.seek(-1, 1)
+        file.write(flipped)
+    store = Store(tmp_path / "index")
+    assert store.damage is None  # it opens
     directory, problem = store.verify()
     assert directory == tmp_path / "index" and postings.name in problem and "checksum" in problem
 
@@ -303,3 +307,26 @@ def test_a_rebuild_after_damage_serves_a_new_index_that_replaces_the_damaged_one
     assert not store.rebuilding and store.damage is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
     assert Store(tmp_path / "index").file_blobs("r") == {"a.py": "b1"}
+
+
+def test_the_checksum_scan_finds_nothing_wrong_while_commits_merge_segments_and_supersede_deletes(tmp_path):
+    _written(tmp_path / "index", 60)
+    store = Store(tmp_path / "index")
+    found = []
+    done = threading.Event()
+
+    def scan() -> None:
+        while not done.is_set():
+            found.append(store.verify())
+
+    scanner = threading.Thread(target=scan)
+    scanner.start()
+    try:
+        for i in range(40):  # each commit writes a segment, deletes documents of others, merges
+            store.delete_file("r", f"f{i}.py")
+            store.write_file(record(f"n{i}.py", f"c{i}", f"def n{i}(): pass"))
+            store.commit()
+    finally:
+        done.set()
+        scanner.join()
+    assert found and set(found) == {None}

@@ -172,7 +172,7 @@ class EmbedQueue:
         self, content_hash: str, kind: str, text: str | None, *, rank: int, interactive: bool = False, after_commit: int = 0
     ) -> None:
         key = (0 if interactive else 1, rank, next(self._arrival))
-        keep = text is not None and (interactive or self._texts < self.max_texts)
+        keep = text is not None and self._texts < self.max_texts
         todo = self._todo.get(content_hash)
         if todo is None:
             todo = _Todo(key, kind, text if keep else None, 0 if keep else after_commit)

@@ -734,35 +734,41 @@ _SEGMENT_FILES = ("store", "idx", "term", "fieldnorm", "fast", "pos")
 def _verify_directory(directory: Path) -> str | None:
     """What is wrong with the committed index in `directory` (see Store.verify), or None."""
     try:
-        meta = json.loads((directory / "meta.json").read_bytes())
-        segments = [(s["segment_id"].replace("-", ""), s.get("deletes")) for s in meta["segments"]]
+        committed = _committed_files(directory)
     except FileNotFoundError:
         return None  # no index yet
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return f"meta.json cannot be read: {exc}"
-    for segment, deletes in segments:
-        names = [f"{segment}.{ext}" for ext in _SEGMENT_FILES]
-        if isinstance(deletes, dict) and "opstamp" in deletes:
-            names.append(f"{segment}.{deletes['opstamp']}.del")
-        for name in names:
-            try:
-                problem = _verify_file(directory / name)
-            except FileNotFoundError:
-                if name.endswith(".pos") or not _still_committed(directory, segment):
-                    continue  # no positions; or merged away since meta.json was read
-                problem = "missing"
-            except OSError as exc:
-                return f"{name}: {_reason(exc)}"
-            if problem is not None:
-                return f"{name}: {problem}"
+    for name in committed:
+        try:
+            problem = _verify_file(directory / name)
+        except FileNotFoundError:
+            try:  # merged away, or its deletes superseded, since meta.json was read?
+                if name not in _committed_files(directory):
+                    continue
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                continue  # meta.json replaced this very moment: the next open judges
+            if name.endswith(".pos"):
+                continue  # a segment without positions
+            problem = "missing"
+        except OSError as exc:
+            return f"{name}: {_reason(exc)}"
+        if problem is not None:
+            return f"{name}: {problem}"
     return None
 
 
-def _still_committed(directory: Path, segment: str) -> bool:
-    try:
-        return segment in (directory / "meta.json").read_text().replace("-", "")
-    except OSError:
-        return False
+def _committed_files(directory: Path) -> list[str]:
+    """The files of every segment the index's meta.json names (a .pos file may not exist)."""
+    meta = json.loads((directory / "meta.json").read_bytes())
+    names = []
+    for segment in meta["segments"]:
+        stem = segment["segment_id"].replace("-", "")
+        names += [f"{stem}.{ext}" for ext in _SEGMENT_FILES]
+        deletes = segment.get("deletes")
+        if isinstance(deletes, dict) and "opstamp" in deletes:
+            names.append(f"{stem}.{deletes['opstamp']}.del")
+    return names
 
 
 def _verify_file(path: Path) -> str | None:

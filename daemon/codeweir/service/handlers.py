@@ -69,7 +69,11 @@ class Daemon:
         self.rebuild = Rebuild(store, stages.writes)
         self.watchers = Watchers(self.state)
         self.reloader = Reloader(
-            self.state, self.watchers, config_path, started_in=started_in, model_installed=embedding.model_installed
+            self.state,
+            self.watchers,
+            config_path,
+            started_in=started_in,
+            model_installed=lambda: self.embedding.model_installed(),
         )
         self.started = time.time()
         # Scheduler times are trio's clock; this turns them into wall-clock times for people.

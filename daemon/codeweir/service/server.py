@@ -39,7 +39,7 @@ Handler = Callable[[Any, Notify], Awaitable[Any]]
 log = logging.getLogger(__name__)
 
 RECEIVE_BYTES = 65536
-LISTEN_BACKLOG = 128
+LISTEN_BACKLOG = 1024  # the kernel caps it at net.core.somaxconn; a flood waits here, not refused
 # A refused or idle peer gets one error line; a peer that does not read it is not waited for.
 PARTING_SEND_SECONDS = 1.0
 # Connecting to a live listener is immediate; only a full backlog makes the probe wait.
