@@ -270,6 +270,9 @@ class Store:
             self.index = self._target  # the old index is damaged: the rebuild serves as it grows
             self.damage = reason
             return
+        # Searches go on reading an old index a rebuild for new versions replaces, unless it is
+        # the damaged one (or there is none beside the rebuild).
+        reads_damaged = not self.rebuilding or self.index is self._target
         self.rollback()  # what it held was written to the damaged index
         try:
             shutil.rmtree(self._rebuild_directory, ignore_errors=True)
@@ -282,7 +285,9 @@ class Store:
         # The event loop reads these without a lock, in the order a sync does: the generation,
         # then what the index holds; the rebuild's bookkeeping, the generation then `rebuilding`.
         self._files = {}
-        self.index = self._target = target
+        if reads_damaged:
+            self.index = target
+        self._target = target
         self.generation += 1
         self.rebuilding = True
         self.damage = reason
@@ -294,6 +299,11 @@ class Store:
     def read_directory(self) -> Path:
         """The directory of the index searches read."""
         return self._rebuild_directory if self.rebuilding and self.index is self._target else self.directory
+
+    @property
+    def written_directory(self) -> Path:
+        """The directory of the index written to (the rebuild, while one runs)."""
+        return self._rebuild_directory if self.rebuilding else self.directory
 
     def damage_error(self, exc: BaseException, what: str) -> StoreError | None:
         """When `exc`, raised by reading the index, says it is damaged: the error to answer with,

@@ -122,7 +122,7 @@ class VectorStore:
 
     def __contains__(self, content_hash: object) -> bool:
         view = self._view
-        return view.index.get(content_hash, view.count) < view.count  # type: ignore[arg-type]
+        return isinstance(content_hash, str) and view.index.get(content_hash, view.count) < view.count
 
     def missing(self, hashes: Iterable[str]) -> list[str]:
         """The hashes without a vector, each once, in the order first given."""
@@ -435,4 +435,6 @@ def _keys_digest(view: _Rows, count: int) -> str:
 
 
 def _number(segment: Path) -> int:
-    return int(_SEGMENT.fullmatch(segment.name)[1])
+    match = _SEGMENT.fullmatch(segment.name)
+    assert match is not None, segment  # only segment files are listed
+    return int(match[1])

@@ -257,9 +257,11 @@ async def writer_stage(
                         first_uncommitted = math.inf
                         continue
                     if stale:
-                        void = IndexGivenUp("the index is rebuilt after damage: this sync was planned against the damaged one")
+                        given_up = IndexGivenUp(
+                            "the index is rebuilt after damage: this sync was planned against the damaged one"
+                        )
                         for item in stale:
-                            item.tracker.fail(void)
+                            item.tracker.fail(given_up)
                         items = [i for i in items if all(i is not s for s in stale)]
                     for item in items:
                         item.tracker.written += 1

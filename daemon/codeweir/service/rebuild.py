@@ -69,7 +69,8 @@ class Healer:
     def __init__(self, state: DaemonState, rebuild: Rebuild) -> None:
         self.state = state
         self.rebuild = rebuild
-        self._send, self._reports = trio.open_memory_channel[tuple[Path, str]](16)
+        # (directory, why, the store's generation when it was found)
+        self._send, self._reports = trio.open_memory_channel[tuple[Path, str, int]](16)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         store = self.state.store
@@ -77,7 +78,7 @@ class Healer:
 
         def on_damage(directory: Path, reason: str) -> None:
             try:
-                token.run_sync_soon(self._report, directory, reason)
+                token.run_sync_soon(self._report, directory, reason, store.generation)
             except trio.RunFinishedError:
                 pass  # the daemon has stopped
 
@@ -86,24 +87,26 @@ class Healer:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._verify)
                 task_status.started()
-                async for directory, reason in self._reports:
-                    if directory == store.read_directory:  # else about an index given up since
+                async for directory, reason, generation in self._reports:
+                    # Else about an index given up since (a report a rebuild already answered).
+                    if generation == store.generation and directory in (store.read_directory, store.written_directory):
                         await self._heal(directory, reason)
         finally:
             store.on_damage = None
 
-    def _report(self, directory: Path, reason: str) -> None:
+    def _report(self, directory: Path, reason: str, generation: int) -> None:
         try:
-            self._send.send_nowait((directory, reason))
+            self._send.send_nowait((directory, reason, generation))
         except trio.WouldBlock:
             pass  # reports enough are queued: one of them starts the rebuild
 
     async def _verify(self) -> None:
         store = self.state.store
+        generation = store.generation
         found = await trio.to_thread.run_sync(start_in_background, store.verify, abandon_on_cancel=True)
         if found is not None:
             directory, problem = found
-            self._report(directory, f"the checksum scan found {problem}")
+            self._report(directory, f"the checksum scan found {problem}", generation)
 
     async def _heal(self, directory: Path, reason: str) -> None:
         state = self.state
