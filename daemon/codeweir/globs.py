@@ -100,10 +100,11 @@ def _translate(glob: str) -> str:
             i += 1
         elif c == "[" and (end := _class_end(glob, i)) > 0:
             members = glob[i + 1 : end]
-            negate = members[:1] == "!"
+            negate = members[:1] in ("!", "^")  # git's wildmatch takes either
             members = members[1:] if negate else members
-            # Escaped so that Tantivy's regex reads no class operator ("&&", "~~", "[:alpha:]").
-            members = re.sub(r"([\\\[&~])", r"\\\1", members)
+            # Escaped so that neither regex dialect reads a member as syntax: a leading "^" or
+            # "]", or a class operator of Tantivy's ("&&", "~~", "[:alpha:]").
+            members = re.sub(r"([\\\[\]^&~])", r"\\\1", members)
             out.append("[" + ("^/" if negate else "") + members + "]")
             i = end + 1
         elif c == "\\" and i + 1 < n:
@@ -118,7 +119,7 @@ def _translate(glob: str) -> str:
 def _class_end(glob: str, start: int) -> int:
     """Index of the "]" closing the class opened at `start`, or -1 (then "[" is literal)."""
     i = start + 1
-    if glob[i : i + 1] == "!":
+    if glob[i : i + 1] in ("!", "^"):
         i += 1
     if glob[i : i + 1] == "]":  # a leading "]" is a member
         i += 1
