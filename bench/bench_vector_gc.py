@@ -40,7 +40,8 @@ async def step(config, label: str, edit=None) -> None:
         await trio.to_thread.run_sync(client.call, "sync", {"repo": "corpus", "wait": True})
         await daemon.embedding.wait_idle()
         seconds = time.perf_counter() - started
-        live = await trio.to_thread.run_sync(daemon.store.content_hashes)
+        counts = await trio.to_thread.run_sync(daemon.store.chunk_hash_counts)
+        live = set().union(*counts.values())  # the chunks' distinct hashes
         vectors = daemon.embedding.vectors
         daemon.shutdown()  # saves the vectors: disk is measured after it
     print(
