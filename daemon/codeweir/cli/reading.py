@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from codeweir.cli.main import Output
+    from codeweir.cli.output import Output
     from codeweir.client import Client
 
 _RANGE = re.compile(r"(\d+)(?:-(\d*))?")
