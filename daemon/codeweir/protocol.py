@@ -312,19 +312,19 @@ PROGRESS = "progress"
 def _structure_str(value: Any, _: type) -> str:
     if isinstance(value, str):
         return value
-    raise _Invalid(f"expected a string, got {_kind(value)}")
+    raise _Invalid(f"expected a string, got {json_kind(value)}")
 
 
 def _structure_bool(value: Any, _: type) -> bool:
     if isinstance(value, bool):
         return value
-    raise _Invalid(f"expected true or false, got {_kind(value)}")
+    raise _Invalid(f"expected true or false, got {json_kind(value)}")
 
 
 def _structure_int(value: Any, _: type) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    raise _Invalid(f"expected an integer, got {_kind(value)}")
+    raise _Invalid(f"expected an integer, got {json_kind(value)}")
 
 
 def _structure_float(value: Any, _: type) -> float:
@@ -336,7 +336,7 @@ def _structure_float(value: Any, _: type) -> float:
         if math.isfinite(number):
             return number
         raise _Invalid(f"expected a finite number, got {_brief(value)}")
-    raise _Invalid(f"expected a number, got {_kind(value)}")
+    raise _Invalid(f"expected a number, got {json_kind(value)}")
 
 
 def _structure_literal(value: Any, type_: Any) -> str:
@@ -344,12 +344,12 @@ def _structure_literal(value: Any, type_: Any) -> str:
     if isinstance(value, str) and value in choices:
         return value
     names = ", ".join(repr(c) for c in choices)
-    raise _Invalid(f"must be one of {names}; got {_brief(value) if isinstance(value, str) else _kind(value)}")
+    raise _Invalid(f"must be one of {names}; got {_brief(value) if isinstance(value, str) else json_kind(value)}")
 
 
 def _structure_str_tuple(value: Any, type_: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
-        raise _Invalid(f"expected a list, got {_kind(value)}")
+        raise _Invalid(f"expected a list, got {json_kind(value)}")
     if len(value) > MAX_LIST_ITEMS:  # refused before its items are looked at
         raise _Invalid(f"must have at most {MAX_LIST_ITEMS:,} items, got {len(value):,}")
     (item_type, _ellipsis) = get_args(type_)
@@ -517,7 +517,7 @@ class ServerConnection:
                 "invalid request: batches are not supported; send one JSON object per line",
             )
         if not isinstance(message, dict):
-            return ProtocolFailure(None, INVALID_REQUEST, f"invalid request: expected a JSON object, got {_kind(message)}")
+            return ProtocolFailure(None, INVALID_REQUEST, f"invalid request: expected a JSON object, got {json_kind(message)}")
         return self._request(message)
 
     def _request(self, message: dict[str, Any]) -> Request | ProtocolFailure:
@@ -536,7 +536,7 @@ class ServerConnection:
             return invalid(f"unknown member(s) {', '.join(_brief(k) for k in extra[:5])}")
         method = message.get("method")
         if not isinstance(method, str):
-            return invalid(f"method must be a string, got {_kind(method)}")
+            return invalid(f"method must be a string, got {json_kind(method)}")
         if method not in self.methods:
             available = ", ".join(sorted(self.methods))
             return ProtocolFailure(
@@ -552,7 +552,7 @@ class ServerConnection:
             return ProtocolFailure(
                 request_id,
                 INVALID_PARAMS,
-                f"invalid params: expected an object of named params, got {_kind(raw_params)}",
+                f"invalid params: expected an object of named params, got {json_kind(raw_params)}",
                 has_id,
             )
         try:
@@ -603,7 +603,7 @@ def _validation_messages(exc: BaseException, path: str) -> list[str]:
     return [f"{path or 'params'}: invalid value ({exc})"]
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
     """The JSON type of a value, for messages (never its repr: it may be huge or deep)."""
     if value is None:
         return "null"

@@ -10,6 +10,8 @@ from typing import Any
 
 import jsonschema
 
+from codeweir.protocol import json_kind
+
 
 class ArgumentError(ValueError):
     """Tool arguments that do not fit the tool's input schema; the message names each problem."""
@@ -18,20 +20,6 @@ class ArgumentError(ValueError):
 def validator_for(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 def _problem(error: jsonschema.ValidationError, schema: dict[str, Any]) -> str:
@@ -47,7 +35,7 @@ def _problem(error: jsonschema.ValidationError, schema: dict[str, Any]) -> str:
         return f"unknown argument(s) {shown} (arguments: {', '.join(schema.get('properties', {}))})"
     if error.validator == "type":
         expected = rule if isinstance(rule, str) else " or ".join(rule)
-        return f"{where}: expected {expected}, got {_kind(value)}"
+        return f"{where}: expected {expected}, got {json_kind(value)}"
     if error.validator == "maxLength":
         return f"{where}: at most {rule} characters, got {len(value)}"
     if error.validator == "minLength":
