@@ -258,12 +258,24 @@ def test_an_error_in_a_long_pattern_points_into_an_excerpt_of_it():
 
 
 _plain = st.sampled_from(["a", "b", "ab", "[ab]", "[^a]", ".", r"\w", r"\s", r"\b", "^", "$", r"\n", "(?i:a)"])
+
+
+def _may_match_empty(pattern: str) -> bool:
+    """Whether the pattern can match no text somewhere: assertions (^, $, \\b) taken as always true."""
+    return re.fullmatch(re.sub(r"\\b|\$|(?<!\[)\^", "", pattern), "") is not None
+
+
+# A repeat of something that may match no text is left out: there Perl (and Python's `re`) end
+# the loop at the empty pass while RE2 goes on, a difference RE2 documents (its Syntax page).
 _plain_patterns = st.recursive(
     _plain,
     lambda children: st.one_of(
         st.lists(children, min_size=1, max_size=4).map("".join),
         st.tuples(children, children).map(lambda p: f"(?:{p[0]}|{p[1]})"),
-        st.tuples(children, st.sampled_from(["*", "+", "?", "{2}", "{1,3}", "*?", "+?"])).map(lambda p: f"(?:{p[0]}){p[1]}"),
+        st.tuples(
+            children.filter(lambda p: not _may_match_empty(p)),
+            st.sampled_from(["*", "+", "?", "{2}", "{1,3}", "*?", "+?"]),
+        ).map(lambda p: f"(?:{p[0]}){p[1]}"),
         children.map(lambda p: f"({p})"),
     ),
     max_leaves=10,
