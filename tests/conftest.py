@@ -1,7 +1,15 @@
+import os
+
 import pytest
+from hypothesis import settings
 
 from codeweir.config import ModelConfig
 from codeweir.embed.model_build import ensure_model
+
+# CI runs each property on the same examples every time (a red CI must be reproducible, and a
+# shared 2-core machine makes per-example deadlines meaningless); local runs keep exploring.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("CODEWEIR_HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import tantivy
 
-from codeweir.index.store import Store, file_key, query_all, stored_chunk
+from codeweir.index.membership import MAIN, version_key
+from codeweir.index.store import Store, query_all, stored_chunk
 from codeweir.records import CommitRecord, StoredChunk
 
 
@@ -17,8 +18,13 @@ def _docs(store: Store, query: tantivy.Query) -> list[tantivy.Document]:
     return [searcher.doc(address) for _, address in searcher.search(query, limit=total).hits]
 
 
-def chunks_of(store: Store, repo: str, path: str) -> list[StoredChunk]:
-    docs = _docs(store, query_all([("doc_kind", "chunk"), ("file_key", file_key(repo, path))]))
+def chunks_of(store: Store, repo: str, path: str, view: str = MAIN) -> list[StoredChunk]:
+    """The chunks of the version of `path` that `view` holds (that the index searches read has:
+    during a rebuild, the old index's, whatever the rebuild's views say)."""
+    docs = _docs(store, query_all([("doc_kind", "chunk"), ("repo", repo), ("path", path)]))
+    if not store.rebuilding:
+        blob = store.file_blobs(repo, view).get(path)
+        docs = [d for d in docs if d.get_first("file_key") == version_key(repo, path, blob or "")]
     return sorted((stored_chunk(d) for d in docs), key=lambda c: c.start_line)
 
 

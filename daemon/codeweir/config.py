@@ -8,6 +8,7 @@ daemon was started in.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ import cattrs
 from cattrs.v import format_exception, transform_error
 
 from codeweir.errors import ConfigError
+from codeweir.globs import name_regex
 
 
 def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
@@ -47,6 +49,11 @@ class RepoConfig:
     # A named ref (branch, tag, "HEAD") to index instead of the worktree. Bare repositories
     # always use a ref; "" means the worktree for non-bare ones and HEAD for bare ones.
     ref: str = ""
+    # More refs indexed beside it, each searched with `ref:NAME`: names and globs over the short
+    # names of branches, tags and remote branches ("main", "release/*", "v5.1.*"). A file version
+    # on several of them is indexed once. Re-resolved at each sync; one matching nothing is
+    # reported in status.
+    refs: tuple[str, ...] = attrs.field(default=(), validator=attrs.validators.deep_iterable(_non_empty))
 
 
 @attrs.frozen
@@ -175,6 +182,11 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, env: dict[str, str] | N
         if "/" in repo.name or repo.name.startswith("."):
             raise ConfigError(f"{source}: repositories[{i}].name: {repo.name!r} may not contain '/' or start with '.'")
         seen.add(repo.name)
+        for j, pattern in enumerate(repo.refs):
+            try:
+                re.compile(name_regex(pattern))
+            except (ValueError, re.error) as exc:
+                raise ConfigError(f"{source}: repositories[{i}].refs[{j}]: {pattern!r} is not a usable glob: {exc}") from None
         path = Path(repo.path).expanduser()
         if not path.is_absolute():
             path = base_dir / path

@@ -35,6 +35,15 @@ def glob_regex(glob: str) -> str:
     return prefix + _translate(body) + suffix
 
 
+def name_regex(glob: str) -> str:
+    """The regex (to be matched against the whole name) of a glob over names such as ref names,
+    in the same dialect as paths' globs ("release/*" matches "release/5.1", not "release/5/x";
+    "**" crosses "/"), but anchored at both ends: "main" is only "main"."""
+    if not glob:
+        raise ValueError("an empty glob matches no name")
+    return _translate(glob)
+
+
 @attrs.frozen
 class GlobFilter:
     """Selects a path when include is empty or one of its globs matches, and no exclude does."""

@@ -8,6 +8,7 @@ import tantivy
 
 from codeweir.chunk.chunker import chunk_file
 from codeweir.errors import StoreError
+from codeweir.index.membership import MAIN, version_key
 from codeweir.index.store import META_FILE, Store, module_path, query_all
 from codeweir.records import Chunk, FileRecord
 from tests.index_reading import chunks_of
@@ -43,7 +44,7 @@ def test_delete_file_and_delete_repo_remove_every_document(tmp_path):
     store.write_file(record("b.py", "b2", "y = 2"))
     store.write_file(record("c.py", "b3", "z = 3", repo="other"))
     store.commit()
-    store.delete_file("r", "a.py")
+    store.set_member("r", MAIN, "a.py", None)
     store.commit()
     assert store.file_blobs("r") == {"b.py": "b2"}
     assert chunks_of(store, "r", "a.py") == []
@@ -161,7 +162,7 @@ def test_the_names_git_paths_are_given_are_stored_and_read_back_as_they_are(tmp_
     reopened = Store(tmp_path / "index")
     assert reopened.file_blobs("r") == {name: f"b{i}" for i, name in enumerate(names)}
     assert [c.path for name in names for c in chunks_of(reopened, "r", name)] == names
-    reopened.delete_file("r", names[0])
+    reopened.set_member("r", MAIN, names[0], None)
     reopened.commit()
     assert sorted(reopened.file_blobs("r")) == sorted(names[1:])
 
@@ -222,7 +223,7 @@ def test_chunk_hash_counts_follow_each_commit_and_report_what_it_changed(tmp_pat
     assert store.take_chunk_hash_changes() == []
     store.write_file(hashed("a.py", "h3"))  # rewritten: h1 and one h2 go
     store.write_file(hashed("c.py", "h4", repo="other"))
-    store.delete_file("r", "b.py")
+    store.set_member("r", MAIN, "b.py", None)
     assert store.take_chunk_hash_changes() == [], "nothing changes before the commit"
     store.commit()
     assert sorted(store.take_chunk_hash_changes()) == [("other", "h4", 1), ("r", "h1", -1), ("r", "h2", -2), ("r", "h3", 1)]
@@ -323,10 +324,52 @@ def test_the_checksum_scan_finds_nothing_wrong_while_commits_merge_segments_and_
     scanner.start()
     try:
         for i in range(40):  # each commit writes a segment, deletes documents of others, merges
-            store.delete_file("r", f"f{i}.py")
+            store.set_member("r", MAIN, f"f{i}.py", None)
             store.write_file(record(f"n{i}.py", f"c{i}", f"def n{i}(): pass"))
             store.commit()
     finally:
         done.set()
         scanner.join()
     assert found and set(found) == {None}
+
+
+def test_a_version_on_several_views_is_stored_once_and_goes_when_the_last_view_lets_it_go(tmp_path):
+    store = Store(tmp_path / "index")
+    store.write_file(record("a.py", "b1", "x = 1"), views=(MAIN, "v1"))
+    store.commit()
+    assert store.count(("doc_kind", "chunk")) == 1
+    assert store.file_blobs("r") == store.file_blobs("r", "v1") == {"a.py": "b1"}
+    store.write_file(record("a.py", "b2", "x = 2"))  # the main view moves on; v1 still holds b1
+    store.commit()
+    assert store.count(("file_key", version_key("r", "a.py", "b1"))) == 2  # its file doc and chunk
+    assert [c.content for c in chunks_of(store, "r", "a.py", "v1")] == ["x = 1"]
+    store.set_member("r", "v1", "a.py", "b2")  # v1 adopts the version the main view holds
+    store.commit()
+    assert store.count(("file_key", version_key("r", "a.py", "b1"))) == 0
+    assert store.count(("doc_kind", "chunk")) == 1
+    assert store.membership.holders("r", "a.py", "b2") == (MAIN, "v1")
+
+
+def test_views_and_their_versions_survive_reopening(tmp_path):
+    store = Store(tmp_path / "index")
+    store.write_file(record("a.py", "b1", "x = 1"), views=("v1",))
+    store.write_file(record("a.py", "b2", "x = 2"), views=(MAIN, "v2"))
+    store.commit()
+    store.close()
+    reopened = Store(tmp_path / "index")
+    assert reopened.membership.views("r") == [MAIN, "v1", "v2"]
+    assert reopened.file_blobs("r", "v1") == {"a.py": "b1"}
+    assert reopened.file_status("r", "v2") == {"indexed": 1}
+
+
+def test_a_rolled_back_view_change_leaves_the_committed_views_and_versions(tmp_path):
+    store = Store(tmp_path / "index")
+    store.write_file(record("a.py", "b1", "x = 1"), views=(MAIN, "v1"))
+    store.commit()
+    store.set_member("r", MAIN, "a.py", None)
+    store.set_member("r", "v1", "a.py", None)  # the version would go with this commit
+    store.rollback()
+    store.write_file(record("b.py", "b3", "y = 3"))
+    store.commit()
+    assert store.file_blobs("r", "v1") == {"a.py": "b1"}
+    assert [c.content for c in chunks_of(store, "r", "a.py")] == ["x = 1"]

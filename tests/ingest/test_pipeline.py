@@ -300,8 +300,8 @@ async def test_a_commit_the_index_rejects_fails_the_sync_without_recording_the_t
         repo.commit(f"add more_{i}")
     walk = history.walk_commits
 
-    def one_at_a_time_and_the_first_rejected(repo_config, head, since):
-        for n, batch in enumerate(walk(repo_config, head, since, batch=1)):
+    def one_at_a_time_and_the_first_rejected(repo_config, head, since, hide=()):
+        for n, batch in enumerate(walk(repo_config, head, since, batch=1, hide=hide)):
             if n == 0:  # a content hash that is no hash: the store refuses the document
                 batch = [attrs.evolve(batch[0], content_hash="not a hash")]
             yield batch
@@ -317,3 +317,66 @@ async def test_a_commit_the_index_rejects_fails_the_sync_without_recording_the_t
         assert result.commits == 6  # walked again from the start
         assert len(commits_of(store, "r")) == 6
         assert store.repo_meta("r")[history.META_KEY] == repo.head()
+
+
+# -- several views of one repository -------------------------------------------------------------
+
+
+def branch_repo(tmp_path: Path) -> GitRepo:
+    """main with FILES; branch `old` one commit behind, where two files differ and one is missing."""
+    repo = make_repo(tmp_path / "r", {**FILES, "src/mod0.py": "def handler_0(request):\n    return 'old'\n"})
+    repo.git("branch", "old")
+    repo.write_files({"src/mod0.py": FILES["src/mod0.py"], "src/mod1.py": "def handler_1(request):\n    return 'new'\n"})
+    repo.write("src/added.py", "def added():\n    pass\n")
+    repo.commit("main moves on")
+    return repo
+
+
+async def test_a_second_ref_parses_only_the_versions_the_first_lacks_and_each_view_sees_its_own(tmp_path) -> None:
+    repo = branch_repo(tmp_path)
+    async with pipeline(tmp_path / "index") as (store, sync):
+        first = await sync(repo, "r")
+        assert first.indexed == len(FILES) + 1 and first.views == {}
+        second = await sync(repo, "r", refs=("old", "ma*"))
+        assert second.views == {"main": repo.head(), "old": repo.git("rev-parse", "old").strip()}
+        # `main` holds what the worktree holds; `old` differs in two files and lacks one.
+        assert (second.indexed, second.shared) == (2, len(FILES) + 1 + len(FILES) - 2)
+        assert chunks_of(store, "r", "src/mod0.py", "old")[0].content.endswith("'old'")
+        assert chunks_of(store, "r", "src/mod0.py")[0].content.endswith("0")
+        assert "src/added.py" not in store.file_blobs("r", "old")
+        assert store.count(("doc_kind", "file")) == len(FILES) + 3  # one document per version
+
+
+async def test_a_ref_that_moves_parses_only_its_changed_files_and_a_version_no_view_holds_goes(tmp_path) -> None:
+    repo = branch_repo(tmp_path)
+    async with pipeline(tmp_path / "index") as (store, sync):
+        await sync(repo, "r", refs=("old",))
+        old_mod0 = store.file_blobs("r", "old")["src/mod0.py"]
+        repo.git("branch", "-f", "old", "main")  # old catches up with main
+        moved = await sync(repo, "r", refs=("old",))
+        assert (moved.indexed, moved.shared, moved.deleted) == (0, 3, 0)
+        assert store.count(("blob", old_mod0)) == 0  # no view holds the old version: its documents went
+        assert store.file_blobs("r", "old") == store.file_blobs("r")
+
+
+async def test_a_ref_deleted_or_no_longer_named_loses_its_view_and_a_pattern_naming_nothing_is_reported(tmp_path) -> None:
+    repo = branch_repo(tmp_path)
+    async with pipeline(tmp_path / "index") as (store, sync):
+        await sync(repo, "r", refs=("old",))
+        repo.git("branch", "-D", "old")
+        gone = await sync(repo, "r", refs=("old", "release/*"))
+        assert gone.unmatched == ("old", "release/*") and gone.views == {}
+        assert store.membership.views("r") == [""]
+        assert store.count(("doc_kind", "file")) == len(FILES) + 1
+
+
+async def test_a_refs_history_walk_stops_where_the_main_views_walk_reached(tmp_path) -> None:
+    repo = branch_repo(tmp_path)
+    repo.git("checkout", "-q", "-b", "topic", "old")
+    repo.write("topic.py", "x = 1\n")
+    repo.commit("on topic")
+    repo.git("checkout", "-q", "main")
+    async with pipeline(tmp_path / "index") as (store, sync):
+        assert (await sync(repo, "r")).commits == 2
+        assert (await sync(repo, "r", refs=("topic",))).commits == 1  # only the commit main lacks
+        assert len(commits_of(store, "r")) == 3

@@ -3,7 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codeweir.globs import PathScope
-from codeweir.ingest.plan import Plan, plan_sync
+from codeweir.ingest.plan import Plan, plan_sync, plan_views
 from codeweir.records import TrackedFile
 
 paths = st.sampled_from(["a.py", "b.py", "src/c.py", "src/d/e.py", "src/d/f.go", "docs/g.md", "h"])
@@ -67,3 +67,28 @@ def test_only_paths_directory_deletes_files_below_it() -> None:
 def test_a_path_listed_twice_in_current_is_an_error_naming_it() -> None:
     with pytest.raises(ValueError, match="more than once: a.py"):
         plan_sync({}, [f("a.py"), f("b.py"), f("a.py", "2" * 40)])
+
+
+view_names = st.sampled_from(["", "v1", "v2"])
+
+
+@given(st.dictionaries(view_names, indexed_maps), st.dictionaries(view_names, current_lists), st.booleans())
+def test_views_plan_parses_each_new_version_once_and_only_adopts_versions_the_index_has(indexed, current, full) -> None:
+    plan = plan_views(indexed, current, full=full)
+    existing = {(p, b) for files in indexed.values() for p, b in files.items()}
+    parsed = [(v.file.path, v.file.blob) for v in plan.parse]
+    assert len(parsed) == len(set(parsed))
+    assert full or not set(parsed) & existing
+    assert all(version in existing for _, files in plan.adopt for version in files) and not (full and plan.adopt)
+    for version in plan.parse:  # read from a ref's tree where one holds it, the worktree only when none does
+        assert version.read_from in version.views and (version.read_from or version.views == ("",))
+    # Afterwards every view holds exactly its current files.
+    after = {view: dict(indexed.get(view, {})) for view in current}
+    for view, files in plan.adopt:
+        after[view].update(files)
+    for version in plan.parse:
+        for view in version.views:
+            after[view][version.file.path] = version.file.blob
+    for view, path in plan.leave:
+        del after[view][path]
+    assert after == {view: {f.path: f.blob for f in files} for view, files in current.items()}

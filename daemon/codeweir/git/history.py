@@ -11,7 +11,9 @@ as RepoError.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import attrs
@@ -51,8 +53,11 @@ def plan_walk(repo: RepoConfig, indexed_tip: str | None) -> WalkPlan:
     return WalkPlan(head, indexed_tip if descends else None, not descends)
 
 
-def walk_commits(repo: RepoConfig, head: str, since: str | None, batch: int = BATCH) -> Iterator[list[CommitRecord]]:
-    """Commits reachable from `head` but not from `since`, newest first, `batch` at a time."""
+def walk_commits(
+    repo: RepoConfig, head: str, since: str | None, batch: int = BATCH, *, hide: tuple[str, ...] = ()
+) -> Iterator[list[CommitRecord]]:
+    """Commits reachable from `head` but not from `since` nor from those of `hide` that exist
+    still, newest first, `batch` at a time."""
     if not head:
         return
     git = open_repository(repo)
@@ -60,6 +65,9 @@ def walk_commits(repo: RepoConfig, head: str, since: str | None, batch: int = BA
         walker = git.walk(pygit2.Oid(hex=head))
         if since:
             walker.hide(pygit2.Oid(hex=since))
+        for tip in hide:
+            if git.get(tip) is not None:
+                walker.hide(pygit2.Oid(hex=tip))
         records: list[CommitRecord] = []
         for commit in walker:
             records.append(_record(git, commit))
@@ -101,3 +109,46 @@ def _changed_paths(git: pygit2.Repository, commit: pygit2.Commit) -> tuple[str, 
         if len(paths) >= MAX_PATHS:
             break
     return tuple(paths)
+
+
+_REACH_CACHE_SIZE = 16  # sets of commits kept, per (repository, tips, hidden tips)
+_reach_cache: OrderedDict[tuple[str, frozenset[str], frozenset[str]], frozenset[str]] = OrderedDict()
+_reach_lock = threading.Lock()
+
+
+def reachable_only_from(repo: RepoConfig, tips: Iterable[str], hidden: Iterable[str]) -> frozenset[str]:
+    """The commits reachable from `tips` but from none of `hidden` (ids; a tip that no longer
+    exists is passed over), cached per set of tips: what a search of the views at `hidden`
+    leaves out of the history the views at `tips` add."""
+    key = (repo.path, frozenset(t for t in tips if t), frozenset(h for h in hidden if h))
+    with _reach_lock:
+        if (cached := _reach_cache.get(key)) is not None:
+            _reach_cache.move_to_end(key)
+            return cached
+    found = _walk_ids(repo, key[1], key[2])
+    with _reach_lock:
+        _reach_cache[key] = found
+        while len(_reach_cache) > _REACH_CACHE_SIZE:
+            _reach_cache.popitem(last=False)
+    return found
+
+
+def _walk_ids(repo: RepoConfig, tips: frozenset[str], hidden: frozenset[str]) -> frozenset[str]:
+    if not tips:
+        return frozenset()
+    git = open_repository(repo)
+    try:
+        walker = git.walk(None)
+        pushed = False
+        for tip in sorted(tips):
+            if git.get(tip) is not None:
+                walker.push(pygit2.Oid(hex=tip))
+                pushed = True
+        if not pushed:
+            return frozenset()
+        for tip in sorted(hidden):
+            if git.get(tip) is not None:
+                walker.hide(pygit2.Oid(hex=tip))
+        return frozenset(str(commit.id) for commit in walker)
+    except (ValueError, pygit2.GitError) as exc:
+        raise RepoError(f"{where(repo)}: walking commits: {exc}") from None

@@ -16,6 +16,7 @@ Every function blocks; callers run them in a thread.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ import pygit2
 from pygit2.enums import RepositoryOpenFlag
 
 from codeweir.errors import RepoError
+from codeweir.globs import name_regex
 
 if TYPE_CHECKING:
     from codeweir.config import RepoConfig
@@ -119,3 +121,34 @@ def _why_not_a_repository(path: Path, exc: pygit2.GitError) -> str:
 
 def _cannot_open(repo: RepoConfig, reason: str) -> RepoError:
     return RepoError(f"{where(repo)}: cannot open: {reason}")
+
+
+_REF_SPACES = (("refs/heads/", "branch"), ("refs/tags/", "tag"), ("refs/remotes/", "remote branch"))
+
+
+def resolve_views(repo: RepoConfig) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The refs `repo.refs` names (names and globs over branches, tags and remote branches, by
+    short name: "main", "release/*", "v5.1.*", "origin/main"): short name -> full ref name, and
+    the patterns that matched nothing. A short name both a branch and a tag names the branch."""
+    if not repo.refs:
+        return {}, ()
+    git = open_repository(repo)
+    try:
+        names = git.references.iterator()
+        full_names = [r.name for r in names]
+    except pygit2.GitError as exc:
+        raise RepoError(f"{where(repo)}: refs cannot be listed: {exc}") from None
+    short: dict[str, str] = {}
+    for prefix, _ in _REF_SPACES:
+        for name in sorted(full_names):
+            if name.startswith(prefix) and not name.endswith("/HEAD"):
+                short.setdefault(name[len(prefix) :], name)
+    views: dict[str, str] = {}
+    unmatched = []
+    for pattern in repo.refs:
+        matcher = re.compile(name_regex(pattern))
+        found = [name for name in short if matcher.fullmatch(name)]
+        if not found:
+            unmatched.append(pattern)
+        views.update((name, short[name]) for name in found)
+    return dict(sorted(views.items())), tuple(unmatched)

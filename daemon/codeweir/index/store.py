@@ -1,9 +1,11 @@
 """The Tantivy index: schema, code-aware analysis, the writer's operations and the reader.
 
 Tantivy is the truth for what is indexed. Documents of a few kinds share one index:
-`file` (one per indexed path), `chunk` (a file's pieces), `repo` (per-repository metadata).
-A file's update is a delete-by-term on its file key followed by its new documents, inside
-one commit, so a file and its chunks are always consistent.
+`file` (one per file version: repository, path, blob id), `chunk` (a version's pieces), `member`
+(a view of a repository, its worktree or a ref, holds a version at a path: see
+index/membership.py), `commit`, and `repo` (per-repository metadata). A version is written
+once, whatever the views holding it, and deleted by its key (`version_key`) in the commit
+where the last view holding it lets it go, so a file doc and its chunks always agree.
 
 The index records the schema and chunker versions it was written with. An index of other
 versions is rebuilt in the background: a new index grows in a directory beside it while
@@ -49,11 +51,14 @@ from codeweir.facets import stored_facets, stored_lexical_weight, stored_weight
 from codeweir.host.durable import fsync, write_atomic
 from codeweir.host.memory import release_free_memory
 from codeweir.host.priority import start_in_background
+from codeweir.index.membership import MAIN, Membership, loaded, version_key
 from codeweir.records import Chunk, CommitRecord, FileRecord, StoredChunk
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5  # 4: chunks carry their scope (module and enclosing definitions); pieces no symbol; 5: lexical_weight
+# 4: chunks carry their scope (module and enclosing definitions); pieces no symbol; 5: lexical_weight;
+# 6: documents per file version (repository, path, blob), which views hold them in `member` documents
+SCHEMA_VERSION = 6
 WRITER_HEAP_BYTES = 15_000_000  # tantivy's minimum for one thread
 META_FILE = "codeweir-index.json"
 VERSIONS = {"schema": SCHEMA_VERSION, "chunker": CHUNKER_VERSION}
@@ -79,7 +84,20 @@ TRIGRAMS = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.ngram(3, 3, False)).fil
 
 def _schema() -> tantivy.Schema:
     b = tantivy.SchemaBuilder()
-    for name in ("doc_kind", "repo", "path", "file_key", "blob", "language", "kind", "status", "content_hash", "facet", "sha"):
+    for name in (
+        "doc_kind",
+        "repo",
+        "path",
+        "file_key",
+        "blob",
+        "language",
+        "kind",
+        "status",
+        "content_hash",
+        "facet",
+        "sha",
+        "view",
+    ):
         b.add_text_field(name, stored=True, tokenizer_name="raw")
     # Document ids only, as in codesearch: the prefilter needs no frequencies or positions.
     b.add_text_field("trigrams", tokenizer_name="code_trigrams", index_option="basic")
@@ -111,8 +129,8 @@ def _schema() -> tantivy.Schema:
 SCHEMA = _schema()
 
 
-def file_key(repo: str, path: str) -> str:
-    return f"{repo}/{path}"
+def _member_key(repo: str, view: str, path: str) -> str:
+    return f"\x00member\x00{repo}\x00{view}\x00{path}"
 
 
 def _repo_key(repo: str) -> str:
@@ -132,8 +150,8 @@ def _first(doc: tantivy.Document, field: str, default=""):
 class Store:
     """One Tantivy index in `directory`, with the writer opened lazily by the writer task.
 
-    While `rebuilding`, searches read the old index and writes (and `file_blobs`, which the
-    planner reads) go to the rebuild.
+    While `rebuilding`, searches read the old index and writes (and `membership`, which the
+    sync planner and searches read) go to the rebuild.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -149,9 +167,8 @@ class Store:
         # the daemon has it rebuilt.
         self.on_damage: Callable[[Path, str], None] | None = None
         self._writer: tantivy.IndexWriter | None = None
-        # path -> blob per repository, as of the last commit of the index written to.
-        self._files: dict[str, dict[str, str]] = {}
-        self._pending: list[tuple[str, str, str | None]] = []
+        # Which views hold which file versions in the index written to (committed, for readers).
+        self.membership = Membership()
         try:
             _finish_swap(directory, self._rebuild_directory)
             directory.mkdir(parents=True, exist_ok=True)
@@ -170,9 +187,9 @@ class Store:
         # The chunks' content hashes, for the embed backlog's coverage (see `chunk_hash_counts`):
         # read from the index the first time they are asked for, then kept up to date by each commit.
         self._hashes_lock = threading.Lock()  # a commit, and that first read, hold it
-        self._file_hashes: dict[str, dict[str, tuple[str, ...]]] | None = None  # repo -> path -> chunk hashes
+        self._file_hashes: dict[str, dict[str, tuple[str, ...]]] | None = None  # repo -> version key -> chunk hashes
         self._hash_counts: dict[str, Counter[str]] = {}  # repo -> content hash -> chunk documents
-        self._hashes_pending: list[tuple[str, str | None, tuple[str, ...]]] = []  # path None: the whole repository
+        self._hashes_pending: list[tuple[str, str | None, tuple[str, ...]]] = []  # version None: the whole repository
         self._hash_changes: deque[tuple[str, str, int]] = deque()  # (repo, hash, +n or -n) per commit
 
     def _open(self) -> None:
@@ -183,8 +200,7 @@ class Store:
         else:
             shutil.rmtree(self._rebuild_directory, ignore_errors=True)  # one for versions now gone
             self.index = self._target = _open_index(self.directory)
-        self._files = {}
-        self._load_files()
+        self._load_membership()
 
     def _set_aside(self, reason: str) -> None:
         """Tantivy could not open or read the index written to: replace it by an empty one."""
@@ -284,7 +300,7 @@ class Store:
             self._apply_hash_changes()
         # The event loop reads these without a lock, in the order a sync does: the generation,
         # then what the index holds; the rebuild's bookkeeping, the generation then `rebuilding`.
-        self._files = {}
+        self.membership = Membership()
         if reads_damaged:
             self.index = target
         self._target = target
@@ -356,10 +372,10 @@ class Store:
         hits = searcher.search(query, limit=total, count=False).hits
         return (searcher.doc(address) for _, address in hits)
 
-    def _load_files(self) -> None:
+    def _load_membership(self) -> None:
         self._target.reload()
-        for doc in self._all(self.term("doc_kind", "file"), self._target):
-            self._files.setdefault(_first(doc, "repo"), {})[_first(doc, "path")] = _first(doc, "blob")
+        docs = self._all(self.term("doc_kind", "member"), self._target)
+        self.membership = loaded((_first(d, "repo"), _first(d, "view"), _first(d, "path"), _first(d, "blob")) for d in docs)
 
     def chunk_hash_counts(self, *, stop: Callable[[], bool] = lambda: False) -> dict[str, Counter[str]] | None:
         """repo -> content hash -> how many chunk documents have it, as of the last commit (of the
@@ -390,7 +406,7 @@ class Store:
         for i, doc in enumerate(self._all(self.term("doc_kind", "chunk"), self._target)):
             if i % 4096 == 0 and stop():
                 return False
-            files.setdefault(_first(doc, "repo"), {}).setdefault(_first(doc, "path"), []).append(_first(doc, "content_hash"))
+            files.setdefault(_first(doc, "repo"), {}).setdefault(_first(doc, "file_key"), []).append(_first(doc, "content_hash"))
         self._file_hashes = {repo: {path: tuple(h) for path, h in paths.items()} for repo, paths in files.items()}
         self._hash_counts = {
             repo: Counter(h for hashes in paths.values() for h in hashes) for repo, paths in self._file_hashes.items()
@@ -403,16 +419,16 @@ class Store:
         if self._file_hashes is None:
             return
         delta: Counter[tuple[str, str]] = Counter()
-        for repo, path, hashes in pending:
+        for repo, key, hashes in pending:
             files = self._file_hashes.setdefault(repo, {})
-            if path is None:
+            if key is None:
                 for old in files.values():
                     delta.subtract((repo, h) for h in old)
                 files.clear()
                 continue
-            delta.subtract((repo, h) for h in files.pop(path, ()))
+            delta.subtract((repo, h) for h in files.pop(key, ()))
             if hashes:
-                files[path] = hashes
+                files[key] = hashes
                 delta.update((repo, h) for h in hashes)
         for (repo, h), n in delta.items():
             if not n:
@@ -426,12 +442,12 @@ class Store:
             del self._file_hashes[repo]
             self._hash_counts.pop(repo, None)
 
-    def file_blobs(self, repo: str) -> Mapping[str, str]:
-        """path -> blob id of every file of `repo` in the last commit (of the rebuild, if one runs)."""
-        return dict(self._files.get(repo, {}))
+    def file_blobs(self, repo: str, view: str = MAIN) -> Mapping[str, str]:
+        """path -> blob id of every file of `repo`'s `view` in the last commit (of the rebuild, if one runs)."""
+        return self.membership.files(repo, view)
 
     def repos(self) -> list[str]:
-        return sorted(self._files)
+        return self.membership.repos()
 
     def term(self, field: str, value: str) -> tantivy.Query:
         return tantivy.Query.term_query(SCHEMA, field, value)
@@ -448,20 +464,19 @@ class Store:
                 return json.loads(_first(doc, "meta", "{}"))
         return {}
 
-    def file_status(self, repo: str) -> dict[str, int]:
-        """How many files of `repo` are in each status ("indexed", "binary", "error", ...)."""
+    def file_status(self, repo: str, view: str = MAIN) -> dict[str, int]:
+        """How many files of `repo`'s `view` are in each status ("indexed", "binary", "error", ...)."""
         counts: dict[str, int] = {}
-        query = tantivy.Query.boolean_query(
-            [(tantivy.Occur.Must, self.term("doc_kind", "file")), (tantivy.Occur.Must, self.term("repo", repo))]
-        )
+        files = self.membership.files(repo, view)
         with self._reading(f"reading the files of {repo}"):
-            for doc in self._all(query):
-                status = _first(doc, "status")
-                counts[status] = counts.get(status, 0) + 1
+            for doc in self._all(query_all([("doc_kind", "file"), ("repo", repo)])):
+                if files.get(_first(doc, "path")) == _first(doc, "blob"):
+                    status = _first(doc, "status")
+                    counts[status] = counts.get(status, 0) + 1
         return counts
 
     def file_errors(self, repo: str, limit: int) -> list[dict[str, str]]:
-        """Up to `limit` files of `repo` that could not be read or chunked, with why, by path."""
+        """Up to `limit` file versions of `repo` that could not be read or chunked, with why, by path."""
         query = query_all([("doc_kind", "file"), ("repo", repo)])
         failed = tantivy.Query.boolean_query([(tantivy.Occur.Should, self.term("status", s)) for s in ("unreadable", "error")])
         searcher = self.searcher()
@@ -507,12 +522,37 @@ class Store:
             reason = f"{found} ({reason})"
         return StoreError(f"{what} failed in {self.directory}: {reason}")
 
-    def write_file(self, record: FileRecord) -> None:
+    def write_file(self, record: FileRecord, views: Sequence[str] = (MAIN,)) -> None:
+        """Write one file version, held from now on by `views` at its path."""
         with self._writing(f"writing {record.repo}/{record.path}"):
             self._write_file(record)
+            for view in views:
+                self._set_member(record.repo, view, record.path, record.blob)
+
+    def set_member(self, repo: str, view: str, path: str, blob: str | None) -> None:
+        """`view` of `repo` holds the version `blob` (already written) at `path` from now on;
+        None: no file there. A version no view holds any more is deleted."""
+        with self._writing(f"{'adding' if blob else 'removing'} {repo}/{path} in {view or 'the main view'}"):
+            self._set_member(repo, view, path, blob)
+
+    def _set_member(self, repo: str, view: str, path: str, blob: str | None) -> None:
+        if self.membership.written(repo, view).get(path) == blob:
+            return
+        key = _member_key(repo, view, path)
+        self.writer.delete_documents_by_term("file_key", key)
+        if blob is not None:
+            doc = tantivy.Document()
+            for field, value in (("doc_kind", "member"), ("repo", repo), ("view", view), ("path", path), ("blob", blob)):
+                doc.add_text(field, value)
+            doc.add_text("file_key", key)
+            self.writer.add_document(doc)
+        if (orphan := self.membership.set(repo, view, path, blob)) is not None:
+            version = version_key(repo, path, orphan)
+            self.writer.delete_documents_by_term("file_key", version)
+            self._hashes_pending.append((repo, version, ()))
 
     def _write_file(self, record: FileRecord) -> None:
-        key = file_key(record.repo, record.path)
+        key = version_key(record.repo, record.path, record.blob)
         writer = self.writer
         writer.delete_documents_by_term("file_key", key)
         doc = tantivy.Document()
@@ -546,8 +586,7 @@ class Store:
             doc.add_float("facet_weight", stored_weight(record.facets))
             doc.add_float("lexical_weight", stored_lexical_weight(record.facets, record.path))
             writer.add_document(doc)
-        self._pending.append((record.repo, record.path, record.blob))
-        self._hashes_pending.append((record.repo, record.path, tuple(record.content_hashes)))
+        self._hashes_pending.append((record.repo, key, tuple(record.content_hashes)))
 
     @staticmethod
     def _common(doc: tantivy.Document, record: FileRecord, key: str) -> None:
@@ -588,17 +627,11 @@ class Store:
         with self._writing(f"deleting commits of {repo}"):
             self.writer.delete_documents_by_query(query)
 
-    def delete_file(self, repo: str, path: str) -> None:
-        with self._writing(f"deleting {repo}/{path}"):
-            self.writer.delete_documents_by_term("file_key", file_key(repo, path))
-        self._pending.append((repo, path, None))
-        self._hashes_pending.append((repo, path, ()))
-
     def delete_repo(self, repo: str) -> None:
         with self._writing(f"deleting repository {repo}"):
             self.writer.delete_documents_by_term("repo", repo)
             self.writer.delete_documents_by_term("file_key", _repo_key(repo))
-        self._pending.extend((repo, path, None) for path in self._files.get(repo, {}))
+        self.membership.drop_repo(repo)
         self._hashes_pending.append((repo, None, ()))
 
     def set_repo_meta(self, repo: str, meta: Mapping) -> None:
@@ -622,21 +655,14 @@ class Store:
                 self.rollback()
                 raise self._write_failure("commit", exc) from None
             self._apply_hash_changes()
-        for repo, path, blob in self._pending:
-            files = self._files.setdefault(repo, {})
-            if blob is None:
-                files.pop(path, None)
-            else:
-                files[path] = blob
-        self._files = {repo: files for repo, files in self._files.items() if files}
-        self._pending.clear()
+        self.membership.commit()
         self._target.reload()
         release_free_memory()
 
     def rollback(self) -> None:
         """Drop uncommitted writes. The writer is dropped too and reopened on next use: after a
         failed write or commit (disk full, read-only) its state is not to be trusted."""
-        self._pending.clear()
+        self.membership.rollback()
         self._hashes_pending = []
         writer, self._writer = self._writer, None
         if writer is not None:

@@ -22,6 +22,7 @@ import trio
 
 from codeweir.config import Limits
 from codeweir.errors import CodeweirError, StoreError
+from codeweir.index.membership import MAIN
 from codeweir.index.store import Store
 from codeweir.records import CommitRecord, FileRecord
 
@@ -81,16 +82,32 @@ class SyncTracker:
 
 @attrs.frozen
 class WriteFile:
+    """A file version, parsed, and the views that hold it at its path from now on."""
+
     tracker: SyncTracker
     record: FileRecord
+    views: tuple[str, ...] = (MAIN,)
 
 
 @attrs.frozen
 class DeleteFile:
+    """A view no longer has a file at `path` (its version goes when no view holds it)."""
+
     tracker: SyncTracker
     repo: str
     path: str
     reason: str = "deleted"  # or "vanished": gone from the worktree between scan and read
+    view: str = MAIN
+
+
+@attrs.frozen
+class AdoptFiles:
+    """A view holds versions the index has already, at these paths: nothing is parsed again."""
+
+    tracker: SyncTracker
+    repo: str
+    view: str
+    files: tuple[tuple[str, str], ...]  # (path, blob)
 
 
 @attrs.frozen
@@ -136,7 +153,9 @@ class SetRepoMeta:
     meta: dict = attrs.field(hash=False)
 
 
-Write = WriteFile | DeleteFile | DeleteRepo | FinishRebuild | StartRebuild | WriteCommits | DeleteCommits | SetRepoMeta
+Write = (
+    WriteFile | DeleteFile | AdoptFiles | DeleteRepo | FinishRebuild | StartRebuild | WriteCommits | DeleteCommits | SetRepoMeta
+)
 
 
 async def write_and_wait(tracker: SyncTracker, send: Callable[[], Awaitable[None]]) -> None:
@@ -205,11 +224,15 @@ async def writer_stage(
             if item.tracker.generation not in (None, store.generation):
                 stale.append(item)
             elif isinstance(item, WriteFile):
-                store.write_file(item.record)
+                store.write_file(item.record, item.views)
                 item.tracker.statuses[item.record.status] += 1
             elif isinstance(item, DeleteFile):
-                store.delete_file(item.repo, item.path)
+                store.set_member(item.repo, item.view, item.path, None)
                 item.tracker.statuses[item.reason] += 1
+            elif isinstance(item, AdoptFiles):
+                for path, blob in item.files:
+                    store.set_member(item.repo, item.view, path, blob)
+                item.tracker.statuses["shared"] += len(item.files)
             elif isinstance(item, DeleteRepo):
                 store.delete_repo(item.repo)
             elif isinstance(item, WriteCommits):

@@ -27,10 +27,13 @@ import trio_parallel
 from codeweir.config import RepoConfig
 from codeweir.errors import RepoError
 from codeweir.git import history
+from codeweir.git import repo as git_repo
 from codeweir.git import scan as git
 from codeweir.host.priority import lower_cpu_priority
+from codeweir.index.membership import MAIN
 from codeweir.index.store import Store
 from codeweir.index.writes import (
+    AdoptFiles,
     DeleteCommits,
     DeleteFile,
     Report,
@@ -41,9 +44,10 @@ from codeweir.index.writes import (
     WriteFile,
     ignore,
     write_and_wait,
+    write_one,
 )
 from codeweir.ingest.parse import parse_file
-from codeweir.ingest.plan import plan_sync
+from codeweir.ingest.plan import plan_views
 from codeweir.records import FileRecord, TrackedFile
 
 log = logging.getLogger(__name__)
@@ -56,8 +60,9 @@ PARSE_TIMEOUT_SECONDS = 60.0
 @attrs.frozen
 class FileTask:
     tracker: SyncTracker
-    repo: RepoConfig
+    repo: RepoConfig  # the view it is read from: `ref` set for a ref's
     file: TrackedFile
+    views: tuple[str, ...] = (MAIN,)  # the views that hold it once written
 
 
 def background_workers():
@@ -106,10 +111,10 @@ async def parse_stage(
             if task.tracker.cancelled:  # cancelled while it parsed: a removed repository stays removed
                 task.tracker.settle()
                 continue
-            if record is None:
+            if record is None:  # only a worktree's file vanishes, and only the main view reads one
                 await writes.send(DeleteFile(task.tracker, task.repo.name, task.file.path, reason="vanished"))
             else:
-                await writes.send(WriteFile(task.tracker, record))
+                await writes.send(WriteFile(task.tracker, record, task.views))
 
 
 def _failed(task: FileTask, error: str) -> FileRecord:
@@ -122,14 +127,20 @@ def _failed(task: FileTask, error: str) -> FileRecord:
 
 @attrs.frozen
 class SyncResult:
-    total: int  # files in the snapshot
-    indexed: int
-    deleted: int
+    total: int  # files in the main view's snapshot
+    indexed: int  # file versions parsed
+    deleted: int  # (view, path) pairs gone
     unchanged: int
     statuses: dict[str, int]
-    skipped: dict[str, int]  # by the scan: too_large, symlink, submodule, excluded
+    skipped: dict[str, int]  # by the main view's scan: too_large, symlink, submodule, excluded
     head: str
     commits: int = 0  # new commits indexed
+    shared: int = 0  # (view, path) pairs that took a version indexed already: not parsed
+    views: dict[str, str] = attrs.field(factory=dict)  # ref view -> its commit
+    unmatched: tuple[str, ...] = ()  # `refs` patterns that named no ref
+
+
+ADOPT_BATCH = 500  # paths per AdoptFiles message
 
 
 async def sync_repository(
@@ -145,37 +156,71 @@ async def sync_repository(
     paths: frozenset[str] | None = None,
     interactive: bool = False,
 ) -> SyncResult:
-    """Scan, plan, feed the shared stages and wait until every planned file is committed.
-    `interactive` (a watcher's or hook's sync) puts its chunks first in the embed backlog."""
+    """Scan every view (the worktree, or the configured ref, and each ref `repo.refs` names),
+    plan, feed the shared stages and wait until every planned write is committed. A partial
+    sync (`paths`: a watcher's changes) looks at the main view alone. `interactive` (a
+    watcher's or hook's sync) puts its chunks first in the embed backlog."""
     report({"stage": "scan", "done": 0, "total": None})
-    snapshot = await trio.to_thread.run_sync(git.scan, repo, max_bytes, paths, limiter=git_limiter)
+    refs, unmatched = (
+        ({}, ()) if paths is not None else await trio.to_thread.run_sync(git_repo.resolve_views, repo, limiter=git_limiter)
+    )
+    readers = {MAIN: repo} | {view: attrs.evolve(repo, ref=ref, refs=()) for view, ref in refs.items()}
+    snapshots = {}
+    for view, reader in readers.items():
+        snapshots[view] = await trio.to_thread.run_sync(git.scan, reader, max_bytes, paths, limiter=git_limiter)
     generation = store.generation  # before what the index holds is read: see SyncTracker.generation
-    plan = plan_sync(store.file_blobs(repo.name), snapshot.files, full=full, only_paths=paths)
-    report({"stage": "scan", "done": len(snapshot.files), "total": len(snapshot.files)})
-    tracker = SyncTracker(repo.name, len(plan.index) + len(plan.delete), report, interactive=interactive, generation=generation)
+    current = {view: snapshot.files for view, snapshot in snapshots.items()}
+    indexed = {view: store.file_blobs(repo.name, view) for view in store.membership.views(repo.name)}
+    if paths is None:  # a ref no longer named (deleted, or no longer matching): its view goes
+        current |= {view: () for view in indexed if view not in current}
+    plan = plan_views(indexed, current, full=full, only_paths=paths)
+    scanned = sum(len(files) for files in current.values())
+    report({"stage": "scan", "done": scanned, "total": scanned})
+    adopted = sum(len(files) for _, files in plan.adopt)
+    batches = [(view, files[i : i + ADOPT_BATCH]) for view, files in plan.adopt for i in range(0, len(files), ADOPT_BATCH)]
+    expected = len(batches) + len(plan.parse) + len(plan.leave)
+    tracker = SyncTracker(repo.name, expected, report, interactive=interactive, generation=generation)
     report({"stage": "index", "done": 0, "total": tracker.expected})
 
     async def send() -> None:
-        for path in plan.delete:
-            await writes.send(DeleteFile(tracker, repo.name, path))
-        for file in plan.index:
-            await files.send(FileTask(tracker, repo, file))
+        # Views adopt versions before any view lets one go: a version leaves the index only
+        # when no view holds it, and one adopted here is never dropped in between.
+        for view, batch in batches:
+            await writes.send(AdoptFiles(tracker, repo.name, view, batch))
+        for version in plan.parse:
+            await files.send(FileTask(tracker, readers[version.read_from], version.file, version.views))
+        for view, path in plan.leave:
+            await writes.send(DeleteFile(tracker, repo.name, path, view=view))
 
     if tracker.expected:
         await write_and_wait(tracker, send)
     new_commits = 0
+    heads = {view: snapshot.head for view, snapshot in snapshots.items()}
     if paths is None:
-        new_commits = await index_commits(repo, store=store, writes=writes, git_limiter=git_limiter, report=report)
+        for view, reader in readers.items():
+            new_commits += await index_commits(
+                reader, store=store, writes=writes, git_limiter=git_limiter, report=report, view=view
+            )
+        meta = await trio.to_thread.run_sync(store.repo_meta, repo.name)
+        if meta.get(VIEWS_KEY) != heads:
+            await write_one(writes, repo.name, lambda tracker: SetRepoMeta(tracker, repo.name, {**meta, VIEWS_KEY: heads}))
+    main = snapshots[MAIN]
     return SyncResult(
-        total=len(snapshot.files),
-        indexed=len(plan.index),
-        deleted=len(plan.delete),
+        total=len(main.files),
+        indexed=len(plan.parse),
+        deleted=len(plan.leave),
         unchanged=plan.unchanged,
         statuses=dict(tracker.statuses),
-        skipped=dict(snapshot.skipped),
-        head=snapshot.head,
+        skipped=dict(main.skipped),
+        head=main.head,
         commits=new_commits,
+        shared=adopted,
+        views={view: head for view, head in heads.items() if view != MAIN},
+        unmatched=unmatched,
     )
+
+
+VIEWS_KEY = "views"  # in the repository's meta document: view -> the commit its last sync saw
 
 
 async def index_commits(
@@ -185,18 +230,26 @@ async def index_commits(
     writes: trio.MemorySendChannel[Write],
     git_limiter: trio.CapacityLimiter,
     report: Report,
+    view: str = MAIN,
 ) -> int:
-    """Index the commits made since the last walk, a batch at a time; returns how many.
+    """Index the commits of `view` (`repo` reads it) made since its last walk, a batch at a time;
+    returns how many.
 
     The tip walked from is recorded (in the repository's meta document) after the last batch,
-    so an interrupted walk is simply done again: commits are replaced by sha.
+    so an interrupted walk is simply done again: commits are replaced by sha. A ref's walk stops
+    at the commits other views' walks reached; a rewritten history drops every view's commits,
+    and each view walks again.
     """
     generation = store.generation  # before what the index holds is read: see SyncTracker.generation
     meta = await trio.to_thread.run_sync(store.repo_meta, repo.name)
-    indexed_tip = meta.get(history.META_KEY)
+    key = history.META_KEY if view == MAIN else f"{history.META_KEY}@{view}"
+    indexed_tip = meta.get(key)
     plan = await trio.to_thread.run_sync(history.plan_walk, repo, indexed_tip, limiter=git_limiter)
     if not plan.head or plan.head == indexed_tip:
         return 0
+    if plan.rewritten:
+        meta = {k: v for k, v in meta.items() if not k.startswith(history.META_KEY)}
+    walked_elsewhere = tuple(tip for k, tip in meta.items() if k.startswith(history.META_KEY) and k != key)
     # One item is always outstanding (the meta), so the writer never sees this done early.
     tracker = SyncTracker(repo.name, 1, report=ignore, generation=generation)
     walked = 0
@@ -206,7 +259,7 @@ async def index_commits(
         if plan.rewritten:
             tracker.expected += 1
             await writes.send(DeleteCommits(tracker, repo.name))
-        batches = history.walk_commits(repo, plan.head, plan.since)
+        batches = history.walk_commits(repo, plan.head, plan.since, hide=walked_elsewhere)
         while batch := await trio.to_thread.run_sync(next, batches, None, limiter=git_limiter):
             if tracker.cancelled:  # a batch failed to be written: the walk is done again next time
                 return
@@ -216,7 +269,7 @@ async def index_commits(
             report({"stage": "commits", "done": walked, "total": None})
         # The writer drops it if any batch failed: the tip walked from is recorded only once
         # every commit up to it is in the index.
-        await writes.send(SetRepoMeta(tracker, repo.name, {**meta, history.META_KEY: plan.head}))
+        await writes.send(SetRepoMeta(tracker, repo.name, {**meta, key: plan.head}))
 
     await write_and_wait(tracker, send)
     return walked

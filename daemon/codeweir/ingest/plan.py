@@ -1,4 +1,5 @@
-"""Sync planning: what is indexed against what the repository holds now. Pure; no I/O."""
+"""Sync planning: what is indexed against what the repository holds now, per view (the worktree
+and each configured ref). Pure; no I/O."""
 
 from __future__ import annotations
 
@@ -43,3 +44,55 @@ def plan_sync(
     to_index = tuple(f for f in considered if full or indexed.get(f.path) != f.blob)
     delete = tuple(sorted(p for p in indexed.keys() - present if scope is None or p in scope))
     return Plan(index=to_index, delete=delete, unchanged=len(considered) - len(to_index))
+
+
+@attrs.frozen
+class Version:
+    """A file version no view in the index holds yet: parsed once, for every view taking it."""
+
+    file: TrackedFile
+    read_from: str  # the view it is read from: a ref's (its blob is in the object store) over the worktree's
+    views: tuple[str, ...]
+
+
+@attrs.frozen
+class ViewsPlan:
+    adopt: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]  # (view, ((path, blob), ...)): versions indexed already
+    parse: tuple[Version, ...]  # in path order
+    leave: tuple[tuple[str, str], ...]  # (view, path): no file there any more
+    unchanged: int  # (view, path) pairs that hold the version they held
+
+
+def plan_views(
+    indexed: Mapping[str, Mapping[str, str]],
+    current: Mapping[str, Sequence[TrackedFile]],
+    *,
+    full: bool = False,
+    only_paths: Collection[str] | None = None,
+) -> ViewsPlan:
+    """Plan a sync of a repository's views: `indexed` (view -> path -> blob in the index) against
+    `current` (view -> its files now; a view left out is unchanged, one mapped to no files has gone).
+
+    Each version no view of the index holds is parsed once, for all the views that take it; a view
+    taking a version the index holds already only adopts it (`full`: every current version is
+    parsed again). `only_paths` makes a partial sync of the views given (see `plan_sync`).
+    """
+    existing = {(path, blob) for files in indexed.values() for path, blob in files.items()}
+    adopt: dict[str, list[tuple[str, str]]] = {}
+    new: dict[tuple[str, str], tuple[TrackedFile, list[str]]] = {}
+    leave: list[tuple[str, str]] = []
+    unchanged = 0
+    for view in sorted(current):
+        plan = plan_sync(indexed.get(view, {}), current[view], full=full, only_paths=only_paths)
+        unchanged += plan.unchanged
+        leave.extend((view, path) for path in plan.delete)
+        for file in plan.index:
+            version = (file.path, file.blob)
+            if version in existing and not full:
+                adopt.setdefault(view, []).append(version)
+            else:
+                new.setdefault(version, (file, []))[1].append(view)
+    parse = tuple(
+        Version(file, next((v for v in views if v), views[0]), tuple(views)) for file, views in (new[k] for k in sorted(new))
+    )
+    return ViewsPlan(tuple((view, tuple(files)) for view, files in adopt.items()), parse, tuple(leave), unchanged)

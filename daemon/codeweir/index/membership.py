@@ -1,0 +1,168 @@
+"""Which refs hold which file versions: the bookkeeping that lets several refs share documents.
+
+A repository is indexed as one or more *views*: the main one (`MAIN`: its worktree, or for a
+bare repository or one with `ref` set, that ref) and one per configured ref (`refs = [...]`),
+named by the ref's short name ("main", "release/5.1", "v5.1.3"). Documents belong to file
+*versions* (repository, path, blob id): a file whose blob is the same on several views is
+chunked, stored and embedded once, and a view lists which version of each path it holds. A
+search without a `ref:` filter sees the main view; one with it sees that ref's.
+
+`Membership` is pure state, no I/O: the writer changes what is written (`set`), and `commit`
+publishes it to readers, who only ever see committed views (each published view is a new dict,
+never changed after, so a search thread may read one while the writer works).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import attrs
+
+MAIN = ""  # the main view's name: the worktree (or the configured ref, or HEAD when bare)
+
+
+def version_key(repo: str, path: str, blob: str) -> str:
+    """The term all documents of one file version carry (repository names hold no "/")."""
+    return f"{repo}/{path}\x00{blob}"
+
+
+@attrs.frozen
+class Visibility:
+    """What a search must leave out to see only some views: the version keys that none of
+    them holds, and the repositories that have none of them."""
+
+    hidden: tuple[str, ...] = ()
+    repos_without: tuple[str, ...] = ()
+
+
+Views = Mapping[str, Mapping[str, Mapping[str, str]]]  # repo -> view -> path -> blob
+
+
+class Membership:
+    def __init__(self, views: Views | None = None) -> None:
+        self._committed: dict[str, dict[str, dict[str, str]]] = {
+            repo: {view: dict(files) for view, files in by_view.items()} for repo, by_view in (views or {}).items()
+        }
+        self._written = _copy(self._committed)
+        self._touched: set[tuple[str, str]] = set()
+        # Visibilities computed from the committed views they sit beside: one attribute, read
+        # once, so a search never caches what it computed from views since replaced.
+        self._cache: tuple[Views, dict[tuple[str | None, tuple[str, ...]], Visibility]] = (self._committed, {})
+
+    # -- reading (any thread: committed state only) -------------------------------------------
+
+    def repos(self) -> list[str]:
+        return sorted(self._committed)
+
+    def views(self, repo: str) -> list[str]:
+        """The views of `repo` that hold files, the main view first."""
+        return sorted(self._committed.get(repo, {}), key=lambda v: (v != MAIN, v))
+
+    def files(self, repo: str, view: str = MAIN) -> Mapping[str, str]:
+        """path -> blob of `view`, as of the last commit (a mapping never changed after)."""
+        return self._committed.get(repo, {}).get(view, {})
+
+    def holders(self, repo: str, path: str, blob: str) -> tuple[str, ...]:
+        """The views holding this version, as of the last commit, the main view first."""
+        return tuple(v for v in self.views(repo) if self.files(repo, v).get(path) == blob)
+
+    def visibility(self, repo: str | None, refs: tuple[str, ...] = ()) -> Visibility:
+        """What to leave out so a search over `repo` (None: every repository) sees the views
+        `refs` (empty: the main view) and nothing else."""
+        key = (repo, tuple(sorted(set(refs))))
+        committed, cache = self._cache
+        cached = cache.get(key)
+        if cached is None:
+            cached = cache[key] = _visibility(committed, repo, key[1] or (MAIN,))
+        return cached
+
+    # -- writing (the writer task only) --------------------------------------------------------
+
+    def written(self, repo: str, view: str) -> Mapping[str, str]:
+        """path -> blob of `view` as written so far, committed or not."""
+        return self._written.get(repo, {}).get(view, {})
+
+    def set(self, repo: str, view: str, path: str, blob: str | None) -> str | None:
+        """`view` holds `blob` at `path` from now on (None: no file there). Returns the blob it
+        held before when no view holds that version any more: its documents are to go."""
+        files = self._written.setdefault(repo, {}).setdefault(view, {})
+        old = files.pop(path, None) if blob is None else files.get(path)
+        if blob is not None:
+            files[path] = blob
+        if not files:
+            del self._written[repo][view]
+            if not self._written[repo]:
+                del self._written[repo]
+        self._touched.add((repo, view))
+        if old is None or old == blob:
+            return None
+        held = any(f.get(path) == old for f in self._written.get(repo, {}).values())
+        return None if held else old
+
+    def drop_repo(self, repo: str) -> list[tuple[str, str]]:
+        """Forget every view of `repo`; returns the (path, blob) versions they held."""
+        views = self._written.pop(repo, {})
+        self._touched.update((repo, view) for view in views)
+        self._touched.update((repo, view) for view in self._committed.get(repo, {}))
+        return sorted({(path, blob) for files in views.values() for path, blob in files.items()})
+
+    def holds(self, repo: str, path: str, blob: str) -> bool:
+        """Whether a view holds this version, as written so far."""
+        return any(files.get(path) == blob for files in self._written.get(repo, {}).values())
+
+    def commit(self) -> None:
+        """Publish what was written to readers."""
+        if not self._touched:
+            return
+        committed = dict(self._committed)
+        for repo, view in self._touched:
+            files = self._written.get(repo, {}).get(view)
+            views = dict(committed.get(repo, {}))
+            if files is None:
+                views.pop(view, None)
+            else:
+                views[view] = dict(files)
+            if views:
+                committed[repo] = views
+            else:
+                committed.pop(repo, None)
+        self._touched.clear()
+        self._committed = committed
+        self._cache = (committed, {})
+
+    def rollback(self) -> None:
+        """Forget what was written since the last commit."""
+        self._written = _copy(self._committed)
+        self._touched.clear()
+
+
+def _copy(views: Mapping[str, Mapping[str, Mapping[str, str]]]) -> dict[str, dict[str, dict[str, str]]]:
+    return {repo: {view: dict(files) for view, files in by_view.items()} for repo, by_view in views.items()}
+
+
+def loaded(members: Iterable[tuple[str, str, str, str]]) -> Membership:
+    """Membership from (repo, view, path, blob) rows, as the index stores them."""
+    views: dict[str, dict[str, dict[str, str]]] = {}
+    for repo, view, path, blob in members:
+        views.setdefault(repo, {}).setdefault(view, {})[path] = blob
+    return Membership(views)
+
+
+def _visibility(committed: Views, only: str | None, wanted: tuple[str, ...]) -> Visibility:
+    hidden: list[str] = []
+    without: list[str] = []
+    for repo in [only] if only is not None else sorted(committed):
+        views = committed.get(repo, {})
+        shown = [views[v] for v in wanted if v in views]
+        if not shown:
+            without.append(repo)
+            continue
+        seen: set[tuple[str, str]] = set()
+        for view, files in views.items():
+            if view in wanted:
+                continue
+            for path, blob in files.items():
+                if (path, blob) not in seen and all(s.get(path) != blob for s in shown):
+                    seen.add((path, blob))
+                    hidden.append(version_key(repo, path, blob))
+    return Visibility(tuple(sorted(hidden)), tuple(without))
