@@ -59,6 +59,8 @@ pooling = "cls"
         ("[[repository]]\npath = '/x'\n", "name"),
         ("[[repository]]\nname = 'a'\npath = '/x'\n[[repository]]\nname = 'a'\npath = '/y'\n", "repositories[1].name"),
         ("[model]\npooling = 'max'\n", "pooling"),
+        ("[[repository]]\nname = 'a'\npath = '/x'\nrefs = ['main', '']\n", "refs"),
+        ("[[repository]]\nname = 'a'\npath = '/x'\nrefs = 'main'\n", "refs"),
     ],
 )
 def test_bad_config_error_names_the_field(tmp_path, text, field):

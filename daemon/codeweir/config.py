@@ -126,6 +126,16 @@ class Config:
 _converter = cattrs.Converter(forbid_extra_keys=True)
 
 
+def _strings(value: Any, _: type) -> tuple[str, ...]:
+    # A lone string is no list of them (cattrs would take "main" as its letters).
+    if isinstance(value, str) or not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+_converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _strings)
+
+
 def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     if env.get("STATE_DIRECTORY"):  # systemd's StateDirectory=

@@ -225,3 +225,23 @@ async def test_sync_all_with_wait_follows_a_repositorys_running_sync_instead_of_
     assert [(j["repo"], j["state"]) for j in followed] == [("a", "completed"), ("b", "completed")]
     assert followed[0]["id"] == a["id"]
     assert [j["id"] for j in (await result(conn, "jobs"))["jobs"] if j["repo"] == "a"][0] == a["id"]  # no later job of a
+
+
+async def test_status_shows_each_ref_with_its_commit_and_files_and_names_patterns_matching_no_ref(nursery, home, repos):
+    a = repos["a"]
+    a.git("branch", "release/1")
+    a.write("more.py", "def more():\n    pass\n")
+    a.commit("more")
+    path = write_config(
+        home / "config.toml", home, {"a": f'path = "{a.root}"\nrefs = ["release/*", "v9*"]'}, limits=LIMITS
+    )
+    daemon = await nursery.start(run_daemon, load_config(path), path)
+    async with await trio.open_unix_socket(home / "cw.sock") as stream:
+        conn = Conn(stream)
+        assert (await result(conn, "wait"))["done"]
+        (status,) = (await result(conn, "status"))["repos"]
+        (release,) = status["refs"]
+        assert release["name"] == "release/1" and release["commit"] == a.git("rev-parse", "release/1").strip()
+        assert release["files"] == 1 and status["files_indexed"] == 2
+        assert status["refs_unmatched"] == ["v9*"]
+    daemon.shutdown()

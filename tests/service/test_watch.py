@@ -134,6 +134,19 @@ async def test_poll_refs_submits_a_whole_sync_when_the_ref_moves(tmp_path):
         nursery.cancel_scope.cancel()
 
 
+async def test_poll_refs_submits_a_whole_sync_when_a_ref_the_refs_patterns_name_appears_or_goes(tmp_path):
+    work = make_repo(tmp_path / "w", {"a.py": "x\n"})
+    bare = work.clone_bare(tmp_path / "b.git")
+    send, receive = trio.open_memory_channel[SyncRequest](10)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(poll_refs, bare.config("b", refs=("feature/*",)), send.send_nowait, interval=0.01))
+        for change in (("branch", "feature/x"), ("branch", "-D", "feature/x")):
+            bare.git(*change)
+            with trio.fail_after(10):
+                assert await receive.receive() == SyncRequest("b")
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_deleted_worktree_ends_its_watcher_with_a_repo_error(tmp_path):
     repo = make_repo(tmp_path / "w", {"a.py": "x\n"})
     with pytest.raises(ExceptionGroup) as raised:

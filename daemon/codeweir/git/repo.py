@@ -152,3 +152,18 @@ def resolve_views(repo: RepoConfig) -> tuple[dict[str, str], tuple[str, ...]]:
             unmatched.append(pattern)
         views.update((name, short[name]) for name in found)
     return dict(sorted(views.items())), tuple(unmatched)
+
+
+def views_state(repo: RepoConfig) -> str:
+    """Where `repo`'s main ref and each ref `repo.refs` names point: changes when one moves,
+    appears or goes. Opens `repo`."""
+    git = open_repository(repo)
+    head = resolve_ref(repo, git)
+    refs, _ = resolve_views(repo)
+    pointed = []
+    for name, ref in refs.items():
+        try:
+            pointed.append(f"{name}={git.revparse_single(ref).peel(pygit2.Commit).id}")
+        except (KeyError, ValueError, pygit2.GitError):  # moved or gone meanwhile: the next look sees it
+            pointed.append(f"{name}=?")
+    return " ".join([head, *pointed])

@@ -389,6 +389,16 @@ class Store:
             self._hash_changes.clear()
             return {repo: Counter(counts) for repo, counts in self._hash_counts.items()}
 
+    def view_chunk_hashes(self, repo: str, view: str) -> list[str] | None:
+        """The content hash of each chunk of the versions `view` holds, as of the last commit;
+        None until `chunk_hash_counts` has read them."""
+        files = self.membership.files(repo, view)
+        with self._hashes_lock:
+            if self._file_hashes is None:
+                return None
+            versions = self._file_hashes.get(repo, {})
+            return [h for path, blob in files.items() for h in versions.get(version_key(repo, path, blob), ())]
+
     def take_chunk_hash_changes(self) -> list[tuple[str, str, int]]:
         """What the commits since the last call (or `chunk_hash_counts`) changed: (repo, content
         hash, chunk documents added, or removed when negative). Cheap, never blocks."""

@@ -25,6 +25,7 @@ import trio
 from codeweir.config import Config
 from codeweir.embed.backlog import EmbeddingService
 from codeweir.errors import RequestError
+from codeweir.index.membership import MAIN
 from codeweir.index.store import VERSIONS, Store
 from codeweir.protocol import CancelParams, NoParams, ReadParams, RefsParams, SearchParams, SearchResult, SyncParams, WaitParams
 from codeweir.search.planner import SearchRequests
@@ -37,7 +38,7 @@ from codeweir.service.rebuild import Rebuild
 from codeweir.service.reload import Reloader
 from codeweir.service.scheduler import Job, SyncRequest
 from codeweir.service.server import Handler, Notify
-from codeweir.service.state import DaemonState, Stages
+from codeweir.service.state import DaemonState, RepoState, Stages
 from codeweir.service.watchers import Watchers
 
 STATUS_FILE_ERRORS = 5  # files per repository whose error status shows
@@ -158,6 +159,9 @@ class Daemon:
                     "texts_embedded": covered.texts_embedded if covered else None,
                     "file_errors": file_errors,  # a few files that could not be read or chunked, and why
                     "head": state.head,
+                    # Each ref `refs` names, as its last sync saw it; patterns naming no ref.
+                    "refs": await self._refs_status(repo.name, state),
+                    "refs_unmatched": list(state.unmatched),
                     "synced_at": state.synced_at,
                     "error": state.error,
                     "backoff": self._backoff_view(repo.name),
@@ -318,6 +322,25 @@ class Daemon:
             "counts": dict(job.counts),
             "error": job.error,
         }
+
+    async def _refs_status(self, repo: str, state: RepoState) -> list[dict[str, Any]]:
+        refs = []
+        for view in self.store.membership.views(repo):
+            if view == MAIN:
+                continue
+            hashes = await trio.to_thread.run_sync(self.store.view_chunk_hashes, repo, view, limiter=self.stages.search_limiter)
+            vectors = self.embedding.vectors
+            refs.append(
+                {
+                    "name": view,
+                    "commit": state.views.get(view),
+                    "files": len(self.store.file_blobs(repo, view)),
+                    # Counted from the chunks' hashes once the embed backlog has read them; null before.
+                    "chunks": None if hashes is None else len(hashes),
+                    "chunks_embedded": None if hashes is None or vectors is None else sum(h in vectors for h in hashes),
+                }
+            )
+        return refs
 
     def _backoff_view(self, name: str) -> dict[str, Any] | None:
         """Why a repository keeps failing and when it is tried again (wall clock); None if healthy.

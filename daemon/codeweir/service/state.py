@@ -21,6 +21,8 @@ class RepoState:
     total: int | None = None
     skipped: dict[str, int] = attrs.Factory(dict)
     head: str = ""
+    views: dict[str, str] = attrs.Factory(dict)  # each ref `refs` names -> its commit
+    unmatched: tuple[str, ...] = ()  # `refs` patterns that named no ref
     synced_at: float | None = None
     error: str | None = None
 

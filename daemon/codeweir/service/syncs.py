@@ -115,6 +115,8 @@ class Syncs:
                         raise
                     log.info("sync of %s (job %s) starts over: %s", repo.name, job.id, exc)
             outcome = f"completed: {result.indexed} indexed, {result.deleted} deleted, {result.unchanged} unchanged"
+            if result.shared:
+                outcome += f", {result.shared} shared with another view"
             if result.commits:
                 outcome += f", {result.commits} commits"
         except Exception as exc:
@@ -129,6 +131,7 @@ class Syncs:
         if job.request.paths is None:
             repo_state.total = result.total
             repo_state.skipped = result.skipped
+            repo_state.views, repo_state.unmatched = result.views, result.unmatched
             await self.rebuild.note_synced(repo.name, state.configured(), generation)
         repo_state.head = result.head
         repo_state.synced_at = time.time()
@@ -138,6 +141,7 @@ class Syncs:
             "indexed": result.indexed,
             "deleted": result.deleted,
             "unchanged": result.unchanged,
+            "shared": result.shared,
             "commits": result.commits,
             **{f"status_{k}": v for k, v in result.statuses.items()},
         }

@@ -2,8 +2,9 @@
 
 A saved file becomes an interactive sync of just the changed paths, once the worktree has been
 quiet for `debounce` seconds (an editor's save is several events). A commit or checkout moves
-HEAD or a ref: that becomes a sync of the whole repository. Bare repositories and configured
-refs have no worktree to watch; their ref is polled.
+HEAD or a ref: that becomes a sync of the whole repository, which looks at every view (the
+worktree and the refs `refs` names). Bare repositories and configured refs have no worktree to
+watch; their refs are polled.
 
 Paths are named as git/worktree.py names them. A change to a path whose name is not UTF-8
 ends watchfiles' watch ("Unable to decode path") and loses what it had gathered: the watcher
@@ -27,7 +28,7 @@ from watchfiles._rust_notify import WatchfilesRustInternalError  # what its stub
 
 from codeweir.config import RepoConfig
 from codeweir.errors import Busy, RepoError
-from codeweir.git.repo import open_repository, resolve_ref
+from codeweir.git.repo import open_repository, views_state
 from codeweir.git.worktree import path_name
 from codeweir.service.scheduler import SyncRequest
 
@@ -214,7 +215,8 @@ async def poll_refs(
     interval: float = 30.0,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Submit a sync of the whole repository whenever its ref points somewhere new.
+    """Submit a sync of the whole repository whenever its ref, or one of the refs `repo.refs`
+    names, points somewhere new, appears or goes.
 
     A ref that cannot be resolved counts as a change too: the sync that follows fails and the
     repository's backoff says why in status.
@@ -230,7 +232,7 @@ async def poll_refs(
 
 async def _resolve_or_error(repo: RepoConfig) -> str:
     try:
-        return await trio.to_thread.run_sync(resolve_ref, repo)
+        return await trio.to_thread.run_sync(views_state, repo)
     except RepoError as exc:
         return f"error: {exc}"
 
