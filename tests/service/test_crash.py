@@ -162,14 +162,14 @@ def check_whole(view: IndexView, tree: Tree) -> None:
 class DaemonProcess:
     """`codeweir daemon` as a subprocess; READY=1 arrives on our own $NOTIFY_SOCKET."""
 
-    def __init__(self, tmp: Path, repo: GitRepo, state_dir: Path) -> None:
+    def __init__(self, tmp: Path, repo: GitRepo, state_dir: Path, refs: tuple[str, ...] = ()) -> None:
         self.tmp = tmp
         self.state_dir = state_dir
         self.socket = tmp / "run" / "codeweir.sock"
         self.config = tmp / "config.toml"
         self.config.write_text(
             f'state_dir = "{state_dir}"\nsocket = "{self.socket}"\nlog_level = "warning"\n'
-            f'[[repository]]\nname = "corpus"\npath = "{repo.root}"\n'
+            f'[[repository]]\nname = "corpus"\npath = "{repo.root}"\nrefs = {list(refs)!r}\n'
             # One parse worker: each start spawns it afresh, and two cores are all CI has.
             "[limits]\ncommit_every_files = 20\ncommit_every_seconds = 0.25\nparse_workers = 1\nfiles_in_flight = 2\n"
             "[model]\nenabled = false\n"
@@ -295,6 +295,60 @@ def test_a_daemon_killed_at_any_point_of_its_syncs_keeps_a_whole_index_and_resum
     assert survivor.file_set() == fresh.file_set() == set(tree.current.items())
     assert survivor.chunk_set() == fresh.chunk_set()
     assert survivor.counts() == fresh.counts()
+
+
+def versions_and_views(state_dir: Path) -> tuple[set, set, dict]:
+    """Every file version and chunk document, and which views hold which versions."""
+    store = Store(state_dir / "index")
+    searcher = store.searcher()
+
+    def documents(kind: str):
+        query = store.term("doc_kind", kind)
+        total = searcher.search(query, limit=1, count=True).count
+        return [searcher.doc(address) for _, address in searcher.search(query, limit=total).hits] if total else []
+
+    files = [(d.get_first("path"), d.get_first("blob")) for d in documents("file")]
+    chunks = [stored_chunk(d) for d in documents("chunk")]
+    assert len(set(files)) == len(files), "a version is stored twice"
+    views = {view: dict(store.file_blobs("corpus", view)) for view in store.membership.views("corpus")}
+    held = {(path, blob) for files_of_view in views.values() for path, blob in files_of_view.items()}
+    assert held <= set(files)  # what a view holds is in the index: no view points at a missing version
+    return set(files), {(c.path, c.blob, c.start_line, c.end_line, c.content_hash) for c in chunks}, views
+
+
+def test_a_daemon_killed_while_it_indexes_several_refs_keeps_a_whole_index_and_ends_as_a_fresh_one(tmp_path):
+    rng = random.Random(SEED)
+    repo = copy_corpus(tmp_path / "corpus", CORPUS_FILES // 2)
+    repo.git("branch", "old")
+    for path in sorted(repo.git("ls-files").split())[::5]:  # main changes every fifth file
+        repo.write(path, repo.path(path).read_text() + "\n# changed on main\n")
+    repo.commit("main moves on")
+    daemon = DaemonProcess(tmp_path, repo, tmp_path / "state", refs=("old", "main"))
+    try:
+        for _ in range(KILLS // 4):
+            daemon.start()
+            time.sleep(rng.uniform(0, KILL_WITHIN_SECONDS))
+            daemon.kill()
+            versions_and_views(daemon.state_dir)  # whole after each kill
+        daemon.start()
+        with daemon.client() as client:
+            assert client.call("wait")["done"]
+        daemon.stop()
+    finally:
+        daemon.close()
+    clean_dir = tmp_path / "clean"
+    clean_dir.mkdir()
+    clean = DaemonProcess(clean_dir, repo, clean_dir / "state", refs=("old", "main"))
+    try:
+        clean.start()
+        with clean.client() as client:
+            assert client.call("wait")["done"]
+        clean.stop()
+    finally:
+        clean.close()
+    survivor, fresh = versions_and_views(daemon.state_dir), versions_and_views(clean.state_dir)
+    assert survivor == fresh
+    assert sorted(fresh[2]) == ["", "main", "old"] and fresh[2][""] == fresh[2]["main"] != fresh[2]["old"]
 
 
 # -- cancel, and versions, in-process -------------------------------------------------------------
