@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tantivy
 
-from codeweir.index.membership import MAIN, version_key
+from codeweir.index.membership import MAIN, decode_table, version_key
 from codeweir.index.store import Store, query_all, stored_chunk
 from codeweir.records import CommitRecord, StoredChunk
 
@@ -19,13 +19,16 @@ def _docs(store: Store, query: tantivy.Query) -> list[tantivy.Document]:
 
 
 def chunks_of(store: Store, repo: str, path: str, view: str = MAIN) -> list[StoredChunk]:
-    """The chunks of the version of `path` that `view` holds (that the index searches read has:
-    during a rebuild, the old index's, whatever the rebuild's views say)."""
+    """The chunks of the version of `path` that `view` holds, placed where that version has them
+    (during a rebuild: those of the old index, whatever version)."""
     docs = _docs(store, query_all([("doc_kind", "chunk"), ("repo", repo), ("path", path)]))
-    if not store.rebuilding:
-        blob = store.file_blobs(repo, view).get(path)
-        docs = [d for d in docs if d.get_first("file_key") == version_key(repo, path, blob or "")]
-    return sorted((stored_chunk(d) for d in docs), key=lambda c: c.start_line)
+    if store.rebuilding:
+        return sorted((stored_chunk(d) for d in docs), key=lambda c: c.start_line)
+    blob = store.file_blobs(repo, view).get(path)
+    files = _docs(store, query_all([("doc_kind", "file"), ("file_key", version_key(repo, path, blob or ""))]))
+    table = decode_table(repo, path, blob or "", files[0].get_first("chunks") or b"") if files else {}
+    chunks = [stored_chunk(d, table) for d in docs if d.get_first("chunk_key") in table]
+    return sorted(chunks, key=lambda c: c.start_line)
 
 
 def commits_of(store: Store, repo: str) -> list[CommitRecord]:

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import threading
 from collections import Counter
@@ -21,7 +22,8 @@ def record(path: str, blob: str, *bodies: str, repo: str = "r", status: str = "i
         n = body.count("\n") + 1
         chunks.append(Chunk(line, line + n - 1, 0, len(body), f"f{i}", "function", f"f{i}", body))
         line += n
-    return FileRecord(repo, path, blob, "python", tuple(chunks), tuple(f"h-{path}-{i}" for i in range(len(bodies))), status)
+    hashes = tuple(hashlib.md5(body.encode()).hexdigest() for body in bodies)  # as the content's: what chunks share by
+    return FileRecord(repo, path, blob, "python", tuple(chunks), hashes, status)
 
 
 def test_a_file_update_replaces_its_chunks_in_one_commit(tmp_path):
@@ -209,7 +211,7 @@ def test_a_definition_is_stored_with_its_scope_and_a_piece_without_a_symbol(tmp_
 
 def hashed(path: str, *hashes: str, repo: str = "r") -> FileRecord:
     """A file whose chunks have these content hashes (two chunks may share one: identical text)."""
-    base = record(path, f"blob-{path}", *(f"x{i} = {i}" for i in range(len(hashes))), repo=repo)
+    base = record(path, f"blob-{path}-{'-'.join(hashes)}", *(f"x{i} = {i}" for i in range(len(hashes))), repo=repo)
     return attrs.evolve(base, content_hashes=hashes)
 
 
@@ -373,3 +375,39 @@ def test_a_rolled_back_view_change_leaves_the_committed_views_and_versions(tmp_p
     store.commit()
     assert store.file_blobs("r", "v1") == {"a.py": "b1"}
     assert [c.content for c in chunks_of(store, "r", "a.py")] == ["x = 1"]
+
+
+def test_chunks_two_versions_of_a_file_have_alike_are_stored_once_and_placed_in_each(tmp_path):
+    store = Store(tmp_path / "index")
+    store.write_file(record("a.py", "b1", "def kept(): pass", "def old(): pass"), views=("v1",))
+    store.write_file(record("a.py", "b2", "# new first line", "def kept(): pass"))
+    store.commit()
+    assert store.count(("doc_kind", "chunk")) == 3  # `kept` once, for both versions
+    assert [(c.content, c.start_line) for c in chunks_of(store, "r", "a.py", "v1")] == [
+        ("def kept(): pass", 1),
+        ("def old(): pass", 2),
+    ]
+    assert [(c.content, c.start_line, c.blob) for c in chunks_of(store, "r", "a.py")] == [
+        ("# new first line", 1, "b2"),
+        ("def kept(): pass", 2, "b2"),
+    ]
+    main, v1 = store.visibility("r"), store.visibility("r", ("v1",))
+    assert len(main.hidden_chunks) == 1 and len(v1.hidden_chunks) == 1 and main.hidden_chunks != v1.hidden_chunks
+
+
+def test_a_shared_chunk_whose_home_version_goes_moves_home_to_a_version_that_holds_it(tmp_path):
+    store = Store(tmp_path / "index")
+    store.write_file(record("a.py", "b1", "def kept(): pass", "def old(): pass"))
+    store.commit()
+    store.write_file(record("a.py", "b2", "# new first line", "def kept(): pass"), views=("v1",))
+    store.commit()
+    store.set_member("r", MAIN, "a.py", None)  # b1, home of `kept`, goes
+    store.commit()
+    assert store.count(("doc_kind", "chunk")) == 2
+    assert [(c.content, c.start_line, c.blob) for c in chunks_of(store, "r", "a.py", "v1")] == [
+        ("# new first line", 1, "b2"),
+        ("def kept(): pass", 2, "b2"),
+    ]
+    assert store.chunk_hash_counts() == {
+        "r": Counter({hashlib.md5(b"# new first line").hexdigest(): 1, hashlib.md5(b"def kept(): pass").hexdigest(): 1})
+    }

@@ -7,6 +7,12 @@ named by the ref's short name ("main", "release/5.1", "v5.1.3"). Documents belon
 chunked, stored and embedded once, and a view lists which version of each path it holds. A
 search without a `ref:` filter sees the main view; one with it sees that ref's.
 
+Chunks are shared too, between the versions of one path: a chunk document is keyed by its path
+and content (`chunk_key`), so a function that two branches' versions of a file have alike is
+stored once, at its *home* version's lines (the version that wrote it, always one some view
+holds). Each version lists its chunks and where they sit (`Placement`, in its file document);
+a search that sees a chunk through another version places it there (`Visibility.placed`).
+
 `Membership` is pure state, no I/O: the writer changes what is written (`set`), and `commit`
 publishes it to readers, who only ever see committed views (each published view is a new dict,
 never changed after, so a search thread may read one while the writer works).
@@ -14,6 +20,7 @@ never changed after, so a search thread may read one while the writer works).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 
 import attrs
@@ -22,17 +29,63 @@ MAIN = ""  # the main view's name: the worktree (or the configured ref, or HEAD 
 
 
 def version_key(repo: str, path: str, blob: str) -> str:
-    """The term all documents of one file version carry (repository names hold no "/")."""
+    """The term a version's file document and the chunks it is home to carry (repository names hold no "/")."""
     return f"{repo}/{path}\x00{blob}"
+
+
+def chunk_key(repo: str, path: str, content_hash: str, occurrence: int) -> str:
+    """The term of one chunk document: a path's chunk of this content (`occurrence`: which of the
+    chunks of one version with this content, 0 for the first), whatever version holds it."""
+    return f"{repo}/{path}\x00{content_hash}\x00{occurrence}"
+
+
+@attrs.frozen
+class Placement:
+    """Where a chunk sits in one version of its file."""
+
+    blob: str
+    start_line: int
+    end_line: int
+    start_byte: int
+    end_byte: int
+
+
+def chunk_keys(repo: str, path: str, content_hashes: Iterable[str]) -> list[str]:
+    """The chunk key of each of a version's chunks, in order."""
+    seen: dict[str, int] = {}
+    keys = []
+    for content_hash in content_hashes:
+        n = seen[content_hash] = seen.get(content_hash, -1) + 1
+        keys.append(chunk_key(repo, path, content_hash, n))
+    return keys
+
+
+Table = Mapping[str, Placement]  # a version's chunks: chunk key -> where it sits
+
+
+def encode_table(content_hashes: Iterable[str], placements: Iterable[Placement]) -> bytes:
+    """A version's chunks as its file document stores them: content hash and lines, in order."""
+    rows = [[h, p.start_line, p.end_line, p.start_byte, p.end_byte] for h, p in zip(content_hashes, placements, strict=True)]
+    return json.dumps(rows, separators=(",", ":")).encode()
+
+
+def decode_table(repo: str, path: str, blob: str, data: bytes) -> dict[str, Placement]:
+    rows = json.loads(data) if data else []
+    keys = chunk_keys(repo, path, (row[0] for row in rows))
+    return {key: Placement(blob, *row[1:]) for key, row in zip(keys, rows, strict=True)}
 
 
 @attrs.frozen
 class Visibility:
-    """What a search must leave out to see only some views: the version keys that none of
-    them holds, and the repositories that have none of them."""
+    """What a search must do to see only some views: leave out the versions (`hidden`, version
+    keys: file documents) and the chunks (`hidden_chunks`, chunk keys) none of them holds, and
+    the repositories that have none of them; and place the chunks it sees through a version
+    other than their home where that version has them (`placed`, by chunk key)."""
 
     hidden: tuple[str, ...] = ()
     repos_without: tuple[str, ...] = ()
+    hidden_chunks: tuple[str, ...] = ()
+    placed: Mapping[str, Placement] = attrs.field(factory=dict, eq=False)
 
 
 Views = Mapping[str, Mapping[str, Mapping[str, str]]]  # repo -> view -> path -> blob
@@ -105,6 +158,10 @@ class Membership:
         self._touched.update((repo, view) for view in views)
         self._touched.update((repo, view) for view in self._committed.get(repo, {}))
         return sorted({(path, blob) for files in views.values() for path, blob in files.items()})
+
+    def written_views(self, repo: str) -> Mapping[str, Mapping[str, str]]:
+        """view -> path -> blob of `repo`, as written so far (the writer's; not to be changed)."""
+        return self._written.get(repo, {})
 
     def holds(self, repo: str, path: str, blob: str) -> bool:
         """Whether a view holds this version, as written so far."""

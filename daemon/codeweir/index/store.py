@@ -42,23 +42,36 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path, PurePosixPath
 
+import attrs
 import numpy as np
 import tantivy
 
 from codeweir.chunk.version import CHUNKER_VERSION
 from codeweir.errors import StoreError
-from codeweir.facets import stored_facets, stored_lexical_weight, stored_weight
+from codeweir.facets import SOURCE, stored_facets, stored_lexical_weight, stored_weight
 from codeweir.host.durable import fsync, write_atomic
 from codeweir.host.memory import release_free_memory
 from codeweir.host.priority import start_in_background
-from codeweir.index.membership import MAIN, Membership, loaded, version_key
+from codeweir.index.membership import (
+    MAIN,
+    Membership,
+    Placement,
+    Visibility,
+    chunk_keys,
+    decode_table,
+    encode_table,
+    loaded,
+    version_key,
+)
 from codeweir.records import Chunk, CommitRecord, FileRecord, StoredChunk
 
 log = logging.getLogger(__name__)
 
 # 4: chunks carry their scope (module and enclosing definitions); pieces no symbol; 5: lexical_weight;
-# 6: documents per file version (repository, path, blob), which views hold them in `member` documents
-SCHEMA_VERSION = 6
+# 6: documents per file version (repository, path, blob), which views hold them in `member` documents;
+# 7: chunk documents shared by a path's versions (`chunk_key`), each version's chunks in its file document
+SCHEMA_VERSION = 7
+TABLES_KEPT = 20_000  # versions' chunk tables kept in memory
 WRITER_HEAP_BYTES = 15_000_000  # tantivy's minimum for one thread
 META_FILE = "codeweir-index.json"
 VERSIONS = {"schema": SCHEMA_VERSION, "chunker": CHUNKER_VERSION}
@@ -89,6 +102,7 @@ def _schema() -> tantivy.Schema:
         "repo",
         "path",
         "file_key",
+        "chunk_key",
         "blob",
         "language",
         "kind",
@@ -121,6 +135,7 @@ def _schema() -> tantivy.Schema:
     b.add_text_field("ident", tokenizer_name="code_ident")
     b.add_text_field("error", stored=True)
     b.add_text_field("meta", stored=True, tokenizer_name="raw")
+    b.add_bytes_field("chunks", stored=True, indexed=False)  # a version's file document: membership.encode_table
     for name in ("start_line", "end_line", "start_byte", "end_byte", "chunk_count"):
         b.add_unsigned_field(name, stored=True)
     return b.build()
@@ -169,6 +184,12 @@ class Store:
         self._writer: tantivy.IndexWriter | None = None
         # Which views hold which file versions in the index written to (committed, for readers).
         self.membership = Membership()
+        # Versions' chunks and where they sit: cached from file documents; as written since the
+        # last commit (the writer's); and the chunk documents written since then, by home version.
+        self._tables: dict[str, Mapping[str, Placement]] = {}
+        self._written_tables: dict[str, Mapping[str, Placement]] = {}
+        self._pending_homed: dict[str, dict[str, _ChunkDoc]] = {}
+        self._visible: dict[tuple[str | None, tuple[str, ...]], tuple[Visibility, Visibility]] = {}
         try:
             _finish_swap(directory, self._rebuild_directory)
             directory.mkdir(parents=True, exist_ok=True)
@@ -187,9 +208,9 @@ class Store:
         # The chunks' content hashes, for the embed backlog's coverage (see `chunk_hash_counts`):
         # read from the index the first time they are asked for, then kept up to date by each commit.
         self._hashes_lock = threading.Lock()  # a commit, and that first read, hold it
-        self._file_hashes: dict[str, dict[str, tuple[str, ...]]] | None = None  # repo -> version key -> chunk hashes
+        self._file_hashes: dict[str, dict[str, tuple[str, ...]]] | None = None  # repo -> chunk key -> (its hash,)
         self._hash_counts: dict[str, Counter[str]] = {}  # repo -> content hash -> chunk documents
-        self._hashes_pending: list[tuple[str, str | None, tuple[str, ...]]] = []  # version None: the whole repository
+        self._hashes_pending: list[tuple[str, str | None, tuple[str, ...]]] = []  # chunk key None: the whole repository
         self._hash_changes: deque[tuple[str, str, int]] = deque()  # (repo, hash, +n or -n) per commit
 
     def _open(self) -> None:
@@ -389,15 +410,44 @@ class Store:
             self._hash_changes.clear()
             return {repo: Counter(counts) for repo, counts in self._hash_counts.items()}
 
-    def view_chunk_hashes(self, repo: str, view: str) -> list[str] | None:
-        """The content hash of each chunk of the versions `view` holds, as of the last commit;
-        None until `chunk_hash_counts` has read them."""
-        files = self.membership.files(repo, view)
-        with self._hashes_lock:
-            if self._file_hashes is None:
-                return None
-            versions = self._file_hashes.get(repo, {})
-            return [h for path, blob in files.items() for h in versions.get(version_key(repo, path, blob), ())]
+    def view_chunk_hashes(self, repo: str, view: str) -> list[str]:
+        """The content hash of each chunk of the versions `view` holds, as of the last commit."""
+        with self._reading(f"reading the chunks of {repo} {view}"):
+            tables = [self._table(version_key(repo, path, blob)) for path, blob in self.membership.files(repo, view).items()]
+        return [chunk_id.split("\x00")[-2] for table in tables for chunk_id in table]
+
+    def visibility(self, repo: str | None, refs: tuple[str, ...] = ()) -> Visibility:
+        """What a search over `repo` (None: all) that sees the views `refs` (none: the main
+        view) leaves out, and where it places the chunks it sees (see membership.Visibility)."""
+        base = self.membership.visibility(repo, refs)
+        if not base.hidden:
+            return base
+        key = (repo, refs)
+        if (cached := self._visible.get(key)) is not None and cached[0] is base:
+            return cached[1]
+        wanted = refs or (MAIN,)
+        by_path: dict[tuple[str, str], list[str]] = {}
+        for hidden in base.hidden:
+            prefix, blob = hidden.rsplit("\x00", 1)
+            repo_name, path = prefix.split("/", 1)
+            by_path.setdefault((repo_name, path), []).append(blob)
+        hidden_chunks: list[str] = []
+        placed: dict[str, Placement] = {}
+        with self._reading("reading the chunks of versions"):
+            for (repo_name, path), blobs in by_path.items():
+                seen: dict[str, Placement] = {}
+                for view in wanted:
+                    if (shown := self.membership.files(repo_name, view).get(path)) is not None:
+                        for chunk_id, placement in self._table(version_key(repo_name, path, shown)).items():
+                            seen.setdefault(chunk_id, placement)
+                placed.update(seen)
+                for blob in blobs:
+                    hidden_chunks.extend(c for c in self._table(version_key(repo_name, path, blob)) if c not in seen)
+        visibility = attrs.evolve(base, hidden_chunks=tuple(sorted(set(hidden_chunks))), placed=placed)
+        if len(self._visible) > 64:
+            self._visible.clear()
+        self._visible[key] = (base, visibility)
+        return visibility
 
     def take_chunk_hash_changes(self) -> list[tuple[str, str, int]]:
         """What the commits since the last call (or `chunk_hash_counts`) changed: (repo, content
@@ -416,7 +466,7 @@ class Store:
         for i, doc in enumerate(self._all(self.term("doc_kind", "chunk"), self._target)):
             if i % 4096 == 0 and stop():
                 return False
-            files.setdefault(_first(doc, "repo"), {}).setdefault(_first(doc, "file_key"), []).append(_first(doc, "content_hash"))
+            files.setdefault(_first(doc, "repo"), {}).setdefault(_first(doc, "chunk_key"), []).append(_first(doc, "content_hash"))
         self._file_hashes = {repo: {path: tuple(h) for path, h in paths.items()} for repo, paths in files.items()}
         self._hash_counts = {
             repo: Counter(h for hashes in paths.values() for h in hashes) for repo, paths in self._file_hashes.items()
@@ -533,9 +583,10 @@ class Store:
         return StoreError(f"{what} failed in {self.directory}: {reason}")
 
     def write_file(self, record: FileRecord, views: Sequence[str] = (MAIN,)) -> None:
-        """Write one file version, held from now on by `views` at its path."""
+        """Write one file version, held from now on by `views` at its path. Its chunks that a
+        version of the path still held after this write has alike are not written again."""
         with self._writing(f"writing {record.repo}/{record.path}"):
-            self._write_file(record)
+            self._write_file(record, views)
             for view in views:
                 self._set_member(record.repo, view, record.path, record.blob)
 
@@ -557,57 +608,106 @@ class Store:
             doc.add_text("file_key", key)
             self.writer.add_document(doc)
         if (orphan := self.membership.set(repo, view, path, blob)) is not None:
-            version = version_key(repo, path, orphan)
-            self.writer.delete_documents_by_term("file_key", version)
-            self._hashes_pending.append((repo, version, ()))
+            self._drop_version(repo, path, orphan)
 
-    def _write_file(self, record: FileRecord) -> None:
-        key = version_key(record.repo, record.path, record.blob)
+    def _live_versions(self, repo: str, path: str, but: Sequence[str] = ()) -> set[str]:
+        """The blobs of `path` the views of `repo` hold as written (those of views `but` left out)."""
+        views = self.membership.written_views(repo)
+        return {blob for view, files in views.items() if view not in but and (blob := files.get(path)) is not None}
+
+    def _write_file(self, record: FileRecord, views: Sequence[str]) -> None:
+        repo, path, blob = record.repo, record.path, record.blob
+        key = version_key(repo, path, blob)
+        keys = chunk_keys(repo, path, record.content_hashes)
+        placements = [Placement(blob, c.start_line, c.end_line, c.start_byte, c.end_byte) for c in record.chunks]
+        # Written again (a full sync): every chunk is written afresh, here. Else the chunks of the
+        # versions that stay are kept where they are.
+        again = self.membership.holds(repo, path, blob)
+        shared: set[str] = set()
+        if not again:
+            for other in self._live_versions(repo, path, but=views) - {blob}:
+                shared.update(self._table(version_key(repo, path, other)))
         writer = self.writer
         writer.delete_documents_by_term("file_key", key)
         doc = tantivy.Document()
-        self._common(doc, record, key)
+        _file_fields(doc, repo, path, blob, record.language, record.facets, key)
         doc.add_text("doc_kind", "file")
         doc.add_text("status", record.status)
         doc.add_unsigned("chunk_count", len(record.chunks))
+        doc.add_bytes("chunks", encode_table(record.content_hashes, placements))
         if record.error:
             doc.add_text("error", record.error)
         writer.add_document(doc)
-        module = module_path(record.language, record.path, record.chunks)
-        for chunk, content_hash in zip(record.chunks, record.content_hashes, strict=True):
-            doc = tantivy.Document()
-            self._common(doc, record, key)
-            doc.add_text("doc_kind", "chunk")
-            doc.add_text("kind", chunk.kind)
-            if chunk.symbol:  # a definition's piece names none: only the definition is found by name
-                doc.add_text("symbol", chunk.symbol)
-                doc.add_text("symbol_exact", chunk.symbol.lower())
-                for part in scope(module, chunk.symbol_path, chunk.symbol):
-                    doc.add_text("scope", part)
-            doc.add_text("symbol_path", chunk.symbol_path)
-            doc.add_text("content", chunk.content)
-            doc.add_text("ident", chunk.content)
-            doc.add_text("content_hash", content_hash)
-            doc.add_unsigned("start_line", chunk.start_line)
-            doc.add_unsigned("end_line", chunk.end_line)
-            doc.add_unsigned("start_byte", chunk.start_byte)
-            doc.add_unsigned("end_byte", chunk.end_byte)
-            doc.add_text("trigrams", chunk.content)
-            doc.add_float("facet_weight", stored_weight(record.facets))
-            doc.add_float("lexical_weight", stored_lexical_weight(record.facets, record.path))
-            writer.add_document(doc)
-        self._hashes_pending.append((record.repo, key, tuple(record.content_hashes)))
+        module = module_path(record.language, path, record.chunks)
+        homed = self._pending_homed.setdefault(key, {})
+        for chunk, content_hash, chunk_id in zip(record.chunks, record.content_hashes, keys, strict=True):
+            if chunk_id in shared:
+                continue
+            writer.delete_documents_by_term("chunk_key", chunk_id)
+            parts = scope(module, chunk.symbol_path, chunk.symbol) if chunk.symbol else []
+            made = _ChunkDoc(repo, path, record.language, record.facets, chunk, content_hash, tuple(parts))
+            writer.add_document(made.document(key, chunk_id, blob))
+            homed[chunk_id] = made
+            self._hashes_pending.append((repo, chunk_id, (content_hash,)))
+        self._written_tables[key] = dict(zip(keys, placements, strict=True))
 
-    @staticmethod
-    def _common(doc: tantivy.Document, record: FileRecord, key: str) -> None:
-        doc.add_text("repo", record.repo)
-        doc.add_text("path", record.path)
-        doc.add_text("path_parts", record.path)
-        doc.add_text("file_key", key)
-        doc.add_text("blob", record.blob)
-        doc.add_text("language", record.language)
-        for facet in stored_facets(record.facets):
-            doc.add_text("facet", facet)
+    def _drop_version(self, repo: str, path: str, blob: str) -> None:
+        """No view holds this version any more: its file document and the chunks no version left
+        holds go; a chunk it was home to that another version holds moves home there."""
+        key = version_key(repo, path, blob)
+        table = self._table(key)
+        live = {other: self._table(version_key(repo, path, other)) for other in self._live_versions(repo, path)}
+        moving: dict[str, str] = {}  # chunk key -> the blob of the version it moves home to
+        for chunk_id in table:
+            if (home := next((b for b, t in live.items() if chunk_id in t), None)) is not None:
+                moving[chunk_id] = home
+            else:
+                self._hashes_pending.append((repo, chunk_id, ()))
+        homed = self._chunks_homed_at(key) if moving else {}
+        self.writer.delete_documents_by_term("file_key", key)  # the file document, and the chunks home here
+        for chunk_id in table.keys() - moving.keys():
+            self.writer.delete_documents_by_term("chunk_key", chunk_id)
+        for chunk_id, made in homed.items():
+            if chunk_id in moving:
+                home = version_key(repo, path, moving[chunk_id])
+                placement = live[moving[chunk_id]][chunk_id]
+                moved = attrs.evolve(
+                    made,
+                    chunk=attrs.evolve(
+                        made.chunk,
+                        start_line=placement.start_line,
+                        end_line=placement.end_line,
+                        start_byte=placement.start_byte,
+                        end_byte=placement.end_byte,
+                    ),
+                )
+                self.writer.add_document(moved.document(home, chunk_id, placement.blob))
+                self._pending_homed.setdefault(home, {})[chunk_id] = moved
+        self._pending_homed.pop(key, None)
+        self._written_tables.pop(key, None)
+        self._tables.pop(key, None)
+
+    def _chunks_homed_at(self, key: str) -> dict[str, _ChunkDoc]:
+        """The chunk documents whose home is the version `key`: written since the last commit, or committed."""
+        homed = dict(self._pending_homed.get(key, {}))
+        query = query_all([("doc_kind", "chunk"), ("file_key", key)])
+        for doc in self._all(query, self._target):
+            homed.setdefault(_first(doc, "chunk_key"), _ChunkDoc.of(doc))
+        return homed
+
+    def _table(self, key: str) -> Mapping[str, Placement]:
+        """The chunks of the version `key` and where they sit: as written, committed or not."""
+        if (table := self._written_tables.get(key)) is not None or (table := self._tables.get(key)) is not None:
+            return table
+        docs = list(self._all(query_all([("doc_kind", "file"), ("file_key", key)]), self._target))
+        if not docs:
+            return {}
+        doc = docs[0]
+        table = decode_table(_first(doc, "repo"), _first(doc, "path"), _first(doc, "blob"), _first(doc, "chunks", b""))
+        if len(self._tables) >= TABLES_KEPT:
+            self._tables.clear()
+        self._tables[key] = table
+        return table
 
     def write_commits(self, repo: str, commits: Iterable[CommitRecord]) -> None:
         """Add commit documents; one already indexed is replaced, so a resumed walk is harmless."""
@@ -665,14 +765,17 @@ class Store:
                 self.rollback()
                 raise self._write_failure("commit", exc) from None
             self._apply_hash_changes()
-        self.membership.commit()
         self._target.reload()
+        self._tables.update(self._written_tables)
+        self._written_tables, self._pending_homed = {}, {}
+        self.membership.commit()
         release_free_memory()
 
     def rollback(self) -> None:
         """Drop uncommitted writes. The writer is dropped too and reopened on next use: after a
         failed write or commit (disk full, read-only) its state is not to be trusted."""
         self.membership.rollback()
+        self._written_tables, self._pending_homed, self._tables = {}, {}, {}
         self._hashes_pending = []
         writer, self._writer = self._writer, None
         if writer is not None:
@@ -714,21 +817,94 @@ def scope(module: Sequence[str], symbol_path: str, symbol: str) -> list[str]:
     return [part.lower() for part in (*module, *(enclosing.split(".") if enclosing else ())) if part]
 
 
-def stored_chunk(doc: tantivy.Document) -> StoredChunk:
+def stored_chunk(doc: tantivy.Document, placed: Mapping[str, Placement] | None = None) -> StoredChunk:
+    """A chunk document as the version a search sees it through holds it: `placed` (a
+    Visibility's) places it in that version where that is not its home."""
+    blob, start_line, end_line = _first(doc, "blob"), _first(doc, "start_line", 0), _first(doc, "end_line", 0)
+    if placed and (placement := placed.get(_first(doc, "chunk_key"))) is not None:
+        blob, start_line, end_line = placement.blob, placement.start_line, placement.end_line
     return StoredChunk(
         repo=_first(doc, "repo"),
         path=_first(doc, "path"),
-        blob=_first(doc, "blob"),
+        blob=blob,
         language=_first(doc, "language"),
         kind=_first(doc, "kind"),
         symbol=_first(doc, "symbol"),
         symbol_path=_first(doc, "symbol_path"),
-        start_line=_first(doc, "start_line", 0),
-        end_line=_first(doc, "end_line", 0),
+        start_line=start_line,
+        end_line=end_line,
         content=_first(doc, "content"),
         content_hash=_first(doc, "content_hash"),
         facets=tuple(doc.get_all("facet")),
     )
+
+
+def _file_fields(doc: tantivy.Document, repo: str, path: str, blob: str, language: str, facets: frozenset[str], key: str) -> None:
+    doc.add_text("repo", repo)
+    doc.add_text("path", path)
+    doc.add_text("path_parts", path)
+    doc.add_text("file_key", key)
+    doc.add_text("blob", blob)
+    doc.add_text("language", language)
+    for facet in stored_facets(facets):
+        doc.add_text("facet", facet)
+
+
+@attrs.frozen
+class _ChunkDoc:
+    """A chunk document's content, apart from its home version: what moves when its home goes."""
+
+    repo: str
+    path: str
+    language: str
+    facets: frozenset[str]
+    chunk: Chunk
+    content_hash: str
+    scope: tuple[str, ...]
+
+    def document(self, home: str, chunk_id: str, blob: str) -> tantivy.Document:
+        chunk = self.chunk
+        doc = tantivy.Document()
+        _file_fields(doc, self.repo, self.path, blob, self.language, self.facets, home)
+        doc.add_text("doc_kind", "chunk")
+        doc.add_text("chunk_key", chunk_id)
+        doc.add_text("kind", chunk.kind)
+        if chunk.symbol:  # a definition's piece names none: only the definition is found by name
+            doc.add_text("symbol", chunk.symbol)
+            doc.add_text("symbol_exact", chunk.symbol.lower())
+            for part in self.scope:
+                doc.add_text("scope", part)
+        doc.add_text("symbol_path", chunk.symbol_path)
+        doc.add_text("content", chunk.content)
+        doc.add_text("ident", chunk.content)
+        doc.add_text("content_hash", self.content_hash)
+        doc.add_unsigned("start_line", chunk.start_line)
+        doc.add_unsigned("end_line", chunk.end_line)
+        doc.add_unsigned("start_byte", chunk.start_byte)
+        doc.add_unsigned("end_byte", chunk.end_byte)
+        doc.add_text("trigrams", chunk.content)
+        doc.add_float("facet_weight", stored_weight(self.facets))
+        doc.add_float("lexical_weight", stored_lexical_weight(self.facets, self.path))
+        return doc
+
+    @classmethod
+    def of(cls, doc: tantivy.Document) -> _ChunkDoc:
+        """A chunk document read back from the index."""
+        chunk = Chunk(
+            start_line=_first(doc, "start_line", 0),
+            end_line=_first(doc, "end_line", 0),
+            start_byte=_first(doc, "start_byte", 0),
+            end_byte=_first(doc, "end_byte", 0),
+            symbol=_first(doc, "symbol"),
+            kind=_first(doc, "kind"),
+            symbol_path=_first(doc, "symbol_path"),
+            content=_first(doc, "content"),
+        )
+        facets = frozenset(doc.get_all("facet")) - {SOURCE}
+        scope = tuple(doc.get_all("scope"))
+        return cls(
+            _first(doc, "repo"), _first(doc, "path"), _first(doc, "language"), facets, chunk, _first(doc, "content_hash"), scope
+        )
 
 
 # Tantivy reports I/O failures as ValueError with Rust's debug text; the OS's words are in it.
