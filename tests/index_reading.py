@@ -31,6 +31,14 @@ def chunks_of(store: Store, repo: str, path: str, view: str = MAIN) -> list[Stor
     return sorted(chunks, key=lambda c: c.start_line)
 
 
+def chunk_docs(store: Store) -> list[tantivy.Document]:
+    return _docs(store, query_all([("doc_kind", "chunk")]))
+
+
+def file_docs(store: Store) -> list[tantivy.Document]:
+    return _docs(store, query_all([("doc_kind", "file")]))
+
+
 def commits_of(store: Store, repo: str) -> list[CommitRecord]:
     return [
         CommitRecord(

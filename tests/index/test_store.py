@@ -6,13 +6,15 @@ from collections import Counter
 import attrs
 import pytest
 import tantivy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from codeweir.chunk.chunker import chunk_file
 from codeweir.errors import StoreError
-from codeweir.index.membership import MAIN, version_key
+from codeweir.index.membership import MAIN, chunk_keys, version_key
 from codeweir.index.store import META_FILE, Store, module_path, query_all
 from codeweir.records import Chunk, FileRecord
-from tests.index_reading import chunks_of
+from tests.index_reading import chunk_docs, chunks_of, file_docs
 
 
 def record(path: str, blob: str, *bodies: str, repo: str = "r", status: str = "indexed") -> FileRecord:
@@ -411,3 +413,46 @@ def test_a_shared_chunk_whose_home_version_goes_moves_home_to_a_version_that_hol
     assert store.chunk_hash_counts() == {
         "r": Counter({hashlib.md5(b"# new first line").hexdigest(): 1, hashlib.md5(b"def kept(): pass").hexdigest(): 1})
     }
+
+
+_bodies = st.sampled_from(["def a(): pass", "def b(): pass", "x = 1", "# note"])
+_steps = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("write"),
+            st.sampled_from(["p.py", "q.py"]),
+            st.lists(_bodies, max_size=4),
+            st.sampled_from([(MAIN,), ("v1",), (MAIN, "v1")]),
+        ),
+        st.tuples(st.just("leave"), st.sampled_from(["p.py", "q.py"]), st.sampled_from([MAIN, "v1"])),
+        st.tuples(st.just("commit")),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_steps)
+def test_whatever_views_write_and_leave_each_chunk_is_stored_once_and_each_view_reads_what_it_holds(tmp_path_factory, steps):
+    store = Store(tmp_path_factory.mktemp("index") / "index")
+    written: dict[str, FileRecord] = {}  # blob -> the record of that version
+    for step in [*steps, ("commit",)]:
+        if step[0] == "write":
+            _, path, bodies, views = step
+            blob = hashlib.md5(f"{path}{bodies}".encode()).hexdigest()
+            written[blob] = record(path, blob, *bodies)
+            store.write_file(written[blob], views=views)
+        elif step[0] == "leave":
+            store.set_member("r", step[2], step[1], None)
+        else:
+            store.commit()
+    keys = [d.get_first("chunk_key") for d in chunk_docs(store)]
+    assert len(keys) == len(set(keys))
+    held = {blob for view in store.membership.views("r") for blob in store.file_blobs("r", view).values()}
+    for view in store.membership.views("r"):
+        for path, blob in store.file_blobs("r", view).items():
+            want = [(c.start_line, c.content) for c in written[blob].chunks]
+            assert [(c.start_line, c.content) for c in chunks_of(store, "r", path, view)] == want
+    # Nothing is stored that no view holds.
+    assert {(d.get_first("path"), d.get_first("blob")) for d in file_docs(store)} == {(written[b].path, b) for b in held}
+    assert len(keys) == len({k for b in held for k in chunk_keys("r", written[b].path, written[b].content_hashes)})

@@ -297,8 +297,9 @@ def test_a_daemon_killed_at_any_point_of_its_syncs_keeps_a_whole_index_and_resum
     assert survivor.counts() == fresh.counts()
 
 
-def versions_and_views(state_dir: Path) -> tuple[set, set, dict]:
-    """Every file version and chunk document, and which views hold which versions."""
+def versions_and_views(state_dir: Path) -> tuple[set, dict, dict]:
+    """Every file version, every chunk placed in each view, and which views hold which versions;
+    checking that each version is stored once and each chunk a view holds is stored once."""
     store = Store(state_dir / "index")
     searcher = store.searcher()
 
@@ -307,13 +308,21 @@ def versions_and_views(state_dir: Path) -> tuple[set, set, dict]:
         total = searcher.search(query, limit=1, count=True).count
         return [searcher.doc(address) for _, address in searcher.search(query, limit=total).hits] if total else []
 
-    files = [(d.get_first("path"), d.get_first("blob")) for d in documents("file")]
-    chunks = [stored_chunk(d) for d in documents("chunk")]
+    file_docs = documents("file")
+    files = [(d.get_first("path"), d.get_first("blob")) for d in file_docs]
     assert len(set(files)) == len(files), "a version is stored twice"
+    chunk_counts = {(d.get_first("path"), d.get_first("blob")): d.get_first("chunk_count") for d in file_docs}
+    keys = [d.get_first("chunk_key") for d in documents("chunk")]
+    assert len(set(keys)) == len(keys), "a chunk is stored twice"
     views = {view: dict(store.file_blobs("corpus", view)) for view in store.membership.views("corpus")}
-    held = {(path, blob) for files_of_view in views.values() for path, blob in files_of_view.items()}
-    assert held <= set(files)  # what a view holds is in the index: no view points at a missing version
-    return set(files), {(c.path, c.blob, c.start_line, c.end_line, c.content_hash) for c in chunks}, views
+    placed = {}
+    for view, held in views.items():
+        assert set(held.items()) <= set(files)  # no view points at a missing version
+        for path in held:
+            chunks = chunks_of(store, "corpus", path, view)
+            assert len(chunks) == chunk_counts[path, held[path]], "a chunk of a version a view holds is missing"
+            placed[view, path] = [(c.start_line, c.end_line, c.content_hash) for c in chunks]
+    return set(files), placed, views
 
 
 def test_a_daemon_killed_while_it_indexes_several_refs_keeps_a_whole_index_and_ends_as_a_fresh_one(tmp_path):

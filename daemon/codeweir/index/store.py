@@ -189,6 +189,7 @@ class Store:
         self._tables: dict[str, Mapping[str, Placement]] = {}
         self._written_tables: dict[str, Mapping[str, Placement]] = {}
         self._pending_homed: dict[str, dict[str, _ChunkDoc]] = {}
+        self._pending_home_of: dict[str, str] = {}
         self._visible: dict[tuple[str | None, tuple[str, ...]], tuple[Visibility, Visibility]] = {}
         try:
             _finish_swap(directory, self._rebuild_directory)
@@ -639,7 +640,6 @@ class Store:
             doc.add_text("error", record.error)
         writer.add_document(doc)
         module = module_path(record.language, path, record.chunks)
-        homed = self._pending_homed.setdefault(key, {})
         for chunk, content_hash, chunk_id in zip(record.chunks, record.content_hashes, keys, strict=True):
             if chunk_id in shared:
                 continue
@@ -647,7 +647,7 @@ class Store:
             parts = scope(module, chunk.symbol_path, chunk.symbol) if chunk.symbol else []
             made = _ChunkDoc(repo, path, record.language, record.facets, chunk, content_hash, tuple(parts))
             writer.add_document(made.document(key, chunk_id, blob))
-            homed[chunk_id] = made
+            self._homed_pending(chunk_id, key, made)
             self._hashes_pending.append((repo, chunk_id, (content_hash,)))
         self._written_tables[key] = dict(zip(keys, placements, strict=True))
 
@@ -682,17 +682,27 @@ class Store:
                     ),
                 )
                 self.writer.add_document(moved.document(home, chunk_id, placement.blob))
-                self._pending_homed.setdefault(home, {})[chunk_id] = moved
-        self._pending_homed.pop(key, None)
+                self._homed_pending(chunk_id, home, moved)
+        for chunk_id in self._pending_homed.pop(key, {}):
+            self._pending_home_of.pop(chunk_id, None)
         self._written_tables.pop(key, None)
         self._tables.pop(key, None)
+
+    def _homed_pending(self, chunk_id: str, home: str, made: _ChunkDoc) -> None:
+        """The chunk document `chunk_id` was written, uncommitted, at its home `home`."""
+        if (before := self._pending_home_of.get(chunk_id)) is not None:
+            self._pending_homed[before].pop(chunk_id, None)
+        self._pending_home_of[chunk_id] = home
+        self._pending_homed.setdefault(home, {})[chunk_id] = made
 
     def _chunks_homed_at(self, key: str) -> dict[str, _ChunkDoc]:
         """The chunk documents whose home is the version `key`: written since the last commit, or committed."""
         homed = dict(self._pending_homed.get(key, {}))
         query = query_all([("doc_kind", "chunk"), ("file_key", key)])
         for doc in self._all(query, self._target):
-            homed.setdefault(_first(doc, "chunk_key"), _ChunkDoc.of(doc))
+            chunk_id = _first(doc, "chunk_key")
+            if self._pending_home_of.get(chunk_id, key) == key:  # else written again since, elsewhere
+                homed.setdefault(chunk_id, _ChunkDoc.of(doc))
         return homed
 
     def _table(self, key: str) -> Mapping[str, Placement]:
@@ -767,7 +777,7 @@ class Store:
             self._apply_hash_changes()
         self._target.reload()
         self._tables.update(self._written_tables)
-        self._written_tables, self._pending_homed = {}, {}
+        self._written_tables, self._pending_homed, self._pending_home_of = {}, {}, {}
         self.membership.commit()
         release_free_memory()
 
@@ -775,7 +785,7 @@ class Store:
         """Drop uncommitted writes. The writer is dropped too and reopened on next use: after a
         failed write or commit (disk full, read-only) its state is not to be trusted."""
         self.membership.rollback()
-        self._written_tables, self._pending_homed, self._tables = {}, {}, {}
+        self._written_tables, self._pending_homed, self._pending_home_of, self._tables = {}, {}, {}, {}
         self._hashes_pending = []
         writer, self._writer = self._writer, None
         if writer is not None:
