@@ -55,6 +55,38 @@ def test_a_search_request_is_structured_with_defaults():
     assert event.params.mode == "hybrid" and event.params.limit == 10
 
 
+@pytest.mark.parametrize(
+    "ref, refs",
+    [(None, ()), ("release/5.1", ("release/5.1",)), (["main", "v5.1.3"], ("main", "v5.1.3")), ([], ())],
+)
+def test_a_search_takes_one_ref_or_a_list_of_them(ref, refs):
+    params = only_event(line("search", {"query": "x", "ref": ref})).params
+    assert params.refs == refs
+    assert only_event(protocol.request(1, "search", params)).params == params
+
+
+@pytest.mark.parametrize(
+    "ref, message",
+    [
+        (3, "ref: expected a string or a list of strings, got a number"),
+        ({"name": "main"}, "ref: expected a string or a list of strings, got an object"),
+        (["main", 3], "ref: item 1: expected a string, got a number"),
+        (" ", "ref: must not be empty"),
+        (["main", ""], "ref: item 1: must not be empty"),
+        ("r" * 4097, "ref: must be at most 4,096 characters, got 4,097"),
+    ],
+)
+def test_a_ref_that_is_not_a_name_or_a_list_of_names_is_invalid_params_naming_it(ref, message):
+    failure = failure_of(line("search", {"query": "x", "ref": ref}))
+    assert (failure.code, failure.message) == (INVALID_PARAMS, f"invalid params for search: {message}")
+
+
+def test_a_hit_names_the_refs_holding_its_version():
+    hit = protocol.SearchHit(repo="r", path="a.go", start_line=1, end_line=2, score=1.0, snippet="x", blob="b")
+    assert protocol.converter.unstructure(hit)["refs"] == []
+    assert protocol.converter.unstructure(attrs.evolve(hit, refs=("main", "v1")))["refs"] == ["main", "v1"]
+
+
 def test_a_request_without_params_gets_the_empty_params_object():
     assert only_event(line("status", request_id="a")) == Request("a", "status", protocol.NoParams())
 
@@ -368,8 +400,8 @@ def test_a_hit_is_flat_with_its_fields_in_order_and_no_nulls():
     result = protocol.SearchResult(results=(hit, exact), took_ms=1.0, mode="regex")
     plain, matched = json.loads(protocol.response(1, result))["result"]["results"]
     fields = ["repo", "path", "start_line", "end_line", "symbol", "kind", "language", "score", "snippet", "matches", "blob"]
-    assert list(plain) == [*fields, "facets", "stale"]
-    assert list(matched) == [*fields, "line", "column", "facets", "stale", "explain"]
+    assert list(plain) == [*fields, "refs", "facets", "stale"]
+    assert list(matched) == [*fields, "refs", "line", "column", "facets", "stale", "explain"]
     assert plain["symbol"] == "" and None not in plain.values()
 
 

@@ -132,11 +132,27 @@ class SyncParams:
             raise _FieldInvalid("paths", "needs repo: paths are relative to one repository")
 
 
+RefNames = str | tuple[str, ...] | None  # one ref's name, or a list of them (JSON: a string or an array)
+
+
+def _ref_names(instance: Any, attribute: attrs.Attribute[Any], value: RefNames) -> None:
+    for index, name in enumerate((value,) if isinstance(value, str) else value or ()):
+        where = "" if isinstance(value, str) else f"item {index}: "
+        if not name.strip():
+            raise _FieldInvalid(attribute.name, f"{where}must not be empty")
+        if len(name) > MAX_NAME_CHARS:
+            raise _FieldInvalid(attribute.name, f"{where}must be at most {MAX_NAME_CHARS:,} characters, got {len(name):,}")
+
+
 @attrs.frozen(kw_only=True)
 class SearchParams:
     query: str = attrs.field(validator=[_not_blank, _chars_at_most(MAX_QUERY_CHARS)])
     mode: SearchMode = "hybrid"
     repo: str | None = attrs.field(default=None, validator=_name)
+    # A configured ref's name ("main", "release/5.1", "v5.1.3"), or a list of them: hits from the
+    # repositories' views of those refs (any of them), as the query's `ref:` gives. None: the main
+    # view (the worktree, or a bare repository's ref), as without refs.
+    ref: RefNames = attrs.field(default=None, validator=_ref_names)
     path: str | None = attrs.field(default=None, validator=_name)  # a glob over repository-relative paths
     lang: str | None = attrs.field(default=None, validator=_name)
     kind: str | None = attrs.field(default=None, validator=_name)
@@ -148,6 +164,11 @@ class SearchParams:
     cursor: str | None = attrs.field(default=None, validator=_at_most_chars(MAX_CURSOR_CHARS))
     # Lines of the file around each hit (`hit.context`); 0: none.
     context: int = attrs.field(default=0, validator=_between(0, MAX_CONTEXT_LINES))
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        """`ref` as a tuple of names."""
+        return (self.ref,) if isinstance(self.ref, str) else self.ref or ()
 
 
 @attrs.frozen(kw_only=True)
@@ -244,11 +265,17 @@ class SearchHit:
     # Unicode code points (Python string indices) into `snippet`, in order, not overlapping.
     matches: Matches = ()
     blob: str  # the indexed file's git blob id
+    # The configured refs whose view holds this version of the file (its blob at its path), by
+    # name, in order; [] when only the main view (the worktree, or a bare repository's ref) does.
+    # A version on several refs is one hit that names them all.
+    refs: tuple[str, ...] = ()
     # Exact matches (regex, "quoted literals") only: the match's line and 1-based column.
     line: int | None = None
     column: int | None = None
     facets: tuple[str, ...] = ()  # "test", "vendored", "generated", "minified"; empty for source
-    stale: bool = False  # the worktree's file has changed since it was indexed
+    # The file has changed since it was indexed: in the worktree (or the repository's ref); for
+    # a search with refs, on one of the wanted refs holding the hit, which now points elsewhere.
+    stale: bool = False
     explain: dict[str, float] | None = None  # with explain=true: the parts of the score
     context: HitContext | None = None  # with context=N: the hit's lines and N around them, from the file now
 
@@ -366,6 +393,14 @@ def _is_literal(type_: Any) -> bool:
     return get_origin(type_) is Literal
 
 
+def _structure_ref_names(value: Any, _: Any) -> RefNames:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return _structure_str_tuple(value, tuple[str, ...])
+    raise _Invalid(f"expected a string or a list of strings, got {json_kind(value)}")
+
+
 def _is_str_tuple(type_: Any) -> bool:
     return get_origin(type_) is tuple and len(get_args(type_)) == 2 and get_args(type_)[1] is Ellipsis
 
@@ -378,6 +413,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(float, _structure_float)
     conv.register_structure_hook_func(_is_literal, _structure_literal)
     conv.register_structure_hook_func(_is_str_tuple, _structure_str_tuple)
+    conv.register_structure_hook_func(lambda t: t == RefNames, _structure_ref_names)
     conv.register_unstructure_hook(PurePath, str)
     conv.register_unstructure_hook(datetime, datetime.isoformat)
     conv.register_unstructure_hook(date, date.isoformat)

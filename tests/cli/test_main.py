@@ -358,6 +358,16 @@ async def test_search_prints_location_symbol_score_and_snippet(daemon, capsys):
     assert params == protocol.SearchParams(query="parse duration", repo="alpha", limit=5, path="*.go")
 
 
+async def test_search_ref_asks_for_those_refs_and_each_hit_shows_the_refs_holding_it(daemon, capsys):
+    daemon.hits = (attrs.evolve(HITS[0], refs=("release/5.1", "v5.1.3")), HITS[1])
+    assert await codeweir(daemon, "search", "parse duration", "--ref", "release/5.1", "--ref", "v5.1.3") == 0
+    out = capsys.readouterr().out
+    assert "alpha/pkg/time.go:3-9 @release/5.1,v5.1.3  ParseDuration (function)  0.812" in out
+    assert "beta/[id].tsx:1:7  0.500" in out  # a hit of the worktree alone names no ref
+    ((method, params),) = daemon.calls
+    assert params == protocol.SearchParams(query="parse duration", ref=("release/5.1", "v5.1.3"))
+
+
 def test_matched_terms_are_bold_at_the_offsets_the_daemon_sends():
     text = highlighted("a <b>b</b> [c]", [[2, 5], [11, 12], [40, 50], "junk"])
     assert text.plain == "a <b>b</b> [c]"  # raw text: nothing in it is markup

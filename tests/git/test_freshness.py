@@ -77,3 +77,36 @@ def test_a_directory_swapped_for_a_symlink_makes_its_files_stale_without_reading
     repo.symlink("src", str(tmp_path / "outside"))
     assert blob_id(b"SECRET = 1\n") == blobs["src/c.py"]
     assert stale_paths(repo.config(), blobs) == {"src/c.py"}
+
+
+def test_a_file_seen_on_a_ref_is_stale_once_the_ref_holds_another_version(repo):
+    repo.git("branch", "release")
+    blobs = indexed(repo, "a.py", "b.py")
+    repo.write("a.py", "worktree only\n")  # the worktree is not the ref
+    assert stale_paths(repo.config(), blobs, "release") == set()
+    repo.git("checkout", "-q", "release")
+    repo.write("a.py", "on the release branch\n")
+    repo.remove("b.py")
+    repo.commit("release work")
+    repo.git("checkout", "-q", "main")
+    assert stale_paths(repo.config(), blobs, "release") == {"a.py", "b.py"}
+    assert stale_paths(repo.config(), {"b.py": blobs["b.py"]}) == set()  # the main view: the worktree, as before
+
+
+def test_a_ref_short_name_is_a_branch_before_a_tag_and_an_annotated_tag_is_followed_to_its_commit(repo):
+    blobs = indexed(repo, "a.py")
+    repo.git("tag", "-a", "-m", "first", "v1")
+    repo.write("a.py", "later\n")
+    repo.commit("later")
+    assert stale_paths(repo.config(), blobs, "v1") == set()
+    repo.git("branch", "v1")  # a branch of the same name, at the later commit, is what v1 names
+    assert stale_paths(repo.config(), blobs, "v1") == {"a.py"}
+    repo.git("update-ref", "refs/remotes/origin/main", "v1^{}")
+    assert stale_paths(repo.config(), blobs, "origin/main") == set()
+
+
+def test_every_file_seen_on_a_ref_that_is_gone_is_stale(repo):
+    repo.git("branch", "gone")
+    blobs = indexed(repo, "a.py", "b.py")
+    repo.git("branch", "-D", "gone")
+    assert stale_paths(repo.config(), blobs, "gone") == {"a.py", "b.py"}

@@ -59,3 +59,11 @@ def test_a_block_cut_to_fit_keeps_its_lines_from_the_first_hit_line_on():
     cut = truncated_block(block, fit)
     assert cut.truncated and sorted(cut.lines) == [10, 11, 12, 13] and cut.marked == {10}
     assert "cut to fit the budget" in cut.header()
+
+
+def test_hits_on_two_versions_of_a_file_are_two_blocks_each_naming_its_refs():
+    main = {**hit("a.py", 5, 4, 6), "blob": "b1"}
+    release = {**hit("a.py", 5, 4, 6), "blob": "b2", "refs": ["release", "v1"]}
+    merged = merged_blocks([hit_block(main), hit_block(release)])
+    assert [b.header() for b in merged] == ["r:a.py:4-6  (function) 1", "r:a.py:4-6 @release,v1  (function) 1"]
+    assert [b.hits[0].get("refs") for b in merged] == [None, ["release", "v1"]]

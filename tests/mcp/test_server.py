@@ -473,3 +473,56 @@ def test_an_oversized_message_gets_an_error_for_its_id_and_the_server_goes_on(tm
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# -- refs -------------------------------------------------------------------------------------------
+
+RELEASE_LEDGER = LEDGER.replace("total += item.price", "total += item.price * item.quantity")
+
+
+@pytest.fixture
+async def with_release(nursery, tmp_path, repo):
+    """The shop with a release branch whose ledger differs, indexed beside the worktree."""
+    repo.git("checkout", "-q", "-b", "release")
+    repo.write("ledger.py", RELEASE_LEDGER)
+    repo.commit("Price by quantity on the release")
+    repo.git("checkout", "-q", "main")
+    home = tmp_path / "home"
+    home.mkdir()
+    path = write_config(home / "config.toml", home, {"shop": f'path = "{repo.root}"\nrefs = ["release"]'}, limits=LIMITS)
+    daemon = await nursery.start(run_daemon, load_config(path), path)
+    await daemon.wait(WaitParams(), None)
+    async with mcp_session(home / "cw.sock", tmp_path) as session:
+        yield session
+    daemon.shutdown()
+
+
+async def test_search_code_and_find_symbol_take_a_ref_and_each_hit_names_the_refs_holding_it(with_release):
+    session = with_release
+    structured, text = await call(session, "search_code", {"query": "total", "mode": "regex", "path": "ledger.py"})
+    assert all(hit.get("refs") is None for block in structured["blocks"] for hit in block["hits"])
+    assert "item.quantity" not in text
+    structured, text = await call(
+        session, "search_code", {"query": "item.quantity", "mode": "literal", "ref": "release", "context": 0}
+    )
+    [block] = structured["blocks"]
+    assert block["path"] == "ledger.py" and block["hits"][0]["refs"] == ["release"] and block["hits"][0]["line"] == 8
+    assert "shop:ledger.py:4-9 @release" in text
+    structured, text = await call(session, "find_symbol", {"name": "Ledger", "ref": ["release"]})
+    [block] = structured["blocks"]
+    assert block["hits"][0]["refs"] == ["release"] and "@release" in text
+    structured, _ = await call(session, "find_symbol", {"name": "report_03"})
+    assert structured["blocks"][0]["hits"][0]["refs"] == ["release"]  # the same on the worktree and the release
+
+
+async def test_search_history_takes_a_ref(with_release):
+    session = with_release
+    structured, _ = await call(session, "search_history", {"query": "quantity"})
+    assert structured["commits"] == []
+    structured, _ = await call(session, "search_history", {"query": "quantity", "ref": "release"})
+    assert [c["summary"] for c in structured["commits"]] == ["Price by quantity on the release"]
+
+
+async def test_a_ref_no_repository_has_is_said_in_the_notes(with_release):
+    structured, text = await call(with_release, "search_code", {"query": "compute_total", "ref": "v9"})
+    assert structured["blocks"] == [] and "no repository has ref 'v9' indexed (refs indexed: release" in text

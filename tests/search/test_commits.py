@@ -3,6 +3,7 @@
 import subprocess
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 import trio
 
@@ -11,8 +12,17 @@ from codeweir.config import parse_config
 from codeweir.embedded_text import commit_text, content_hash
 from codeweir.errors import RepoError
 from codeweir.git.history import plan_walk, walk_commits
+from codeweir.index.membership import MAIN
 from codeweir.index.store import Store
-from codeweir.search.commits import CommitFilters, search_commits
+from codeweir.index.vectors import VectorStore
+from codeweir.search.commits import (
+    CommitFilters,
+    CommitVisibility,
+    commit_visibility,
+    search_commits,
+    search_commits_by_meaning,
+)
+from codeweir.search.query import parse_query
 from codeweir.service.daemon import run_daemon
 from tests.gitrepo import make_repo
 from tests.index_reading import commits_of
@@ -178,6 +188,88 @@ def test_each_commit_is_stored_with_the_vector_key_of_its_message(store, history
     _, shas = history
     stored = {c.sha: c for c in commits_of(store, "r")}
     assert stored[shas[0]].content_hash == content_hash(commit_text("Initial import"))
+
+
+# -- by ref --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def branched(tmp_path, history):
+    """The history on main, a release branch from its first commit with a fix of its own, and
+    main moved on; indexed from both views' commits, as a sync of a repository with refs is."""
+    repo, shas = history
+    release = commit_on(repo, "release", shas[0], "Backport the race fix to the release", {"sched/run.py": "2b\n"})
+    tip = commit(repo, "Main moves on after the release", {"b.py": "5\n"}, date="2024-07-01T00:00:00Z")
+    store = Store(tmp_path / "index")
+    store.write_commits("r", walk_all(repo.config(), tip))
+    store.write_commits("r", walk_all(repo.config(), release, tip))
+    store.set_member("r", MAIN, "a.py", repo.git("rev-parse", "main:a.py"))
+    store.set_member("r", "release", "a.py", repo.git("rev-parse", "release:a.py"))
+    store.set_repo_meta("r", {"views": {MAIN: tip, "release": release}})
+    store.commit()
+    return repo, store
+
+
+def commit_on(repo, branch: str, start: str, message: str, files: dict) -> str:
+    repo.git("checkout", "-q", "-b", branch, start)
+    sha = commit(repo, message, files, date="2024-02-01T00:00:00Z")
+    repo.git("checkout", "-q", "main")
+    return sha
+
+
+def by_ref(store, git_repo, text="", **filters):
+    wanted = commit_visibility(store, CommitFilters(**filters), lambda name: git_repo.config(name) if name == "r" else None)
+    return [h.summary for h in search_commits(store, text, wanted, 10)]
+
+
+MAIN_HISTORY = ["Main moves on after the release", "Add parse_duration helper", "Fix race in the scheduler", "Initial import"]
+
+
+def test_without_ref_commit_search_sees_the_history_of_the_main_view_only(branched):
+    repo, store = branched
+    assert by_ref(store, repo) == MAIN_HISTORY
+    assert by_ref(store, repo, "race") == ["Fix race in the scheduler"]
+
+
+def test_with_ref_commit_search_sees_the_commits_reachable_from_that_ref(branched):
+    repo, store = branched
+    assert by_ref(store, repo, refs=("release",)) == ["Backport the race fix to the release", "Initial import"]
+    assert by_ref(store, repo, "race", refs=("release",)) == ["Backport the race fix to the release"]
+
+
+def test_a_ref_the_repository_lacks_leaves_out_its_whole_history(branched):
+    repo, store = branched
+    assert by_ref(store, repo, refs=("v9",)) == []
+    assert by_ref(store, repo, repo="r", refs=("v9",)) == []
+
+
+def test_commit_refs_merge_from_the_query_and_the_request():
+    filters = CommitFilters.of(parse_query("fix ref:release"), repo=None, path=None)
+    assert filters.refs == ("release",)
+    assert CommitFilters.of(parse_query("fix"), repo=None, path=None, refs=("release",)).refs == ("release",)
+
+
+def test_a_repository_with_only_its_main_view_is_searched_without_a_walk(store, history):
+    repo, shas = history
+    store.set_member("r", MAIN, "a.py", repo.git("rev-parse", "main:a.py"))
+    store.set_repo_meta("r", {"views": {MAIN: shas[-1]}})
+    store.commit()
+    unwalkable = commit_visibility(store, CommitFilters(), lambda name: None)
+    assert unwalkable.visibility == CommitVisibility()
+    assert len(search_commits(store, "", unwalkable, 10)) == 3
+
+
+def test_commit_search_by_meaning_sees_only_the_commits_of_the_views_searched(tmp_path, branched):
+    repo, store = branched
+    vectors = VectorStore(tmp_path / "vectors", "m", 8)
+    stored = commits_of(store, "r")
+    rng = np.random.default_rng(7)
+    rows = rng.standard_normal((len(stored), 8)).astype(np.float32)
+    vectors.add([c.content_hash for c in stored], rows / np.linalg.norm(rows, axis=1, keepdims=True))
+    for refs, seen in (((), MAIN_HISTORY), (("release",), ["Backport the race fix to the release", "Initial import"])):
+        wanted = commit_visibility(store, CommitFilters(refs=refs), lambda name: repo.config(name))
+        hits = search_commits_by_meaning(store, vectors, rows[0] / np.linalg.norm(rows[0]), wanted, 10)
+        assert sorted(h.summary for h in hits) == sorted(seen)
 
 
 # -- through the daemon ----------------------------------------------------------------------------

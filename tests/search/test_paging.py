@@ -73,6 +73,27 @@ async def test_a_cursor_belongs_to_its_query_and_filters():
     assert len(more.results) == 7
 
 
+async def test_a_cursor_belongs_to_its_refs_in_any_order_or_spelling():
+    run, _ = shifting(30)
+    first = await page(SearchParams(query="q", limit=5, ref=["v1", "v2"]), run)
+    for same in (["v2", "v1"], ["v1", "v2", "v1"]):
+        assert len((await page(SearchParams(query="q", limit=5, ref=same, cursor=first.next_cursor), run)).results) == 5
+    for other in ("v1", None):
+        with pytest.raises(RequestError, match="continues another request"):
+            await page(SearchParams(query="q", limit=5, ref=other, cursor=first.next_cursor), run)
+    main = await page(SearchParams(query="q", limit=5), run)
+    with pytest.raises(RequestError, match="continues another request"):
+        await page(SearchParams(query="q", limit=5, ref="v1", cursor=main.next_cursor), run)
+
+
+async def test_hits_of_two_versions_of_one_file_are_both_delivered():
+    async def run(depth: int) -> SearchResult:
+        return SearchResult(results=(hit(1), attrs.evolve(hit(1), blob="other")), took_ms=1.0, mode="lexical")
+
+    result = await page(SearchParams(query="q", limit=5), run)
+    assert [h.blob for h in result.results] == ["b", "other"]
+
+
 @pytest.mark.parametrize(
     "field, value", [("o", 0), ("o", 10**6), ("d", 10**6), ("s", [[5, 999]]), ("s", "x"), ("s", [[1, 1]] * 50)]
 )

@@ -1,12 +1,20 @@
-"""Search requests through a real daemon's socket: what each mode answers at the edges of what a
-request may ask (the largest limit, the longest query, a long name), never an internal error."""
+"""Search requests: through a real daemon's socket, what each mode answers at the edges of what a
+request may ask (the largest limit, the longest query, a long name), never an internal error; and
+the planner over an index of a repository's main view and a ref, with freshness checked against
+the real repository."""
 
 import pytest
 import trio
 
-from codeweir.config import parse_config
-from codeweir.protocol import MAX_QUERY_CHARS, MAX_SEARCH_LIMIT
-from codeweir.search.query import MAX_SYMBOL_CHARS
+from codeweir.config import ModelConfig, parse_config
+from codeweir.embed.backlog import EmbeddingService
+from codeweir.errors import RequestError
+from codeweir.index.membership import MAIN
+from codeweir.index.store import Store
+from codeweir.protocol import MAX_QUERY_CHARS, MAX_SEARCH_LIMIT, SearchParams, SearchResult
+from codeweir.records import Chunk, FileRecord
+from codeweir.search.planner import SearchRequests
+from codeweir.search.query import MAX_SYMBOL_CHARS, parse_query
 from codeweir.service.daemon import run_daemon
 from tests.gitrepo import make_repo
 from tests.service.test_daemon import Conn
@@ -106,3 +114,115 @@ async def test_long_quoted_literals_and_patterns_are_answered(conn, mode):
         assert reply["result"]["results"] == []
     else:  # compiled, the pattern is more than the engine takes
         assert reply["error"]["code"] == -32602 and "the pattern is too large" in reply["error"]["message"]
+
+
+# -- views: the main one and refs ------------------------------------------------------------------
+
+RELEASE_CLOCK = "def parse_duration(text):\n    return 'release'\n"
+MAIN_CLOCK = "def parse_duration(text):\n    return 'main'\n"
+SHARED = "def shared_parse_duration(text):\n    return parse_duration(text)\n"
+
+
+def clock_record(repo, view: str, path: str) -> FileRecord:
+    blob = repo.git("rev-parse", f"{view or 'main'}:{path}")
+    body = repo.git("cat-file", "blob", blob) + "\n"
+    name = body.split("(")[0].removeprefix("def ")
+    chunk = Chunk(1, body.count("\n"), 0, len(body), name, "function", name, body)
+    return FileRecord("proj", path, blob, "python", (chunk,), (blob[:32],))
+
+
+@pytest.fixture
+async def views(tmp_path):
+    """A repository whose main view is its worktree and which has the ref `release` besides,
+    indexed as a sync of it is: each version once, held by the views that have it."""
+    repo = make_repo(tmp_path / "proj", {"clock.py": RELEASE_CLOCK, "shared.py": SHARED})
+    repo.git("branch", "release")
+    repo.write("clock.py", MAIN_CLOCK)
+    repo.commit("main moves on")
+    store = Store(tmp_path / "index")
+    for path in ("clock.py", "shared.py"):
+        main, release = clock_record(repo, MAIN, path), clock_record(repo, "release", path)
+        if main.blob == release.blob:
+            store.write_file(main, views=(MAIN, "release"))
+        else:
+            store.write_file(main, views=(MAIN,))
+            store.write_file(release, views=("release",))
+    store.commit()
+    send, receive = trio.open_memory_channel(1)
+    limiter = trio.CapacityLimiter(2)
+    embedding = EmbeddingService(
+        ModelConfig(enabled=False), tmp_path / "state", store, receive, model_limiter=limiter, query_limiter=limiter
+    )
+    config = repo.config("proj")
+    return repo, SearchRequests(store, embedding, limiter, lambda name: config if name == "proj" else None)
+
+
+async def ask(searches: SearchRequests, query: str, mode: str = "lexical", **params) -> SearchResult:
+    return await searches.answer(parse_query(query, regex=mode == "regex"), SearchParams(query=query, mode=mode, **params))
+
+
+def seen(result: SearchResult) -> list[tuple[str, tuple[str, ...], bool]]:
+    """Each file's hits as (path, refs, stale), once."""
+    return sorted({(h.path, h.refs, h.stale) for h in result.results})
+
+
+@pytest.mark.parametrize("mode", ["lexical", "hybrid", "symbol", "regex"])
+async def test_without_ref_hits_come_from_the_main_view_once_each_naming_the_refs_that_hold_them(views, mode):
+    _, searches = views
+    query = {"regex": r"parse_duration\(", "symbol": "sym:parse_duration"}.get(mode, "parse duration")
+    result = await ask(searches, query, mode)
+    if mode == "symbol":  # the definition of that name, then those starting with it
+        assert seen(result) == [("clock.py", (), False)]
+    else:
+        assert seen(result) == [("clock.py", (), False), ("shared.py", ("release",), False)]
+    if mode in ("lexical", "hybrid"):
+        assert len(result.results) == 2  # the version both views hold is one hit
+    assert not any("'release" in h.snippet for h in result.results)
+
+
+@pytest.mark.parametrize("as_param", [False, True])
+async def test_a_ref_gives_that_refs_versions(views, as_param):
+    _, searches = views
+    result = await (ask(searches, "parse duration", ref="release") if as_param else ask(searches, "parse duration ref:release"))
+    assert seen(result) == [("clock.py", ("release",), False), ("shared.py", ("release",), False)]
+    (clock,) = [h for h in result.results if h.path == "clock.py"]
+    assert "return 'release" in clock.snippet and result.notes == ()
+
+
+async def test_a_ref_hit_is_stale_once_the_ref_holds_another_version_and_a_main_hit_is_not(views):
+    repo, searches = views
+    repo.git("checkout", "-q", "release")
+    repo.write("clock.py", "def parse_duration(text):\n    return 'release, fixed'\n")
+    repo.commit("fix the release")
+    repo.git("checkout", "-q", "main")
+    assert seen(await ask(searches, "parse duration", ref=["release"])) == [
+        ("clock.py", ("release",), True),
+        ("shared.py", ("release",), False),
+    ]
+    assert seen(await ask(searches, "parse duration")) == [("clock.py", (), False), ("shared.py", ("release",), False)]
+    repo.write("shared.py", "# edited in the worktree\n")
+    assert seen(await ask(searches, "parse duration")) == [("clock.py", (), False), ("shared.py", ("release",), True)]
+    assert seen(await ask(searches, "parse duration ref:release")) == [
+        ("clock.py", ("release",), True),
+        ("shared.py", ("release",), False),
+    ]
+
+
+async def test_a_ref_no_repository_has_indexed_gives_no_hits_and_a_note_naming_those_there_are(views):
+    _, searches = views
+    result = await ask(searches, "parse duration ref:v9")
+    assert result.results == ()
+    assert result.notes == (
+        "no repository has ref 'v9' indexed (refs indexed: release; a repository's refs are set in its config)",
+    )
+    result = await ask(searches, "parse duration", repo="proj", ref=["release", "v9"])
+    assert len(result.results) == 2
+    assert result.notes == (
+        "repository 'proj' has no ref 'v9' indexed (refs indexed: release; a repository's refs are set in its config)",
+    )
+
+
+async def test_a_ref_param_and_a_different_ref_in_the_query_are_a_request_error(views):
+    _, searches = views
+    with pytest.raises(RequestError, match="ref: the request says"):
+        await ask(searches, "parse duration ref:release", ref="v9")

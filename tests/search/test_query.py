@@ -68,6 +68,17 @@ def test_regex_mode_takes_the_text_between_the_filters_verbatim():
     assert parse_query("repo:x", regex=True).pattern == ""
 
 
+def test_ref_may_be_given_more_than_once_and_means_any_of_them():
+    q = parse_query('parse ref:main ref:"release/5.1" repo:django')
+    assert q == Query(words=("parse",), refs=("main", "release/5.1"), repo="django")
+    assert parse_query("parse").refs == ()
+
+
+def test_ref_in_regex_mode_is_a_filter_at_either_end_of_the_pattern():
+    q = parse_query(r"ref:v5.1.3 func \w+\( ref:main", regex=True)
+    assert q.pattern == r"func \w+\(" and q.refs == ("v5.1.3", "main")
+
+
 @pytest.mark.parametrize(
     "text, column, says",
     [
@@ -83,6 +94,9 @@ def test_regex_mode_takes_the_text_between_the_filters_verbatim():
         ("x after:2024-02-01 before:2024-01-01", 27, "not before"),
         ("sym:Reader extra", 12, "sym: looks up one name"),
         ("x -sym:Reader", 3, "cannot be negated"),
+        ("x -ref:main", 3, "ref: cannot be negated"),
+        ("x ref:", 7, "needs a value"),
+        ("x refs:main", 3, "did you mean ref:"),
         ('x -"literal"', 3, "cannot be excluded"),
         ('x ""', 3, "empty quotes"),
     ],

@@ -1,6 +1,7 @@
 """ranking: reciprocal rank fusion, hybrid search's order, where a chunk sits, and the order of
 definitions found by name."""
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -35,6 +36,12 @@ def test_a_lighter_ranking_sways_the_fused_order_less():
     heavy, light = [_hit("a"), _hit("b")], [_hit("b"), _hit("a")]
     assert _paths(reciprocal_rank_fusion([heavy, light], 2, k=5, weights=(1.0, 0.5))) == ["a", "b"]
     assert _paths(reciprocal_rank_fusion([heavy, light], 2, k=5, weights=(0.5, 1.0))) == ["b", "a"]
+
+
+def test_fusion_keeps_two_versions_of_one_file_apart():
+    main, release = _hit("a"), attrs.evolve(_hit("a"), blob="b2")
+    fused = reciprocal_rank_fusion([[main, release], [release]], 5)
+    assert [h.blob for h in fused] == ["b2", "b"]
 
 
 def test_rankings_and_weights_must_pair_up():

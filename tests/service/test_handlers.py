@@ -232,9 +232,7 @@ async def test_status_shows_each_ref_with_its_commit_and_files_and_names_pattern
     a.git("branch", "release/1")
     a.write("more.py", "def more():\n    pass\n")
     a.commit("more")
-    path = write_config(
-        home / "config.toml", home, {"a": f'path = "{a.root}"\nrefs = ["release/*", "v9*"]'}, limits=LIMITS
-    )
+    path = write_config(home / "config.toml", home, {"a": f'path = "{a.root}"\nrefs = ["release/*", "v9*"]'}, limits=LIMITS)
     daemon = await nursery.start(run_daemon, load_config(path), path)
     async with await trio.open_unix_socket(home / "cw.sock") as stream:
         conn = Conn(stream)

@@ -83,6 +83,7 @@ def cmd_search(client: Client, args: argparse.Namespace, out: Output) -> int:
             "query": args.query,
             "mode": args.mode,
             "repo": args.repo,
+            "ref": args.ref,
             "path": args.path,
             "lang": args.lang,
             "kind": args.kind,
@@ -430,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query", metavar="QUERY")
     search.add_argument("--mode", "-m", choices=protocol.SEARCH_MODES, default="hybrid")
     search.add_argument("--repo", "-r")
+    search.add_argument(
+        "--ref", action="append", metavar="NAME", help="on this configured ref (repeat for any of several); default: the worktree"
+    )
     search.add_argument("--path", "-p", metavar="GLOB", help="only paths matching this glob")
     search.add_argument("--lang", "-l")
     search.add_argument("--kind", "-k", help="symbol kind: function, method, class, ...")

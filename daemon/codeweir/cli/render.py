@@ -175,14 +175,18 @@ def print_hits(console: Console, hits: list[dict[str, Any]]) -> None:
 
 
 def hit_header(hit: dict[str, Any], width: int) -> Text:
-    """`repo/path:3-9  Symbol (kind)  0.812`; where that is too wide, without the score, then the
-    kind, then with the symbol cut short. The location is never cut (it may wrap)."""
+    """`repo/path:3-9 @main,v1.2  Symbol (kind)  0.812` (`@`: the refs holding this version of
+    the file, when any does); where that is too wide, without the score, then the kind, then
+    with the symbol cut short. The location and refs are never cut (they may wrap)."""
     location = Text()
     location.append(f"{hit.get('repo', '')}/", style="dim")
     location.append(str(hit.get("path", "")), style="magenta")
     line = hit.get("line")
     where = f":{line}:{hit.get('column', 1)}" if line is not None else f":{hit.get('start_line')}-{hit.get('end_line')}"
     location.append(where, style="green")
+    refs = [str(ref) for ref in hit.get("refs") or []]
+    if refs:
+        location.append(f" @{','.join(refs)}", style="cyan")
     symbol = str(hit.get("symbol") or "")
     kind = f" ({hit['kind']})" if symbol and hit.get("kind") else ""
     score = hit.get("score")

@@ -4,7 +4,9 @@ Only the files of the hits returned are checked. A worktree file is stat'ed, and
 when its stat signature is new (a small cache keeps the ids of files seen unchanged), opened
 beneath the worktree's root with no symlink followed (git/worktree.py, which also turns the
 paths' names back into git's bytes); a bare repository's (or a configured ref's) file is looked
-up in the ref's tree. Blocking: callers run it in a thread. pygit2 errors leave as RepoError.
+up in the ref's tree. A file seen through one of the repository's refs (a view other than the
+main one) is looked up in the tree that ref points at now. Blocking: callers run it in a
+thread. pygit2 errors leave as RepoError.
 """
 
 from __future__ import annotations
@@ -30,13 +32,22 @@ CACHE_SIZE = 8192  # worktree files whose blob id is remembered by stat signatur
 _blob_by_signature: OrderedDict[tuple, str] = OrderedDict()
 
 
-def stale_paths(repo: RepoConfig, indexed: Mapping[str, str]) -> set[str]:
-    """The paths of `indexed` (path -> indexed blob id) whose current content differs, or is gone."""
+# Where a view's short name is looked for, in order: a name both a branch and a tag have is
+# the branch (as git/repo.resolve_views names views).
+_REF_SPACES = ("refs/heads/", "refs/tags/", "refs/remotes/")
+
+
+def stale_paths(repo: RepoConfig, indexed: Mapping[str, str], view: str = "") -> set[str]:
+    """The paths of `indexed` (path -> indexed blob id) whose current content differs, or is
+    gone: in the repository's worktree (or its ref), or with `view`, a ref's short name, in the
+    tree that ref points at now (every path, when it names no commit any more)."""
     if not indexed:
         return set()
     root = Path(repo.path)
     current: Mapping[str, str | None]
-    if repo.ref or not (root / ".git").exists():
+    if view:
+        current = _view_blobs(repo, view, indexed)
+    elif repo.ref or not (root / ".git").exists():
         current = _ref_blobs(repo, indexed)
     else:
         current = {path: _worktree_blob(repo.path, path) for path in indexed}
@@ -71,8 +82,29 @@ def _worktree_blob(root: str, path: str) -> str | None:
 
 def _ref_blobs(repo: RepoConfig, paths: Mapping[str, str]) -> dict[str, str]:
     git = open_repository(repo)
-    commit = resolve_commit(repo, git)
-    if commit is None:  # an unborn HEAD holds no files
+    return _tree_blobs(repo, resolve_commit(repo, git), paths)
+
+
+def _view_blobs(repo: RepoConfig, view: str, paths: Mapping[str, str]) -> dict[str, str]:
+    git = open_repository(repo)
+    commit = None
+    try:
+        for space in _REF_SPACES:
+            ref = git.references.get(space + view)
+            if ref is not None:
+                commit = ref.peel(pygit2.Commit)
+                break
+    except (KeyError, ValueError):  # a ref to something that is not a commit-ish: no files
+        commit = None
+    except pygit2.GitError as exc:
+        raise RepoError(f"{where(repo)}: ref {view!r} cannot be read: {exc}") from None
+    return _tree_blobs(repo, commit, paths)
+
+
+def _tree_blobs(repo: RepoConfig, commit: pygit2.Commit | None, paths: Mapping[str, str]) -> dict[str, str]:
+    """path -> blob id at each of `paths` in `commit`'s tree (none for None: an unborn HEAD, a
+    ref gone)."""
+    if commit is None:
         return {}
     current = {}
     try:

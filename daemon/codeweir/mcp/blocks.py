@@ -33,10 +33,12 @@ class Block:
     end: int = 0
     truncated: bool = False
     ranks: list[int] = attrs.Factory(list)  # each hit's place in the answer's order
+    blob: str = ""  # the version of the file the hits are in
+    refs: tuple[str, ...] = ()  # the configured refs holding that version
 
     def touches(self, other: Block) -> bool:
         return (
-            (self.repo, self.path) == (other.repo, other.path)
+            (self.repo, self.path, self.blob) == (other.repo, other.path, other.blob)
             and bool(self.lines)
             and bool(other.lines)
             and other.start <= self.end + 1
@@ -69,7 +71,8 @@ class Block:
             labels.append(f"{label} {hit['score']:g}".strip())
         stale = "  [stale: changed since indexed; lines may have moved]" if self.stale else ""
         cut = "  [cut to fit the budget: read_code shows the rest]" if self.truncated else ""
-        return f"{self.repo}:{self.path}:{self.start}-{self.end}  {'; '.join(labels)}{stale}{cut}"
+        refs = f" @{','.join(self.refs)}" if self.refs else ""
+        return f"{self.repo}:{self.path}:{self.start}-{self.end}{refs}  {'; '.join(labels)}{stale}{cut}"
 
     def structured(self) -> dict[str, Any]:
         return {
@@ -97,6 +100,8 @@ def hit_summary(hit: dict[str, Any]) -> dict[str, Any]:
     }
     if hit.get("line") is not None:
         out["line"], out["column"] = hit["line"], hit.get("column")
+    if hit.get("refs"):
+        out["refs"] = list(hit["refs"])
     if hit.get("facets"):
         out["facets"] = list(hit["facets"])
     return out
@@ -121,7 +126,17 @@ def hit_block(hit: dict[str, Any], body: dict[str, Any] | None = None) -> Block:
     lines: dict[int, str] = {}
     if source:
         lines = {source["start_line"] + i: text for i, text in enumerate(source["text"].split("\n"))}
-    block = Block(hit["repo"], hit["path"], bool(hit.get("stale")), lines, set(), [hit_summary(hit)], hit.get("snippet", ""))
+    block = Block(
+        hit["repo"],
+        hit["path"],
+        bool(hit.get("stale")),
+        lines,
+        set(),
+        [hit_summary(hit)],
+        hit.get("snippet", ""),
+        blob=str(hit.get("blob", "")),
+        refs=tuple(hit.get("refs") or ()),
+    )
     if lines:
         block.start, block.end = min(lines), max(lines)
         if hit.get("line") is not None and hit["line"] in lines:

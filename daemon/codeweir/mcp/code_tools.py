@@ -20,7 +20,7 @@ from codeweir.mcp.daemon_calls import Daemon, ToolFailed, call_daemon, quoted_te
 REFS_PAGE = 500  # occurrences asked of the daemon per find_references call
 
 
-SEARCH_IDENTITY = ("query", "mode", "repo", "path", "language", "kind", "case_sensitive")
+SEARCH_IDENTITY = ("query", "mode", "repo", "ref", "path", "language", "kind", "case_sensitive")
 MODES = {"auto": "hybrid", "literal": "lexical", "regex": "regex", "symbol": "symbol", "semantic": "semantic", "hybrid": "hybrid"}
 
 
@@ -32,6 +32,7 @@ async def search_code(daemon: Daemon, arguments: dict[str, Any]) -> Answer:
         "query": query,
         "mode": MODES[mode],
         "repo": arguments.get("repo"),
+        "ref": arguments.get("ref"),
         "path": arguments.get("path"),
         "lang": arguments.get("language"),
         "kind": arguments.get("kind"),
@@ -53,7 +54,7 @@ async def search_code(daemon: Daemon, arguments: dict[str, Any]) -> Answer:
     return await present_hits(arguments, "search_code", SEARCH_IDENTITY, result, skip, socket_cursor, blocks_of, describe)
 
 
-SYMBOL_IDENTITY = ("name", "kind", "repo", "path", "language", "include_body")
+SYMBOL_IDENTITY = ("name", "kind", "repo", "ref", "path", "language", "include_body")
 
 
 async def find_symbol(daemon: Daemon, arguments: dict[str, Any]) -> Answer:
@@ -63,6 +64,7 @@ async def find_symbol(daemon: Daemon, arguments: dict[str, Any]) -> Answer:
         "query": arguments["name"],
         "mode": "symbol",
         "repo": arguments.get("repo"),
+        "ref": arguments.get("ref"),
         "path": arguments.get("path"),
         "lang": arguments.get("language"),
         "kind": arguments.get("kind"),

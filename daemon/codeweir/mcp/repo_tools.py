@@ -13,7 +13,7 @@ from codeweir.mcp.blocks import BODY_LINE_CHARS
 from codeweir.mcp.budget import brief_notes, skip_count
 from codeweir.mcp.daemon_calls import Daemon, ToolFailed, call_daemon, quoted_term
 
-HISTORY_IDENTITY = ("query", "author", "since", "until", "path", "repo")
+HISTORY_IDENTITY = ("query", "author", "since", "until", "path", "repo", "ref")
 
 
 async def search_history(daemon: Daemon, arguments: dict[str, Any]) -> Answer:
@@ -31,6 +31,7 @@ async def search_history(daemon: Daemon, arguments: dict[str, Any]) -> Answer:
         "query": " ".join(parts),
         "mode": "commits",
         "repo": arguments.get("repo"),
+        "ref": arguments.get("ref"),
         "path": arguments.get("path"),
         "limit": min(MAX_PAGE, skip + arguments["limit"]),
         "cursor": socket_cursor,

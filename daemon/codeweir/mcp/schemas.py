@@ -39,6 +39,15 @@ CURSOR = {
     "description": "next_cursor from this tool's previous answer, to continue where it stopped; pass the same other arguments.",
 }
 REPO = string_schema("Only this configured repository (see list_repos).")
+REF = {
+    "type": ["string", "array"],
+    "minLength": 1,
+    "maxLength": 200,
+    "items": {"type": "string", "minLength": 1, "maxLength": 200},
+    "maxItems": 16,
+    "description": "Search this configured ref (a branch or tag name such as main, release/5.1, v5.1.3; "
+    "a list: any of them) instead of the worktree (list_repos shows each repository's refs). Each hit names the refs holding it.",
+}
 PATH = string_schema(
     "Only paths matching this glob, as a .gitignore line reads: *.py, src/**, django/db (a directory: all below it).", 500
 )
@@ -92,6 +101,11 @@ HIT = {
         "kind": {"type": "string"},
         "score": {"type": "number"},
         "stale": {"type": "boolean", "description": "The file changed since it was indexed: its lines may have moved."},
+        "refs": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "The configured refs holding this version of the file; absent when only the worktree does.",
+        },
         "facets": {
             "type": "array",
             "items": {"type": "string"},

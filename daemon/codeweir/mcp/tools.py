@@ -47,6 +47,7 @@ from codeweir.mcp.schemas import (
     LANGUAGE,
     PATH,
     READ_OUTPUT,
+    REF,
     REFS_OUTPUT,
     REPO,
     REPO_LIST_OUTPUT,
@@ -74,14 +75,15 @@ TOOLS: tuple[Tool, ...] = (
         "Search the indexed repositories' code. Modes: auto (words and meaning fused, the default), literal (an exact "
         "substring), regex (Python syntax; ^ and $ at line ends), symbol (definitions by name), semantic (by meaning: "
         "'where are passwords hashed'), hybrid. In auto, semantic and hybrid modes the query may hold filters too: "
-        'lang:go, path:src/**, -path:vendor/**, repo:name, is:test, -is:test, "quoted literal". Hits come best first, '
-        "each with its file's lines around it; hits next to each other in one file share one block. Lines are numbered: "
+        'lang:go, path:src/**, -path:vendor/**, repo:name, ref:main, is:test, -is:test, "quoted literal". Hits come '
+        "from the worktree unless ref names configured refs; best first, each with its file's lines around it; hits next to each other in one file share one block. Lines are numbered: "
         "'12:' a hit's line, '12-' a line around it. An answer that would pass budget_tokens is cut and gives a cursor.",
         input_schema(
             {
                 "query": string_schema("What to find: words, a literal, a regex, a name or a description, per mode.", 1000),
                 "mode": {"type": "string", "enum": list(MODES), "default": "auto", "description": "How to match the query."},
                 "repo": REPO,
+                "ref": REF,
                 "path": PATH,
                 "language": LANGUAGE,
                 "kind": KIND,
@@ -106,6 +108,7 @@ TOOLS: tuple[Tool, ...] = (
                 "name": string_schema("The name, or a qualified name such as Model.save."),
                 "kind": KIND,
                 "repo": REPO,
+                "ref": REF,
                 "path": PATH,
                 "language": LANGUAGE,
                 "include_body": {
@@ -175,6 +178,11 @@ TOOLS: tuple[Tool, ...] = (
                 "until": {**DATE, "description": "Only commits before this date (YYYY-MM-DD)."},
                 "path": {**PATH, "description": "Only commits changing a path matching this glob."},
                 "repo": REPO,
+                "ref": {
+                    **REF,
+                    "description": "Only commits reachable from this configured ref (a list: any of them) "
+                    "instead of the worktree's branch.",
+                },
                 "limit": integer_schema("Most commits in one answer.", 1, 100, 20),
             }
         ),

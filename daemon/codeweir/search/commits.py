@@ -1,23 +1,62 @@
 """Commit search: commits by the words of their message, author and paths, and by meaning
 (each commit's message is embedded under its content hash, like a chunk). Blocking: callers
-run these in a thread."""
+run these in a thread.
+
+A repository's history is indexed from every view's commit (its main view and its refs, as the
+repository's meta has them under "views"). A search sees the commits reachable from the main
+view's commit, or with `ref:` from a wanted ref's: what only the other views reach is left out
+by clauses (MustNot the repository's commits among those), found by a walk from the other
+views' commits that hides the wanted ones (git/history.py, cached per set of commits). A
+repository with only its main view needs no walk.
+"""
 
 from __future__ import annotations
 
 import heapq
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
 import tantivy
 
+from codeweir.errors import CodeweirError
+from codeweir.git.history import reachable_only_from
+from codeweir.index.membership import MAIN
 from codeweir.index.store import PARTS, SCHEMA, Store, tokens, vector_keys
 from codeweir.index.vectors import VectorStore
 from codeweir.protocol import CommitHit
-from codeweir.search.filters import EXACT_CANDIDATES, MAX_LIMIT, Filters, filter_clauses, merged, parts_query, word_query
+from codeweir.search.filters import (
+    EXACT_CANDIDATES,
+    MAX_LIMIT,
+    Filters,
+    filter_clauses,
+    merged,
+    merged_refs,
+    parts_query,
+    term,
+    word_query,
+)
 from codeweir.search.hits import Matches, tantivy_snippet
 from codeweir.search.query import Query
+
+if TYPE_CHECKING:
+    from codeweir.config import RepoConfig
+
+log = logging.getLogger(__name__)
+VIEWS_KEY = "views"  # in a repository's meta: view name -> the commit it was last synced at
+
+
+@attrs.frozen
+class CommitVisibility:
+    """What a commit search leaves out to see only some views' history: per repository, the
+    commits only the other views reach; and the repositories that have none of the views."""
+
+    hidden: tuple[tuple[str, frozenset[str]], ...] = ()
+    repos_without: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -30,12 +69,15 @@ class CommitFilters:
     not_authors: tuple[str, ...] = ()
     after: int | None = None  # epoch seconds, inclusive
     before: int | None = None  # epoch seconds, exclusive
+    refs: tuple[str, ...] = ()  # commits reachable from these refs' views (any); empty: the main view's
+    visibility: CommitVisibility | None = None  # what the views leave out (`commit_visibility`)
 
     @classmethod
-    def of(cls, query: Query, *, repo: str | None, path: str | None) -> CommitFilters:
+    def of(cls, query: Query, *, repo: str | None, path: str | None, refs: tuple[str, ...] = ()) -> CommitFilters:
         """The commit filters of a parsed query, with those given as request params."""
         return cls(
             repo=merged("repo", repo, query.repo),
+            refs=merged_refs(refs, query.refs),
             not_repos=query.not_repos,
             path=merged("path", path, query.path),
             not_paths=query.not_paths,
@@ -44,6 +86,36 @@ class CommitFilters:
             after=query.after,
             before=query.before,
         )
+
+
+def commit_visibility(store: Store, filters: CommitFilters, repo_config: Callable[[str], RepoConfig | None]) -> CommitFilters:
+    """`filters` with what their views leave out of each repository's history (`repo_config`:
+    a repository's config by name, to walk it). Blocking: run in a thread."""
+    if filters.visibility is not None:
+        return filters
+    wanted = filters.refs or (MAIN,)
+    hidden: list[tuple[str, frozenset[str]]] = []
+    without: list[str] = []
+    for repo in [filters.repo] if filters.repo else store.repos():
+        views: dict[str, str] = store.repo_meta(repo).get(VIEWS_KEY) or {}
+        if not filters.refs and set(views) <= {MAIN}:
+            continue  # the main view's history is all there is
+        tips = [views[view] for view in wanted if view in views]
+        if not tips:
+            without.append(repo)
+            continue
+        others = [commit for view, commit in views.items() if view not in wanted]
+        config = repo_config(repo)
+        if not others or config is None:
+            continue
+        try:
+            only_others = reachable_only_from(config, others, tips)
+        except CodeweirError as exc:  # the repository is unreadable now: its history stays whole
+            log.warning("commit search by ref: %s", exc)
+            continue
+        if only_others:
+            hidden.append((repo, only_others))
+    return attrs.evolve(filters, visibility=CommitVisibility(tuple(hidden), tuple(without)))
 
 
 def search_commits(store: Store, text: str, filters: CommitFilters, limit: int) -> list[CommitHit]:
@@ -141,4 +213,9 @@ def _filter_clauses(filters: CommitFilters) -> list[tuple[tantivy.Occur, tantivy
                 ),
             )
         )
+    if filters.visibility is not None:
+        clauses.extend((must_not, term("repo", repo)) for repo in filters.visibility.repos_without)
+        for repo, shas in filters.visibility.hidden:
+            only = [(must, term("repo", repo)), (must, tantivy.Query.term_set_query(SCHEMA, "sha", sorted(shas)))]
+            clauses.append((must_not, tantivy.Query.boolean_query(only)))
     return clauses

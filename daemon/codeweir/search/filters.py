@@ -3,11 +3,18 @@
 Filters (repo, path glob, language, kind, facets, and their negations) are clauses of the
 Tantivy query itself, so a filter never returns fewer results than exist because it ran after
 a top-k. Every chunk search (lexical, regex, semantic) and commit search builds on these.
+
+Refs likewise: documents belong to file versions, and a search sees one view of each repository
+(its main view, or the refs `ref:` names; index/membership.py). What the others hold and the
+wanted views do not (`Visibility`, computed once per request by `visible`) is left out by
+clauses too: MustNot the chunks only hidden versions hold (by chunk key), MustNot the
+repositories that have none of the wanted views. A chunk several versions share is one
+document, so it is one hit, placed at its lines in the version the search sees it through.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -15,9 +22,11 @@ import tantivy
 
 from codeweir.errors import RequestError
 from codeweir.globs import glob_regex
+from codeweir.index.membership import Placement, Visibility
 from codeweir.index.store import PARTS, SCHEMA, tokens
 
 if TYPE_CHECKING:
+    from codeweir.index.store import Store
     from codeweir.search.query import Query
 
 MAX_LIMIT = 1000
@@ -43,12 +52,25 @@ class Filters:
     not_kinds: tuple[str, ...] = ()
     not_facets: tuple[str, ...] = ()
     not_words: tuple[str, ...] = ()  # chunks with one of these words are left out
+    refs: tuple[str, ...] = ()  # the views of these refs (any of them); empty: the main view
+    # What the wanted views leave out (`visible` sets it); None: not computed yet.
+    visibility: Visibility | None = None
 
     @classmethod
-    def of(cls, query: Query, *, repo: str | None, path: str | None, lang: str | None, kind: str | None) -> Filters:
+    def of(
+        cls,
+        query: Query,
+        *,
+        repo: str | None,
+        path: str | None,
+        lang: str | None,
+        kind: str | None,
+        refs: tuple[str, ...] = (),
+    ) -> Filters:
         """The filters of a parsed query, with those given as request params."""
         return cls(
             repo=merged("repo", repo, query.repo),
+            refs=merged_refs(refs, query.refs),
             path=merged("path", path, query.path),
             lang=merged("lang", lang, query.lang),
             kind=merged("kind", kind, query.kind),
@@ -67,6 +89,34 @@ def merged(name: str, param: str | None, queried: str | None) -> str | None:
     if param and queried and param != queried:
         raise RequestError(f"{name}: the request says {param!r} and the query says {name}:{queried}; give one")
     return queried or param
+
+
+def merged_refs(param: Sequence[str], queried: Sequence[str]) -> tuple[str, ...]:
+    """Refs given as a request param, in the query (`ref:`), or both alike; each once."""
+    if param and queried and set(param) != set(queried):
+        shown = " ".join(f"ref:{r}" for r in queried)
+        raise RequestError(f"ref: the request says {sorted(set(param))!r} and the query says {shown}; give one")
+    return tuple(dict.fromkeys(queried or param))
+
+
+def visible(store: Store, filters: Filters) -> Filters:
+    """`filters` with what the views they want leave out (as of the last commit); computed
+    once per request, and kept by every search of it. Blocking: run in a thread."""
+    if filters.visibility is not None:
+        return filters
+    return attrs.evolve(filters, visibility=store.visibility(filters.repo, filters.refs))
+
+
+def placements(filters: Filters) -> Mapping[str, Placement]:
+    """Where the chunks a search sees through a version other than their home sit in it."""
+    return filters.visibility.placed if filters.visibility is not None else {}
+
+
+def narrows(filters: Filters) -> bool:
+    """Whether `filters` may leave out any chunk (else semantic search ranks every vector as it is)."""
+    seen = filters.visibility
+    hides = seen is not None and bool(seen.hidden_chunks or seen.repos_without)
+    return hides or attrs.evolve(filters, refs=(), visibility=None) != Filters()
 
 
 def term(field: str, value: str) -> tantivy.Query:
@@ -99,6 +149,20 @@ def filter_clauses(filters: Filters, doc_kind: str) -> list[tuple[tantivy.Occur,
         clauses.extend((must_not, term(field, value)) for value in values)
     clauses.extend((must_not, _path_query(glob)) for glob in filters.not_paths)
     clauses.extend((must_not, q) for word in filters.not_words if (q := word_query(word)) is not None)
+    clauses.extend(visibility_clauses(filters.visibility, doc_kind))
+    return clauses
+
+
+def visibility_clauses(visibility: Visibility | None, doc_kind: str = "chunk") -> list[tuple[tantivy.Occur, tantivy.Query]]:
+    """MustNot clauses leaving out the documents of `doc_kind` that `visibility` hides: chunks
+    by chunk key, file documents by version key (nothing for None)."""
+    if visibility is None:
+        return []
+    must_not = tantivy.Occur.MustNot
+    clauses = [(must_not, term("repo", repo)) for repo in visibility.repos_without]
+    field, keys = ("chunk_key", visibility.hidden_chunks) if doc_kind == "chunk" else ("file_key", visibility.hidden)
+    if keys:
+        clauses.append((must_not, tantivy.Query.term_set_query(SCHEMA, field, list(keys))))
     return clauses
 
 

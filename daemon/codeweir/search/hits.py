@@ -5,11 +5,13 @@ gives them), never escaped or marked up."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import tantivy
 
 from codeweir.facets import SOURCE
+from codeweir.index.membership import Placement
 from codeweir.index.store import stored_chunk
 from codeweir.protocol import Matches, SearchHit, merged_spans
 from codeweir.records import StoredChunk
@@ -17,8 +19,17 @@ from codeweir.records import StoredChunk
 SNIPPET_LINES = 3
 
 
-def to_hit(doc: tantivy.Document, score: float, snippet: str = "", matches: Matches = (), **extra: Any) -> SearchHit:
-    return chunk_hit(stored_chunk(doc), score, snippet, matches, **extra)
+def to_hit(
+    doc: tantivy.Document,
+    score: float,
+    snippet: str = "",
+    matches: Matches = (),
+    placed: Mapping[str, Placement] | None = None,
+    **extra: Any,
+) -> SearchHit:
+    """A chunk document as a hit, placed in the version the search sees it through (`placed`:
+    its Visibility's)."""
+    return chunk_hit(stored_chunk(doc, placed), score, snippet, matches, **extra)
 
 
 def chunk_hit(c: StoredChunk, score: float, snippet: str = "", matches: Matches = (), **extra: Any) -> SearchHit:

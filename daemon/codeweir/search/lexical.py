@@ -29,7 +29,18 @@ from codeweir.facets import lexical_factor, source_weight
 from codeweir.index.store import IDENT, PARTS, SCHEMA, Store, stored_chunk, tokens
 from codeweir.protocol import SearchHit
 from codeweir.records import StoredChunk
-from codeweir.search.filters import FACET_WEIGHT, LEXICAL_WEIGHT, MAX_LIMIT, Filters, filter_clauses, term, word_query
+from codeweir.search.filters import (
+    FACET_WEIGHT,
+    LEXICAL_WEIGHT,
+    MAX_LIMIT,
+    Filters,
+    filter_clauses,
+    placements,
+    term,
+    visibility_clauses,
+    visible,
+    word_query,
+)
 from codeweir.search.hits import chunk_hit, definition_snippet, tantivy_snippet
 from codeweir.search.query import MAX_SYMBOL_CHARS
 from codeweir.search.ranking import (
@@ -116,6 +127,7 @@ def search_lexical(store: Store, text: str, filters: Filters, limit: int, *, exp
     limit = min(limit, MAX_LIMIT)
     query = scored.query()
     searcher = store.searcher()
+    filters = visible(store, filters)
     allowed = filter_clauses(filters, "chunk")
     # Filters select without scoring: Tantivy's score is the parts' sum times the stored
     # lexical weight (facets.lexical_factor), in one search over every kind of chunk.
@@ -123,7 +135,8 @@ def search_lexical(store: Store, text: str, filters: Filters, limit: int, *, exp
     full = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)])
     found = _top(searcher, full, limit, LEXICAL_WEIGHT)
     docs = [(score, address, searcher.doc(address)) for score, address in found]
-    chunks = [(score, address, doc, stored_chunk(doc)) for score, address, doc in docs]
+    placed = placements(filters)
+    chunks = [(score, address, doc, stored_chunk(doc, placed)) for score, address, doc in docs]
     # Equal scores (as shown) in place order, whatever Tantivy's document order.
     chunks.sort(key=lambda item: (-round(item[0], 4), item[3].repo, item[3].path, item[3].start_line))
     snippets = tantivy.SnippetGenerator.create(searcher, query, SCHEMA, "content")
@@ -206,6 +219,8 @@ def search_symbols(store: Store, name: str, filters: Filters, limit: int, *, exp
     """Definitions by name, best first (see the module's docstring). Blocking: run in a thread."""
     wanted = SymbolName.parse(name)
     limit = min(limit, MAX_LIMIT)
+    filters = visible(store, filters)
+    placed = placements(filters)
     searcher = store.searcher()
     must = tantivy.Occur.Must
     allowed = filter_clauses(filters, "chunk") + [(must, term("scope", q)) for q in wanted.qualifiers]
@@ -216,16 +231,17 @@ def search_symbols(store: Store, name: str, filters: Filters, limit: int, *, exp
             doc = searcher.doc(address)
             scope = tuple(doc.get_all("scope"))
             if wanted.within(scope):
-                candidates.append(_definition(tier, wanted.name, stored_chunk(doc), scope))
+                candidates.append(_definition(tier, wanted.name, stored_chunk(doc, placed), scope))
         if len(candidates) >= limit:
             break
     counts: dict[tuple, int] = {}
+    seen = visibility_clauses(filters.visibility)
 
     def references(d: Definition) -> int:
         chunk, module = d.hit
         key = (chunk.symbol.lower(), module[-2:] if chunk.symbol_path == chunk.symbol else ())
         if key not in counts:
-            counts[key] = _references(searcher, *key)
+            counts[key] = _references(searcher, *key, seen=seen)
         return counts[key]
 
     hits = []
@@ -256,12 +272,17 @@ def _definition(tier: int, name: str, chunk: StoredChunk, scope: tuple[str, ...]
     )
 
 
-def _references(searcher: tantivy.Searcher, name: str, modules: Sequence[str]) -> int:
+def _references(
+    searcher: tantivy.Searcher, name: str, modules: Sequence[str], seen: Sequence[tuple[tantivy.Occur, tantivy.Query]] = ()
+) -> int:
     """How many chunks name `name`, plus how many name it qualified by one of `modules` (the
     last two parts of a top-level definition's module: `bufio.NewReader`, `models.QuerySet`):
-    a cheap proxy for how much a definition is used."""
+    a cheap proxy for how much a definition is used. Only the chunks the search sees count
+    (`seen`: its visibility clauses), so a version on several refs counts once."""
 
     def count(query: tantivy.Query) -> int:
+        if seen:
+            query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), *seen])
         return searcher.search(query, limit=1, count=True).count
 
     total = count(term("ident", name))

@@ -78,7 +78,7 @@ def checked_int(value: Any, low: int, high: int) -> int:
 def hit_key(hit: SearchHit | CommitHit) -> tuple:
     if isinstance(hit, CommitHit):
         return (hit.repo, hit.sha)
-    return (hit.repo, hit.path, hit.start_line, hit.end_line, hit.line, hit.column)
+    return (hit.repo, hit.path, hit.blob, hit.start_line, hit.end_line, hit.line, hit.column)
 
 
 def key_digest(hit: SearchHit | CommitHit) -> str:
@@ -97,8 +97,9 @@ class _Listing:
 
 
 def search_fingerprint(params: SearchParams) -> str:
+    refs = (sorted(set(params.refs)),) if params.refs else ()
     return fingerprint(
-        "search", params.query, params.mode, params.repo, params.path, params.lang, params.kind, params.case_sensitive
+        "search", params.query, params.mode, params.repo, params.path, params.lang, params.kind, params.case_sensitive, *refs
     )
 
 

@@ -5,6 +5,12 @@ semantic and hybrid ones embed the query first and fuse the two rankings; commit
 likewise. Every blocking call runs in a thread under the search limiter, and hits whose file
 has changed since it was indexed are marked stale. The answer is a `protocol.SearchResult` of
 the protocol's own hits, which the server's converter turns into what the socket sends.
+
+A request sees one view of each repository: the main view, or those of the refs it names
+(`ref:`, the `ref` param). What they leave out is computed once per request (filters.visible)
+and every search of the request leaves it out; each hit then names the refs holding its version
+(`SearchHit.refs`), and its freshness is checked where it was seen: the worktree (or the
+repository's ref) for the main view, the ref itself for a ref's view.
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ import trio
 
 from codeweir.errors import CodeweirError, RequestError
 from codeweir.git.freshness import stale_paths
+from codeweir.index.membership import MAIN
 from codeweir.protocol import CommitHit, SearchHit, SearchParams, SearchResult
-from codeweir.search.commits import CommitFilters, search_commits, search_commits_by_meaning
-from codeweir.search.filters import Filters
+from codeweir.search.commits import CommitFilters, commit_visibility, search_commits, search_commits_by_meaning
+from codeweir.search.filters import Filters, visible
 from codeweir.search.lexical import required_words, search_lexical, search_symbols
 from codeweir.search.patterns import Pattern, Regex, Substring
 from codeweir.search.ranking import fuse_hybrid, reciprocal_rank_fusion
@@ -35,6 +42,7 @@ if TYPE_CHECKING:
     from codeweir.search.query import Query
 
 log = logging.getLogger(__name__)
+MAX_NAMED_REFS = 20  # refs a note about a missing one names
 
 
 class SearchRequests:
@@ -54,31 +62,62 @@ class SearchRequests:
         mode = "symbol" if query.symbol is not None else params.mode
         notes: list[str] = []
         started = trio.current_time()
-        if mode in ("hybrid", "semantic"):
-            hits, more_notes = await self._search_by_meaning(mode, query, params)
-        elif mode == "commits":
-            hits, more_notes = await self._search_commits(query, params)  # type: ignore[assignment]  # commit hits
+        results: tuple[SearchHit, ...] | tuple[CommitHit, ...]
+        if mode == "commits":
+            commits, more_notes = await self._search_commits(query, params)
+            results = tuple(commits)
+            notes += self._missing_refs(params.repo or query.repo, params.refs or query.refs)
         else:
-            search = plan_search(self.store, mode, query, params)
-            hits, more_notes = await trio.to_thread.run_sync(search, limiter=self.limiter)
-        if mode != "commits":
-            hits = await self._mark_stale(hits)
+            filters = await trio.to_thread.run_sync(self._visible_filters, query, params, limiter=self.limiter)
+            notes += self._missing_refs(filters.repo, filters.refs)
+            hits: list[SearchHit]
+            if mode in ("hybrid", "semantic"):
+                hits, more_notes = await self._search_by_meaning(mode, query, params, filters)
+            else:
+                search = plan_search(self.store, mode, query, params, filters=filters)
+                hits, more_notes = await trio.to_thread.run_sync(search, limiter=self.limiter)
+            results = tuple(await self._mark_stale(self._with_refs(hits), filters.refs))
         return SearchResult(
-            results=tuple(hits),
+            results=results,
             took_ms=round((trio.current_time() - started) * 1000, 2),
             mode=mode,
             notes=tuple(notes + more_notes),
         )
 
-    async def _search_by_meaning(self, mode: str, query, params) -> tuple[list[SearchHit], list[str]]:
+    def _visible_filters(self, query: Query, params: SearchParams) -> Filters:
+        """The request's filters, with what its views leave out. Blocking: run in a thread."""
+        return visible(self.store, request_filters(query, params))
+
+    def _missing_refs(self, repo: str | None, refs: tuple[str, ...]) -> list[str]:
+        """A note naming the wanted refs that no repository searched has indexed."""
+        if not refs:
+            return []
+        membership = self.store.membership
+        indexed = sorted({view for name in ([repo] if repo else membership.repos()) for view in membership.views(name)} - {MAIN})
+        missing = ", ".join(repr(ref) for ref in refs if ref not in indexed)
+        if not missing:
+            return []
+        who = f"repository {repo!r} has no" if repo else "no repository has"
+        known = ", ".join(indexed[:MAX_NAMED_REFS]) + (", …" if len(indexed) > MAX_NAMED_REFS else "")
+        return [f"{who} ref {missing} indexed (refs indexed: {known or 'none'}; a repository's refs are set in its config)"]
+
+    def _with_refs(self, hits: list[SearchHit]) -> list[SearchHit]:
+        """Each hit with the refs whose views hold its version."""
+        membership = self.store.membership
+        out = []
+        for hit in hits:
+            refs = tuple(view for view in membership.holders(hit.repo, hit.path, hit.blob) if view != MAIN)
+            out.append(attrs.evolve(hit, refs=refs) if refs != hit.refs else hit)
+        return out
+
+    async def _search_by_meaning(self, mode: str, query, params, filters: Filters) -> tuple[list[SearchHit], list[str]]:
         """Semantic, or hybrid: lexical, semantic and definitions named by the query fused by reciprocal rank."""
         if not self.embedding.ready:
             if mode == "semantic":
                 raise RequestError(self.embedding.unavailable_reason(), code=-32000)
-            lexical = plan_search(self.store, "lexical", query, params)
+            lexical = plan_search(self.store, "lexical", query, params, filters=filters)
             hits, notes = await trio.to_thread.run_sync(lexical, limiter=self.limiter)
             return hits, [*notes, self.embedding.unavailable_reason() + "; showing lexical results"]
-        filters = Filters.of(query, repo=params.repo, path=params.path, lang=params.lang, kind=params.kind)
         text = " ".join(query.words + query.literals) or params.query
         vector = await self.embedding.embed_query(text)
         wide = max(params.limit * 3, 30)
@@ -99,15 +138,17 @@ class SearchRequests:
         # The lexical half ranks `wide` hits: more than a request may ask for (`params.limit` is
         # checked against the protocol's bound, and evolving params would check `wide` again).
         lexical_hits, lexical_notes = await trio.to_thread.run_sync(
-            plan_search(self.store, "lexical", query, params, limit=wide), limiter=self.limiter
+            plan_search(self.store, "lexical", query, params, limit=wide, filters=filters), limiter=self.limiter
         )
         definitions = await trio.to_thread.run_sync(search_definitions, self.store, text, filters, wide, limiter=self.limiter)
         return fuse_hybrid(lexical_hits, semantic, definitions, params.limit), notes + lexical_notes
 
     async def _search_commits(self, query, params) -> tuple[list[CommitHit], list[str]]:
         """Commits by words, fused by reciprocal rank with commits by meaning once the model is
-        ready (the filters apply to both); newest first when the query has no words."""
-        filters = CommitFilters.of(query, repo=params.repo, path=params.path)
+        ready (the filters apply to both); newest first when the query has no words. Only the
+        commits of the views searched: reachable from the main view's commit, or a wanted ref's."""
+        filters = CommitFilters.of(query, repo=params.repo, path=params.path, refs=params.refs)
+        filters = await trio.to_thread.run_sync(commit_visibility, self.store, filters, self.repo, limiter=self.limiter)
         text = " ".join((*query.words, *query.literals))
         by_meaning = bool(text) and self.embedding.ready
         wide = max(params.limit * 3, 30) if by_meaning else params.limit
@@ -127,33 +168,43 @@ class SearchRequests:
         fused = reciprocal_rank_fusion([lexical, semantic], params.limit, identity=lambda hit: (hit.repo, hit.sha))
         return fused, notes
 
-    async def _mark_stale(self, hits: list[SearchHit]) -> list[SearchHit]:
-        """Flag hits whose file has changed in the repository since it was indexed."""
-        indexed: dict[str, dict[str, str]] = {}
+    async def _mark_stale(self, hits: list[SearchHit], refs: tuple[str, ...] = ()) -> list[SearchHit]:
+        """Flag hits whose file has changed since it was indexed where the search saw it: in the
+        repository (its worktree or ref) without refs; else on a wanted ref holding it, which
+        now holds another version (or none) at its path."""
+        indexed: dict[tuple[str, str], dict[str, str]] = {}  # (repo, view) -> path -> blob
         for hit in hits:
-            indexed.setdefault(hit.repo, {})[hit.path] = hit.blob
-        stale: set[tuple[str, str]] = set()
-        for name, blobs in indexed.items():
+            for view in [ref for ref in hit.refs if ref in refs] if refs else [MAIN]:
+                indexed.setdefault((hit.repo, view), {})[hit.path] = hit.blob
+        stale: set[tuple[str, str, str]] = set()
+        for (name, view), blobs in indexed.items():
             repo = self.repo(name)
             if repo is None:
                 continue
             try:
-                paths = await trio.to_thread.run_sync(stale_paths, repo, blobs, limiter=self.limiter)
+                paths = await trio.to_thread.run_sync(stale_paths, repo, blobs, view, limiter=self.limiter)
             except CodeweirError as exc:  # the repository is unreadable now: its hits stay unflagged
                 log.warning("checking freshness: %s", exc)
                 continue
-            stale.update((name, path) for path in paths)
-        return [attrs.evolve(h, stale=True) if (h.repo, h.path) in stale else h for h in hits]
+            stale.update((name, path, blobs[path]) for path in paths)
+        return [attrs.evolve(h, stale=True) if (h.repo, h.path, h.blob) in stale else h for h in hits]
+
+
+def request_filters(query: Query, params: SearchParams) -> Filters:
+    """The filters of a request: its query's, with those given as params."""
+    return Filters.of(query, repo=params.repo, path=params.path, lang=params.lang, kind=params.kind, refs=params.refs)
 
 
 def plan_search(
-    store: Store, mode: str, query: Query, params: SearchParams, limit: int | None = None
+    store: Store, mode: str, query: Query, params: SearchParams, limit: int | None = None, *, filters: Filters | None = None
 ) -> Callable[[], tuple[list, list[str]]]:
     """The blocking search a request asks for, as a call returning (hits, notes); `limit`, when
-    given, replaces the request's (hybrid search asks the lexical half for more)."""
+    given, replaces the request's (hybrid search asks the lexical half for more), and `filters`
+    the request's (with its visibility computed once for all its searches)."""
     limit = params.limit if limit is None else limit
     explain = params.explain
-    filters = Filters.of(query, repo=params.repo, path=params.path, lang=params.lang, kind=params.kind)
+    if filters is None:
+        filters = request_filters(query, params)
     if mode == "symbol":
         name = query.symbol or query.text
         return lambda: (search_symbols(store, name, filters, limit, explain=explain), [])

@@ -5,12 +5,14 @@
     sym:Reader kind:struct                           a definition by name
     fix race author:alice after:2024-01-01           commits (mode commits)
     is:test  -is:generated  case:yes  repo:django
+    ref:release/5.1 ref:main                         on a configured ref (any of them)
 
 Filters are `key:value` (the value may be "quoted"); `-key:value` excludes, for the keys in
 NEGATABLE. A `key:` that is not a known key is an ordinary word (`std::vector`, `http://x`),
 unless it is a near-miss of one (`lnag:go`), which is an error. In regex mode, filters are
 taken from the start and the end of the text, and everything between them, verbatim, is the
-pattern. Errors name the problem and point at its column.
+pattern. `ref:` may be given more than once (a hit on any of those refs); the other keys, but
+for `author:` and `is:`, once. Errors name the problem and point at its column.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from codeweir.errors import RequestError, excerpt
 from codeweir.facets import FACETS, SOURCE
 from codeweir.records import KINDS
 
-KEYS = ("sym", "lang", "path", "repo", "kind", "is", "case", "author", "after", "before")
+KEYS = ("sym", "lang", "path", "repo", "ref", "kind", "is", "case", "author", "after", "before")
 ALIASES = {"language": "lang", "file": "path", "symbol": "sym"}  # as GitHub and zoekt spell them
 NEGATABLE = frozenset({"lang", "path", "repo", "kind", "is", "author"})
 CASES = ("yes", "no", "auto")
@@ -43,6 +45,7 @@ class Query:
     pattern: str = ""  # regex mode: the text between the filters, verbatim
     symbol: str | None = None
     repo: str | None = None
+    refs: tuple[str, ...] = ()  # ref:NAME: the repositories' views of these refs (any of them)
     path: str | None = None
     lang: str | None = None
     kind: str | None = None
@@ -160,8 +163,8 @@ def _filter(token: _Token, fields: dict[str, object], lists: dict[str, list[str]
         name = {"author": "authors", "is": "facets"}.get(key, f"{key}s")
         lists.setdefault(f"not_{name}" if token.negated else name, []).append(value)
         return
-    if key == "is":
-        lists.setdefault("facets", []).append(value)
+    if key in ("is", "ref"):
+        lists.setdefault({"is": "facets", "ref": "refs"}[key], []).append(value)
         return
     if key in seen:
         raise _Error(f"{key}: is given twice (first at column {seen[key].column})", token.column)

@@ -42,7 +42,7 @@ def reciprocal_rank_fusion(
     rankings: Sequence[Sequence[Ranked]],
     limit: int,
     k: int = RRF_K,
-    identity: Callable[[Ranked], Hashable] = lambda hit: (hit.repo, hit.path, hit.start_line),  # type: ignore[attr-defined]
+    identity: Callable[[Ranked], Hashable] = lambda hit: (hit.repo, hit.path, hit.blob, hit.start_line),  # type: ignore[attr-defined]
     weights: Sequence[float] | None = None,
 ) -> list[Ranked]:
     """Fuse ranked lists: each hit (the same one by `identity`) scores sum(weight / (k + rank))

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from codeweir.errors import RequestError
+from codeweir.search.filters import visible
 from codeweir.search.lexical import search_symbols
 from codeweir.search.regex import search_regex
 
@@ -83,6 +84,7 @@ def identifier(symbol: str) -> tuple[str, list[str]]:
 
 def find_references(store: Store, symbol: str, filters: Filters, *, case_sensitive: bool = True) -> References:
     name, notes = identifier(symbol)
+    filters = visible(store, filters)  # the views searched: their versions only, each once
     # \b on the sides that are word characters (the linear-time engine has no lookaround); a `$`
     # next to an occurrence, which \b cannot see, is checked on the line below.
     left = r"\b" if re.match(r"\w", name[0]) else ""
@@ -90,14 +92,14 @@ def find_references(store: Store, symbol: str, filters: Filters, *, case_sensiti
     pattern = left + re.escape(name) + right
     found = search_regex(store, [pattern], filters, MAX_OCCURRENCE_LINES, case_sensitive=case_sensitive)
     definitions = _definitions(store, name, filters, case_sensitive)
-    by_file: dict[tuple[str, str], list[Occurrence]] = {}
+    by_file: dict[tuple[str, str, str], list[Occurrence]] = {}
     for hit in found.hits:
-        by_file.setdefault((hit.repo, hit.path), []).extend(_occurrences(hit))
+        by_file.setdefault((hit.repo, hit.path, hit.blob), []).extend(_occurrences(hit))
     occurrences: list[Occurrence] = []
     lines: dict[int, int] = {}  # a definition's index -> the line its name is on
-    for (repo, path), found_here in by_file.items():
+    for (repo, path, blob), found_here in by_file.items():
         found_here.sort(key=lambda o: (o.line, o.column))
-        defining = [(i, hit) for i, (d, hit) in enumerate(definitions) if (d.repo, d.path) == (repo, path)]
+        defining = [(i, hit) for i, (d, hit) in enumerate(definitions) if (hit.repo, hit.path, hit.blob) == (repo, path, blob)]
         occurrences.extend(_without_definitions(found_here, defining, lines))
     complete = len(found.hits) < MAX_OCCURRENCE_LINES
     notes += [n for n in found.notes if not n.startswith("stopped at ")]

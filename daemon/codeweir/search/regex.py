@@ -14,16 +14,17 @@ with an error once it has taken its budget (`MATCH_SECONDS`). A pattern with no 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import attrs
 import tantivy
 
 from codeweir.facets import rank_weight
+from codeweir.index.membership import Placement
 from codeweir.index.store import SCHEMA, Store, stored_chunk
 from codeweir.protocol import SearchHit
 from codeweir.records import StoredChunk
-from codeweir.search.filters import FACET_WEIGHT, MAX_LIMIT, Filters, filter_clauses
+from codeweir.search.filters import FACET_WEIGHT, MAX_LIMIT, Filters, filter_clauses, placements, visible
 from codeweir.search.hits import chunk_hit
 from codeweir.search.patterns import MATCH_SECONDS, Budget, Pattern, Text, compile_pattern, line_matches, line_snippet
 from codeweir.search.trigrams import ALL, NONE, TrigramQuery
@@ -68,6 +69,7 @@ def search_regex(
     if prefilter == NONE:
         return RegexResult([], [])
     must, should = tantivy.Occur.Must, tantivy.Occur.Should
+    filters = visible(store, filters)
     required = [(must, q) for q in words] + filter_clauses(filters, "chunk")
     if prefilter != ALL:
         required.append((must, _tantivy_query(prefilter)))
@@ -78,14 +80,15 @@ def search_regex(
         + ([(should, tantivy.Query.const_score_query(definition, 1.0))] if definition is not None else [])
     )
     limit = min(limit, MAX_LIMIT)
-    candidates = _Candidates(store.searcher(), query, max(64, 2 * limit), MAX_SCAN_CHUNKS if prefilter == ALL else None)
+    bound = MAX_SCAN_CHUNKS if prefilter == ALL else None
+    candidates = _Candidates(store.searcher(), query, max(64, 2 * limit), bound, placements(filters))
     hits: list[SearchHit] = []
-    seen: set[tuple[str, str, int]] = set()
+    seen: set[tuple[str, str, str, int]] = set()
     for score, chunk in candidates:
         budget.check()
         text = Text(chunk.content)
         for match in line_matches(text, chunk.start_line, compiled, budget):
-            key = (chunk.repo, chunk.path, match.line)
+            key = (chunk.repo, chunk.path, chunk.blob, match.line)
             if key in seen:  # overlapping windows of one file hold some lines twice
                 continue
             seen.add(key)
@@ -116,6 +119,7 @@ class _Candidates:
     query: tantivy.Query
     page: int
     bound: int | None
+    placed: Mapping[str, Placement]  # where chunks seen through another version than their home sit
     scanned: int = 0
     total: int | None = None
 
@@ -132,7 +136,7 @@ class _Candidates:
                 return
             for score, address in result.hits:
                 self.scanned += 1
-                yield score, stored_chunk(self.searcher.doc(address))
+                yield score, stored_chunk(self.searcher.doc(address), self.placed)
             page *= 2
 
     @property
