@@ -193,9 +193,14 @@ class RefsParams:
     repo: str | None = None
     path: str | None = None  # a glob, as search's
     lang: str | None = None
+    ref: RefNames = attrs.field(default=None, validator=_ref_names)  # as search's: the views looked in
     limit: int = attrs.field(default=100, validator=_between(1, 1000))  # occurrences in this answer
     case_sensitive: bool = True
     cursor: str | None = attrs.field(default=None, validator=_at_most_chars(MAX_CURSOR_CHARS))
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        return (self.ref,) if isinstance(self.ref, str) else self.ref or ()
 
 
 @attrs.frozen(kw_only=True)

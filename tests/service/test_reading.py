@@ -157,6 +157,30 @@ async def test_context_of_a_symbol_hit_is_around_its_definition_line(daemon):
     assert context["start_line"] == 3 and "def compute_total(items):" in context["text"].split("\n")[1]
 
 
+async def test_context_and_references_of_a_ref_are_from_that_refs_version_of_the_file(nursery, tmp_path, repo):
+    repo.git("branch", "old")
+    repo.write("ledger.py", "# moved down\n" * 5 + LEDGER)  # the worktree's version differs
+    home = tmp_path / "home"
+    home.mkdir()
+    path = write_config(home / "config.toml", home, {"shop": f'path = "{repo.root}"\nrefs = ["old"]'}, limits=LIMITS)
+    daemon = await nursery.start(run_daemon, load_config(path), path)
+    async with await trio.open_unix_socket(home / "cw.sock") as stream:
+        conn = Conn(stream)
+        assert (await conn.call("wait"))["result"]["done"]
+        query = {"query": '"total += item.price"', "mode": "lexical", "context": 1}
+        [on_ref] = (await result(conn, "search", {**query, "ref": "old"}))["results"]
+        [on_main] = (await result(conn, "search", query))["results"]
+        uses = {}
+        for ref in ("old", None):
+            answer = await result(conn, "refs", {"symbol": "compute_total", "path": "ledger.py", **({"ref": ref} if ref else {})})
+            uses[ref] = [use["line"] for file in answer["files"] for use in file["refs"]]
+    daemon.shutdown()
+    assert uses == {"old": [14], None: [19]}  # references are looked for in the views asked for
+    assert (on_ref["line"], on_ref["context"]["start_line"], on_main["line"]) == (8, 7, 13)
+    assert on_ref["context"]["text"] == "\n".join(LEDGER.split("\n")[6:9])
+    assert on_main["context"]["text"] == "\n".join(LEDGER.split("\n")[6:9])
+
+
 async def test_without_context_hits_carry_none(daemon):
     answer = await result(daemon.conn, "search", {"query": '"compute_total"', "mode": "lexical"})
     assert all("context" not in hit for hit in answer["results"])

@@ -60,7 +60,14 @@ def cmd_read(client: Client, args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_refs(client: Client, args: argparse.Namespace, out: Output) -> int:
-    params = {"symbol": args.symbol, "repo": args.repo, "path": args.path, "lang": args.lang, "limit": args.limit}
+    params = {
+        "symbol": args.symbol,
+        "repo": args.repo,
+        "path": args.path,
+        "lang": args.lang,
+        "ref": args.ref,
+        "limit": args.limit,
+    }
     params = {k: v for k, v in params.items() if v is not None}
     if args.ignore_case:
         params["case_sensitive"] = False
@@ -102,5 +109,6 @@ def add_commands(command: Any) -> None:
     refs.add_argument("--repo", "-r")
     refs.add_argument("--path", "-p", metavar="GLOB", help="only paths matching this glob")
     refs.add_argument("--lang", "-l")
+    refs.add_argument("--ref", action="append", metavar="NAME", help="on this configured ref (repeat for any of several)")
     refs.add_argument("-n", "--limit", type=_limit, default=200, metavar="N", help="most references shown (default 200)")
     refs.add_argument("--ignore-case", "-i", action="store_true")

@@ -62,7 +62,24 @@ def read_text(repo: RepoConfig, name: str) -> FileText:
     problem = path_problem(name)
     if problem is not None:
         raise RequestError(f"path: {name!r} {problem}")
-    data = _read_bytes(repo, name)
+    return _lines(name, _read_bytes(repo, name))
+
+
+def read_version_text(repo: RepoConfig, name: str, blob: str) -> FileText:
+    """The lines of one version of the file `name` (a ref's, say), by its blob id."""
+    git = cached_repository(repo)
+    try:
+        found = git.get(blob)
+    except (ValueError, pygit2.GitError) as exc:
+        raise RepoError(f"{where(repo)}: {name}: cannot read blob {blob}: {exc}") from None
+    if not isinstance(found, pygit2.Blob):
+        raise RequestError(f"path: {name}: its version {blob} is no longer in repo {repo.name!r}")
+    if found.size > MAX_READ_BYTES:
+        raise RequestError(f"path: {name} is larger than {MAX_READ_BYTES >> 20} MiB: not read")
+    return _lines(name, found.data)
+
+
+def _lines(name: str, data: bytes) -> FileText:
     if b"\0" in data[:BINARY_PROBE]:
         raise RequestError(f"path: {name} is a binary file: it has no lines to read")
     text = data.decode("utf-8", "replace")

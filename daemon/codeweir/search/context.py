@@ -19,7 +19,7 @@ import attrs
 import trio
 
 from codeweir.errors import CodeweirError
-from codeweir.git.reading import FileText, read_text
+from codeweir.git.reading import FileText, read_text, read_version_text
 from codeweir.protocol import MAX_CONTEXT_LINE_CHARS, HitContext, SearchHit
 
 if TYPE_CHECKING:
@@ -64,12 +64,20 @@ async def with_context(
     around: int,
     repo: Callable[[str], RepoConfig | None],
     limiter: trio.CapacityLimiter,
+    main_blob: Callable[[str, str], str | None] | None = None,
 ) -> tuple[list[SearchHit], list[str]]:
-    """`hits`, each with its context lines where its file can be read now; and notes."""
-    texts: dict[tuple[str, str], FileText | None] = {}
+    """`hits`, each with its context lines where its file can be read now; and notes. A hit on a
+    version the main view does not hold (`main_blob`: the blob it holds at a path), one only a
+    ref has, reads that version, by its blob id."""
+    texts: dict[tuple[str, str, str], FileText | None] = {}
     unreadable: list[str] = []
+
+    def source(hit: SearchHit) -> tuple[str, str, str]:
+        on_ref_only = main_blob is not None and main_blob(hit.repo, hit.path) != hit.blob
+        return hit.repo, hit.path, hit.blob if on_ref_only else ""
+
     for hit in hits:
-        key = (hit.repo, hit.path)
+        key = source(hit)
         if key in texts:
             continue
         config = repo(hit.repo)
@@ -77,13 +85,16 @@ async def with_context(
             texts[key] = None
             continue
         try:
-            texts[key] = await trio.to_thread.run_sync(read_text, config, hit.path, limiter=limiter)
+            if key[2]:
+                texts[key] = await trio.to_thread.run_sync(read_version_text, config, hit.path, hit.blob, limiter=limiter)
+            else:
+                texts[key] = await trio.to_thread.run_sync(read_text, config, hit.path, limiter=limiter)
         except CodeweirError as exc:
             texts[key] = None
             unreadable.append(f"{hit.repo}:{hit.path} ({exc})")
     out = []
     for hit in hits:
-        text = texts[(hit.repo, hit.path)]
+        text = texts[source(hit)]
         out.append(hit if text is None else attrs.evolve(hit, context=context_of(hit, text, around)))
     notes = (
         [f"no context for {len(unreadable)} file(s) that cannot be read now: {'; '.join(unreadable[:3])}"] if unreadable else []

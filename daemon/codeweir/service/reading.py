@@ -73,7 +73,11 @@ class Reading:
         if not params.context or result.mode == "commits" or not result.results:
             return result
         hits, notes = await with_context(
-            [h for h in result.results if isinstance(h, SearchHit)], params.context, self.state.repo, self.limiter
+            [h for h in result.results if isinstance(h, SearchHit)],
+            params.context,
+            self.state.repo,
+            self.limiter,
+            main_blob=lambda repo, path: self.store.file_blobs(repo).get(path),
         )
         return attrs.evolve(result, results=tuple(hits), notes=result.notes + tuple(notes))
 
@@ -124,11 +128,13 @@ class Reading:
     async def refs(self, params: RefsParams) -> dict[str, Any]:
         if params.repo is not None:
             self._repo(params.repo)
-        fp = fingerprint("refs", params.symbol, params.repo, params.path, params.lang, params.case_sensitive)
+        fp = fingerprint(
+            "refs", params.symbol, params.repo, params.path, params.lang, params.case_sensitive, sorted(set(params.refs))
+        )
         offset = 0
         if params.cursor is not None:
             offset = checked_int(decode_cursor(params.cursor, "refs", fp).get("o"), 1, 10 * MAX_READ_LINES)
-        filters = Filters(repo=params.repo, path=params.path, lang=params.lang)
+        filters = Filters(repo=params.repo, path=params.path, lang=params.lang, refs=params.refs)
         started = trio.current_time()
         found = await trio.to_thread.run_sync(
             lambda: self.find_references(self.store, params.symbol, filters, case_sensitive=params.case_sensitive),
