@@ -598,10 +598,12 @@ class Store:
             self._set_member(repo, view, path, blob)
 
     def _set_member(self, repo: str, view: str, path: str, blob: str | None) -> None:
-        if self.membership.written(repo, view).get(path) == blob:
+        held = self.membership.written(repo, view).get(path)
+        if held == blob:
             return
         key = _member_key(repo, view, path)
-        self.writer.delete_documents_by_term("file_key", key)
+        if held is not None:  # a delete costs a look into every segment at the commit: none in vain
+            self.writer.delete_documents_by_term("file_key", key)
         if blob is not None:
             doc = tantivy.Document()
             for field, value in (("doc_kind", "member"), ("repo", repo), ("view", view), ("path", path), ("blob", blob)):
@@ -628,8 +630,14 @@ class Store:
         if not again:
             for other in self._live_versions(repo, path, but=views) - {blob}:
                 shared.update(self._table(version_key(repo, path, other)))
+        # The chunks a document may exist for (a delete costs a look into every segment at the
+        # commit: none is asked in vain): those of the path's versions held so far.
+        existing: set[str] = set()
+        for other in self._live_versions(repo, path):
+            existing.update(self._table(version_key(repo, path, other)))
         writer = self.writer
-        writer.delete_documents_by_term("file_key", key)
+        if again:
+            writer.delete_documents_by_term("file_key", key)
         doc = tantivy.Document()
         _file_fields(doc, repo, path, blob, record.language, record.facets, key)
         doc.add_text("doc_kind", "file")
@@ -643,7 +651,8 @@ class Store:
         for chunk, content_hash, chunk_id in zip(record.chunks, record.content_hashes, keys, strict=True):
             if chunk_id in shared:
                 continue
-            writer.delete_documents_by_term("chunk_key", chunk_id)
+            if chunk_id in existing:
+                writer.delete_documents_by_term("chunk_key", chunk_id)
             parts = scope(module, chunk.symbol_path, chunk.symbol) if chunk.symbol else []
             made = _ChunkDoc(repo, path, record.language, record.facets, chunk, content_hash, tuple(parts))
             writer.add_document(made.document(key, chunk_id, blob))
