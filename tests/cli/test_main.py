@@ -92,6 +92,16 @@ STATUS = {
                 }
             ],
             "head": "4b27d4a5fdbac9016f65d021bd832310853d5859",
+            "refs": [
+                {
+                    "name": "release-branch.go1.19",
+                    "commit": "9a8b7c6d5e4f",
+                    "files": 8170,
+                    "chunks": 67000,
+                    "chunks_embedded": 6700,
+                }
+            ],
+            "refs_unmatched": ["release-branch.go1.20*"],
             "synced_at": NOW - 130,
             "error": None,
             "backoff": None,
@@ -844,6 +854,8 @@ def test_status_fits_80_columns_with_coverage_per_repository_and_the_details_bel
     assert "go-std: 15 files skipped: 12 binary, 3 too_large" in words
     assert "x86asm/tables.go: the worker reading and chunking it timed out" in "".join(lines)
     assert "(3 failed syncs in a row)" in words
+    assert row(lines, "  @release-branch.go1.1").split() == ["@release-branch.go1.19", "8,170", "67,000", "10%"]
+    assert "go-std: refs naming no branch or tag (yet): release-branch.go1.20*" in words
 
 
 def test_status_at_120_columns_also_shows_head_and_path():

@@ -512,6 +512,8 @@ def _repo_notes(repo: dict[str, Any]) -> Iterator[Text]:
         yield Text(f"{name}: {sum(skipped.values()):,} files skipped: {reasons}", style="yellow")
     for failed in repo.get("file_errors") or []:
         yield Text(f"{name}: {failed.get('path')}: {failed.get('error') or failed.get('status')}", style="dim")
+    if unmatched := repo.get("refs_unmatched"):
+        yield Text(f"{name}: refs naming no branch or tag (yet): {', '.join(map(str, unmatched))}", style="yellow")
 
 
 def print_status(console: Console, status: dict[str, Any], now: float) -> None:
@@ -560,6 +562,19 @@ def print_status(console: Console, status: dict[str, Any], now: float) -> None:
         if wide:
             row += [str(repo.get("head") or "")[:10], str(repo.get("path", ""))]
         table.add_row(*row, _repo_state(repo))
+        for ref in repo.get("refs") or []:  # the refs indexed beside it, each a row below it
+            chunks = ref.get("chunks")
+            embedded = ref.get("chunks_embedded")
+            row = [
+                f"  @{ref.get('name', '?')}",
+                f"{ref.get('files', 0):,}",
+                "" if chunks is None else f"{chunks:,}",
+                f"{embedded * 100 // max(chunks or 1, 1)}%" if model_on and embedded is not None else "",
+                "",
+            ]
+            if wide:
+                row += [str(ref.get("commit") or "")[:10], ""]
+            table.add_row(*row, "")
     console.print(table)
     for repo in repos:
         for note in _repo_notes(repo):
