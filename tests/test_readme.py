@@ -143,10 +143,7 @@ def readme_commands() -> list[list[str]]:
 COMMANDS = readme_commands()
 # Where what the README promises is not what codeweir does yet: each must be fixed, then removed
 # from here (strict: the test fails once it works).
-DRIFT = {
-    '"err != nil" path:net/http/**': "in the default mode (hybrid) a quoted literal does not bind the semantic half: "
-    "chunks without the literal come back (search/planner.py)",
-}
+DRIFT: dict[str, str] = {}
 
 
 def test_the_readme_starts_the_daemon_then_shows_status_search_and_sync():

@@ -141,6 +141,10 @@ class SearchRequests:
             plan_search(self.store, "lexical", query, params, limit=wide, filters=filters), limiter=self.limiter
         )
         definitions = await trio.to_thread.run_sync(search_definitions, self.store, text, filters, wide, limiter=self.limiter)
+        if query.literals:  # a quoted literal binds every half: only chunks that hold it, which the exact half found
+            exact = {_chunk_of(hit) for hit in lexical_hits}
+            semantic = [hit for hit in semantic if _chunk_of(hit) in exact]
+            definitions = [hit for hit in definitions if _chunk_of(hit) in exact]
         return fuse_hybrid(lexical_hits, semantic, definitions, params.limit), notes + lexical_notes
 
     async def _search_commits(self, query, params) -> tuple[list[CommitHit], list[str]]:
@@ -243,3 +247,7 @@ def _case_sensitive(case: str | None, default: bool, texts: Sequence[str]) -> bo
     if case == "auto":
         return any(c.isupper() for text in texts for c in text)
     return default if case is None else case == "yes"
+
+
+def _chunk_of(hit: SearchHit) -> tuple[str, str, str, int]:
+    return hit.repo, hit.path, hit.blob, hit.start_line
