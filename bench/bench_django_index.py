@@ -33,7 +33,7 @@ from codeweir.config import ModelConfig
 from codeweir.embed.backlog import EMBED_CALL_TEXTS, EMBEDDED_KINDS
 from codeweir.embed.model_build import ensure_model
 from codeweir.embed.session import Embedder, default_threads
-from codeweir.index.store import SCHEMA
+from codeweir.index.schema import SCHEMA
 
 DEFAULT_MODEL_CACHE = Path("/tmp/codeweir-bench-models")
 # A daemon whose vector count stands still this long, texts still unembedded, has stalled.

@@ -45,7 +45,8 @@ import numpy as np
 from daemon_run import Daemon
 
 from codeweir.client import Client, DaemonError, DaemonUnreachable
-from codeweir.index.store import Store, query_all, stored_chunk
+from codeweir.index.schema import query_all, stored_chunk
+from codeweir.index.store import Store
 from codeweir.index.vectors import VectorStore
 
 # -- the hostile repository ---------------------------------------------------------------------

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from daemon_run import Daemon, corpus
 
-from codeweir.index.store import Store, stored_chunk
+from codeweir.index.schema import stored_chunk
+from codeweir.index.store import Store
 
 
 def git(repo: Path, *args: str) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 import tantivy
 from daemon_run import Daemon, corpus
 
-from codeweir.index.store import SCHEMA
+from codeweir.index.schema import SCHEMA
 
 
 def bare_with_branches(source: Path, dest: Path) -> Path:

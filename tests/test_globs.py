@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codeweir.globs import GlobFilter, PathScope, glob_regex
-from codeweir.index.store import SCHEMA
+from codeweir.index.schema import SCHEMA
 from tests.gitrepo import make_repo
 
 

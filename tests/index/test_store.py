@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from codeweir.chunk.chunker import chunk_file
 from codeweir.errors import StoreError
+from codeweir.index.disk import META_FILE
 from codeweir.index.membership import MAIN, chunk_keys, version_key
-from codeweir.index.store import META_FILE, Store, module_path, query_all
+from codeweir.index.schema import module_path, query_all
+from codeweir.index.store import Store
 from codeweir.records import Chunk, FileRecord
 from tests.index_reading import chunk_docs, chunks_of, file_docs
 

@@ -25,7 +25,9 @@ import trio
 
 from codeweir.client import Client
 from codeweir.config import parse_config
-from codeweir.index.store import META_FILE, VERSIONS, Store, stored_chunk
+from codeweir.index.disk import META_FILE
+from codeweir.index.schema import VERSIONS, stored_chunk
+from codeweir.index.store import Store
 from codeweir.ingest.parse import parse_file
 from codeweir.records import TrackedFile
 from codeweir.service.daemon import run_daemon

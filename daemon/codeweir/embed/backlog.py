@@ -54,7 +54,8 @@ from codeweir.embedded_text import commit_text, document_text
 from codeweir.errors import CodeweirError, ModelError, StoreError
 from codeweir.facets import RANK_WEIGHTS, rank_weight
 from codeweir.host.durable import write_atomic
-from codeweir.index.store import SCHEMA, Store, stored_chunk
+from codeweir.index.schema import SCHEMA, stored_chunk
+from codeweir.index.store import Store
 from codeweir.index.vectors import VectorStore
 from codeweir.index.writes import Write, WriteCommits, WriteFile
 

@@ -1,4 +1,5 @@
-"""The Tantivy index: schema, code-aware analysis, the writer's operations and the reader.
+"""The Tantivy index: the writer's operations and the reader (its schema: index/schema.py; its
+directories and damage: index/disk.py).
 
 Tantivy is the truth for what is indexed. Documents of a few kinds share one index:
 `file` (one per file version: repository, path, blob id), `chunk` (a version's pieces), `member`
@@ -30,28 +31,39 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
-import struct
 import threading
 import time
-import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import attrs
-import numpy as np
 import tantivy
 
-from codeweir.chunk.version import CHUNKER_VERSION
 from codeweir.errors import StoreError
-from codeweir.facets import SOURCE, stored_facets, stored_lexical_weight, stored_weight
-from codeweir.host.durable import fsync, write_atomic
+from codeweir.host.durable import fsync
 from codeweir.host.memory import release_free_memory
 from codeweir.host.priority import start_in_background
+from codeweir.index.disk import (
+    DAMAGED_SUFFIX,
+    META_FILE,
+    OS_MESSAGE,
+    REBUILD_SUFFIX,
+    RETIRED_SUFFIX,
+    claim_versions,
+    failure_reason,
+    finish_swap,
+    is_damage,
+    prepare_rebuild,
+    read_versions,
+    sibling,
+    tantivy_failure,
+    verify_directory,
+    why_writes_fail,
+)
 from codeweir.index.membership import (
     MAIN,
     Membership,
@@ -63,103 +75,26 @@ from codeweir.index.membership import (
     loaded,
     version_key,
 )
-from codeweir.records import Chunk, CommitRecord, FileRecord, StoredChunk
+from codeweir.index.schema import (
+    SCHEMA,
+    VERSIONS,
+    ChunkDoc,
+    commit_key,
+    file_fields,
+    first,
+    member_key,
+    module_path,
+    open_index,
+    query_all,
+    repo_key,
+    scope,
+)
+from codeweir.records import CommitRecord, FileRecord
 
 log = logging.getLogger(__name__)
 
-# 4: chunks carry their scope (module and enclosing definitions); pieces no symbol; 5: lexical_weight;
-# 6: documents per file version (repository, path, blob), which views hold them in `member` documents;
-# 7: chunk documents shared by a path's versions (`chunk_key`), each version's chunks in its file document
-SCHEMA_VERSION = 7
 TABLES_KEPT = 20_000  # versions' chunk tables kept in memory
 WRITER_HEAP_BYTES = 15_000_000  # tantivy's minimum for one thread
-META_FILE = "codeweir-index.json"
-VERSIONS = {"schema": SCHEMA_VERSION, "chunker": CHUNKER_VERSION}
-REBUILD_SUFFIX = ".rebuild"  # the index being rebuilt, beside the one searches read
-RETIRED_SUFFIX = ".old"  # the replaced index, for the moment between the two renames
-DAMAGED_SUFFIX = ".damaged-"  # + a UTC time: a damaged index moved aside, kept for inspection
-
-# Subwords: `parseDuration`, `parse_duration` and `ParseDuration` all give "parse", "duration".
-PARTS_PATTERN = r"[A-Z]+[a-z]*|[a-z]+|[0-9]+"
-# Whole identifiers, so an exact identifier query can rank its exact match first.
-IDENT_PATTERN = r"[A-Za-z0-9_]+"
-
-
-def _analyzer(pattern: str) -> tantivy.TextAnalyzer:
-    return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(pattern)).filter(tantivy.Filter.lowercase()).build()
-
-
-PARTS = _analyzer(PARTS_PATTERN)
-IDENT = _analyzer(IDENT_PATTERN)
-# Lowercased character trigrams of chunk content: the prefilter of substring and regex search.
-TRIGRAMS = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.ngram(3, 3, False)).filter(tantivy.Filter.lowercase()).build()
-
-
-def _schema() -> tantivy.Schema:
-    b = tantivy.SchemaBuilder()
-    for name in (
-        "doc_kind",
-        "repo",
-        "path",
-        "file_key",
-        "chunk_key",
-        "blob",
-        "language",
-        "kind",
-        "status",
-        "content_hash",
-        "facet",
-        "sha",
-        "view",
-    ):
-        b.add_text_field(name, stored=True, tokenizer_name="raw")
-    # Document ids only, as in codesearch: the prefilter needs no frequencies or positions.
-    b.add_text_field("trigrams", tokenizer_name="code_trigrams", index_option="basic")
-    b.add_float_field("facet_weight", fast=True)  # see facets.stored_weight
-    b.add_float_field("lexical_weight", fast=True)  # see facets.stored_lexical_weight
-    b.add_text_field("author", stored=True, tokenizer_name="code_parts")  # commits: name and email
-    b.add_text_field("message", stored=True, tokenizer_name="code_parts")
-    b.add_integer_field("date", stored=True, indexed=True, fast=True)  # epoch seconds
-    b.add_text_field("path_parts", tokenizer_name="code_parts")
-    # A commit's vector key again, as two fast columns: semantic commit search reads the keys
-    # of every commit its filters allow, and fetching each stored document would take 13 µs.
-    b.add_unsigned_field("hash_high", fast=True)
-    b.add_unsigned_field("hash_low", fast=True)
-    b.add_text_field("symbol", stored=True, tokenizer_name="code_parts")
-    b.add_text_field("symbol_exact", tokenizer_name="raw")  # lowercased whole symbol
-    b.add_text_field("symbol_path", stored=True, tokenizer_name="raw")
-    # A definition's qualifiers, lowercased, in order: its module's path, then the definitions
-    # enclosing it (see `scope`). `sym:bufio.NewReader` and `sym:Query.join` require them.
-    b.add_text_field("scope", stored=True, tokenizer_name="raw")
-    b.add_text_field("content", stored=True, tokenizer_name="code_parts")
-    b.add_text_field("ident", tokenizer_name="code_ident")
-    b.add_text_field("error", stored=True)
-    b.add_text_field("meta", stored=True, tokenizer_name="raw")
-    b.add_bytes_field("chunks", stored=True, indexed=False)  # a version's file document: membership.encode_table
-    for name in ("start_line", "end_line", "start_byte", "end_byte", "chunk_count"):
-        b.add_unsigned_field(name, stored=True)
-    return b.build()
-
-
-SCHEMA = _schema()
-
-
-def _member_key(repo: str, view: str, path: str) -> str:
-    return f"\x00member\x00{repo}\x00{view}\x00{path}"
-
-
-def _repo_key(repo: str) -> str:
-    # Repository names contain no "/", so this never collides with a file key.
-    return f"\x00repo:{repo}"
-
-
-def _commit_key(repo: str, sha: str) -> str:
-    return f"\x00commit:{repo}:{sha}"
-
-
-def _first(doc: tantivy.Document, field: str, default=""):
-    values = doc.get_all(field)
-    return values[0] if values else default
 
 
 class Store:
@@ -171,7 +106,7 @@ class Store:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._rebuild_directory = _sibling(directory, REBUILD_SUFFIX)
+        self._rebuild_directory = sibling(directory, REBUILD_SUFFIX)
         self.rebuilding = False
         # Why the index was found damaged, while it is built again (for status); else None.
         self.damage: str | None = None
@@ -188,24 +123,24 @@ class Store:
         # last commit (the writer's); and the chunk documents written since then, by home version.
         self._tables: dict[str, Mapping[str, Placement]] = {}
         self._written_tables: dict[str, Mapping[str, Placement]] = {}
-        self._pending_homed: dict[str, dict[str, _ChunkDoc]] = {}
+        self._pending_homed: dict[str, dict[str, ChunkDoc]] = {}
         self._pending_home_of: dict[str, str] = {}
         self._visible: dict[tuple[str | None, tuple[str, ...]], tuple[Visibility, Visibility]] = {}
         try:
-            _finish_swap(directory, self._rebuild_directory)
+            finish_swap(directory, self._rebuild_directory)
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot open the index at {directory}: {_reason(exc)}") from None
+            raise StoreError(f"cannot open the index at {directory}: {failure_reason(exc)}") from None
         for attempt in range(3):
             try:
                 self._open()
                 break
             except BaseException as exc:
-                if not _tantivy_failure(exc):
+                if not tantivy_failure(exc):
                     raise
-                if not _is_damage(exc) or attempt == 2:
-                    raise StoreError(f"cannot open the index at {directory}: {_reason(exc)}") from None
-                self._set_aside(_reason(exc))
+                if not is_damage(exc) or attempt == 2:
+                    raise StoreError(f"cannot open the index at {directory}: {failure_reason(exc)}") from None
+                self._set_aside(failure_reason(exc))
         # The chunks' content hashes, for the embed backlog's coverage (see `chunk_hash_counts`):
         # read from the index the first time they are asked for, then kept up to date by each commit.
         self._hashes_lock = threading.Lock()  # a commit, and that first read, hold it
@@ -215,13 +150,13 @@ class Store:
         self._hash_changes: deque[tuple[str, str, int]] = deque()  # (repo, hash, +n or -n) per commit
 
     def _open(self) -> None:
-        self.rebuilding = not _claim_versions(self.directory)
+        self.rebuilding = not claim_versions(self.directory, VERSIONS)
         if self.rebuilding:
-            self._target = _open_index(_prepare_rebuild(self._rebuild_directory))
+            self._target = open_index(prepare_rebuild(self._rebuild_directory, VERSIONS))
             self.index = self._open_old()
         else:
             shutil.rmtree(self._rebuild_directory, ignore_errors=True)  # one for versions now gone
-            self.index = self._target = _open_index(self.directory)
+            self.index = self._target = open_index(self.directory)
         self._load_membership()
 
     def _set_aside(self, reason: str) -> None:
@@ -233,13 +168,13 @@ class Store:
             return
         for old in self.directory.parent.glob(self.directory.name + DAMAGED_SUFFIX + "*"):
             shutil.rmtree(old, ignore_errors=True)  # only the latest one is kept
-        kept = _sibling(self.directory, DAMAGED_SUFFIX + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+        kept = sibling(self.directory, DAMAGED_SUFFIX + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
         try:
             os.rename(self.directory, kept)
             self.directory.mkdir()
         except OSError as exc:
             raise StoreError(
-                f"the index at {self.directory} is damaged ({reason}) and cannot be moved aside: {_reason(exc)}"
+                f"the index at {self.directory} is damaged ({reason}) and cannot be moved aside: {failure_reason(exc)}"
             ) from None
         log.error(
             "the index at %s is damaged (%s): moved to %s for inspection; a new index is filled by syncing every repository again",
@@ -250,17 +185,17 @@ class Store:
         self.damage = f"found damaged at start ({reason}), moved to {kept}; every repository is indexed again"
 
     def _open_old(self) -> tantivy.Index:
-        found = _read_versions(self.directory / META_FILE)
+        found = read_versions(self.directory / META_FILE)
         try:
-            index = _open_index(self.directory)
+            index = open_index(self.directory)
         except BaseException as exc:  # another schema, or damaged: this code cannot read it
-            if not _tantivy_failure(exc):
+            if not tantivy_failure(exc):
                 raise
             log.warning(
                 "index at %s (versions %s) cannot be read (%s): searches answer from the rebuild as it grows",
                 self.directory,
                 found,
-                _reason(exc),
+                failure_reason(exc),
             )
             return self._target
         log.warning(
@@ -278,21 +213,21 @@ class Store:
         """Make the rebuild, now holding every repository, the index that searches read.
 
         Commits what is written, then swaps the directories with two renames; an open after a
-        crash between them completes the swap (see `_finish_swap`). The writer task calls this.
+        crash between them completes the swap (see `finish_swap`). The writer task calls this.
         """
         if not self.rebuilding:
             return
         self.commit()
         self.close()
-        retired = _sibling(self.directory, RETIRED_SUFFIX)
+        retired = sibling(self.directory, RETIRED_SUFFIX)
         try:
             os.rename(self.directory, retired)
             os.rename(self._rebuild_directory, self.directory)
             fsync(self.directory.parent)
-            self.index = self._target = _open_index(self.directory)
+            self.index = self._target = open_index(self.directory)
             shutil.rmtree(retired)
         except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot replace the index at {self.directory} by its rebuild: {_reason(exc)}") from None
+            raise StoreError(f"cannot replace the index at {self.directory} by its rebuild: {failure_reason(exc)}") from None
         damaged, self.damage = self.damage, None
         self.rebuilding = False
         if damaged is not None:
@@ -314,9 +249,9 @@ class Store:
         self.rollback()  # what it held was written to the damaged index
         try:
             shutil.rmtree(self._rebuild_directory, ignore_errors=True)
-            target = _open_index(_prepare_rebuild(self._rebuild_directory))
+            target = open_index(prepare_rebuild(self._rebuild_directory, VERSIONS))
         except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot start rebuilding the damaged index at {self.directory}: {_reason(exc)}") from None
+            raise StoreError(f"cannot start rebuilding the damaged index at {self.directory}: {failure_reason(exc)}") from None
         with self._hashes_lock:  # the chunks written to the damaged index are not in the new one
             self._hashes_pending = [(repo, None, ()) for repo in self._file_hashes or {}]
             self._apply_hash_changes()
@@ -348,9 +283,9 @@ class Store:
         after telling `on_damage` (which has it rebuilt). None for any other error."""
         while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
             exc = exc.exceptions[0]
-        if isinstance(exc, StoreError) or not (_tantivy_failure(exc) and _is_damage(exc)):
+        if isinstance(exc, StoreError) or not (tantivy_failure(exc) and is_damage(exc)):
             return None
-        reason = f"{what} failed: {_reason(exc)}"
+        reason = f"{what} failed: {failure_reason(exc)}"
         if self.on_damage is not None:
             self.on_damage(self.read_directory, reason)
         return StoreError(f"the index is damaged ({reason}); it is being rebuilt from the repositories, try again later")
@@ -369,7 +304,7 @@ class Store:
         Tantivy writes: the first damaged directory found, with what is wrong, or None. Reads
         the whole index (1.5 GB/s): run it in a thread."""
         for directory in (self.directory, self._rebuild_directory) if self.rebuilding else (self.directory,):
-            if (problem := _verify_directory(directory)) is not None:
+            if (problem := verify_directory(directory)) is not None:
                 return directory, problem
         return None
 
@@ -397,7 +332,7 @@ class Store:
     def _load_membership(self) -> None:
         self._target.reload()
         docs = self._all(self.term("doc_kind", "member"), self._target)
-        self.membership = loaded((_first(d, "repo"), _first(d, "view"), _first(d, "path"), _first(d, "blob")) for d in docs)
+        self.membership = loaded((first(d, "repo"), first(d, "view"), first(d, "path"), first(d, "blob")) for d in docs)
 
     def chunk_hash_counts(self, *, stop: Callable[[], bool] = lambda: False) -> dict[str, Counter[str]] | None:
         """repo -> content hash -> how many chunk documents have it, as of the last commit (of the
@@ -467,7 +402,7 @@ class Store:
         for i, doc in enumerate(self._all(self.term("doc_kind", "chunk"), self._target)):
             if i % 4096 == 0 and stop():
                 return False
-            files.setdefault(_first(doc, "repo"), {}).setdefault(_first(doc, "chunk_key"), []).append(_first(doc, "content_hash"))
+            files.setdefault(first(doc, "repo"), {}).setdefault(first(doc, "chunk_key"), []).append(first(doc, "content_hash"))
         self._file_hashes = {repo: {path: tuple(h) for path, h in paths.items()} for repo, paths in files.items()}
         self._hash_counts = {
             repo: Counter(h for hashes in paths.values() for h in hashes) for repo, paths in self._file_hashes.items()
@@ -521,8 +456,8 @@ class Store:
     def repo_meta(self, repo: str) -> dict:
         """The metadata of `repo` in the index written to: what it holds (during a rebuild, too)."""
         with self._reading(f"reading the metadata of {repo}"):
-            for doc in self._all(self.term("file_key", _repo_key(repo)), self._target):
-                return json.loads(_first(doc, "meta", "{}"))
+            for doc in self._all(self.term("file_key", repo_key(repo)), self._target):
+                return json.loads(first(doc, "meta", "{}"))
         return {}
 
     def file_status(self, repo: str, view: str = MAIN) -> dict[str, int]:
@@ -531,8 +466,8 @@ class Store:
         files = self.membership.files(repo, view)
         with self._reading(f"reading the files of {repo}"):
             for doc in self._all(query_all([("doc_kind", "file"), ("repo", repo)])):
-                if files.get(_first(doc, "path")) == _first(doc, "blob"):
-                    status = _first(doc, "status")
+                if files.get(first(doc, "path")) == first(doc, "blob"):
+                    status = first(doc, "status")
                     counts[status] = counts.get(status, 0) + 1
         return counts
 
@@ -547,7 +482,7 @@ class Store:
             ).hits
             docs = [searcher.doc(address) for _, address in hits]
         return sorted(
-            ({"path": _first(d, "path"), "status": _first(d, "status"), "error": _first(d, "error")} for d in docs),
+            ({"path": first(d, "path"), "status": first(d, "status"), "error": first(d, "error")} for d in docs),
             key=lambda e: e["path"],
         )
 
@@ -577,9 +512,9 @@ class Store:
     def _write_failure(self, what: str, exc: BaseException) -> StoreError:
         """The error for a failed write, with the OS's reason even where Tantivy's message has none
         ("An index writer was killed" after its thread met a full disk): a probe write finds it."""
-        reason = _reason(exc)
+        reason = failure_reason(exc)
         written = self._rebuild_directory if self.rebuilding else self.directory
-        if not _OS_MESSAGE.search(str(exc)) and (found := _why_writes_fail(written)):
+        if not OS_MESSAGE.search(str(exc)) and (found := why_writes_fail(written)):
             reason = f"{found} ({reason})"
         return StoreError(f"{what} failed in {self.directory}: {reason}")
 
@@ -601,7 +536,7 @@ class Store:
         held = self.membership.written(repo, view).get(path)
         if held == blob:
             return
-        key = _member_key(repo, view, path)
+        key = member_key(repo, view, path)
         if held is not None:  # a delete costs a look into every segment at the commit: none in vain
             self.writer.delete_documents_by_term("file_key", key)
         if blob is not None:
@@ -639,7 +574,7 @@ class Store:
         if again:
             writer.delete_documents_by_term("file_key", key)
         doc = tantivy.Document()
-        _file_fields(doc, repo, path, blob, record.language, record.facets, key)
+        file_fields(doc, repo, path, blob, record.language, record.facets, key)
         doc.add_text("doc_kind", "file")
         doc.add_text("status", record.status)
         doc.add_unsigned("chunk_count", len(record.chunks))
@@ -654,7 +589,7 @@ class Store:
             if chunk_id in existing:
                 writer.delete_documents_by_term("chunk_key", chunk_id)
             parts = scope(module, chunk.symbol_path, chunk.symbol) if chunk.symbol else []
-            made = _ChunkDoc(repo, path, record.language, record.facets, chunk, content_hash, tuple(parts))
+            made = ChunkDoc(repo, path, record.language, record.facets, chunk, content_hash, tuple(parts))
             writer.add_document(made.document(key, chunk_id, blob))
             self._homed_pending(chunk_id, key, made)
             self._hashes_pending.append((repo, chunk_id, (content_hash,)))
@@ -697,21 +632,21 @@ class Store:
         self._written_tables.pop(key, None)
         self._tables.pop(key, None)
 
-    def _homed_pending(self, chunk_id: str, home: str, made: _ChunkDoc) -> None:
+    def _homed_pending(self, chunk_id: str, home: str, made: ChunkDoc) -> None:
         """The chunk document `chunk_id` was written, uncommitted, at its home `home`."""
         if (before := self._pending_home_of.get(chunk_id)) is not None:
             self._pending_homed[before].pop(chunk_id, None)
         self._pending_home_of[chunk_id] = home
         self._pending_homed.setdefault(home, {})[chunk_id] = made
 
-    def _chunks_homed_at(self, key: str) -> dict[str, _ChunkDoc]:
+    def _chunks_homed_at(self, key: str) -> dict[str, ChunkDoc]:
         """The chunk documents whose home is the version `key`: written since the last commit, or committed."""
         homed = dict(self._pending_homed.get(key, {}))
         query = query_all([("doc_kind", "chunk"), ("file_key", key)])
         for doc in self._all(query, self._target):
-            chunk_id = _first(doc, "chunk_key")
+            chunk_id = first(doc, "chunk_key")
             if self._pending_home_of.get(chunk_id, key) == key:  # else written again since, elsewhere
-                homed.setdefault(chunk_id, _ChunkDoc.of(doc))
+                homed.setdefault(chunk_id, ChunkDoc.of(doc))
         return homed
 
     def _table(self, key: str) -> Mapping[str, Placement]:
@@ -722,7 +657,7 @@ class Store:
         if not docs:
             return {}
         doc = docs[0]
-        table = decode_table(_first(doc, "repo"), _first(doc, "path"), _first(doc, "blob"), _first(doc, "chunks", b""))
+        table = decode_table(first(doc, "repo"), first(doc, "path"), first(doc, "blob"), first(doc, "chunks", b""))
         if len(self._tables) >= TABLES_KEPT:
             self._tables.clear()
         self._tables[key] = table
@@ -732,7 +667,7 @@ class Store:
         """Add commit documents; one already indexed is replaced, so a resumed walk is harmless."""
         with self._writing(f"writing commits of {repo}"):
             for commit in commits:
-                key = _commit_key(repo, commit.sha)
+                key = commit_key(repo, commit.sha)
                 self.writer.delete_documents_by_term("file_key", key)
                 doc = tantivy.Document()
                 doc.add_text("doc_kind", "commit")
@@ -759,12 +694,12 @@ class Store:
     def delete_repo(self, repo: str) -> None:
         with self._writing(f"deleting repository {repo}"):
             self.writer.delete_documents_by_term("repo", repo)
-            self.writer.delete_documents_by_term("file_key", _repo_key(repo))
+            self.writer.delete_documents_by_term("file_key", repo_key(repo))
         self.membership.drop_repo(repo)
         self._hashes_pending.append((repo, None, ()))
 
     def set_repo_meta(self, repo: str, meta: Mapping) -> None:
-        key = _repo_key(repo)
+        key = repo_key(repo)
         self.writer.delete_documents_by_term("file_key", key)
         doc = tantivy.Document()
         doc.add_text("doc_kind", "repo")
@@ -810,313 +745,3 @@ class Store:
         if self._writer is not None:
             self._writer.wait_merging_threads()
             self._writer = None
-
-
-# Module files that name their directory rather than a module of their own.
-_PACKAGE_FILES = frozenset({"__init__", "__main__", "index", "mod"})
-_GO_PACKAGE = re.compile(r"^package\s+([A-Za-z_]\w*)", re.MULTILINE)
-
-
-def module_path(language: str, path: str, chunks: Sequence[Chunk] = ()) -> tuple[str, ...]:
-    """What qualifies a file's top-level names, outermost first: `django/db/models/query.py` ->
-    (django, db, models, query); a Go file's directories, then its package clause where that
-    differs from the last one (`cmd/go/main.go` -> (cmd, go, main))."""
-    parts = PurePosixPath(path).parts
-    dirs, name = parts[:-1], PurePosixPath(path).stem
-    if language == "go":
-        clause = next((found.group(1) for c in chunks[:3] if (found := _GO_PACKAGE.search(c.content))), "")
-        return dirs + ((clause,) if clause and clause != (dirs[-1] if dirs else "") else ())
-    return dirs if name in _PACKAGE_FILES else (*dirs, name)
-
-
-def scope(module: Sequence[str], symbol_path: str, symbol: str) -> list[str]:
-    """The stored `scope` of a definition: its module's path and the definitions enclosing it
-    (`Query` for the method `Query.join`), lowercased."""
-    enclosing = symbol_path[: len(symbol_path) - len(symbol)].rstrip(".")
-    return [part.lower() for part in (*module, *(enclosing.split(".") if enclosing else ())) if part]
-
-
-def stored_chunk(doc: tantivy.Document, placed: Mapping[str, Placement] | None = None) -> StoredChunk:
-    """A chunk document as the version a search sees it through holds it: `placed` (a
-    Visibility's) places it in that version where that is not its home."""
-    blob, start_line, end_line = _first(doc, "blob"), _first(doc, "start_line", 0), _first(doc, "end_line", 0)
-    if placed and (placement := placed.get(_first(doc, "chunk_key"))) is not None:
-        blob, start_line, end_line = placement.blob, placement.start_line, placement.end_line
-    return StoredChunk(
-        repo=_first(doc, "repo"),
-        path=_first(doc, "path"),
-        blob=blob,
-        language=_first(doc, "language"),
-        kind=_first(doc, "kind"),
-        symbol=_first(doc, "symbol"),
-        symbol_path=_first(doc, "symbol_path"),
-        start_line=start_line,
-        end_line=end_line,
-        content=_first(doc, "content"),
-        content_hash=_first(doc, "content_hash"),
-        facets=tuple(doc.get_all("facet")),
-    )
-
-
-def _file_fields(doc: tantivy.Document, repo: str, path: str, blob: str, language: str, facets: frozenset[str], key: str) -> None:
-    doc.add_text("repo", repo)
-    doc.add_text("path", path)
-    doc.add_text("path_parts", path)
-    doc.add_text("file_key", key)
-    doc.add_text("blob", blob)
-    doc.add_text("language", language)
-    for facet in stored_facets(facets):
-        doc.add_text("facet", facet)
-
-
-@attrs.frozen
-class _ChunkDoc:
-    """A chunk document's content, apart from its home version: what moves when its home goes."""
-
-    repo: str
-    path: str
-    language: str
-    facets: frozenset[str]
-    chunk: Chunk
-    content_hash: str
-    scope: tuple[str, ...]
-
-    def document(self, home: str, chunk_id: str, blob: str) -> tantivy.Document:
-        chunk = self.chunk
-        doc = tantivy.Document()
-        _file_fields(doc, self.repo, self.path, blob, self.language, self.facets, home)
-        doc.add_text("doc_kind", "chunk")
-        doc.add_text("chunk_key", chunk_id)
-        doc.add_text("kind", chunk.kind)
-        if chunk.symbol:  # a definition's piece names none: only the definition is found by name
-            doc.add_text("symbol", chunk.symbol)
-            doc.add_text("symbol_exact", chunk.symbol.lower())
-            for part in self.scope:
-                doc.add_text("scope", part)
-        doc.add_text("symbol_path", chunk.symbol_path)
-        doc.add_text("content", chunk.content)
-        doc.add_text("ident", chunk.content)
-        doc.add_text("content_hash", self.content_hash)
-        doc.add_unsigned("start_line", chunk.start_line)
-        doc.add_unsigned("end_line", chunk.end_line)
-        doc.add_unsigned("start_byte", chunk.start_byte)
-        doc.add_unsigned("end_byte", chunk.end_byte)
-        doc.add_text("trigrams", chunk.content)
-        doc.add_float("facet_weight", stored_weight(self.facets))
-        doc.add_float("lexical_weight", stored_lexical_weight(self.facets, self.path))
-        return doc
-
-    @classmethod
-    def of(cls, doc: tantivy.Document) -> _ChunkDoc:
-        """A chunk document read back from the index."""
-        chunk = Chunk(
-            start_line=_first(doc, "start_line", 0),
-            end_line=_first(doc, "end_line", 0),
-            start_byte=_first(doc, "start_byte", 0),
-            end_byte=_first(doc, "end_byte", 0),
-            symbol=_first(doc, "symbol"),
-            kind=_first(doc, "kind"),
-            symbol_path=_first(doc, "symbol_path"),
-            content=_first(doc, "content"),
-        )
-        facets = frozenset(doc.get_all("facet")) - {SOURCE}
-        scope = tuple(doc.get_all("scope"))
-        return cls(
-            _first(doc, "repo"), _first(doc, "path"), _first(doc, "language"), facets, chunk, _first(doc, "content_hash"), scope
-        )
-
-
-# Tantivy reports I/O failures as ValueError with Rust's debug text; the OS's words are in it.
-_OS_MESSAGE = re.compile(r'message: "([^"]+)"')
-
-
-def _reason(exc: BaseException) -> str:
-    """A failure in a person's words: "No space left on device", not a Rust debug dump."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc)
-    found = _OS_MESSAGE.search(text)
-    if found:
-        return found.group(1)
-    if _is_panic(exc):
-        text = f"Tantivy panicked: {text}"
-    return text if len(text) <= 300 else text[:300] + "..."
-
-
-def _is_panic(exc: BaseException) -> bool:
-    """A Rust panic inside Tantivy (pyo3's PanicException, a BaseException), which a damaged
-    file can cause."""
-    return type(exc).__name__ == "PanicException"
-
-
-def _tantivy_failure(exc: BaseException) -> bool:
-    return isinstance(exc, (OSError, ValueError)) or _is_panic(exc)
-
-
-# An OS error inside Tantivy's: permission, disk, I/O; a missing file counts as damage.
-_OS_ERROR = re.compile(r"\bOs \{ code: \d+, kind: (\w+)")
-
-
-def _is_damage(exc: BaseException) -> bool:
-    """Whether Tantivy failed for what its files hold (truncated, garbled, missing, a panic)
-    rather than for what the OS refused (permission, a full disk, an I/O error)."""
-    if _is_panic(exc):
-        return True
-    if not isinstance(exc, ValueError):
-        return False
-    found = _OS_ERROR.search(str(exc))
-    return found is None or found.group(1) == "NotFound"
-
-
-_FOOTER_MAGIC = 1337  # Tantivy's: each file ends with a JSON footer, its length (u32) and this (u32)
-_SEGMENT_FILES = ("store", "idx", "term", "fieldnorm", "fast", "pos")
-
-
-def _verify_directory(directory: Path) -> str | None:
-    """What is wrong with the committed index in `directory` (see Store.verify), or None."""
-    try:
-        committed = _committed_files(directory)
-    except FileNotFoundError:
-        return None  # no index yet
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        return f"meta.json cannot be read: {exc}"
-    for name in committed:
-        try:
-            problem = _verify_file(directory / name)
-        except FileNotFoundError:
-            try:  # merged away, or its deletes superseded, since meta.json was read?
-                if name not in _committed_files(directory):
-                    continue
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                continue  # meta.json replaced this very moment: the next open judges
-            if name.endswith(".pos"):
-                continue  # a segment without positions
-            problem = "missing"
-        except OSError as exc:
-            return f"{name}: {_reason(exc)}"
-        if problem is not None:
-            return f"{name}: {problem}"
-    return None
-
-
-def _committed_files(directory: Path) -> list[str]:
-    """The files of every segment the index's meta.json names (a .pos file may not exist)."""
-    meta = json.loads((directory / "meta.json").read_bytes())
-    names = []
-    for segment in meta["segments"]:
-        stem = segment["segment_id"].replace("-", "")
-        names += [f"{stem}.{ext}" for ext in _SEGMENT_FILES]
-        deletes = segment.get("deletes")
-        if isinstance(deletes, dict) and "opstamp" in deletes:
-            names.append(f"{stem}.{deletes['opstamp']}.del")
-    return names
-
-
-def _verify_file(path: Path) -> str | None:
-    with open(path, "rb") as file:
-        size = os.fstat(file.fileno()).st_size
-        if size < 8:
-            return f"truncated to {size} bytes"
-        file.seek(size - 8)
-        length, magic = struct.unpack("<II", file.read(8))
-        if magic != _FOOTER_MAGIC or length + 8 > size:
-            return "its footer is missing (truncated or overwritten)"
-        file.seek(size - 8 - length)
-        try:
-            expected = json.loads(file.read(length))["crc"]
-        except (ValueError, KeyError, TypeError):
-            return None  # a footer of another Tantivy version: not ours to judge
-        file.seek(0)
-        crc, left = 0, size - 8 - length
-        while left > 0 and (block := file.read(min(left, 1 << 20))):
-            crc = zlib.crc32(block, crc)
-            left -= len(block)
-        if left or crc != expected:
-            return "its checksum does not match its contents (garbled)"
-    return None
-
-
-def _why_writes_fail(directory: Path) -> str | None:
-    """The OS's reason that writing in `directory` fails now (disk full, read-only), or None."""
-    probe = directory / f".probe-{os.getpid()}"
-    try:
-        with open(probe, "wb") as f:
-            f.write(bytes(4096))
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    finally:
-        try:
-            probe.unlink(missing_ok=True)
-        except OSError:
-            pass  # never created
-    return None
-
-
-def _open_index(directory: Path) -> tantivy.Index:
-    index = tantivy.Index(SCHEMA, path=str(directory), reuse=True)
-    index.register_tokenizer("code_parts", PARTS)
-    index.register_tokenizer("code_ident", IDENT)
-    index.register_tokenizer("code_trigrams", TRIGRAMS)
-    return index
-
-
-def _sibling(directory: Path, suffix: str) -> Path:
-    return directory.with_name(directory.name + suffix)
-
-
-def _read_versions(meta: Path) -> dict | None:
-    try:
-        return json.loads(meta.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _claim_versions(directory: Path) -> bool:
-    """True when `directory` holds an index of the current versions, or none yet (then it
-    records them); False when it holds one of other (or unknown) versions."""
-    meta = directory / META_FILE
-    if _read_versions(meta) == VERSIONS:
-        return True
-    if (directory / "meta.json").exists():  # Tantivy's: an index is there
-        return False
-    write_atomic(meta, json.dumps(VERSIONS).encode())
-    return True
-
-
-def _prepare_rebuild(directory: Path) -> Path:
-    """The rebuild's directory: kept when a crash interrupted a rebuild for these versions (the
-    rebuild resumes like any sync), started afresh otherwise."""
-    directory.mkdir(exist_ok=True)
-    if not _claim_versions(directory):
-        shutil.rmtree(directory)
-        directory.mkdir()
-        _claim_versions(directory)
-    return directory
-
-
-def _finish_swap(directory: Path, rebuild: Path) -> None:
-    """Complete a swap that a crash interrupted. The old index is renamed away only once the
-    rebuild is complete, so a retired index without a current one means: move the rebuild in."""
-    retired = _sibling(directory, RETIRED_SUFFIX)
-    if not retired.exists():
-        return
-    if not directory.exists():
-        os.rename(rebuild if rebuild.exists() else retired, directory)
-    shutil.rmtree(retired, ignore_errors=True)
-
-
-def tokens(analyzer: tantivy.TextAnalyzer, text: str) -> list[str]:
-    return list(analyzer.analyze(text))
-
-
-def vector_keys(searcher: tantivy.Searcher, addresses: Sequence[tantivy.DocAddress]) -> list[str]:
-    """The content hashes of these commit documents, from their fast columns."""
-    halves = [np.array(searcher.fast_field_values(f, addresses), dtype=np.uint64) for f in ("hash_high", "hash_low")]
-    digits = np.stack(halves, axis=1).astype(">u8").tobytes().hex()  # big-endian: the hex reads as written
-    return [digits[start : start + 32] for start in range(0, len(digits), 32)]
-
-
-def query_all(pairs: Sequence[tuple[str, str]]) -> tantivy.Query:
-    return tantivy.Query.boolean_query([(tantivy.Occur.Must, tantivy.Query.term_query(SCHEMA, f, v)) for f, v in pairs])

@@ -26,7 +26,8 @@ import tantivy
 from codeweir.errors import CodeweirError
 from codeweir.git.history import reachable_only_from
 from codeweir.index.membership import MAIN
-from codeweir.index.store import PARTS, SCHEMA, Store, tokens, vector_keys
+from codeweir.index.schema import PARTS, SCHEMA, tokens, vector_keys
+from codeweir.index.store import Store
 from codeweir.index.vectors import VectorStore
 from codeweir.protocol import CommitHit
 from codeweir.search.filters import (

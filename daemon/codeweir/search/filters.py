@@ -23,7 +23,7 @@ import tantivy
 from codeweir.errors import RequestError
 from codeweir.globs import glob_regex
 from codeweir.index.membership import Placement, Visibility
-from codeweir.index.store import PARTS, SCHEMA, tokens
+from codeweir.index.schema import PARTS, SCHEMA, tokens
 
 if TYPE_CHECKING:
     from codeweir.index.store import Store

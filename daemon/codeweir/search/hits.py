@@ -12,7 +12,7 @@ import tantivy
 
 from codeweir.facets import SOURCE
 from codeweir.index.membership import Placement
-from codeweir.index.store import stored_chunk
+from codeweir.index.schema import stored_chunk
 from codeweir.protocol import Matches, SearchHit, merged_spans
 from codeweir.records import StoredChunk
 

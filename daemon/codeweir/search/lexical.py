@@ -26,7 +26,8 @@ import tantivy
 
 from codeweir.errors import RequestError, excerpt
 from codeweir.facets import lexical_factor, source_weight
-from codeweir.index.store import IDENT, PARTS, SCHEMA, Store, stored_chunk, tokens
+from codeweir.index.schema import IDENT, PARTS, SCHEMA, stored_chunk, tokens
+from codeweir.index.store import Store
 from codeweir.protocol import SearchHit
 from codeweir.records import StoredChunk
 from codeweir.search.filters import (

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import tantivy
 
-from codeweir.index.store import PARTS, SCHEMA, Store, tokens
+from codeweir.index.schema import PARTS, SCHEMA, tokens
+from codeweir.index.store import Store
 from codeweir.index.vectors import VectorStore
 from codeweir.protocol import SearchHit
 from codeweir.search.filters import EXACT_CANDIDATES, FACET_WEIGHT, Filters, filter_clauses, narrows, placements, visible

@@ -26,7 +26,8 @@ from codeweir.config import Config
 from codeweir.embed.backlog import EmbeddingService
 from codeweir.errors import RequestError
 from codeweir.index.membership import MAIN
-from codeweir.index.store import VERSIONS, Store
+from codeweir.index.schema import VERSIONS
+from codeweir.index.store import Store
 from codeweir.protocol import CancelParams, NoParams, ReadParams, RefsParams, SearchParams, SearchResult, SyncParams, WaitParams
 from codeweir.search.planner import SearchRequests
 from codeweir.search.query import parse_query

@@ -1,0 +1,242 @@
+"""The index's schema: fields, code-aware analyzers, the keys of its documents, how a record
+becomes documents and documents become records again, and opening an index with them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
+
+import attrs
+import numpy as np
+import tantivy
+
+from codeweir.chunk.version import CHUNKER_VERSION
+from codeweir.facets import SOURCE, stored_facets, stored_lexical_weight, stored_weight
+from codeweir.index.membership import Placement
+from codeweir.records import Chunk, StoredChunk
+
+# 4: chunks carry their scope (module and enclosing definitions); pieces no symbol; 5: lexical_weight;
+# 6: documents per file version (repository, path, blob), which views hold them in `member` documents;
+# 7: chunk documents shared by a path's versions (`chunk_key`), each version's chunks in its file document
+SCHEMA_VERSION = 7
+VERSIONS = {"schema": SCHEMA_VERSION, "chunker": CHUNKER_VERSION}  # an index of others is rebuilt
+
+# Subwords: `parseDuration`, `parse_duration` and `ParseDuration` all give "parse", "duration".
+PARTS_PATTERN = r"[A-Z]+[a-z]*|[a-z]+|[0-9]+"
+# Whole identifiers, so an exact identifier query can rank its exact match first.
+IDENT_PATTERN = r"[A-Za-z0-9_]+"
+
+
+def _analyzer(pattern: str) -> tantivy.TextAnalyzer:
+    return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(pattern)).filter(tantivy.Filter.lowercase()).build()
+
+
+PARTS = _analyzer(PARTS_PATTERN)
+IDENT = _analyzer(IDENT_PATTERN)
+# Lowercased character trigrams of chunk content: the prefilter of substring and regex search.
+TRIGRAMS = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.ngram(3, 3, False)).filter(tantivy.Filter.lowercase()).build()
+
+
+def _schema() -> tantivy.Schema:
+    b = tantivy.SchemaBuilder()
+    for name in (
+        "doc_kind",
+        "repo",
+        "path",
+        "file_key",
+        "chunk_key",
+        "blob",
+        "language",
+        "kind",
+        "status",
+        "content_hash",
+        "facet",
+        "sha",
+        "view",
+    ):
+        b.add_text_field(name, stored=True, tokenizer_name="raw")
+    # Document ids only, as in codesearch: the prefilter needs no frequencies or positions.
+    b.add_text_field("trigrams", tokenizer_name="code_trigrams", index_option="basic")
+    b.add_float_field("facet_weight", fast=True)  # see facets.stored_weight
+    b.add_float_field("lexical_weight", fast=True)  # see facets.stored_lexical_weight
+    b.add_text_field("author", stored=True, tokenizer_name="code_parts")  # commits: name and email
+    b.add_text_field("message", stored=True, tokenizer_name="code_parts")
+    b.add_integer_field("date", stored=True, indexed=True, fast=True)  # epoch seconds
+    b.add_text_field("path_parts", tokenizer_name="code_parts")
+    # A commit's vector key again, as two fast columns: semantic commit search reads the keys
+    # of every commit its filters allow, and fetching each stored document would take 13 µs.
+    b.add_unsigned_field("hash_high", fast=True)
+    b.add_unsigned_field("hash_low", fast=True)
+    b.add_text_field("symbol", stored=True, tokenizer_name="code_parts")
+    b.add_text_field("symbol_exact", tokenizer_name="raw")  # lowercased whole symbol
+    b.add_text_field("symbol_path", stored=True, tokenizer_name="raw")
+    # A definition's qualifiers, lowercased, in order: its module's path, then the definitions
+    # enclosing it (see `scope`). `sym:bufio.NewReader` and `sym:Query.join` require them.
+    b.add_text_field("scope", stored=True, tokenizer_name="raw")
+    b.add_text_field("content", stored=True, tokenizer_name="code_parts")
+    b.add_text_field("ident", tokenizer_name="code_ident")
+    b.add_text_field("error", stored=True)
+    b.add_text_field("meta", stored=True, tokenizer_name="raw")
+    b.add_bytes_field("chunks", stored=True, indexed=False)  # a version's file document: membership.encode_table
+    for name in ("start_line", "end_line", "start_byte", "end_byte", "chunk_count"):
+        b.add_unsigned_field(name, stored=True)
+    return b.build()
+
+
+SCHEMA = _schema()
+
+
+def member_key(repo: str, view: str, path: str) -> str:
+    return f"\x00member\x00{repo}\x00{view}\x00{path}"
+
+
+def repo_key(repo: str) -> str:
+    # Repository names contain no "/", so this never collides with a file key.
+    return f"\x00repo:{repo}"
+
+
+def commit_key(repo: str, sha: str) -> str:
+    return f"\x00commit:{repo}:{sha}"
+
+
+def first(doc: tantivy.Document, field: str, default=""):
+    values = doc.get_all(field)
+    return values[0] if values else default
+
+
+# Module files that name their directory rather than a module of their own.
+_PACKAGE_FILES = frozenset({"__init__", "__main__", "index", "mod"})
+_GO_PACKAGE = re.compile(r"^package\s+([A-Za-z_]\w*)", re.MULTILINE)
+
+
+def module_path(language: str, path: str, chunks: Sequence[Chunk] = ()) -> tuple[str, ...]:
+    """What qualifies a file's top-level names, outermost first: `django/db/models/query.py` ->
+    (django, db, models, query); a Go file's directories, then its package clause where that
+    differs from the last one (`cmd/go/main.go` -> (cmd, go, main))."""
+    parts = PurePosixPath(path).parts
+    dirs, name = parts[:-1], PurePosixPath(path).stem
+    if language == "go":
+        clause = next((found.group(1) for c in chunks[:3] if (found := _GO_PACKAGE.search(c.content))), "")
+        return dirs + ((clause,) if clause and clause != (dirs[-1] if dirs else "") else ())
+    return dirs if name in _PACKAGE_FILES else (*dirs, name)
+
+
+def scope(module: Sequence[str], symbol_path: str, symbol: str) -> list[str]:
+    """The stored `scope` of a definition: its module's path and the definitions enclosing it
+    (`Query` for the method `Query.join`), lowercased."""
+    enclosing = symbol_path[: len(symbol_path) - len(symbol)].rstrip(".")
+    return [part.lower() for part in (*module, *(enclosing.split(".") if enclosing else ())) if part]
+
+
+def stored_chunk(doc: tantivy.Document, placed: Mapping[str, Placement] | None = None) -> StoredChunk:
+    """A chunk document as the version a search sees it through holds it: `placed` (a
+    Visibility's) places it in that version where that is not its home."""
+    blob, start_line, end_line = first(doc, "blob"), first(doc, "start_line", 0), first(doc, "end_line", 0)
+    if placed and (placement := placed.get(first(doc, "chunk_key"))) is not None:
+        blob, start_line, end_line = placement.blob, placement.start_line, placement.end_line
+    return StoredChunk(
+        repo=first(doc, "repo"),
+        path=first(doc, "path"),
+        blob=blob,
+        language=first(doc, "language"),
+        kind=first(doc, "kind"),
+        symbol=first(doc, "symbol"),
+        symbol_path=first(doc, "symbol_path"),
+        start_line=start_line,
+        end_line=end_line,
+        content=first(doc, "content"),
+        content_hash=first(doc, "content_hash"),
+        facets=tuple(doc.get_all("facet")),
+    )
+
+
+def file_fields(doc: tantivy.Document, repo: str, path: str, blob: str, language: str, facets: frozenset[str], key: str) -> None:
+    doc.add_text("repo", repo)
+    doc.add_text("path", path)
+    doc.add_text("path_parts", path)
+    doc.add_text("file_key", key)
+    doc.add_text("blob", blob)
+    doc.add_text("language", language)
+    for facet in stored_facets(facets):
+        doc.add_text("facet", facet)
+
+
+@attrs.frozen
+class ChunkDoc:
+    """A chunk document's content, apart from its home version: what moves when its home goes."""
+
+    repo: str
+    path: str
+    language: str
+    facets: frozenset[str]
+    chunk: Chunk
+    content_hash: str
+    scope: tuple[str, ...]
+
+    def document(self, home: str, chunk_id: str, blob: str) -> tantivy.Document:
+        chunk = self.chunk
+        doc = tantivy.Document()
+        file_fields(doc, self.repo, self.path, blob, self.language, self.facets, home)
+        doc.add_text("doc_kind", "chunk")
+        doc.add_text("chunk_key", chunk_id)
+        doc.add_text("kind", chunk.kind)
+        if chunk.symbol:  # a definition's piece names none: only the definition is found by name
+            doc.add_text("symbol", chunk.symbol)
+            doc.add_text("symbol_exact", chunk.symbol.lower())
+            for part in self.scope:
+                doc.add_text("scope", part)
+        doc.add_text("symbol_path", chunk.symbol_path)
+        doc.add_text("content", chunk.content)
+        doc.add_text("ident", chunk.content)
+        doc.add_text("content_hash", self.content_hash)
+        doc.add_unsigned("start_line", chunk.start_line)
+        doc.add_unsigned("end_line", chunk.end_line)
+        doc.add_unsigned("start_byte", chunk.start_byte)
+        doc.add_unsigned("end_byte", chunk.end_byte)
+        doc.add_text("trigrams", chunk.content)
+        doc.add_float("facet_weight", stored_weight(self.facets))
+        doc.add_float("lexical_weight", stored_lexical_weight(self.facets, self.path))
+        return doc
+
+    @classmethod
+    def of(cls, doc: tantivy.Document) -> ChunkDoc:
+        """A chunk document read back from the index."""
+        chunk = Chunk(
+            start_line=first(doc, "start_line", 0),
+            end_line=first(doc, "end_line", 0),
+            start_byte=first(doc, "start_byte", 0),
+            end_byte=first(doc, "end_byte", 0),
+            symbol=first(doc, "symbol"),
+            kind=first(doc, "kind"),
+            symbol_path=first(doc, "symbol_path"),
+            content=first(doc, "content"),
+        )
+        facets = frozenset(doc.get_all("facet")) - {SOURCE}
+        scope = tuple(doc.get_all("scope"))
+        return cls(
+            first(doc, "repo"), first(doc, "path"), first(doc, "language"), facets, chunk, first(doc, "content_hash"), scope
+        )
+
+
+def open_index(directory: Path) -> tantivy.Index:
+    index = tantivy.Index(SCHEMA, path=str(directory), reuse=True)
+    index.register_tokenizer("code_parts", PARTS)
+    index.register_tokenizer("code_ident", IDENT)
+    index.register_tokenizer("code_trigrams", TRIGRAMS)
+    return index
+
+
+def tokens(analyzer: tantivy.TextAnalyzer, text: str) -> list[str]:
+    return list(analyzer.analyze(text))
+
+
+def vector_keys(searcher: tantivy.Searcher, addresses: Sequence[tantivy.DocAddress]) -> list[str]:
+    """The content hashes of these commit documents, from their fast columns."""
+    halves = [np.array(searcher.fast_field_values(f, addresses), dtype=np.uint64) for f in ("hash_high", "hash_low")]
+    digits = np.stack(halves, axis=1).astype(">u8").tobytes().hex()  # big-endian: the hex reads as written
+    return [digits[start : start + 32] for start in range(0, len(digits), 32)]
+
+
+def query_all(pairs: Sequence[tuple[str, str]]) -> tantivy.Query:
+    return tantivy.Query.boolean_query([(tantivy.Occur.Must, tantivy.Query.term_query(SCHEMA, f, v)) for f, v in pairs])
