@@ -20,6 +20,7 @@ never changed after, so a search thread may read one while the writer works).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 
@@ -35,8 +36,10 @@ def version_key(repo: str, path: str, blob: str) -> str:
 
 def chunk_key(repo: str, path: str, content_hash: str, occurrence: int) -> str:
     """The term of one chunk document: a path's chunk of this content (`occurrence`: which of the
-    chunks of one version with this content, 0 for the first), whatever version holds it."""
-    return f"{repo}/{path}\x00{content_hash}\x00{occurrence}"
+    chunks of one version with this content, 0 for the first), whatever version holds it. A
+    digest: a term per chunk, so a short one keeps Tantivy's term dictionary and merges small."""
+    named = f"{repo}/{path}\x00{content_hash}\x00{occurrence}"
+    return hashlib.blake2b(named.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 @attrs.frozen
@@ -48,6 +51,7 @@ class Placement:
     end_line: int
     start_byte: int
     end_byte: int
+    content_hash: str
 
 
 def chunk_keys(repo: str, path: str, content_hashes: Iterable[str]) -> list[str]:
@@ -63,16 +67,19 @@ def chunk_keys(repo: str, path: str, content_hashes: Iterable[str]) -> list[str]
 Table = Mapping[str, Placement]  # a version's chunks: chunk key -> where it sits
 
 
-def encode_table(content_hashes: Iterable[str], placements: Iterable[Placement]) -> bytes:
+def encode_table(placements: Iterable[Placement]) -> bytes:
     """A version's chunks as its file document stores them: content hash and lines, in order."""
-    rows = [[h, p.start_line, p.end_line, p.start_byte, p.end_byte] for h, p in zip(content_hashes, placements, strict=True)]
+    rows = [[p.content_hash, p.start_line, p.end_line, p.start_byte, p.end_byte] for p in placements]
     return json.dumps(rows, separators=(",", ":")).encode()
 
 
 def decode_table(repo: str, path: str, blob: str, data: bytes) -> dict[str, Placement]:
     rows = json.loads(data) if data else []
     keys = chunk_keys(repo, path, (row[0] for row in rows))
-    return {key: Placement(blob, *row[1:]) for key, row in zip(keys, rows, strict=True)}
+    return {
+        key: Placement(blob, start_line, end_line, start_byte, end_byte, content_hash)
+        for key, (content_hash, start_line, end_line, start_byte, end_byte) in zip(keys, rows, strict=True)
+    }
 
 
 @attrs.frozen

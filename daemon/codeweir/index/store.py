@@ -93,7 +93,7 @@ from codeweir.records import CommitRecord, FileRecord
 
 log = logging.getLogger(__name__)
 
-TABLES_KEPT = 20_000  # versions' chunk tables kept in memory
+TABLES_KEPT = 4096  # versions' chunk tables kept in memory (read from their file documents)
 WRITER_HEAP_BYTES = 15_000_000  # tantivy's minimum for one thread
 
 
@@ -350,7 +350,7 @@ class Store:
         """The content hash of each chunk of the versions `view` holds, as of the last commit."""
         with self._reading(f"reading the chunks of {repo} {view}"):
             tables = [self._table(version_key(repo, path, blob)) for path, blob in self.membership.files(repo, view).items()]
-        return [chunk_id.split("\x00")[-2] for table in tables for chunk_id in table]
+        return [placement.content_hash for table in tables for placement in table.values()]
 
     def visibility(self, repo: str | None, refs: tuple[str, ...] = ()) -> Visibility:
         """What a search over `repo` (None: all) that sees the views `refs` (none: the main
@@ -557,7 +557,10 @@ class Store:
         repo, path, blob = record.repo, record.path, record.blob
         key = version_key(repo, path, blob)
         keys = chunk_keys(repo, path, record.content_hashes)
-        placements = [Placement(blob, c.start_line, c.end_line, c.start_byte, c.end_byte) for c in record.chunks]
+        placements = [
+            Placement(blob, c.start_line, c.end_line, c.start_byte, c.end_byte, h)
+            for c, h in zip(record.chunks, record.content_hashes, strict=True)
+        ]
         # Written again (a full sync): every chunk is written afresh, here. Else the chunks of the
         # versions that stay are kept where they are.
         again = self.membership.holds(repo, path, blob)
@@ -578,7 +581,7 @@ class Store:
         doc.add_text("doc_kind", "file")
         doc.add_text("status", record.status)
         doc.add_unsigned("chunk_count", len(record.chunks))
-        doc.add_bytes("chunks", encode_table(record.content_hashes, placements))
+        doc.add_bytes("chunks", encode_table(placements))
         if record.error:
             doc.add_text("error", record.error)
         writer.add_document(doc)
@@ -720,7 +723,7 @@ class Store:
                 raise self._write_failure("commit", exc) from None
             self._apply_hash_changes()
         self._target.reload()
-        self._tables.update(self._written_tables)
+        # Not kept: a table is read again, from its file document, when a path's versions meet.
         self._written_tables, self._pending_homed, self._pending_home_of = {}, {}, {}
         self.membership.commit()
         release_free_memory()
