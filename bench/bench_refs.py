@@ -72,20 +72,22 @@ def main() -> None:
         repository = ["[[repository]]", 'name = "django"', f'path = "{repo}"', 'ref = "5.0.9"', extra]
         daemon.config.write_text("\n".join(lines[:at] + repository + lines[at:]) + "\n")
 
-    configure("")
-    one_s, one_parsed = run(daemon)
-    daemon.stop()
-    one_mib, one_texts = size_mib(index), texts(index)
+    try:
+        configure("")
+        one_s, one_parsed = run(daemon)
+        daemon.stop()
+        one_mib, one_texts = size_mib(index), texts(index)
 
-    configure('refs = ["5.1.3"]')
-    two_s, two_parsed = run(daemon)
-    checks = []  # (query, hits, whether a hit is wanted)
-    with daemon.client() as client:
-        for ref, line, wanted in (("", "5, 0, 9", True), ("5.1.3", "5, 1, 3", True), ("5.1.3", "5, 0, 9", False)):
-            query = f'"VERSION = ({line}" path:django/__init__.py' + (f" ref:{ref}" if ref else "")
-            hits = client.call("search", {"query": query, "mode": "lexical"})["results"]
-            checks.append((query, [(h["path"], h["line"], h.get("refs")) for h in hits], wanted))
-    daemon.stop()
+        configure('refs = ["5.1.3"]')
+        two_s, two_parsed = run(daemon)
+        checks = []  # (query, hits, whether a hit is wanted)
+        with daemon.client() as client:
+            for ref, line, wanted in (("", "5, 0, 9", True), ("5.1.3", "5, 1, 3", True), ("5.1.3", "5, 0, 9", False)):
+                query = f'"VERSION = ({line}" path:django/__init__.py' + (f" ref:{ref}" if ref else "")
+                hits = client.call("search", {"query": query, "mode": "lexical"})["results"]
+                checks.append((query, [(h["path"], h["line"], h.get("refs")) for h in hits], wanted))
+    finally:  # stopped however the run ends
+        daemon.__exit__()
     both_mib, both_texts = size_mib(index), texts(index)
 
     print(f"django (bare, two branches), {repo}")
