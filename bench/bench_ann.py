@@ -36,6 +36,10 @@ check off: hnswlib's recall, latency and build time, wheels instead of a -march=
 IVFFlat builds 3x faster here, but these clustered vectors are its best case and it already
 loses recall; measure it on real embeddings (--vectors) before moving to it. Exact scoring
 below 100k vectors (25 ms at 100k on this loaded machine, 8 ms when quiet).
+Since then the store's graph navigates over 8-bit codes (IndexHNSWSQ) at efSearch 256 and scores
+its best 4k again exactly, so its float rows are held once, and it grows as rows come: see
+bench_vectors_scale.py. The figures above were taken at efSearch 64; the peers here run at the
+store's HNSW_EF_SEARCH.
 """
 
 from __future__ import annotations

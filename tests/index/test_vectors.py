@@ -188,16 +188,152 @@ def test_ann_search_past_the_threshold_agrees_with_exact_and_sees_new_rows(tmp_p
     assert store.search(queries[0], 1)[0][0] == key(10_000)
 
 
-def test_refresh_index_only_below_threshold_or_when_stale(tmp_path: Path, rng: np.random.Generator) -> None:
+def ann_meta(store: VectorStore) -> dict:
+    return json.loads((store.directory / "ann.json").read_text())
+
+
+def test_refresh_index_builds_past_the_threshold_then_grows_the_graph(tmp_path: Path, rng: np.random.Generator) -> None:
     store = VectorStore(tmp_path, "m", 32, ann_threshold=500)
     store.add([key(i) for i in range(400)], clustered(rng, 400))
     assert store.refresh_index() is False  # below the threshold
     store.add([key(i) for i in range(400, 1000)], clustered(rng, 600))
-    assert store.refresh_index() is True
+    assert store.refresh_index(build=False) is False  # no graph to add to
+    assert store.refresh_index() is True and store.ann_builds == 1
+    assert store.refresh_index() is False  # nothing new
     store.add([key(i) for i in range(1000, 1050)], clustered(rng, 50))
-    assert store.refresh_index() is False  # 5% uncovered
-    store.add([key(i) for i in range(1050, 1200)], clustered(rng, 150))
+    assert store.refresh_index(build=False) is True and store.ann_builds == 1  # added to the graph
+    assert ann_meta(store)["covered"] == 1000  # 5% more: not worth saving yet
+    assert store.refresh_index(rebuild=True) is True and store.ann_builds == 2
+    assert ann_meta(store)["covered"] == 1050
+
+
+def test_rows_added_after_the_build_join_the_graph_without_a_rebuild(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = VectorStore(tmp_path, "m", 32, ann_threshold=500)
+    store.add([key(i) for i in range(600)], clustered(rng, 600))
+    store.save()
     assert store.refresh_index() is True
+    assert store.ann_builds == 1 and ann_meta(store)["covered"] == 600
+    added = clustered(rng, 300)
+    store.add([key(i) for i in range(600, 900)], added)
+    store.save()
+    assert store.refresh_index() is True
+    assert store.ann_builds == 1  # the same graph, grown
+    import faiss
+
+    assert ann_meta(store)["covered"] == 900 == faiss.read_index(str(store.directory / "ann.faiss")).ntotal
+    # The graph covers every row (nothing is scored beside it): it finds the new rows itself.
+    for i in (0, 100, 250, 299):
+        assert store.search(added[i], 3)[0] == (key(600 + i), pytest.approx(1.0, abs=1e-5))
+    store.add([key(i) for i in range(900, 920)], clustered(rng, 20))
+    store.save()
+    assert store.refresh_index() is True and ann_meta(store)["covered"] == 900  # grown in memory only
+    again = VectorStore(tmp_path, "m", 32, ann_threshold=500)  # loads the graph over the first 900 rows
+    assert again.refresh_index() is True and again.ann_builds == 0  # and adds the other 20
+    assert again.refresh_index() is False
+
+
+class _WatchedGraph:
+    """A faiss index that notes a search and an add running at once (faiss does not allow it)."""
+
+    def __init__(self, index: object, overlaps: list[str]) -> None:
+        self._index, self._overlaps = index, overlaps
+        self._lock = threading.Lock()
+        self._searching, self._adding = 0, False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._index, name)
+
+    def _note(self, what: str, clash: bool) -> None:
+        if clash:
+            self._overlaps.append(what)
+
+    def search(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with self._lock:
+            self._searching += 1
+            self._note("a search began during an add", self._adding)
+        try:
+            return self._index.search(*args, **kwargs)  # type: ignore[attr-defined]
+        finally:
+            with self._lock:
+                self._searching -= 1
+                self._note("an add ran during a search", self._adding)
+
+    def add(self, rows: np.ndarray) -> None:
+        with self._lock:
+            self._adding = True
+            self._note("an add began during a search", self._searching > 0)
+        try:
+            self._index.add(rows)  # type: ignore[attr-defined]
+        finally:
+            with self._lock:
+                self._adding = False
+                self._note("a search ran during an add", self._searching > 0)
+
+
+def test_a_search_beside_a_graph_being_grown_sees_every_row_exactly(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Searches in two threads while a third adds rows to the real faiss graph one at a time: no
+    add runs during a search, each answer is the query's own row first (old rows from the graph,
+    new ones from it or beside it) with exact scores, and searches run between every two batches."""
+    import faiss
+
+    overlaps: list[str] = []
+
+    class Faiss:
+        def __getattr__(self, name: str) -> object:
+            return getattr(faiss, name)
+
+        def IndexHNSWSQ(self, *args: object) -> _WatchedGraph:
+            return _WatchedGraph(faiss.IndexHNSWSQ(*args), overlaps)
+
+    monkeypatch.setattr(vectors, "_faiss", Faiss)
+    monkeypatch.setattr(vectors, "ANN_HOLD_S", 0.0)  # batches of one row
+    old, new = clustered(rng, 800), clustered(rng, 200)
+    data = np.concatenate([old, new])
+    store = VectorStore(tmp_path, "m", 32, ann_threshold=500)
+    store.add([key(i) for i in range(800)], old)
+    assert store.refresh_index() is True
+    store.add([key(i) for i in range(800, 1000)], new)
+    searched, done = threading.Event(), threading.Event()
+    batches: list[int] = []
+    wrong: list[object] = []
+
+    def between_batches() -> bool:
+        assert searched.wait(timeout=30), "no search between two batches"
+        searched.clear()
+        batches.append(1)
+        return False
+
+    def grow() -> None:
+        try:
+            assert store.refresh_index(stop=between_batches) is True
+        except BaseException as exc:
+            wrong.append(exc)
+        finally:
+            done.set()
+
+    rows = {key(i): i for i in range(len(data))}
+
+    def search(offset: int) -> None:
+        i = offset
+        while not done.is_set():
+            i = (i + 37) % len(data)
+            found = store.search(data[i], 5)
+            exact = [float(data[rows[h]] @ data[i]) for h, _ in found]
+            if found[0][0] != key(i) or len(dict(found)) != 5 or [s for _, s in found] != pytest.approx(exact, abs=1e-5):
+                wrong.append((i, found))
+            searched.set()
+
+    threads = [threading.Thread(target=grow), *(threading.Thread(target=search, args=(n,)) for n in (0, 500))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not wrong, wrong[:3]
+    assert not overlaps, overlaps[:3]
+    assert len(batches) >= 150 and store.ann_builds == 1  # 16 rows, then one at a time
+    assert all(store.search(data[i], 1)[0][0] == key(i) for i in range(0, 1000, 50))
 
 
 def test_a_refresh_told_to_stop_gives_up_between_slices_and_keeps_the_index_it_had(
@@ -210,10 +346,14 @@ def test_a_refresh_told_to_stop_gives_up_between_slices_and_keeps_the_index_it_h
     added = clustered(rng, 600)
     store.add([key(i) for i in range(600, 1200)], added)
     looks = []
-    assert store.refresh_index(stop=lambda: looks.append(1) or len(looks) > 2) is False  # after two slices
-    assert len(looks) == 3
+    assert store.refresh_index(rebuild=True, stop=lambda: looks.append(1) or len(looks) > 2) is False  # after two slices
+    assert len(looks) == 3 and store.ann_builds == 1
     assert store.search(added[500], 1)[0][0] == key(1100)  # the old index, and the rows it lacks scored beside it
-    assert store.refresh_index() is True
+    looks.clear()
+    assert store.refresh_index(stop=lambda: looks.append(1) or len(looks) > 2) is True  # two batches added
+    assert store.search(added[500], 1)[0][0] == key(1100)
+    assert store.refresh_index() is True and store.ann_builds == 1  # the rest
+    assert store.refresh_index() is False
 
 
 def test_the_ann_index_is_reloaded_only_over_the_same_rows(
@@ -286,9 +426,26 @@ def _another_kind(directory: Path, data: np.ndarray) -> None:
     (directory / "ann.json").write_text(json.dumps(meta))
 
 
+def _flat_graph(directory: Path, data: np.ndarray) -> None:
+    """What the store wrote before its graph navigated over 8-bit codes: a float copy of the rows."""
+    import faiss
+
+    graph = faiss.IndexHNSWFlat(data.shape[1], 16, faiss.METRIC_INNER_PRODUCT)
+    graph.add(data)
+    faiss.write_index(graph, str(directory / "ann.faiss"))
+    meta = json.loads((directory / "ann.json").read_text())
+    meta.update(format="faiss-hnsw-flat-ip/1", bytes=(directory / "ann.faiss").stat().st_size)
+    (directory / "ann.json").write_text(json.dumps(meta))
+
+
 @pytest.mark.parametrize(
     ("spoil", "reason"),
-    [(_hnswlib_leftovers, "'format'"), (_damaged, "Error in"), (_another_kind, "IndexFlatIP")],
+    [
+        (_hnswlib_leftovers, "'format'"),
+        (_flat_graph, "format 'faiss-hnsw-flat-ip/1'"),
+        (_damaged, "Error in"),
+        (_another_kind, "IndexFlatIP"),
+    ],
 )
 def test_a_stale_or_foreign_index_file_is_dropped_and_rebuilt(
     tmp_path: Path, rng: np.random.Generator, caplog: pytest.LogCaptureFixture, spoil, reason: str

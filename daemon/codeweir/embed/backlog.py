@@ -605,8 +605,13 @@ class EmbeddingService:
             )
             self._busy = None
         await self._covered()
-        # A good moment to bring the ANN index up to date (it does nothing below its threshold or
-        # while the index is fresh enough), niced like the embedding: seconds of CPU on a large store.
+        # A good moment to bring the ANN index up to date (nothing happens below its threshold).
+        # The rows embedded since join its graph at the daemon's priority: each batch added holds
+        # searches off for a few ms, longer if niced behind other work. A graph built from nothing
+        # (there is none, or `retain` renumbered the rows: minutes of CPU at a million vectors) is
+        # niced like the embedding; searches use the old one, or score exactly, meanwhile.
+        grow = partial(self.vectors.refresh_index, build=False, stop=self._stopping.is_set)
+        await trio.to_thread.run_sync(grow, limiter=self.model_limiter)
         refresh = partial(self.vectors.refresh_index, stop=self._stopping.is_set)
         await trio.to_thread.run_sync(self.embedder.background.call, refresh, limiter=self.model_limiter)
         if self._caught_up():

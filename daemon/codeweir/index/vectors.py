@@ -9,15 +9,27 @@ segments numbered below it are dead (the step that commits), then deletes them; 
 point loads either the old set or the new one.
 
 Search is exact (one matmul) over a candidate set or a small store. Past `ann_threshold`
-vectors an HNSW index (faiss `IndexHNSWFlat`, inner product: hnswlib's recall and latency in
-bench/bench_ann.py, wheels for every platform, and its calls release the GIL once faiss's Ctrl-C
-check is off, see `_faiss`) serves unfiltered queries; rows added since it was built are scored
-exactly beside it, so a search always sees every vector. `refresh_index()` rebuilds it off to the
-side. (faiss can add rows to a built HNSW graph, but not while other threads search it: a
-published index is never changed, so the rows it lacks would need a copy of it; a full rebuild
-keeps it simple for now.) The index is a cache of a cache: `ann.faiss` beside `ann.json`, which
-names the format and the rows it covers; an index that does not match (another format, such as
-the `ann.hnsw` hnswlib wrote before, other rows, a damaged file) is dropped and rebuilt.
+vectors an HNSW graph (faiss, inner product: hnswlib's recall and latency in bench/bench_ann.py,
+wheels for every platform, and its calls release the GIL once faiss's Ctrl-C check is off, see
+`_faiss`) serves unfiltered queries. It navigates over 8-bit scalar-quantized codes
+(`IndexHNSWSQ`) and its ANN_RERANK * k best are scored again exactly from the store's rows, so
+the float32 vectors are held once: at 1M x 384 (bench/bench_vectors_scale.py) the graph and its
+codes take 524 B a vector beside 1,536 for the copy `IndexHNSWFlat` kept, recall@10 is 0.98
+and p99 3 ms. (Reading rows back from a flat index's storage instead would keep one copy too,
+but tie the store's rows, their appends and `retain`, to faiss's layout.) Rows added since the
+graph last grew are scored exactly beside it, so a search always sees every vector.
+`refresh_index()` adds those rows to the graph in batches sized to hold searches off for about
+ANN_HOLD_S each: faiss cannot add to a graph that another thread searches, so searches share
+`_graph` and a batch takes it alone (`_SharedLock`, fair both ways). A batch that makes faiss
+grow its arrays copies them, a one-off hold of ~0.2 s at 1M; rows added later are coded with the
+ranges of the rows the graph was built over (clipped beyond: only the navigation suffers). Only
+what the graph cannot follow is rebuilt, off to the side: `retain` renumbering the rows, or no
+index (none saved, or one that does not match). The index is a cache of a cache:
+`ann.faiss` beside `ann.json`, which names the format and the rows it covers, saved again once
+the rows added since pass STALE_SHARE of it; a saved index over a prefix of the rows is loaded
+and the rest added, and one that does not match (another format, such as the flat
+`faiss-hnsw-flat-ip/1` or `ann.hnsw` hnswlib wrote before, other rows, a damaged file) is dropped
+and rebuilt.
 
 Threads: `add`, `missing` and `search` are cheap and may run on the event loop; `save`,
 `retain` and `refresh_index` do I/O and CPU work and belong in a worker thread. Readers take one
@@ -32,7 +44,9 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Collection, Iterable, Sequence
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -46,12 +60,18 @@ from codeweir.host.durable import write_atomic, write_atomic_with
 log = logging.getLogger(__name__)
 
 ANN_THRESHOLD = 100_000
-# HNSW parameters (bench/bench_ann.py): M=16, ef_construction=100, ef_search=64 gave recall@10 >= 0.95.
+# HNSW parameters (bench/bench_ann.py, bench/bench_vectors_scale.py): M=16, ef_construction=100;
+# ef_search=384 over 8-bit codes, the best 4k re-scored exactly: recall@10 0.98 at 1M (256: 0.95).
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 100
-HNSW_EF_SEARCH = 64
-# Rebuild the index once the rows it does not cover pass this share of the ones it does.
+HNSW_EF_SEARCH = 384
+ANN_RERANK = 4
+# A search for more than this share of the rows scores them all: the graph would visit most anyway.
+ANN_EXACT_SHARE = 1 / 16
+# Save the index again once the rows added to it since it was saved pass this share of those saved.
 STALE_SHARE = 0.1
+# About how long one batch added to a built graph keeps searches waiting, in seconds.
+ANN_HOLD_S = 0.002
 # How far a stored vector's length may be from 1 (a normalized float32 vector is within 1e-6).
 NORM_TOLERANCE = 1e-3
 # Rows added to a graph being built between two looks at `stop` (about 2 s at 100k rows, one thread).
@@ -60,7 +80,7 @@ _KEY_BYTES = 16
 _HEX_KEY = re.compile(r"[0-9a-f]{32}")
 _SEGMENT = re.compile(r"seg-(\d{8})\.npy")
 _RETAINED = "retained.json"  # {"first_segment": n}: the segments numbered below n are dead
-_ANN_FORMAT = "faiss-hnsw-flat-ip/1"  # in ann.json: an index file written otherwise is not read
+_ANN_FORMAT = "faiss-hnsw-sq8-ip/2"  # in ann.json: an index file written otherwise is not read
 _LEGACY_ANN = "ann.hnsw"  # hnswlib's index, written before faiss: dead weight, deleted on sight
 
 
@@ -84,9 +104,62 @@ class _Rows:
 
 @attrs.frozen
 class _Ann:
-    index: Any  # faiss.IndexHNSWFlat over rows [0, covered), labels = rows; never changed once built
+    index: Any  # faiss.IndexHNSWSQ over rows [0, covered) (or more, while a batch is added), labels = rows
     covered: int
     keys: list[str]  # the view's keys it was built over: a view with other keys cannot use it
+    saved: int  # the rows ann.faiss covers (0: not saved)
+
+
+class _SharedLock:
+    """Held by many at once (`shared`) or by one alone (`exclusive`). A waiting exclusive holder
+    keeps new shared ones out, and the shared ones waiting when it lets go go before it (or any
+    other) takes it again: neither side starves."""
+
+    def __init__(self) -> None:
+        self._state = threading.Condition(threading.Lock())
+        self._shared = 0
+        self._exclusive = False
+        self._wanted = 0  # exclusive holders waiting
+        self._waiting = 0  # shared holders waiting
+        self._admit = 0  # shared holders waiting when the exclusive one let go, not yet in
+        self._releases = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._state:
+            if self._exclusive or self._wanted:
+                self._waiting += 1
+                seen = self._releases
+                while self._exclusive or (self._wanted and self._releases == seen):
+                    self._state.wait()
+                self._waiting -= 1
+                if self._releases != seen:
+                    self._admit -= 1
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._shared -= 1
+                if not self._shared:
+                    self._state.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._state:
+            self._wanted += 1
+            while self._exclusive or self._shared or self._admit:
+                self._state.wait()
+            self._wanted -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._state:
+                self._exclusive = False
+                self._releases += 1
+                self._admit = self._waiting
+                self._state.notify_all()
 
 
 class VectorStore:
@@ -108,6 +181,8 @@ class VectorStore:
         self._first_segment = 1  # the lowest segment number still alive (see `retain`)
         self._compact_all = False  # set when loading found overlapping segments (a crash mid-merge)
         self._ann: _Ann | None = None
+        self._graph = _SharedLock()  # searches share it; a batch added to the graph holds it alone
+        self.ann_builds = 0  # graphs built from nothing (not loaded, not grown) since this store was opened
         self._save_lock = threading.Lock()
         self._index_lock = threading.Lock()
         self._append_lock = threading.Lock()  # held briefly: by `add`, and by `retain` to swap views
@@ -211,52 +286,100 @@ class VectorStore:
             raise ValueError(f"expected a query vector of shape ({self.dim},), got {query.shape}")
         if k <= 0:
             return []
-        view, ann = self._view, self._ann
-        count, matrix = view.count, view.matrix
         if candidates is not None:
+            view = self._view
             # Identical chunks share a hash: each scores once.
             unique = dict.fromkeys(candidates)
-            rows = np.fromiter((r for h in unique if (r := view.index.get(h, count)) < count), dtype=np.int64)
-            return _best(view, rows, matrix[rows] @ query, k)
-        if ann is None or ann.keys is not view.keys or count < self._ann_threshold:
+            rows = np.fromiter((r for h in unique if (r := view.index.get(h, view.count)) < view.count), dtype=np.int64)
+            return _best(view, rows, view.matrix[rows] @ query, k)
+        wanted, labels = k * ANN_RERANK, None
+        ann, view = self._ann, self._view
+        if ann is not None:
+            with self._graph.shared():
+                # The index first: it never covers a row the view read after it lacks.
+                ann, view = self._ann, self._view
+                if ann and ann.keys is view.keys and self._ann_threshold <= view.count and wanted <= ANN_EXACT_SHARE * view.count:
+                    params = _faiss().SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, wanted))
+                    labels = ann.index.search(query[None], wanted, params=params)[1][0]  # one query: no OpenMP
+        count, matrix = view.count, view.matrix
+        if ann is None or labels is None:
             return _best(view, np.arange(count), matrix[:count] @ query, k)
-        wanted = min(k, ann.covered)
-        scores, labels = ann.index.search(query[None], wanted)  # one query: no OpenMP threads
-        found = labels[0] >= 0  # faiss pads with -1 when the graph yields fewer than asked
-        if np.count_nonzero(found) < wanted:  # tiny or odd graphs: score exactly
+        # faiss pads with -1 when the graph yields fewer than asked; rows past `covered` are the tail's.
+        found = labels[(labels >= 0) & (labels < ann.covered)]
+        if len(found) < min(k, ann.covered):  # tiny or odd graphs: score exactly
             return _best(view, np.arange(count), matrix[:count] @ query, k)
-        tail = np.arange(ann.covered, count)
-        rows = np.concatenate([labels[0][found].astype(np.int64), tail])
-        scores = np.concatenate([scores[0][found], matrix[tail] @ query])  # inner products already
+        rows = np.concatenate([found.astype(np.int64), np.arange(ann.covered, count)])
+        scores = np.concatenate([matrix[found] @ query, matrix[ann.covered : count] @ query])  # the tail read in place
         return _best(view, rows, scores, k)
 
-    def refresh_index(self, *, threads: int = 1, stop: Callable[[], bool] = lambda: False) -> bool:
-        """Rebuild the ANN index if the store is past the threshold and the index is missing or
-        stale; returns whether it did. Slow (seconds per 10k vectors): call it from a worker
-        thread; searches go on with the old index meanwhile. Given up, the old index kept, as
-        soon as `stop()` is true between two slices of ANN_ADD_ROWS rows (a daemon stopping)."""
+    def refresh_index(
+        self, *, threads: int = 1, stop: Callable[[], bool] = lambda: False, build: bool = True, rebuild: bool = False
+    ) -> bool:
+        """Bring the ANN index up to date if the store is past the threshold: add the rows it
+        lacks to its graph, or (`build`) build one from nothing when there is none or `retain`
+        renumbered the rows (or `rebuild`); returns whether it changed the index. Slow (a build:
+        seconds per 10k vectors; an add: about a second per 1k rows at 1M): call it from a
+        worker thread, a build from a niced one; searches go on meanwhile, each waiting for one
+        batch at most. It stops as soon as `stop()` is true between two batches (a daemon
+        stopping): a build is given up, the old index kept; the rows already added stay."""
         with self._index_lock:
             view, ann = self._view, self._ann
-            count, matrix = view.count, view.matrix
-            covered = ann.covered if ann else 0
-            if not count or count < self._ann_threshold or (ann and count - covered <= STALE_SHARE * covered):
+            count = view.count
+            if (
+                not count
+                or count < self._ann_threshold
+                or (ann and ann.keys is view.keys and ann.covered == count and not rebuild)
+            ):
                 return False
             faiss = _faiss()
-            index = faiss.IndexHNSWFlat(self.dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            index.hnsw.efSearch = HNSW_EF_SEARCH
             faiss.omp_set_num_threads(threads)  # OpenMP's thread count is this thread's own
-            for start in range(0, count, ANN_ADD_ROWS):  # the GIL released throughout; labels are rows 0..count-1
-                if stop():
+            if built := ann is None or ann.keys is not view.keys or rebuild:
+                if not build or (ann := self._build(view, stop)) is None:
                     return False
-                index.add(matrix[start : min(start + ANN_ADD_ROWS, count)])
-            self._ann = _Ann(index, count, view.keys)
-            try:
-                self._save_index(index, view)
-            except OSError as exc:  # the index is only a cache of a cache; keep it in memory
-                log.warning("%s: cannot save the ANN index: %s", self.directory, exc)
-            log.info("%s: ANN index rebuilt over %d vectors", self.directory, count)
+            else:
+                before = ann.covered
+                if (ann := self._grow(ann, view, stop)).covered == before:
+                    return False
+            # A graph grown and not saved costs its rows' adds again after a restart; a new one, a build.
+            if ann.covered - ann.saved > STALE_SHARE * ann.saved and (built or not stop()):
+                try:
+                    self._save_index(ann.index, view, ann.covered)
+                    self._ann = ann = attrs.evolve(ann, saved=ann.covered)
+                except OSError as exc:  # the index is only a cache of a cache; keep it in memory
+                    log.warning("%s: cannot save the ANN index: %s", self.directory, exc)
             return True
+
+    def _build(self, view: _Rows, stop: Callable[[], bool]) -> _Ann | None:
+        """A new graph over the view's rows, published; None if `stop()` came first."""
+        faiss = _faiss()
+        count, matrix = view.count, view.matrix
+        index = faiss.IndexHNSWSQ(self.dim, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.train(matrix[:count])  # each dimension's range, for its 8-bit codes
+        for start in range(0, count, ANN_ADD_ROWS):  # the GIL released throughout; labels are rows 0..count-1
+            if stop():
+                return None
+            index.add(matrix[start : min(start + ANN_ADD_ROWS, count)])
+        self._ann = ann = _Ann(index, count, view.keys, 0)
+        self.ann_builds += 1
+        log.info("%s: ANN index built over %d vectors", self.directory, count)
+        return ann
+
+    def _grow(self, ann: _Ann, view: _Rows, stop: Callable[[], bool]) -> _Ann:
+        """The view's rows past `ann.covered` added to its graph, a batch at a time, each batch
+        published as it lands; the batch size follows how long the last one held searches off."""
+        batch, added = 16, ann.covered
+        while ann.covered < view.count and not stop():
+            end = min(ann.covered + batch, view.count)
+            with self._graph.exclusive():
+                started = time.perf_counter()
+                ann.index.add(view.matrix[ann.covered : end])
+                took = time.perf_counter() - started
+                self._ann = ann = attrs.evolve(ann, covered=end)
+            batch = max(1, min(ANN_ADD_ROWS, 2 * batch, int(batch * ANN_HOLD_S / max(took, 1e-6))))
+        if ann.covered > added:
+            log.info("%s: %d vectors added to the ANN index, now over %d", self.directory, ann.covered - added, ann.covered)
+        return ann
 
     def _append(self, keys: list[str], vectors: np.ndarray) -> None:
         view = self._view
@@ -333,7 +456,7 @@ class VectorStore:
     def _index_paths(self) -> tuple[Path, Path, Path]:
         return self.directory / "ann.faiss", self.directory / "ann.json", self.directory / _LEGACY_ANN
 
-    def _save_index(self, index: Any, view: _Rows) -> None:
+    def _save_index(self, index: Any, view: _Rows, covered: int) -> None:
         index_path, meta_path, legacy = self._index_paths()
         faiss = _faiss()
         # The description goes first and comes back last: a crash between leaves an index
@@ -343,8 +466,8 @@ class VectorStore:
         write_atomic_with(index_path, lambda f: faiss.write_index(index, faiss.PyCallbackIOWriter(f.write)))
         meta = {
             "format": _ANN_FORMAT,
-            "covered": view.count,
-            "keys_sha256": _keys_digest(view, view.count),
+            "covered": covered,
+            "keys_sha256": _keys_digest(view, covered),
             "bytes": index_path.stat().st_size,
         }
         write_atomic(meta_path, json.dumps(meta).encode())
@@ -369,13 +492,13 @@ class VectorStore:
             faiss = _faiss()
             index = faiss.read_index(str(index_path))
             if (
-                not isinstance(index, faiss.IndexHNSWFlat)
+                not isinstance(index, faiss.IndexHNSWSQ)
+                or faiss.downcast_index(index.storage).sq.qtype != faiss.ScalarQuantizer.QT_8bit
                 or index.metric_type != faiss.METRIC_INNER_PRODUCT
                 or (index.d, index.ntotal) != (self.dim, covered)
             ):
                 raise ValueError(f"a {type(index).__name__} of dimension {index.d} over {index.ntotal} rows")
-            index.hnsw.efSearch = HNSW_EF_SEARCH
-            return _Ann(index, covered, self._view.keys)
+            return _Ann(index, covered, self._view.keys, covered)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, MemoryError) as exc:
             # RuntimeError: faiss could not read the file.
             log.warning("%s: ANN index dropped (%s); it will be rebuilt", index_path, exc)
