@@ -74,6 +74,22 @@ async def test_reload_syncs_added_deletes_removed_and_resyncs_changed_repositori
     daemon.shutdown()
 
 
+async def test_a_ref_added_by_reload_parses_only_the_files_the_worktree_does_not_share(nursery, home, repos):
+    b = repos["b"]
+    b.git("branch", "old")
+    b.write("b.py", "def beta():\n    return 2\n")
+    b.commit("beta returns 2")
+    config = write_config(home / "config.toml", home, {"b": f'path = "{b.root}"'})
+    daemon = await start(nursery, config)
+    write_config(config, home, {"b": f'path = "{b.root}"\nrefs = ["old"]'})
+    assert (await call(home, "reload"))["changed"] == ["b"]
+    assert (await call(home, "wait", {"timeout": 30}))["done"]
+    job = max((await call(home, "jobs"))["jobs"], key=lambda j: j["created"])
+    assert (job["counts"]["indexed"], job["counts"]["shared"]) == (1, 1)  # old's b.py parsed; notes.md shared
+    assert set(await trio.to_thread.run_sync(daemon.store.file_blobs, "b", "old")) == {"b.py", "notes.md"}
+    daemon.shutdown()
+
+
 async def test_reload_starts_watchers_of_added_repositories_and_stops_those_of_removed_ones(nursery, home, repos):
     config = write_config(home / "config.toml", home, {"a": f'path = "{repos["a"].root}"'})
     daemon = await start(nursery, config)

@@ -2,7 +2,8 @@
 running daemon's repositories; and deleting the documents of repositories no longer configured.
 
 A broken config is rejected and the old one stays in force. Added repositories are watched and
-synced, changed ones resynced in full, removed ones stop being watched and lose their documents.
+synced, changed ones resynced (by blob id, like any sync: a ref added costs only what it does
+not share), removed ones stop being watched and lose their documents.
 The socket, state dir, limits and model are taken when the daemon starts: changing them is
 named, not applied.
 """
@@ -112,7 +113,7 @@ class Reloader:
             state.repo_states[name] = RepoState()
             self.watchers.start(now[name])
             try:
-                runner.submit(SyncRequest(name, full=name in changed))
+                runner.submit(SyncRequest(name))
             except Busy as exc:
                 log.warning("reload: sync of %s not queued: %s", name, exc)
         changes = {"added": added, "removed": removed, "changed": changed, "restart_needed": restart}
