@@ -33,7 +33,7 @@ from codeweir.records import TrackedFile
 from codeweir.service.daemon import run_daemon
 from codeweir.service.scheduler import SyncRequest
 from tests.gitrepo import GitRepo, make_repo
-from tests.index_reading import chunks_of
+from tests.index_reading import chunk_docs, chunks_of, file_docs
 
 SITE_PACKAGES = Path(attrs.__file__).parents[1]
 CORPUS_PACKAGES = ("trio", "pip", "cattrs", "anyio", "attr")  # real code the test environment has
@@ -83,18 +83,11 @@ class IndexView:
 def read_index(state_dir: Path) -> IndexView:
     """Every file and chunk document, read through codeweir's store (as a reader only)."""
     store = Store(state_dir / "index")
-    searcher = store.searcher()
-
-    def documents(kind: str):
-        query = store.term("doc_kind", kind)
-        total = searcher.search(query, limit=1, count=True).count
-        return [searcher.doc(address) for _, address in searcher.search(query, limit=total).hits] if total else []
-
     files = {
         d.get_all("path")[0]: (d.get_all("blob")[0], d.get_all("chunk_count")[0], d.get_all("status")[0])
-        for d in documents("file")
+        for d in file_docs(store)
     }
-    chunks = [stored_chunk(d) for d in documents("chunk")]
+    chunks = [stored_chunk(d) for d in chunk_docs(store)]
     view = IndexView(
         files,
         frozenset((c.path, c.blob, c.start_line, c.end_line, c.symbol, c.content_hash) for c in chunks),
@@ -303,18 +296,11 @@ def versions_and_views(state_dir: Path) -> tuple[set, dict, dict]:
     """Every file version, every chunk placed in each view, and which views hold which versions;
     checking that each version is stored once and each chunk a view holds is stored once."""
     store = Store(state_dir / "index")
-    searcher = store.searcher()
-
-    def documents(kind: str):
-        query = store.term("doc_kind", kind)
-        total = searcher.search(query, limit=1, count=True).count
-        return [searcher.doc(address) for _, address in searcher.search(query, limit=total).hits] if total else []
-
-    file_docs = documents("file")
-    files = [(d.get_first("path"), d.get_first("blob")) for d in file_docs]
+    versions = file_docs(store)
+    files = [(d.get_first("path"), d.get_first("blob")) for d in versions]
     assert len(set(files)) == len(files), "a version is stored twice"
-    chunk_counts = {(d.get_first("path"), d.get_first("blob")): d.get_first("chunk_count") for d in file_docs}
-    keys = [d.get_first("chunk_key") for d in documents("chunk")]
+    chunk_counts = {(d.get_first("path"), d.get_first("blob")): d.get_first("chunk_count") for d in versions}
+    keys = [d.get_first("chunk_key") for d in chunk_docs(store)]
     assert len(set(keys)) == len(keys), "a chunk is stored twice"
     views = {view: dict(store.file_blobs("corpus", view)) for view in store.membership.views("corpus")}
     placed = {}
