@@ -458,3 +458,28 @@ def test_whatever_views_write_and_leave_each_chunk_is_stored_once_and_each_view_
     # Nothing is stored that no view holds.
     assert {(d.get_first("path"), d.get_first("blob")) for d in file_docs(store)} == {(written[b].path, b) for b in held}
     assert len(keys) == len({k for b in held for k in chunk_keys("r", written[b].path, written[b].content_hashes)})
+
+
+def test_files_of_a_commit_a_killed_writer_never_finished_do_not_fail_the_same_commit_made_again(tmp_path):
+    """A kill between writing a commit's files (Tantivy lists each in .managed.json first) and
+    its meta leaves them behind; the resumed sync makes the same deletes at the same opstamp,
+    whose file must not already exist."""
+    directory = tmp_path / "index"
+    store = Store(directory)
+    store.write_file(record("a.py", "b1", "x = 1"))
+    store.write_file(record("b.py", "b2", "y = 2"))
+    store.commit()
+    store.close()
+    committed = (directory / "meta.json").read_bytes()
+    store = Store(directory)
+    store.set_member("r", MAIN, "a.py", None)  # a delete: a `.del` file for the segment at commit
+    store.commit()
+    store.close()
+    left = {p.name for p in directory.iterdir()}
+    (directory / "meta.json").write_bytes(committed)  # as if killed before the meta was written
+    assert any(name.endswith(".del") for name in left)
+    store = Store(directory)
+    assert store.file_blobs("r") == {"a.py": "b1", "b.py": "b2"}
+    store.set_member("r", MAIN, "a.py", None)
+    store.commit()
+    assert store.file_blobs("r") == {"b.py": "b2"} and chunks_of(store, "r", "a.py") == []

@@ -495,7 +495,12 @@ class Store:
                 # A small arena: memory stays flat whatever the repository's size; the writer
                 # flushes a segment when it fills, which costs little at our commit cadence.
                 # Its merge threads start with it, at background priority.
-                self._writer = start_in_background(partial(self._target.writer, heap_size=WRITER_HEAP_BYTES, num_threads=1))
+                writer = start_in_background(partial(self._target.writer, heap_size=WRITER_HEAP_BYTES, num_threads=1))
+                # Files a killed process wrote for a commit it never finished are not in the
+                # index's meta; left there, a later commit that names its deletes alike (same
+                # segment, same opstamp, as a resumed sync reaches) fails on "FileAlreadyExists".
+                writer.garbage_collect_files()
+                self._writer = writer
             except ValueError as exc:
                 raise self._write_failure("opening the index writer", exc) from None
         return self._writer
