@@ -379,7 +379,10 @@ class EmbeddingService:
 
     def model_installed(self) -> None:
         """`codeweir model install` may have put the built-in model in place (a reload says so):
-        if it is missing, look again now."""
+        if it is missing, look again now. Until it has looked, a wait for the vectors waits too:
+        the look may find the model, and then every chunk is to be embedded."""
+        if self.state == "missing":
+            self._not_idle()
         self._retry.set()
 
     def stop(self) -> None:
