@@ -13,7 +13,7 @@ from codeweir.chunk.chunker import chunk_file
 from codeweir.errors import StoreError
 from codeweir.index.disk import META_FILE
 from codeweir.index.membership import MAIN, chunk_keys, version_key
-from codeweir.index.schema import module_path, query_all
+from codeweir.index.schema import query_all
 from codeweir.index.store import Store
 from codeweir.records import Chunk, FileRecord
 from tests.index_reading import chunk_docs, chunks_of, file_docs
@@ -171,22 +171,6 @@ def test_the_names_git_paths_are_given_are_stored_and_read_back_as_they_are(tmp_
     reopened.set_member("r", MAIN, names[0], None)
     reopened.commit()
     assert sorted(reopened.file_blobs("r")) == sorted(names[1:])
-
-
-@pytest.mark.parametrize(
-    "language, path, first_chunk, module",
-    [
-        ("python", "django/db/models/sql/query.py", "", ("django", "db", "models", "sql", "query")),
-        ("python", "django/db/models/__init__.py", "", ("django", "db", "models")),
-        ("go", "bufio/bufio.go", "package bufio\n", ("bufio",)),
-        ("go", "internal/pkgbits/decoder.go", "// Copyright\n\npackage pkgbits\n", ("internal", "pkgbits")),
-        ("go", "cmd/go/main.go", "package main\n", ("cmd", "go", "main")),  # the clause, where it differs
-        ("go", "doc.go", "package std\n", ("std",)),
-    ],
-)
-def test_a_files_module_path_is_its_directories_then_module_or_package_name(language, path, first_chunk, module):
-    chunks = (Chunk(1, 1, 0, len(first_chunk), "", "text", "", first_chunk),) if first_chunk else ()
-    assert module_path(language, path, chunks) == module
 
 
 def test_a_definition_is_stored_with_its_scope_and_a_piece_without_a_symbol(tmp_path):

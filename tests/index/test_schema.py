@@ -1,0 +1,34 @@
+import hashlib
+
+import pytest
+
+from codeweir.index.membership import Placement
+from codeweir.index.schema import ChunkDoc, module_path, stored_chunk
+from codeweir.records import Chunk
+
+
+@pytest.mark.parametrize(
+    "language, path, first_chunk, module",
+    [
+        ("python", "django/db/models/sql/query.py", "", ("django", "db", "models", "sql", "query")),
+        ("python", "django/db/models/__init__.py", "", ("django", "db", "models")),
+        ("go", "bufio/bufio.go", "package bufio\n", ("bufio",)),
+        ("go", "internal/pkgbits/decoder.go", "// Copyright\n\npackage pkgbits\n", ("internal", "pkgbits")),
+        ("go", "cmd/go/main.go", "package main\n", ("cmd", "go", "main")),  # the clause, where it differs
+        ("go", "doc.go", "package std\n", ("std",)),
+    ],
+)
+def test_a_files_module_path_is_its_directories_then_module_or_package_name(language, path, first_chunk, module):
+    chunks = (Chunk(1, 1, 0, len(first_chunk), "", "text", "", first_chunk),) if first_chunk else ()
+    assert module_path(language, path, chunks) == module
+
+
+def test_a_chunk_document_reads_back_as_it_was_made_and_places_itself_in_another_version():
+    chunk = Chunk(3, 4, 10, 30, "join", "method", "Query.join", "def join(self):\n    pass")
+    content_hash = hashlib.md5(chunk.content.encode()).hexdigest()
+    made = ChunkDoc("r", "db/query.py", "python", frozenset({"test"}), chunk, content_hash, ("db", "query", "query"))
+    doc = made.document("r/db/query.py\x00b1", "k1", "b1")
+    assert ChunkDoc.of(doc) == made
+    placed = stored_chunk(doc, {"k1": Placement("b2", 13, 14, 110, 130, content_hash)})
+    assert (placed.blob, placed.start_line, placed.end_line) == ("b2", 13, 14)
+    assert (stored_chunk(doc).blob, stored_chunk(doc).start_line) == ("b1", 3)
