@@ -210,6 +210,20 @@ class DaemonProcess:
         self.notify.close()
 
 
+def indexed_afresh(directory: Path, repo: GitRepo, refs: tuple[str, ...] = ()) -> Path:
+    """The state dir of a daemon that indexed `repo` from nothing, to the end, and stopped."""
+    directory.mkdir()
+    clean = DaemonProcess(directory, repo, directory / "state", refs=refs)
+    try:
+        clean.start()
+        with clean.client() as client:
+            assert client.call("wait")["done"]
+        clean.stop()
+    finally:
+        clean.close()
+    return clean.state_dir
+
+
 def first_job(daemon: DaemonProcess) -> dict:
     """The sync that the daemon starts by itself: it resumes what the last run left."""
     with daemon.client() as client:
@@ -276,17 +290,7 @@ def test_a_daemon_killed_at_any_point_of_its_syncs_keeps_a_whole_index_and_resum
     survivor = read_index(daemon.state_dir)
     check_whole(survivor, tree)
 
-    clean_dir = tmp_path / "clean"
-    clean_dir.mkdir()
-    clean = DaemonProcess(clean_dir, tree.repo, clean_dir / "state")
-    try:
-        clean.start()
-        with clean.client() as client:
-            assert client.call("wait")["done"]
-        clean.stop()
-    finally:
-        clean.close()
-    fresh = read_index(clean.state_dir)
+    fresh = read_index(indexed_afresh(tmp_path / "clean", tree.repo))
     assert survivor.file_set() == fresh.file_set() == set(tree.current.items())
     assert survivor.chunk_set() == fresh.chunk_set()
     assert survivor.counts() == fresh.counts()
@@ -333,17 +337,8 @@ def test_a_daemon_killed_while_it_indexes_several_refs_keeps_a_whole_index_and_e
         daemon.stop()
     finally:
         daemon.close()
-    clean_dir = tmp_path / "clean"
-    clean_dir.mkdir()
-    clean = DaemonProcess(clean_dir, repo, clean_dir / "state", refs=("old", "main"))
-    try:
-        clean.start()
-        with clean.client() as client:
-            assert client.call("wait")["done"]
-        clean.stop()
-    finally:
-        clean.close()
-    survivor, fresh = versions_and_views(daemon.state_dir), versions_and_views(clean.state_dir)
+    fresh_state = indexed_afresh(tmp_path / "clean", repo, refs=("old", "main"))
+    survivor, fresh = versions_and_views(daemon.state_dir), versions_and_views(fresh_state)
     assert survivor == fresh
     assert sorted(fresh[2]) == ["", "main", "old"] and fresh[2][""] == fresh[2]["main"] != fresh[2]["old"]
 
