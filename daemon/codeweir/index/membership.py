@@ -156,8 +156,7 @@ class Membership:
         self._touched.add((repo, view))
         if old is None or old == blob:
             return None
-        held = any(f.get(path) == old for f in self._written.get(repo, {}).values())
-        return None if held else old
+        return None if self.holds(repo, path, old) else old
 
     def drop_repo(self, repo: str) -> list[tuple[str, str]]:
         """Forget every view of `repo`; returns the (path, blob) versions they held."""

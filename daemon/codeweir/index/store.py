@@ -553,10 +553,10 @@ class Store:
         if (orphan := self.membership.set(repo, view, path, blob)) is not None:
             self._drop_version(repo, path, orphan)
 
-    def _live_versions(self, repo: str, path: str, but: Sequence[str] = ()) -> set[str]:
-        """The blobs of `path` the views of `repo` hold as written (those of views `but` left out)."""
+    def _held(self, repo: str, path: str) -> dict[str, str]:
+        """view -> the blob it holds at `path`, as written, for the views of `repo` that hold one."""
         views = self.membership.written_views(repo)
-        return {blob for view, files in views.items() if view not in but and (blob := files.get(path)) is not None}
+        return {view: blob for view, files in views.items() if (blob := files.get(path)) is not None}
 
     def _write_file(self, record: FileRecord, views: Sequence[str]) -> None:
         repo, path, blob = record.repo, record.path, record.blob
@@ -566,18 +566,16 @@ class Store:
             Placement(blob, c.start_line, c.end_line, c.start_byte, c.end_byte, h)
             for c, h in zip(record.chunks, record.content_hashes, strict=True)
         ]
+        held = self._held(repo, path)
+        tables = {other: self._table(version_key(repo, path, other)) for other in set(held.values())}
         # Written again (a full sync): every chunk is written afresh, here. Else the chunks of the
-        # versions that stay are kept where they are.
-        again = self.membership.holds(repo, path, blob)
-        shared: set[str] = set()
-        if not again:
-            for other in self._live_versions(repo, path, but=views) - {blob}:
-                shared.update(self._table(version_key(repo, path, other)))
+        # versions that stay (held by views this write does not move) are kept where they are.
+        again = blob in tables
+        staying = set() if again else {other for view, other in held.items() if view not in views}
+        shared = {chunk_id for other in staying for chunk_id in tables[other]}
         # The chunks a document may exist for (a delete costs a look into every segment at the
         # commit: none is asked in vain): those of the path's versions held so far.
-        existing: set[str] = set()
-        for other in self._live_versions(repo, path):
-            existing.update(self._table(version_key(repo, path, other)))
+        existing = {chunk_id for table in tables.values() for chunk_id in table}
         writer = self.writer
         if again:
             writer.delete_documents_by_term("file_key", key)
@@ -608,7 +606,7 @@ class Store:
         holds go; a chunk it was home to that another version holds moves home there."""
         key = version_key(repo, path, blob)
         table = self._table(key)
-        live = {other: self._table(version_key(repo, path, other)) for other in self._live_versions(repo, path)}
+        live = {other: self._table(version_key(repo, path, other)) for other in set(self._held(repo, path).values())}
         moving: dict[str, str] = {}  # chunk key -> the blob of the version it moves home to
         for chunk_id in table:
             if (home := next((b for b, t in live.items() if chunk_id in t), None)) is not None:
