@@ -93,6 +93,8 @@ class Visibility:
     repos_without: tuple[str, ...] = ()
     hidden_chunks: tuple[str, ...] = ()
     placed: Mapping[str, Placement] = attrs.field(factory=dict, eq=False)
+    # The hidden versions again, by (repository, path): their blobs.
+    hidden_by_path: Mapping[tuple[str, str], tuple[str, ...]] = attrs.field(factory=dict, eq=False)
 
 
 Views = Mapping[str, Mapping[str, Mapping[str, str]]]  # repo -> view -> path -> blob
@@ -212,7 +214,7 @@ def loaded(members: Iterable[tuple[str, str, str, str]]) -> Membership:
 
 
 def _visibility(committed: Views, only: str | None, wanted: tuple[str, ...]) -> Visibility:
-    hidden: list[str] = []
+    by_path: dict[tuple[str, str], list[str]] = {}
     without: list[str] = []
     for repo in [only] if only is not None else sorted(committed):
         views = committed.get(repo, {})
@@ -220,12 +222,13 @@ def _visibility(committed: Views, only: str | None, wanted: tuple[str, ...]) -> 
         if not shown:
             without.append(repo)
             continue
-        seen: set[tuple[str, str]] = set()
         for view, files in views.items():
             if view in wanted:
                 continue
             for path, blob in files.items():
-                if (path, blob) not in seen and all(s.get(path) != blob for s in shown):
-                    seen.add((path, blob))
-                    hidden.append(version_key(repo, path, blob))
-    return Visibility(tuple(sorted(hidden)), tuple(without))
+                blobs = by_path.setdefault((repo, path), [])
+                if blob not in blobs and all(s.get(path) != blob for s in shown):
+                    blobs.append(blob)
+    hidden_by_path = {where: tuple(blobs) for where, blobs in by_path.items() if blobs}
+    hidden = sorted(version_key(repo, path, blob) for (repo, path), blobs in hidden_by_path.items() for blob in blobs)
+    return Visibility(tuple(hidden), tuple(without), hidden_by_path=hidden_by_path)

@@ -362,15 +362,10 @@ class Store:
         if (cached := self._visible.get(key)) is not None and cached[0] is base:
             return cached[1]
         wanted = refs or (MAIN,)
-        by_path: dict[tuple[str, str], list[str]] = {}
-        for hidden in base.hidden:
-            prefix, blob = hidden.rsplit("\x00", 1)
-            repo_name, path = prefix.split("/", 1)
-            by_path.setdefault((repo_name, path), []).append(blob)
         hidden_chunks: list[str] = []
         placed: dict[str, Placement] = {}
         with self._reading("reading the chunks of versions"):
-            for (repo_name, path), blobs in by_path.items():
+            for (repo_name, path), blobs in base.hidden_by_path.items():
                 seen: dict[str, Placement] = {}
                 for view in wanted:
                     if (shown := self.membership.files(repo_name, view).get(path)) is not None:
