@@ -141,6 +141,7 @@ class SyncResult:
 
 
 ADOPT_BATCH = 500  # paths per AdoptFiles message
+VIEWS_KEY = "views"  # in the repository's meta document: view -> the commit its last sync saw
 
 
 async def sync_repository(
@@ -218,9 +219,6 @@ async def sync_repository(
         views={view: head for view, head in heads.items() if view != MAIN},
         unmatched=unmatched,
     )
-
-
-VIEWS_KEY = "views"  # in the repository's meta document: view -> the commit its last sync saw
 
 
 async def index_commits(
