@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 MAIN = ""  # the main view's name: the worktree (or the configured ref, or HEAD when bare)
+VIEWS_KEY = "views"  # in a repository's meta document: view -> the commit its last sync saw
 
 
 def version_key(repo: str, path: str, blob: str) -> str:

@@ -30,7 +30,7 @@ from codeweir.git import history
 from codeweir.git import repo as git_repo
 from codeweir.git import scan as git
 from codeweir.host.priority import lower_cpu_priority
-from codeweir.index.membership import MAIN
+from codeweir.index.membership import MAIN, VIEWS_KEY
 from codeweir.index.store import Store
 from codeweir.index.writes import (
     AdoptFiles,
@@ -141,7 +141,6 @@ class SyncResult:
 
 
 ADOPT_BATCH = 500  # paths per AdoptFiles message
-VIEWS_KEY = "views"  # in the repository's meta document: view -> the commit its last sync saw
 
 
 async def sync_repository(

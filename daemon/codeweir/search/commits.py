@@ -25,7 +25,7 @@ import tantivy
 
 from codeweir.errors import CodeweirError
 from codeweir.git.history import reachable_only_from
-from codeweir.index.membership import MAIN
+from codeweir.index.membership import MAIN, VIEWS_KEY
 from codeweir.index.schema import PARTS, SCHEMA, tokens, vector_keys
 from codeweir.index.store import Store
 from codeweir.index.vectors import VectorStore
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from codeweir.config import RepoConfig
 
 log = logging.getLogger(__name__)
-VIEWS_KEY = "views"  # in a repository's meta: view name -> the commit it was last synced at
 
 
 @attrs.frozen
