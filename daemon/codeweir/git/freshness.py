@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import pygit2
 
 from codeweir.errors import RepoError
-from codeweir.git.repo import open_repository, resolve_commit, where
+from codeweir.git.repo import REF_SPACES, open_repository, resolve_commit, where
 from codeweir.git.worktree import git_str, open_beneath, read_fd
 
 if TYPE_CHECKING:
@@ -30,11 +30,6 @@ if TYPE_CHECKING:
 CACHE_SIZE = 8192  # worktree files whose blob id is remembered by stat signature
 
 _blob_by_signature: OrderedDict[tuple, str] = OrderedDict()
-
-
-# Where a view's short name is looked for, in order: a name both a branch and a tag have is
-# the branch (as git/repo.resolve_views names views).
-_REF_SPACES = ("refs/heads/", "refs/tags/", "refs/remotes/")
 
 
 def stale_paths(repo: RepoConfig, indexed: Mapping[str, str], view: str = "") -> set[str]:
@@ -89,7 +84,7 @@ def _view_blobs(repo: RepoConfig, view: str, paths: Mapping[str, str]) -> dict[s
     git = open_repository(repo)
     commit = None
     try:
-        for space in _REF_SPACES:
+        for space in REF_SPACES:
             ref = git.references.get(space + view)
             if ref is not None:
                 commit = ref.peel(pygit2.Commit)

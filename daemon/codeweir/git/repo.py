@@ -123,7 +123,8 @@ def _cannot_open(repo: RepoConfig, reason: str) -> RepoError:
     return RepoError(f"{where(repo)}: cannot open: {reason}")
 
 
-_REF_SPACES = (("refs/heads/", "branch"), ("refs/tags/", "tag"), ("refs/remotes/", "remote branch"))
+# Where a view's short name is looked for, in order: a name both a branch and a tag have is the branch.
+REF_SPACES = ("refs/heads/", "refs/tags/", "refs/remotes/")
 
 
 def resolve_views(repo: RepoConfig) -> tuple[dict[str, str], tuple[str, ...]]:
@@ -139,7 +140,7 @@ def resolve_views(repo: RepoConfig) -> tuple[dict[str, str], tuple[str, ...]]:
     except pygit2.GitError as exc:
         raise RepoError(f"{where(repo)}: refs cannot be listed: {exc}") from None
     short: dict[str, str] = {}
-    for prefix, _ in _REF_SPACES:
+    for prefix in REF_SPACES:
         for name in sorted(full_names):
             if name.startswith(prefix) and not name.endswith("/HEAD"):
                 short.setdefault(name[len(prefix) :], name)
