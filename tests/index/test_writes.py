@@ -8,7 +8,7 @@ from trio.testing import wait_all_tasks_blocked
 from codeweir.config import Limits
 from codeweir.errors import StoreError
 from codeweir.index.store import Store
-from codeweir.index.writes import SetRepoMeta, SyncTracker, WriteCommits, WriteFile, ignore, writer_stage
+from codeweir.index.writes import CommitPace, SetRepoMeta, SyncTracker, WriteCommits, WriteFile, ignore, writer_stage
 from codeweir.records import CommitRecord, FileRecord
 
 
@@ -57,3 +57,38 @@ async def test_once_a_write_of_a_sync_fails_none_of_its_later_writes_is_applied_
         send.close()
     assert other.error is None and store.file_blobs("s") == {"b.txt": "blob-b.txt"}
     assert store.repo_meta("r") == {} and store.file_blobs("r") == {}
+
+
+def test_a_long_sync_commits_at_doubling_intervals_up_to_a_cap_and_a_syncs_end_starts_them_again():
+    pace = CommitPace(files=250, seconds=2.0)
+    assert not pace.due(249, 1.9) and pace.due(250, 0) and pace.due(0, 2.0)
+    for _ in range(3):
+        pace.committed(sync_finished=False)
+    assert not pace.due(1999, 15.9) and pace.due(2000, 0) and pace.deadline(10.0) == 26.0
+    for _ in range(20):
+        pace.committed(sync_finished=False)
+    assert pace.due(250 * CommitPace.STRETCH_MAX, 0) and pace.due(0, 2.0 * CommitPace.STRETCH_MAX)
+    pace.committed(sync_finished=True)
+    assert pace.due(250, 0)
+
+
+async def test_a_sync_of_many_files_is_committed_a_few_times_not_every_k_files(tmp_path):
+    store = Store(tmp_path / "index")
+    commits = 0
+
+    def committed() -> None:
+        nonlocal commits
+        commits += 1
+
+    send, receive = trio.open_memory_channel(0)
+    tracker = SyncTracker("r", 70, report=ignore)
+    async with trio.open_nursery() as nursery:
+        limits = Limits(commit_every_files=5, commit_every_seconds=3600)
+        await nursery.start(
+            partial(writer_stage, receive, store, store_limiter=trio.CapacityLimiter(1), limits=limits, on_committed=committed)
+        )
+        for i in range(70):
+            await send.send(WriteFile(tracker, record(f"{i}.txt")))
+        send.close()
+    # at 5, 15, 35 and 75 files, 70 being the last, rather than 14 commits of 5
+    assert tracker.committed == 70 and commits == 4

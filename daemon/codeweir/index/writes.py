@@ -180,6 +180,34 @@ async def write_one(writes: trio.MemorySendChannel[Write], repo: str, make: Call
     await write_and_wait(tracker, lambda: writes.send(make(tracker)))
 
 
+@attrs.define
+class CommitPace:
+    """When the writer commits, besides at the end of each sync: once `files` files are written
+    or `seconds` have passed since the first uncommitted write. While a long sync keeps writing,
+    each commit it makes doubles both, up to STRETCH_MAX times; a sync's end starts them again.
+
+    A commit is a barrier (Tantivy's indexing thread drains, then writes a segment) and each
+    segment is merged again later: committing every 250 files, a full index of go-std made 32
+    segments and spent a quarter of its time on merges and drained pipelines. Doubling makes a
+    first index a few growing segments, while a small sync (a watcher's) still commits at once.
+    """
+
+    files: int
+    seconds: float
+    stretch: int = 1
+
+    STRETCH_MAX = 32
+
+    def due(self, uncommitted_files: int, waited: float) -> bool:
+        return uncommitted_files >= self.files * self.stretch or waited >= self.seconds * self.stretch
+
+    def deadline(self, first_uncommitted: float) -> float:
+        return first_uncommitted + self.seconds * self.stretch
+
+    def committed(self, *, sync_finished: bool) -> None:
+        self.stretch = 1 if sync_finished else min(self.stretch * 2, self.STRETCH_MAX)
+
+
 async def writer_stage(
     writes: trio.MemoryReceiveChannel[Write],
     store: Store,
@@ -190,12 +218,13 @@ async def writer_stage(
     on_committed: Callable[[], None] | None = None,
     task_status=trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """The only task that writes the index. Commits every K files or T seconds, at the end
-    of each sync, and (shielded, with a deadline) on shutdown. `on_written` sees each batch
+    """The only task that writes the index. Commits at the end of each sync, as `CommitPace`
+    says while one runs long, and (shielded, with a deadline) on shutdown. `on_written` sees each batch
     of applied writes before it is committed (the embed backlog takes their chunks and commit
     messages), `on_committed` is told of each commit that succeeded; neither may block."""
     uncommitted: Counter[SyncTracker] = Counter()
     first_uncommitted = math.inf
+    pace = CommitPace(limits.commit_every_files, limits.commit_every_seconds)
     task_status.started()
 
     async def commit() -> None:
@@ -253,7 +282,7 @@ async def writer_stage(
                 items: list[Write] = []
                 # Only the wait for work times out. A deadline passing later, at the store
                 # limiter, would drop a batch already received and leave its sync waiting forever.
-                with trio.move_on_at(first_uncommitted + limits.commit_every_seconds):
+                with trio.move_on_at(pace.deadline(first_uncommitted)):
                     try:
                         items.append(await writes.receive())
                     except trio.EndOfChannel:
@@ -293,12 +322,9 @@ async def writer_stage(
                         on_written(items)
                     first_uncommitted = min(first_uncommitted, trio.current_time())
                 sync_finished = any(t.written >= t.expected for t in uncommitted)
-                if (
-                    sync_finished
-                    or sum(uncommitted.values()) >= limits.commit_every_files
-                    or trio.current_time() >= first_uncommitted + limits.commit_every_seconds
-                ):
+                if sync_finished or pace.due(sum(uncommitted.values()), trio.current_time() - first_uncommitted):
                     await commit()
+                    pace.committed(sync_finished=sync_finished)
     finally:
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + 10
