@@ -28,8 +28,9 @@ def children(pid: int) -> list[int]:
 class Daemon:
     """`codeweir daemon` on a temp state dir, indexing `repos` ({name: path})."""
 
-    def __init__(self, repos: dict[str, Path], *, model: bool = False, extra: str = "") -> None:
-        self.tmp = Path(tempfile.mkdtemp(prefix="codeweir-bench-"))
+    def __init__(self, repos: dict[str, Path], *, model: bool = False, extra: str = "", tmp: Path | None = None) -> None:
+        # `tmp`: another daemon's, to start again on its state (its index, its vectors).
+        self.tmp = tmp or Path(tempfile.mkdtemp(prefix="codeweir-bench-"))
         self.socket = self.tmp / "run" / "codeweir.sock"
         lines = [f'state_dir = "{self.tmp / "state"}"', f'socket = "{self.socket}"']
         for name, path in repos.items():
