@@ -25,6 +25,15 @@ class Chunk:
 
 
 @attrs.frozen
+class ChunkTerms:
+    """A chunk's text as the index's `words` and `ident` fields take it, split at spaces
+    (chunk/terms.py): its subwords, and its identifiers, lowercased."""
+
+    words: str
+    identifiers: str
+
+
+@attrs.frozen
 class FileRecord:
     """What the writer stores for one path: its chunks, or why it has none."""
 
@@ -37,6 +46,7 @@ class FileRecord:
     status: str = "indexed"  # or a skip reason: "binary", "undecodable", "unreadable", "error"
     error: str = ""
     facets: frozenset[str] = frozenset()  # see codeweir.facets
+    terms: tuple[ChunkTerms, ...] = ()  # one per chunk
 
 
 @attrs.frozen

@@ -1,11 +1,10 @@
 import hashlib
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
+from codeweir.chunk.terms import chunk_terms
 from codeweir.index.membership import Placement
-from codeweir.index.schema import IDENT, IDENT_INDEXED, ChunkDoc, identifiers, module_path, stored_chunk, tokens
+from codeweir.index.schema import ChunkDoc, module_path, stored_chunk
 from codeweir.records import Chunk
 
 
@@ -28,14 +27,10 @@ def test_a_files_module_path_is_its_directories_then_module_or_package_name(lang
 def test_a_chunk_document_reads_back_as_it_was_made_and_places_itself_in_another_version():
     chunk = Chunk(3, 4, 10, 30, "join", "method", "Query.join", "def join(self):\n    pass")
     content_hash = hashlib.md5(chunk.content.encode()).hexdigest()
-    made = ChunkDoc("r", "db/query.py", "python", frozenset({"test"}), chunk, content_hash, ("db", "query", "query"))
+    scope = ("db", "query", "query")
+    made = ChunkDoc("r", "db/query.py", "python", frozenset({"test"}), chunk, content_hash, scope, chunk_terms(chunk.content))
     doc = made.document("r/db/query.py\x00b1", "k1", "b1")
     assert ChunkDoc.of(doc) == made
     placed = stored_chunk(doc, {"k1": Placement("b2", 13, 14, 110, 130, content_hash)})
     assert (placed.blob, placed.start_line, placed.end_line) == ("b2", 13, 14)
     assert (stored_chunk(doc).blob, stored_chunk(doc).start_line) == ("b1", 3)
-
-
-@given(st.text(alphabet=st.sampled_from("aZ_9 .-\t\né(){}x"), max_size=60) | st.text(max_size=40))
-def test_identifiers_indexed_from_their_split_text_are_the_tokens_of_the_identifier_analyzer(text):
-    assert tokens(IDENT_INDEXED, identifiers(text)) == tokens(IDENT, text)

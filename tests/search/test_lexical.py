@@ -5,6 +5,7 @@ from codeweir.errors import RequestError
 from codeweir.index.store import Store
 from codeweir.records import Chunk, FileRecord
 from codeweir.search.filters import Filters
+from codeweir.search.hits import best_fragment
 from codeweir.search.lexical import search_lexical, search_symbols
 from codeweir.search.query import parse_query
 
@@ -629,3 +630,12 @@ def test_a_piece_of_a_long_definition_gets_no_definition_part(tmp_path):
     hits = search_lexical(store, "rename field", Filters(), 10, explain=True)
     assert len(hits) > 1
     assert [h.explain["definition"] > 0 for h in sorted(hits, key=lambda h: h.start_line)] == [True] + [False] * (len(hits) - 1)
+
+
+def test_a_snippet_is_the_fragment_whose_matched_subwords_weigh_most_the_first_of_equals():
+    text = "alpha beta gamma delta alpha epsilon beta zeta"
+    assert best_fragment(text, {"beta": 1.0}, 12) == ("alpha beta", ((6, 10),))
+    assert best_fragment(text, {"epsilon": 0.5, "zeta": 0.4}, 12) == ("epsilon beta", ((0, 7),))
+    assert best_fragment(text, {"beta": 0.5, "zeta": 0.4, "epsilon": 0.5}, 20) == ("beta zeta", ((0, 4), (5, 9)))
+    assert best_fragment("parseDuration(x)", {"duration": 1.0}, 240) == ("parseDuration(x", ((5, 13),))
+    assert best_fragment(text, {"omega": 1.0}, 12) == ("", ())

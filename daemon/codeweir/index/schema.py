@@ -11,44 +11,30 @@ import attrs
 import numpy as np
 import tantivy
 
+from codeweir.chunk.terms import PARTS_PATTERN, chunk_terms
 from codeweir.chunk.version import CHUNKER_VERSION
 from codeweir.facets import SOURCE, stored_facets, stored_lexical_weight, stored_weight
 from codeweir.index.membership import Placement
-from codeweir.records import Chunk, StoredChunk
+from codeweir.records import Chunk, ChunkTerms, StoredChunk
 
 # 4: chunks carry their scope (module and enclosing definitions); pieces no symbol; 5: lexical_weight;
 # 6: documents per file version (repository, path, blob), which views hold them in `member` documents;
 # 7: chunk documents shared by a path's versions (`chunk_key`), each version's chunks in its file document;
-# 8: `ident` indexed from the identifiers split out in Python
+# 8: chunk text split into `words` and `ident` by the parse workers, stored as bytes in `content`
 SCHEMA_VERSION = 8
 VERSIONS = {"schema": SCHEMA_VERSION, "chunker": CHUNKER_VERSION}  # an index of others is rebuilt
 
-# Subwords: `parseDuration`, `parse_duration` and `ParseDuration` all give "parse", "duration".
-PARTS_PATTERN = r"[A-Z]+[a-z]*|[a-z]+|[0-9]+"
-# Whole identifiers, so an exact identifier query can rank its exact match first.
-IDENT_PATTERN = r"[A-Za-z0-9_]+"
+
+def _analyzer(tokenizer: tantivy.Tokenizer) -> tantivy.TextAnalyzer:
+    return tantivy.TextAnalyzerBuilder(tokenizer).filter(tantivy.Filter.lowercase()).build()
 
 
-def _analyzer(pattern: str) -> tantivy.TextAnalyzer:
-    return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(pattern)).filter(tantivy.Filter.lowercase()).build()
-
-
-PARTS = _analyzer(PARTS_PATTERN)
-IDENT = _analyzer(IDENT_PATTERN)
-# The `ident` field is indexed from `identifiers(content)` with this: the same tokens as IDENT,
-# split in the writer by Python's C regex, as Tantivy's regex tokenizer paid per match (it took
-# 5.5 of a full index's 21 seconds of Tantivy indexing on go-std; the text's split costs 1.5).
-IDENT_INDEXED = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).filter(tantivy.Filter.lowercase()).build()
-_NOT_IDENT = re.compile(r"[^A-Za-z0-9_]+")
-
-
-def identifiers(text: str) -> str:
-    """`text` with everything but identifier characters made one space: IDENT's tokens, split."""
-    return _NOT_IDENT.sub(" ", text)
-
-
+# Subwords of short fields (names, paths, commit messages): the same terms chunk/terms.py gives.
+PARTS = _analyzer(tantivy.Tokenizer.regex(PARTS_PATTERN))
+# A chunk's `words` and `ident`, split by chunk/terms.py in the parse workers, lowercased.
+SPLIT = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build()
 # Lowercased character trigrams of chunk content: the prefilter of substring and regex search.
-TRIGRAMS = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.ngram(3, 3, False)).filter(tantivy.Filter.lowercase()).build()
+TRIGRAMS = _analyzer(tantivy.Tokenizer.ngram(3, 3, False))
 
 
 def _schema() -> tantivy.Schema:
@@ -87,8 +73,9 @@ def _schema() -> tantivy.Schema:
     # A definition's qualifiers, lowercased, in order: its module's path, then the definitions
     # enclosing it (see `scope`). `sym:bufio.NewReader` and `sym:Query.join` require them.
     b.add_text_field("scope", stored=True, tokenizer_name="raw")
-    b.add_text_field("content", stored=True, tokenizer_name="code_parts")
-    b.add_text_field("ident", tokenizer_name="code_ident")
+    b.add_bytes_field("content", stored=True, indexed=False)  # a chunk's text, UTF-8
+    b.add_text_field("words", tokenizer_name="code_split")  # its subwords (chunk/terms.py)
+    b.add_text_field("ident", tokenizer_name="code_split")  # its identifiers
     b.add_text_field("error", stored=True)
     b.add_text_field("meta", stored=True, tokenizer_name="raw")
     b.add_bytes_field("chunks", stored=True, indexed=False)  # a version's file document: membership.encode_table
@@ -158,7 +145,7 @@ def stored_chunk(doc: tantivy.Document, placed: Mapping[str, Placement] | None =
         symbol_path=first(doc, "symbol_path"),
         start_line=start_line,
         end_line=end_line,
-        content=first(doc, "content"),
+        content=first(doc, "content", b"").decode(),
         content_hash=first(doc, "content_hash"),
         facets=tuple(doc.get_all("facet")),
     )
@@ -186,6 +173,7 @@ class ChunkDoc:
     chunk: Chunk
     content_hash: str
     scope: tuple[str, ...]
+    terms: ChunkTerms  # the parse worker's split of its content
 
     def document(self, home: str, chunk_id: str, blob: str) -> tantivy.Document:
         chunk = self.chunk
@@ -200,8 +188,9 @@ class ChunkDoc:
             for part in self.scope:
                 doc.add_text("scope", part)
         doc.add_text("symbol_path", chunk.symbol_path)
-        doc.add_text("content", chunk.content)
-        doc.add_text("ident", identifiers(chunk.content))
+        doc.add_bytes("content", chunk.content.encode())
+        doc.add_text("words", self.terms.words)
+        doc.add_text("ident", self.terms.identifiers)
         doc.add_text("content_hash", self.content_hash)
         doc.add_unsigned("start_line", chunk.start_line)
         doc.add_unsigned("end_line", chunk.end_line)
@@ -223,25 +212,20 @@ class ChunkDoc:
             symbol=first(doc, "symbol"),
             kind=first(doc, "kind"),
             symbol_path=first(doc, "symbol_path"),
-            content=first(doc, "content"),
+            content=first(doc, "content", b"").decode(),
         )
         facets = frozenset(doc.get_all("facet")) - {SOURCE}
         scope = tuple(doc.get_all("scope"))
-        return cls(
-            first(doc, "repo"), first(doc, "path"), first(doc, "language"), facets, chunk, first(doc, "content_hash"), scope
-        )
+        repo, path, language = first(doc, "repo"), first(doc, "path"), first(doc, "language")
+        return cls(repo, path, language, facets, chunk, first(doc, "content_hash"), scope, chunk_terms(chunk.content))
 
 
 def open_index(directory: Path) -> tantivy.Index:
     index = tantivy.Index(SCHEMA, path=str(directory), reuse=True)
     index.register_tokenizer("code_parts", PARTS)
-    index.register_tokenizer("code_ident", IDENT_INDEXED)
+    index.register_tokenizer("code_split", SPLIT)
     index.register_tokenizer("code_trigrams", TRIGRAMS)
     return index
-
-
-def tokens(analyzer: tantivy.TextAnalyzer, text: str) -> list[str]:
-    return list(analyzer.analyze(text))
 
 
 def vector_keys(searcher: tantivy.Searcher, addresses: Sequence[tantivy.DocAddress]) -> list[str]:

@@ -43,6 +43,7 @@ from pathlib import Path
 import attrs
 import tantivy
 
+from codeweir.chunk.terms import chunk_terms
 from codeweir.errors import StoreError
 from codeweir.host.durable import fsync
 from codeweir.host.memory import release_free_memory
@@ -586,13 +587,14 @@ class Store:
             doc.add_text("error", record.error)
         writer.add_document(doc)
         module = module_path(record.language, path, record.chunks)
-        for chunk, content_hash, chunk_id in zip(record.chunks, record.content_hashes, keys, strict=True):
+        split = record.terms or tuple(chunk_terms(chunk.content) for chunk in record.chunks)
+        for chunk, content_hash, chunk_id, terms in zip(record.chunks, record.content_hashes, keys, split, strict=True):
             if chunk_id in shared:
                 continue
             if chunk_id in existing:
                 writer.delete_documents_by_term("chunk_key", chunk_id)
             parts = scope(module, chunk.symbol_path, chunk.symbol) if chunk.symbol else []
-            made = ChunkDoc(repo, path, record.language, record.facets, chunk, content_hash, tuple(parts))
+            made = ChunkDoc(repo, path, record.language, record.facets, chunk, content_hash, tuple(parts), terms)
             writer.add_document(made.document(key, chunk_id, blob))
             self._homed_pending(chunk_id, key, made)
             self._hashes_pending.append((repo, chunk_id, (content_hash,)))

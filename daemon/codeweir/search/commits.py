@@ -23,10 +23,11 @@ import attrs
 import numpy as np
 import tantivy
 
+from codeweir.chunk import terms
 from codeweir.errors import CodeweirError
 from codeweir.git.history import reachable_only_from
 from codeweir.index.membership import MAIN, VIEWS_KEY
-from codeweir.index.schema import PARTS, SCHEMA, tokens, vector_keys
+from codeweir.index.schema import SCHEMA, vector_keys
 from codeweir.index.store import Store
 from codeweir.index.vectors import VectorStore
 from codeweir.protocol import CommitHit
@@ -198,7 +199,7 @@ def _filter_clauses(filters: CommitFilters) -> list[tuple[tantivy.Occur, tantivy
         "commit",
     )
     for authors, occur in ((filters.authors, must), (filters.not_authors, must_not)):
-        clauses.extend((occur, parts_query("author", parts)) for author in authors if (parts := tokens(PARTS, author)))
+        clauses.extend((occur, parts_query("author", parts)) for author in authors if (parts := terms.parts(author)))
     if filters.after is not None or filters.before is not None:
         clauses.append(
             (

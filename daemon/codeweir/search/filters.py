@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 import attrs
 import tantivy
 
+from codeweir.chunk import terms
 from codeweir.errors import RequestError
 from codeweir.globs import glob_regex
 from codeweir.index.membership import Placement, Visibility
-from codeweir.index.schema import PARTS, SCHEMA, tokens
+from codeweir.index.schema import SCHEMA
 
 if TYPE_CHECKING:
     from codeweir.index.store import Store
@@ -166,12 +167,12 @@ def visibility_clauses(visibility: Visibility | None, doc_kind: str = "chunk") -
     return clauses
 
 
-CHUNK_TEXT_FIELDS = ("content", "symbol", "path_parts")
+CHUNK_TEXT_FIELDS = ("words", "symbol", "path_parts")
 
 
 def word_query(word: str, fields: Sequence[str] = CHUNK_TEXT_FIELDS) -> tantivy.Query | None:
     """A word is present if all its subwords are, adjacent, in one of `fields`."""
-    parts = tokens(PARTS, word)
+    parts = terms.parts(word)
     if not parts:
         return None
     return tantivy.Query.boolean_query([(tantivy.Occur.Should, parts_query(field, parts)) for field in fields])

@@ -10,6 +10,7 @@ from typing import Any
 
 import tantivy
 
+from codeweir.chunk import terms
 from codeweir.facets import SOURCE
 from codeweir.index.membership import Placement
 from codeweir.index.schema import stored_chunk
@@ -71,6 +72,31 @@ def tantivy_snippet(snippet: tantivy.Snippet) -> tuple[str, Matches]:
         return len(data[:offset].decode("utf-8", "ignore"))
 
     return text, merged_spans((chars(start), chars(end)) for start, end in ranges)
+
+
+def best_fragment(text: str, weights: Mapping[str, float], max_chars: int) -> tuple[str, Matches]:
+    """The fragment of `text` a lexical hit shows, as Tantivy's SnippetGenerator picks it (its
+    `words` field is split outside Tantivy, so Tantivy cannot): fragments of at most `max_chars`
+    are cut at subword boundaries, the one whose matched subwords weigh most in `weights` wins
+    (the first of equals), each match marked. Empty where none matches."""
+    best: tuple[float, int, int, list[tuple[int, int]]] | None = None
+    start = stop = 0
+    score, marks = 0.0, []
+    for found in terms.PART.finditer(text):
+        if found.end() - start > max_chars:
+            if score > 0 and (best is None or score > best[0]):
+                best = (score, start, stop, marks)
+            start, score, marks = found.start(), 0.0, []
+        stop = found.end()
+        if weight := weights.get(found.group().lower()):
+            score += weight
+            marks.append((found.start(), found.end()))
+    if score > 0 and (best is None or score > best[0]):
+        best = (score, start, stop, marks)
+    if best is None:
+        return "", ()
+    _, start, stop, marks = best
+    return text[start:stop], merged_spans((a - start, b - start) for a, b in marks)
 
 
 _COMMENT_OR_DECORATOR = re.compile(r"\s*(#|//|/\*|\*|--|@|\"\"\"|''')")

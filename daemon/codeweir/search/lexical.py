@@ -24,9 +24,10 @@ from collections.abc import Sequence
 import attrs
 import tantivy
 
+from codeweir.chunk import terms
 from codeweir.errors import RequestError, excerpt
 from codeweir.facets import lexical_factor, source_weight
-from codeweir.index.schema import IDENT, PARTS, SCHEMA, stored_chunk, tokens
+from codeweir.index.schema import SCHEMA, stored_chunk
 from codeweir.index.store import Store
 from codeweir.protocol import SearchHit
 from codeweir.records import StoredChunk
@@ -42,7 +43,7 @@ from codeweir.search.filters import (
     visible,
     word_query,
 )
-from codeweir.search.hits import chunk_hit, definition_snippet, tantivy_snippet
+from codeweir.search.hits import best_fragment, chunk_hit, definition_snippet
 from codeweir.search.query import MAX_SYMBOL_CHARS
 from codeweir.search.ranking import (
     TIERS,
@@ -78,11 +79,12 @@ class Scored:
 # Subwords in a query's words (`parseDuration` is 2): each is a clause of the search, and costs
 # its time; a query's words are at most MAX_TERMS, but one word may have many.
 MAX_PARTS = 1024
+SNIPPET_CHARS = 240
 
 
 def required_words(text: str) -> list[tantivy.Query]:
     """One query per word of `text`, each of which a chunk must match."""
-    parts = len(tokens(PARTS, text))
+    parts = len(terms.parts(text))
     if parts > MAX_PARTS:
         raise RequestError(
             f"query: at most {MAX_PARTS:,} words and parts of words (parseDuration, parse_duration and"
@@ -108,11 +110,11 @@ def lexical_query(text: str) -> Scored | None:
         return tantivy.Query.boost_query(query, factor)
 
     parts = [("words", must, q) for q in required]
-    all_parts = tokens(PARTS, text)
+    all_parts = terms.parts(text)
     if len(all_parts) > 1:
-        parts.append(("phrase", should, boost(tantivy.Query.phrase_query(SCHEMA, "content", all_parts), 2.0)))
+        parts.append(("phrase", should, boost(tantivy.Query.phrase_query(SCHEMA, "words", all_parts), 2.0)))
         parts.append(("definition", should, boost(tantivy.Query.phrase_query(SCHEMA, "symbol", all_parts), 4.0)))
-    for ident in tokens(IDENT, text):
+    for ident in terms.identifiers(text):
         parts.append(("identifier", should, boost(term("ident", ident), 3.0)))
         parts.append(("definition", should, boost(term("symbol_exact", ident), 8.0)))
     for part in sorted(set(all_parts)):
@@ -140,15 +142,16 @@ def search_lexical(store: Store, text: str, filters: Filters, limit: int, *, exp
     chunks = [(score, address, doc, stored_chunk(doc, placed)) for score, address, doc in docs]
     # Equal scores (as shown) in place order, whatever Tantivy's document order.
     chunks.sort(key=lambda item: (-round(item[0], 4), item[3].repo, item[3].path, item[3].start_line))
-    snippets = tantivy.SnippetGenerator.create(searcher, query, SCHEMA, "content")
-    snippets.set_max_num_chars(240)
+    # As Tantivy weighs a snippet's terms: the rarer, the more.
+    frequencies = {part: searcher.doc_freq("words", part) for part in set(terms.parts(text))}
+    weights = {part: 1 / (1 + n) for part, n in frequencies.items() if n}
     hits = []
-    for score, address, doc, chunk in chunks[:limit]:
-        text, matches = tantivy_snippet(snippets.snippet_from_doc(doc))
+    for score, address, _doc, chunk in chunks[:limit]:
+        snippet, matches = best_fragment(chunk.content, weights, SNIPPET_CHARS)
         explained = None
         if explain:
             explained = {**scored.explain(searcher, address), "facet": round(lexical_factor(chunk.facets, chunk.path), 4)}
-        hits.append(chunk_hit(chunk, score, text, matches, explain=explained))
+        hits.append(chunk_hit(chunk, score, snippet, matches, explain=explained))
     return hits
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import tantivy
 
-from codeweir.index.schema import PARTS, SCHEMA, tokens
+from codeweir.chunk import terms
+from codeweir.index.schema import SCHEMA
 from codeweir.index.store import Store
 from codeweir.index.vectors import VectorStore
 from codeweir.protocol import SearchHit
@@ -64,7 +65,7 @@ def search_semantic(store: Store, vectors: VectorStore, query: np.ndarray, filte
 def search_definitions(store: Store, text: str, filters: Filters, limit: int) -> list[SearchHit]:
     """Blocking: run in a thread. Definitions whose names share subwords with `text`, the most
     shared (by BM25 over names) first: "close the connection" finds `close` and `close_connection`."""
-    parts = sorted(set(tokens(PARTS, text)))
+    parts = sorted(set(terms.parts(text)))
     if not parts:
         return []
     should, must = tantivy.Occur.Should, tantivy.Occur.Must
