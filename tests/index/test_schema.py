@@ -2,7 +2,6 @@ import hashlib
 
 import pytest
 
-from codeweir.chunk.terms import chunk_terms
 from codeweir.index.membership import Placement
 from codeweir.index.schema import ChunkDoc, module_path, stored_chunk
 from codeweir.records import Chunk
@@ -28,7 +27,7 @@ def test_a_chunk_document_reads_back_as_it_was_made_and_places_itself_in_another
     chunk = Chunk(3, 4, 10, 30, "join", "method", "Query.join", "def join(self):\n    pass")
     content_hash = hashlib.md5(chunk.content.encode()).hexdigest()
     scope = ("db", "query", "query")
-    made = ChunkDoc("r", "db/query.py", "python", frozenset({"test"}), chunk, content_hash, scope, chunk_terms(chunk.content))
+    made = ChunkDoc("r", "db/query.py", "python", frozenset({"test"}), chunk, content_hash, scope)
     doc = made.document("r/db/query.py\x00b1", "k1", "b1")
     assert ChunkDoc.of(doc) == made
     placed = stored_chunk(doc, {"k1": Placement("b2", 13, 14, 110, 130, content_hash)})

@@ -173,10 +173,11 @@ class ChunkDoc:
     chunk: Chunk
     content_hash: str
     scope: tuple[str, ...]
-    terms: ChunkTerms  # the parse worker's split of its content
 
-    def document(self, home: str, chunk_id: str, blob: str) -> tantivy.Document:
+    def document(self, home: str, chunk_id: str, blob: str, terms: ChunkTerms | None = None) -> tantivy.Document:
+        """`terms`: the parse worker's split of its content, else split here."""
         chunk = self.chunk
+        terms = terms or chunk_terms(chunk.content)
         doc = tantivy.Document()
         file_fields(doc, self.repo, self.path, blob, self.language, self.facets, home)
         doc.add_text("doc_kind", "chunk")
@@ -189,8 +190,8 @@ class ChunkDoc:
                 doc.add_text("scope", part)
         doc.add_text("symbol_path", chunk.symbol_path)
         doc.add_bytes("content", chunk.content.encode())
-        doc.add_text("words", self.terms.words)
-        doc.add_text("ident", self.terms.identifiers)
+        doc.add_text("words", terms.words)
+        doc.add_text("ident", terms.identifiers)
         doc.add_text("content_hash", self.content_hash)
         doc.add_unsigned("start_line", chunk.start_line)
         doc.add_unsigned("end_line", chunk.end_line)
@@ -217,7 +218,7 @@ class ChunkDoc:
         facets = frozenset(doc.get_all("facet")) - {SOURCE}
         scope = tuple(doc.get_all("scope"))
         repo, path, language = first(doc, "repo"), first(doc, "path"), first(doc, "language")
-        return cls(repo, path, language, facets, chunk, first(doc, "content_hash"), scope, chunk_terms(chunk.content))
+        return cls(repo, path, language, facets, chunk, first(doc, "content_hash"), scope)
 
 
 def open_index(directory: Path) -> tantivy.Index:

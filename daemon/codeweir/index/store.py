@@ -43,7 +43,6 @@ from pathlib import Path
 import attrs
 import tantivy
 
-from codeweir.chunk.terms import chunk_terms
 from codeweir.errors import StoreError
 from codeweir.host.durable import fsync
 from codeweir.host.memory import release_free_memory
@@ -587,15 +586,15 @@ class Store:
             doc.add_text("error", record.error)
         writer.add_document(doc)
         module = module_path(record.language, path, record.chunks)
-        split = record.terms or tuple(chunk_terms(chunk.content) for chunk in record.chunks)
+        split = record.terms or (None,) * len(keys)
         for chunk, content_hash, chunk_id, terms in zip(record.chunks, record.content_hashes, keys, split, strict=True):
             if chunk_id in shared:
                 continue
             if chunk_id in existing:
                 writer.delete_documents_by_term("chunk_key", chunk_id)
             parts = scope(module, chunk.symbol_path, chunk.symbol) if chunk.symbol else []
-            made = ChunkDoc(repo, path, record.language, record.facets, chunk, content_hash, tuple(parts), terms)
-            writer.add_document(made.document(key, chunk_id, blob))
+            made = ChunkDoc(repo, path, record.language, record.facets, chunk, content_hash, tuple(parts))
+            writer.add_document(made.document(key, chunk_id, blob, terms))
             self._homed_pending(chunk_id, key, made)
             self._hashes_pending.append((repo, chunk_id, (content_hash,)))
         self._written_tables[key] = dict(zip(keys, placements, strict=True))

@@ -190,6 +190,8 @@ class CommitPace:
     segment is merged again later: committing every 250 files, a full index of go-std made 32
     segments and spent a quarter of its time on merges and drained pipelines. Doubling makes a
     first index a few growing segments, while a small sync (a watcher's) still commits at once.
+    Whatever the stretch, TEXT_MAX bytes of chunk text are committed: the store keeps each
+    uncommitted chunk until the commit (Store._homed_pending), and so the daemon's memory.
     """
 
     files: int
@@ -197,9 +199,12 @@ class CommitPace:
     stretch: int = 1
 
     STRETCH_MAX = 32
+    TEXT_MAX = 8 << 20
 
-    def due(self, uncommitted_files: int, waited: float) -> bool:
-        return uncommitted_files >= self.files * self.stretch or waited >= self.seconds * self.stretch
+    def due(self, uncommitted_files: int, waited: float, text_bytes: int = 0) -> bool:
+        return (
+            uncommitted_files >= self.files * self.stretch or waited >= self.seconds * self.stretch or text_bytes >= self.TEXT_MAX
+        )
 
     def deadline(self, first_uncommitted: float) -> float:
         return first_uncommitted + self.seconds * self.stretch
@@ -224,16 +229,17 @@ async def writer_stage(
     messages), `on_committed` is told of each commit that succeeded; neither may block."""
     uncommitted: Counter[SyncTracker] = Counter()
     first_uncommitted = math.inf
+    uncommitted_text = 0  # bytes of chunk text
     pace = CommitPace(limits.commit_every_files, limits.commit_every_seconds)
     task_status.started()
 
     async def commit() -> None:
-        nonlocal first_uncommitted
+        nonlocal first_uncommitted, uncommitted_text
         if not uncommitted:
             return
         batch = dict(uncommitted)
         uncommitted.clear()
-        first_uncommitted = math.inf
+        first_uncommitted, uncommitted_text = math.inf, 0
         try:
             await trio.to_thread.run_sync(store.commit, limiter=store_limiter)
         except StoreError as exc:
@@ -306,7 +312,7 @@ async def writer_stage(
                         for tracker in {i.tracker for i in items} | set(uncommitted):
                             tracker.fail(exc)
                         uncommitted.clear()
-                        first_uncommitted = math.inf
+                        first_uncommitted, uncommitted_text = math.inf, 0
                         continue
                     if stale:
                         given_up = IndexGivenUp(
@@ -318,11 +324,15 @@ async def writer_stage(
                     for item in items:
                         item.tracker.written += 1
                         uncommitted[item.tracker] += 1
+                        if isinstance(item, WriteFile):
+                            uncommitted_text += sum(len(chunk.content) for chunk in item.record.chunks)
                     if on_written is not None:
                         on_written(items)
                     first_uncommitted = min(first_uncommitted, trio.current_time())
                 sync_finished = any(t.written >= t.expected for t in uncommitted)
-                if sync_finished or pace.due(sum(uncommitted.values()), trio.current_time() - first_uncommitted):
+                if sync_finished or pace.due(
+                    sum(uncommitted.values()), trio.current_time() - first_uncommitted, uncommitted_text
+                ):
                     await commit()
                     pace.committed(sync_finished=sync_finished)
     finally:
