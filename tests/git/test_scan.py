@@ -8,6 +8,7 @@ import pygit2
 import pytest
 
 from codeweir.errors import FileSkipped, RepoError
+from codeweir.git import scan as scan_module
 from codeweir.git.scan import Snapshot, _index_entries, blob_id, read_file, scan
 from codeweir.git.worktree import path_bytes
 from codeweir.records import TrackedFile
@@ -18,6 +19,14 @@ MAX = 1_000_000
 
 def blobs(snapshot) -> dict[str, str]:
     return {f.path: f.blob for f in snapshot.files}
+
+
+@pytest.fixture(autouse=True, params=["git status", "libgit2"])
+def engine(request, monkeypatch) -> str:
+    """Every test here runs twice: with the git command, and without one (libgit2's diff)."""
+    if request.param == "libgit2":
+        monkeypatch.setattr(scan_module, "GIT", None)
+    return request.param
 
 
 @pytest.fixture
@@ -538,3 +547,18 @@ def test_a_merge_conflict_in_a_worktree_too_deep_for_libgit2_is_reported_once(re
     files = scan(repo.config(), MAX).files
     assert [f.path for f in files].count("src/util.py") == 1
     assert blobs(scan(repo.config(), MAX))["src/util.py"] == repo.hash_object("src/util.py")
+
+
+def test_a_git_dir_in_the_environment_does_not_turn_the_scan_to_another_repository(repo: GitRepo, tmp_path, monkeypatch) -> None:
+    other = make_repo(tmp_path / "other", {"elsewhere.txt": "x\n"})
+    monkeypatch.setenv("GIT_DIR", str(other.root / ".git"))  # as in a daemon a git hook started
+    repo.write("notes.txt", "untracked\n")
+    assert "notes.txt" in blobs(scan(repo.config(), MAX)) and "elsewhere.txt" not in blobs(scan(repo.config(), MAX))
+
+
+def test_where_the_git_command_fails_libgit2_answers_the_same(repo: GitRepo, monkeypatch) -> None:
+    repo.write("notes.txt", "untracked\n")
+    repo.write("src/app.py", "changed\n")
+    expected = blobs(scan(repo.config(), MAX))
+    monkeypatch.setattr(scan_module, "GIT", "/bin/false")
+    assert blobs(scan(repo.config(), MAX)) == expected

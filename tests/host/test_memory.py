@@ -1,5 +1,8 @@
+import hashlib
+import mmap
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +56,28 @@ print(before - anon_kib())
 def test_release_free_memory_returns_free_pages_in_the_middle_of_the_heap() -> None:
     freed_kib = int(subprocess.run([sys.executable, "-c", _FRAGMENTED], capture_output=True, text=True, check=True).stdout)
     assert freed_kib > 20_000  # of about 48 MiB freed
+
+
+def resident_kib(path: Path) -> int:
+    """The resident size of this process's mappings of `path`, from /proc/self/smaps."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if "-" in line.split(" ", 1)[0] and not line.startswith(("Rss", "Pss")):
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc are Linux's")
+def test_the_read_pages_of_a_file_mapped_beneath_a_directory_leave_the_rss_and_read_back_the_same(tmp_path):
+    path = tmp_path / "segment.idx"
+    data = bytes(range(256)) * (16 << 12)  # 16 MiB
+    path.write_bytes(data)
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        assert hashlib.md5(mapped).digest() == hashlib.md5(data).digest()  # every page read
+        assert resident_kib(path) > 8 << 10
+        assert memory.release_mapped_pages(tmp_path / "elsewhere") == 0 and resident_kib(path) > 8 << 10
+        assert memory.release_mapped_pages(tmp_path) == len(data)
+        assert resident_kib(path) == 0
+        assert mapped[len(data) // 2 : len(data) // 2 + 256] == bytes(range(256))

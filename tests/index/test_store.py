@@ -1,7 +1,9 @@
 import hashlib
 import json
+import sys
 import threading
 from collections import Counter
+from pathlib import Path
 
 import attrs
 import pytest
@@ -467,3 +469,32 @@ def test_files_of_a_commit_a_killed_writer_never_finished_do_not_fail_the_same_c
     store.set_member("r", MAIN, "a.py", None)
     store.commit()
     assert store.file_blobs("r") == {"b.py": "b2"} and chunks_of(store, "r", "a.py") == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc are Linux's")
+def test_release_pages_drops_the_index_pages_reads_mapped_and_the_index_reads_the_same_after(tmp_path):
+    store = Store(tmp_path / "index")
+    for i in range(200):
+        store.write_file(
+            FileRecord("r", f"f{i}.txt", f"b{i}", "text", (Chunk(1, 1, 0, 4000, "", "text", "", f"x{i} " * 800),), (f"h{i}",)),
+            (MAIN,),
+        )
+    store.commit()
+
+    def resident_kib() -> int:
+        total, inside = 0, False
+        for line in Path("/proc/self/smaps").read_text().splitlines():
+            if line[:1] in "0123456789abcdef" and "-" in line.split(" ", 1)[0]:
+                inside = str(tmp_path / "index") + "/" in line
+            elif inside and line.startswith("Rss:"):
+                total += int(line.split()[1])
+        return total
+
+    def contents() -> list[bytes]:  # every stored chunk, read through mmap
+        return sorted(doc.get_first("content") for doc in chunk_docs(store))
+
+    before = contents()
+    assert resident_kib() > 0
+    store.release_pages()
+    assert resident_kib() == 0
+    assert contents() == before and len(before) == 200

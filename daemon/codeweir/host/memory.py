@@ -1,4 +1,4 @@
-"""glibc heap settings for a long-running, many-threaded daemon.
+"""glibc heap settings for a long-running, many-threaded daemon, and the index's mapped pages.
 
 glibc gives each thread that allocates its own arena (up to eight per core) and keeps freed
 memory in them. Tantivy's indexing and merge threads and trio's worker threads churn through
@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
+from pathlib import Path
 
 _M_ARENA_MAX = -8  # mallopt parameter, from glibc's malloc.h
+_MADV_DONTNEED = 4  # Linux's
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -21,6 +24,7 @@ def _libc() -> ctypes.CDLL | None:
         libc.mallopt, libc.malloc_trim  # noqa: B018  (glibc only: raises AttributeError elsewhere)
     except (OSError, AttributeError):
         return None
+    libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     return libc
 
 
@@ -37,3 +41,32 @@ def release_free_memory() -> None:
     allocates and frees many small blocks, which glibc would otherwise keep)."""
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
+
+
+def release_mapped_pages(*directories: Path) -> int:
+    """Drop from this process the resident pages of the read-only files it maps beneath
+    `directories`; the bytes of those mappings.
+
+    Tantivy reads its segments through mmap, so every page a merge or a search has read counts
+    in the daemon's RSS until the kernel wants the memory back: indexing the kernel's source,
+    1.1 GiB of it. The pages stay in the page cache, and a later read maps them again (a minor
+    fault), so searches lose nothing but what they no longer read. Read-only file mappings
+    only: their pages are the file's, never changed here, so nothing is lost. Linux only.
+    """
+    if _LIBC is None:
+        return 0
+    prefixes = tuple(os.fsencode(directory) + b"/" for directory in directories)
+    advised = 0
+    try:
+        with open("/proc/self/maps", "rb") as maps:
+            lines = maps.read().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        if len(fields) < 6 or not fields[5].startswith(prefixes) or b"w" in fields[1]:
+            continue
+        start, end = (int(bound, 16) for bound in fields[0].split(b"-"))
+        if _LIBC.madvise(start, end - start, _MADV_DONTNEED) == 0:
+            advised += end - start
+    return advised

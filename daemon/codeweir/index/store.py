@@ -45,7 +45,7 @@ import tantivy
 
 from codeweir.errors import StoreError
 from codeweir.host.durable import fsync
-from codeweir.host.memory import release_free_memory
+from codeweir.host.memory import release_free_memory, release_mapped_pages
 from codeweir.host.priority import start_in_background
 from codeweir.index.disk import (
     DAMAGED_SUFFIX,
@@ -335,6 +335,7 @@ class Store:
         self._target.reload()
         docs = self._all(self.term("doc_kind", "member"), self._target)
         self.membership = loaded((first(d, "repo"), first(d, "view"), first(d, "path"), first(d, "blob")) for d in docs)
+        self.release_pages()  # the member documents are spread over every block of the store
 
     def chunk_hash_counts(self, *, stop: Callable[[], bool] = lambda: False) -> dict[str, Counter[str]] | None:
         """repo -> content hash -> how many chunk documents have it, as of the last commit (of the
@@ -404,6 +405,7 @@ class Store:
         self._hash_counts = {
             repo: Counter(h for hashes in paths.values() for h in hashes) for repo, paths in self._file_hashes.items()
         }
+        self.release_pages()
         return True
 
     def _apply_hash_changes(self) -> None:
@@ -728,6 +730,13 @@ class Store:
         self._written_tables, self._pending_homed, self._pending_home_of = {}, {}, {}
         self.membership.commit()
         release_free_memory()
+        self.release_pages()
+
+    def release_pages(self) -> None:
+        """Drop from the daemon's RSS the index pages Tantivy has read through mmap: after a
+        commit (merges read whole segments), a read of every document of a kind, and now and
+        then for what searches read (service/daemon.py). Cheap; they stay in the page cache."""
+        release_mapped_pages(self.directory, self._rebuild_directory)
 
     def rollback(self) -> None:
         """Drop uncommitted writes. The writer is dropped too and reopened on next use: after a

@@ -35,14 +35,17 @@ def plan_sync(
     `current`.
     """
     scope = None if only_paths is None else PathScope.of(only_paths)
-    considered = sorted((f for f in current if scope is None or f.path in scope), key=attrgetter("path"))
-    present = {f.path for f in considered}
+    considered = list(current) if scope is None else [f for f in current if f.path in scope]
+    present = {f.path: f.blob for f in considered}
     if len(present) != len(considered):
         counts = Counter(f.path for f in considered)
         duplicates = sorted(p for p, n in counts.items() if n > 1)
         raise ValueError(f"current files list a path more than once: {', '.join(duplicates[:5])}")
+    if scope is None and not full and present == indexed:  # nothing changed: one comparison in C
+        return Plan(index=(), delete=(), unchanged=len(considered))
+    considered.sort(key=attrgetter("path"))
     to_index = tuple(f for f in considered if full or indexed.get(f.path) != f.blob)
-    delete = tuple(sorted(p for p in indexed.keys() - present if scope is None or p in scope))
+    delete = tuple(sorted(p for p in indexed.keys() - present.keys() if scope is None or p in scope))
     return Plan(index=to_index, delete=delete, unchanged=len(considered) - len(to_index))
 
 
@@ -77,7 +80,7 @@ def plan_views(
     taking a version the index holds already only adopts it (`full`: every current version is
     parsed again). `only_paths` makes a partial sync of the views given (see `plan_sync`).
     """
-    existing = {(path, blob) for files in indexed.values() for path, blob in files.items()}
+    held: set[tuple[str, str]] = set()  # every version a view holds: gathered once one has changed
     adopt: dict[str, list[tuple[str, str]]] = {}
     new: dict[tuple[str, str], tuple[TrackedFile, list[str]]] = {}
     leave: list[tuple[str, str]] = []
@@ -86,9 +89,11 @@ def plan_views(
         plan = plan_sync(indexed.get(view, {}), current[view], full=full, only_paths=only_paths)
         unchanged += plan.unchanged
         leave.extend((view, path) for path in plan.delete)
+        if plan.index and not held:
+            held.update((path, blob) for files in indexed.values() for path, blob in files.items())
         for file in plan.index:
             version = (file.path, file.blob)
-            if version in existing and not full:
+            if version in held and not full:
                 adopt.setdefault(view, []).append(version)
             else:
                 new.setdefault(version, (file, []))[1].append(view)

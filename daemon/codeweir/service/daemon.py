@@ -38,6 +38,8 @@ log = logging.getLogger("codeweir")
 # How long a stop lets the stages drain before it cancels them: systemd's TimeoutStopSec is 30 s,
 # and a stop should take a few seconds at most whatever the daemon was doing.
 STOP_DRAIN_S = 5.0
+# How often the index pages searches read through mmap leave the RSS (Store.release_pages).
+RELEASE_PAGES_EVERY_S = 30.0
 
 
 def lock_state_dir(state_dir: Path) -> int:
@@ -153,6 +155,7 @@ async def _serve(config: Config, config_path: Path | None, started_in: Path | No
                         await services.start(runner.run)
                         await services.start(healer.run)
                         await services.start(server.serve_unix, _listener(config), daemon.handlers(), config.server)
+                        services.start_soon(_release_index_pages, store)
                         interval = systemd.watchdog_interval()
                         if interval is not None:
                             services.start_soon(systemd.watchdog, interval)
@@ -168,6 +171,13 @@ async def _serve(config: Config, config_path: Path | None, started_in: Path | No
         outer.cancel_scope.cancel()
     await trio.to_thread.run_sync(store.close)
     log.info("codeweir stopped")
+
+
+async def _release_index_pages(store: Store) -> None:
+    """What searches read of the index through mmap leaves the daemon's RSS now and then."""
+    while True:
+        await trio.sleep(RELEASE_PAGES_EVERY_S)
+        await trio.to_thread.run_sync(store.release_pages)
 
 
 def _listener(config: Config):
