@@ -81,7 +81,8 @@ def best_fragment(text: str, weights: Mapping[str, float], max_chars: int) -> tu
     (the first of equals), each match marked. Empty where none matches."""
     best: tuple[float, int, int, list[tuple[int, int]]] | None = None
     start = stop = 0
-    score, marks = 0.0, []
+    score = 0.0
+    marks: list[tuple[int, int]] = []
     for found in terms.PART.finditer(text):
         if found.end() - start > max_chars:
             if score > 0 and (best is None or score > best[0]):
