@@ -25,15 +25,6 @@ class Chunk:
 
 
 @attrs.frozen
-class ChunkTerms:
-    """A chunk's text as the index's `words` and `ident` fields take it, split at spaces
-    (chunk/terms.py): its subwords, and its identifiers, lowercased."""
-
-    words: str
-    identifiers: str
-
-
-@attrs.frozen
 class FileRecord:
     """What the writer stores for one path: its chunks, or why it has none."""
 
@@ -46,7 +37,9 @@ class FileRecord:
     status: str = "indexed"  # or a skip reason: "binary", "undecodable", "unreadable", "error"
     error: str = ""
     facets: frozenset[str] = frozenset()  # see codeweir.facets
-    terms: tuple[ChunkTerms, ...] = ()  # one per chunk
+    # One per chunk: its text as the index's `words` and `ident` fields take it, split at spaces
+    # (chunk/terms.py's chunk_terms): (its subwords, its identifiers), lowercased.
+    terms: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen

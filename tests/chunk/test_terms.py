@@ -30,6 +30,6 @@ def test_subwords_are_the_terms_tantivys_analyzer_gives_names_and_paths(text):
 
 @given(CODE)
 def test_a_chunks_split_text_indexes_as_its_subwords_and_its_identifiers(text):
-    split = chunk_terms(text)
-    assert analyzed(SPLIT, split.words) == parts(text)
-    assert analyzed(SPLIT, split.identifiers) == identifiers(text) == [m.lower() for m in re.findall(r"[A-Za-z0-9_]+", text)]
+    words, identifiers_text = chunk_terms(text)
+    assert analyzed(SPLIT, words) == parts(text)
+    assert analyzed(SPLIT, identifiers_text) == identifiers(text) == [m.lower() for m in re.findall(r"[A-Za-z0-9_]+", text)]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 
-from codeweir.records import ChunkTerms
-
 # Subwords: `parseDuration`, `parse_duration` and `ParseDuration` all give "parse", "duration".
 PARTS_PATTERN = r"[A-Z]+[a-z]*|[a-z]+|[0-9]+"
 PART = re.compile(PARTS_PATTERN)
@@ -34,5 +32,6 @@ def identifiers(text: str) -> list[str]:
     return _NOT_IDENTIFIER.sub(" ", text).lower().split()
 
 
-def chunk_terms(content: str) -> ChunkTerms:
-    return ChunkTerms(words(content), _NOT_IDENTIFIER.sub(" ", content).lower())
+def chunk_terms(content: str) -> tuple[str, str]:
+    """A chunk's text as the index's fields take it, split at spaces: (subwords, identifiers)."""
+    return words(content), _NOT_IDENTIFIER.sub(" ", content).lower()

@@ -15,7 +15,7 @@ from codeweir.chunk.terms import PARTS_PATTERN, chunk_terms
 from codeweir.chunk.version import CHUNKER_VERSION
 from codeweir.facets import SOURCE, stored_facets, stored_lexical_weight, stored_weight
 from codeweir.index.membership import Placement
-from codeweir.records import Chunk, ChunkTerms, StoredChunk
+from codeweir.records import Chunk, StoredChunk
 
 # 4: chunks carry their scope (module and enclosing definitions); pieces no symbol; 5: lexical_weight;
 # 6: documents per file version (repository, path, blob), which views hold them in `member` documents;
@@ -174,7 +174,7 @@ class ChunkDoc:
     content_hash: str
     scope: tuple[str, ...]
 
-    def document(self, home: str, chunk_id: str, blob: str, terms: ChunkTerms | None = None) -> tantivy.Document:
+    def document(self, home: str, chunk_id: str, blob: str, terms: tuple[str, str] | None = None) -> tantivy.Document:
         """`terms`: the parse worker's split of its content, else split here."""
         chunk = self.chunk
         terms = terms or chunk_terms(chunk.content)
@@ -190,8 +190,9 @@ class ChunkDoc:
                 doc.add_text("scope", part)
         doc.add_text("symbol_path", chunk.symbol_path)
         doc.add_bytes("content", chunk.content.encode())
-        doc.add_text("words", terms.words)
-        doc.add_text("ident", terms.identifiers)
+        words, identifiers = terms
+        doc.add_text("words", words)
+        doc.add_text("ident", identifiers)
         doc.add_text("content_hash", self.content_hash)
         doc.add_unsigned("start_line", chunk.start_line)
         doc.add_unsigned("end_line", chunk.end_line)
