@@ -28,9 +28,10 @@ from bench_index import ms, timed
 from daemon_run import Daemon, corpus
 
 LITERALS = ["kmem_cache_create(", "rcu_read_lock_bh", "kfree_skb_reason(", "copy_to_user(argp"]
+# Each matching under a thousand lines: a search's pages end there (search/paging.MAX_DEPTH).
 REGEXES = [
-    r"spin_lock_irq(save|restore)\(&[a-z_]+->lock",
-    r"static int __init [a-z_]+_init\(void\)",
+    r"spin_lock_irq(save|restore)\(&[a-z_]+->reg_lock",
+    r"static int __init [a-z_]+_driver_init\(void\)",
     r"EXPORT_SYMBOL_GPL\(blk_[a-z_]+\)",
 ]
 SYMBOLS = ["sym:kmalloc", "sym:schedule", "sym:tcp_sendmsg", "sym:ext4_fill_super"]

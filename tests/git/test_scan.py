@@ -23,9 +23,11 @@ def blobs(snapshot) -> dict[str, str]:
 
 @pytest.fixture(autouse=True, params=["git status", "libgit2"])
 def engine(request, monkeypatch) -> str:
-    """Every test here runs twice: with the git command, and without one (libgit2's diff)."""
+    """Every test here runs twice: with the git command (at any size), and without one (libgit2's diff)."""
     if request.param == "libgit2":
         monkeypatch.setattr(scan_module, "GIT", None)
+    else:
+        monkeypatch.setattr(scan_module, "GIT_STATUS_MIN_FILES", 0)
     return request.param
 
 
