@@ -2,11 +2,11 @@ import hashlib
 import mmap
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from codeweir.host import memory
+from tests.resident import resident_kib
 
 pytestmark = pytest.mark.skipif(memory._LIBC is None, reason="glibc only")
 
@@ -58,17 +58,6 @@ def test_release_free_memory_returns_free_pages_in_the_middle_of_the_heap() -> N
     assert freed_kib > 20_000  # of about 48 MiB freed
 
 
-def resident_kib(path: Path) -> int:
-    """The resident size of this process's mappings of `path`, from /proc/self/smaps."""
-    total, inside = 0, False
-    for line in Path("/proc/self/smaps").read_text().splitlines():
-        if "-" in line.split(" ", 1)[0] and not line.startswith(("Rss", "Pss")):
-            inside = line.endswith(str(path))
-        elif inside and line.startswith("Rss:"):
-            total += int(line.split()[1])
-    return total
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc are Linux's")
 def test_the_read_pages_of_a_file_mapped_beneath_a_directory_leave_the_rss_and_read_back_the_same(tmp_path):
     path = tmp_path / "segment.idx"
@@ -76,8 +65,8 @@ def test_the_read_pages_of_a_file_mapped_beneath_a_directory_leave_the_rss_and_r
     path.write_bytes(data)
     with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
         assert hashlib.md5(mapped).digest() == hashlib.md5(data).digest()  # every page read
-        assert resident_kib(path) > 8 << 10
-        assert memory.release_mapped_pages(tmp_path / "elsewhere") == 0 and resident_kib(path) > 8 << 10
+        assert resident_kib(tmp_path) > 8 << 10
+        assert memory.release_mapped_pages(tmp_path / "elsewhere") == 0 and resident_kib(tmp_path) > 8 << 10
         assert memory.release_mapped_pages(tmp_path) == len(data)
-        assert resident_kib(path) == 0
+        assert resident_kib(tmp_path) == 0
         assert mapped[len(data) // 2 : len(data) // 2 + 256] == bytes(range(256))

@@ -3,7 +3,6 @@ import json
 import sys
 import threading
 from collections import Counter
-from pathlib import Path
 
 import attrs
 import pytest
@@ -19,6 +18,7 @@ from codeweir.index.schema import query_all
 from codeweir.index.store import Store
 from codeweir.records import Chunk, FileRecord
 from tests.index_reading import chunk_docs, chunks_of, file_docs
+from tests.resident import resident_kib
 
 
 def record(path: str, blob: str, *bodies: str, repo: str = "r", status: str = "indexed") -> FileRecord:
@@ -481,20 +481,11 @@ def test_release_pages_drops_the_index_pages_reads_mapped_and_the_index_reads_th
         )
     store.commit()
 
-    def resident_kib() -> int:
-        total, inside = 0, False
-        for line in Path("/proc/self/smaps").read_text().splitlines():
-            if line[:1] in "0123456789abcdef" and "-" in line.split(" ", 1)[0]:
-                inside = str(tmp_path / "index") + "/" in line
-            elif inside and line.startswith("Rss:"):
-                total += int(line.split()[1])
-        return total
-
     def contents() -> list[bytes]:  # every stored chunk, read through mmap
         return sorted(doc.get_first("content") for doc in chunk_docs(store))
 
     before = contents()
-    assert resident_kib() > 0
+    assert resident_kib(tmp_path / "index") > 0
     store.release_pages()
-    assert resident_kib() == 0
+    assert resident_kib(tmp_path / "index") == 0
     assert contents() == before and len(before) == 200
