@@ -196,6 +196,12 @@ class DaemonProcess:
     def client(self) -> Client:
         return Client(self.socket, timeout=60)
 
+    def start_until_indexed(self) -> None:
+        """Start it, and wait until every sync it starts (or resumes) has committed."""
+        self.start()
+        with self.client() as client:
+            assert client.call("wait")["done"]
+
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
@@ -215,9 +221,7 @@ def indexed_afresh(directory: Path, repo: GitRepo, refs: tuple[str, ...] = ()) -
     directory.mkdir()
     clean = DaemonProcess(directory, repo, directory / "state", refs=refs)
     try:
-        clean.start()
-        with clean.client() as client:
-            assert client.call("wait")["done"]
+        clean.start_until_indexed()
         clean.stop()
     finally:
         clean.close()
@@ -278,9 +282,7 @@ def test_a_daemon_killed_at_any_point_of_its_syncs_keeps_a_whole_index_and_resum
             check_whole(view, tree)
             work = tree.pending_work(view)
 
-        daemon.start()
-        with daemon.client() as client:
-            assert client.call("wait")["done"]
+        daemon.start_until_indexed()
         job = first_job(daemon)
         assert job["state"] == "completed" and (job["counts"]["indexed"], job["counts"]["deleted"]) == work
         check_status(daemon)
@@ -331,9 +333,7 @@ def test_a_daemon_killed_while_it_indexes_several_refs_keeps_a_whole_index_and_e
             time.sleep(rng.uniform(0, KILL_WITHIN_SECONDS))
             daemon.kill()
             versions_and_views(daemon.state_dir)  # whole after each kill
-        daemon.start()
-        with daemon.client() as client:
-            assert client.call("wait")["done"]
+        daemon.start_until_indexed()
         daemon.stop()
     finally:
         daemon.close()
