@@ -27,11 +27,16 @@ def parts(text: str) -> list[str]:
     return words(text).split()
 
 
+def identifier_text(text: str) -> str:
+    """The identifiers of `text` (runs of letters, digits and `_`), lowercased, one space between."""
+    return _NOT_IDENTIFIER.sub(" ", text).lower()
+
+
 def identifiers(text: str) -> list[str]:
-    """The identifiers of `text` (runs of letters, digits and `_`), lowercased."""
-    return _NOT_IDENTIFIER.sub(" ", text).lower().split()
+    """The identifiers of `text`, lowercased."""
+    return identifier_text(text).split()
 
 
 def chunk_terms(content: str) -> tuple[str, str]:
     """A chunk's text as the index's fields take it, split at spaces: (subwords, identifiers)."""
-    return words(content), _NOT_IDENTIFIER.sub(" ", content).lower()
+    return words(content), identifier_text(content)

@@ -5,7 +5,8 @@ gives them), never escaped or marked up."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from operator import itemgetter
 from typing import Any
 
 import tantivy
@@ -79,25 +80,31 @@ def best_fragment(text: str, weights: Mapping[str, float], max_chars: int) -> tu
     `words` field is split outside Tantivy, so Tantivy cannot): fragments of at most `max_chars`
     are cut at subword boundaries, the one whose matched subwords weigh most in `weights` wins
     (the first of equals), each match marked. Empty where none matches."""
-    best: tuple[float, int, int, list[tuple[int, int]]] | None = None
+    best = max(_fragments(text, weights, max_chars), key=itemgetter(0), default=None)  # max keeps the first
+    if best is None:
+        return "", ()
+    _, start, stop, marks = best
+    return text[start:stop], merged_spans((a - start, b - start) for a, b in marks)
+
+
+def _fragments(
+    text: str, weights: Mapping[str, float], max_chars: int
+) -> Iterator[tuple[float, int, int, list[tuple[int, int]]]]:
+    """best_fragment's candidates that match: (score, start, stop, marked spans)."""
     start = stop = 0
     score = 0.0
     marks: list[tuple[int, int]] = []
     for found in terms.PART.finditer(text):
         if found.end() - start > max_chars:
-            if score > 0 and (best is None or score > best[0]):
-                best = (score, start, stop, marks)
+            if score > 0:
+                yield score, start, stop, marks
             start, score, marks = found.start(), 0.0, []
         stop = found.end()
         if weight := weights.get(found.group().lower()):
             score += weight
             marks.append((found.start(), found.end()))
-    if score > 0 and (best is None or score > best[0]):
-        best = (score, start, stop, marks)
-    if best is None:
-        return "", ()
-    _, start, stop, marks = best
-    return text[start:stop], merged_spans((a - start, b - start) for a, b in marks)
+    if score > 0:
+        yield score, start, stop, marks
 
 
 _COMMENT_OR_DECORATOR = re.compile(r"\s*(#|//|/\*|\*|--|@|\"\"\"|''')")

@@ -137,16 +137,15 @@ def search_lexical(store: Store, text: str, filters: Filters, limit: int, *, exp
     only = tantivy.Query.const_score_query(tantivy.Query.boolean_query(allowed), 0.0)
     full = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)])
     found = _top(searcher, full, limit, LEXICAL_WEIGHT)
-    docs = [(score, address, searcher.doc(address)) for score, address in found]
     placed = placements(filters)
-    chunks = [(score, address, doc, stored_chunk(doc, placed)) for score, address, doc in docs]
+    chunks = [(score, address, stored_chunk(searcher.doc(address), placed)) for score, address in found]
     # Equal scores (as shown) in place order, whatever Tantivy's document order.
-    chunks.sort(key=lambda item: (-round(item[0], 4), item[3].repo, item[3].path, item[3].start_line))
+    chunks.sort(key=lambda item: (-round(item[0], 4), item[2].repo, item[2].path, item[2].start_line))
     # As Tantivy weighs a snippet's terms: the rarer, the more.
     frequencies = {part: searcher.doc_freq("words", part) for part in set(terms.parts(text))}
     weights = {part: 1 / (1 + n) for part, n in frequencies.items() if n}
     hits = []
-    for score, address, _doc, chunk in chunks[:limit]:
+    for score, address, chunk in chunks[:limit]:
         snippet, matches = best_fragment(chunk.content, weights, SNIPPET_CHARS)
         explained = None
         if explain:
