@@ -70,3 +70,34 @@ def test_the_read_pages_of_a_file_mapped_beneath_a_directory_leave_the_rss_and_r
         assert memory.release_mapped_pages(tmp_path) == len(data)
         assert resident_kib(tmp_path) == 0
         assert mapped[len(data) // 2 : len(data) // 2 + 256] == bytes(range(256))
+
+
+def test_release_cadence_looks_often_while_commits_come_and_settles_back_at_rest() -> None:
+    cadence = memory.ReleaseCadence(writing_s=0.05, resting_s=2.0, settle_s=30.0)
+    assert cadence.interval(commits=0, now=100.0) == 2.0  # no commit yet: at rest
+    assert cadence.interval(commits=1, now=100.0) == 0.05
+    assert cadence.interval(commits=1, now=129.9) == 0.05  # merges may still run
+    assert cadence.interval(commits=1, now=130.0) == 2.0
+    assert cadence.interval(commits=3, now=200.0) == 0.05  # any new commit, however many
+    assert cadence.interval(commits=3, now=231.0) == 2.0
+
+
+def test_release_cadence_releases_once_the_mapped_pages_grew_past_its_bound_since_the_last_release() -> None:
+    cadence = memory.ReleaseCadence(grown_bytes=32 << 20)
+    cadence.released(50 << 20)
+    assert not cadence.due(82 << 20)
+    assert cadence.due(83 << 20)
+    cadence.released(52 << 20)
+    assert not cadence.due(83 << 20) and cadence.due(85 << 20)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_mapped_resident_bytes_counts_the_pages_of_a_mapped_file_read(tmp_path):
+    path = tmp_path / "segment.idx"
+    path.write_bytes(bytes(range(256)) * (16 << 12))  # 16 MiB
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        before = memory.mapped_resident_bytes()
+        hashlib.md5(mapped).digest()  # every page read
+        assert memory.mapped_resident_bytes() - before >= 15 << 20
+        memory.release_mapped_pages(tmp_path)
+        assert memory.mapped_resident_bytes() - before < 1 << 20

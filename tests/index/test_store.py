@@ -489,3 +489,12 @@ def test_release_pages_drops_the_index_pages_reads_mapped_and_the_index_reads_th
     store.release_pages()
     assert resident_kib(tmp_path / "index") == 0
     assert contents() == before and len(before) == 200
+
+
+def test_commits_counts_the_commits_made_after_which_merges_may_run(tmp_path):
+    store = Store(tmp_path / "index")
+    assert store.commits == 0
+    store.write_file(FileRecord("r", "a.txt", "b1", "text", (Chunk(1, 1, 0, 4, "", "text", "", "abcd"),), ("h",)), (MAIN,))
+    store.commit()
+    store.commit()
+    assert store.commits == 2

@@ -119,6 +119,7 @@ class Store:
         # the daemon has it rebuilt.
         self.on_damage: Callable[[Path, str], None] | None = None
         self._writer: tantivy.IndexWriter | None = None
+        self.commits = 0  # made by this store: merges follow them (host/memory.ReleaseCadence)
         # Which views hold which file versions in the index written to (committed, for readers).
         self.membership = Membership()
         # Versions' chunks and where they sit: cached from file documents; as written since the
@@ -729,6 +730,7 @@ class Store:
         # Not kept: a table is read again, from its file document, when a path's versions meet.
         self._written_tables, self._pending_homed, self._pending_home_of = {}, {}, {}
         self.membership.commit()
+        self.commits += 1
         release_free_memory()
         self.release_pages()
 

@@ -21,7 +21,7 @@ import trio
 from codeweir.config import Config, load_config
 from codeweir.embed.backlog import EmbeddingService
 from codeweir.errors import CodeweirError, ConfigError, StoreError
-from codeweir.host.memory import use_one_arena
+from codeweir.host.memory import ReleaseCadence, mapped_resident_bytes, use_one_arena
 from codeweir.index.store import Store
 from codeweir.index.writes import writer_stage
 from codeweir.ingest.pipeline import background_workers, parse_stage
@@ -38,10 +38,6 @@ log = logging.getLogger("codeweir")
 # How long a stop lets the stages drain before it cancels them: systemd's TimeoutStopSec is 30 s,
 # and a stop should take a few seconds at most whatever the daemon was doing.
 STOP_DRAIN_S = 5.0
-# How often the index pages read through mmap leave the RSS (Store.release_pages): Tantivy's
-# merges read whole segments between two commits. A linux full index peaked at 903 MiB with
-# 30 s, 556 and 601 with 2 s and 1 s; a release takes about 1 ms (2.5 with 20,000 chunks read).
-RELEASE_PAGES_EVERY_S = 2.0
 
 
 def lock_state_dir(state_dir: Path) -> int:
@@ -176,10 +172,15 @@ async def _serve(config: Config, config_path: Path | None, started_in: Path | No
 
 
 async def _release_index_pages(store: Store) -> None:
-    """What merges and searches read of the index through mmap leaves the daemon's RSS."""
+    """What merges and searches read of the index through mmap leaves the daemon's RSS, soon
+    after it is read (a release takes about 1 ms)."""
+    cadence = ReleaseCadence()
+    cadence.released(mapped_resident_bytes())
     while True:
-        await trio.sleep(RELEASE_PAGES_EVERY_S)
-        await trio.to_thread.run_sync(store.release_pages)
+        await trio.sleep(cadence.interval(store.commits, trio.current_time()))
+        if cadence.due(mapped_resident_bytes()):
+            await trio.to_thread.run_sync(store.release_pages)
+            cadence.released(mapped_resident_bytes())
 
 
 def _listener(config: Config):
