@@ -6,7 +6,9 @@ In one run, through the socket, one client: lexical and symbol queries, paced a 
 apart, on the idle daemon (half the rounds before the sync, half after, so drift in the
 machine's own load falls on both sides), and while `sync --full` of the same corpus re-reads
 every file. Prints p50/p99 of both and their ratio. Goal: p99 under load at most 2x the idle
-p99, and under 50 ms for lexical.
+p99, and under 50 ms for lexical. Beside them, `jobs`, which the event loop answers by itself:
+its p99 and longest wait show how long the loop stalled (a full collection of the garbage
+collector, a large parse result unpickled).
 
 With --model the daemon embeds too: after the idle rounds before, it restarts on the same
 state without its vectors, so the load is the full sync and the embedding of every chunk
@@ -50,6 +52,13 @@ def one_round(client, latencies: dict[str, list[float]]) -> None:
             client.call("search", {"query": query, "mode": mode, "limit": 10})
             latencies[mode].append(time.perf_counter() - started)
             time.sleep(PACE_SECONDS)
+    started = time.perf_counter()
+    client.call("jobs")
+    latencies["loop"].append(time.perf_counter() - started)
+
+
+def empty_latencies() -> dict[str, list[float]]:
+    return {"lexical": [], "symbol": [], "loop": []}
 
 
 def job_state(client, job_id: str) -> dict:
@@ -84,12 +93,12 @@ def main() -> None:
     try:
         daemon.start()
         daemon.wait_indexed()
-        idle = {"lexical": [], "symbol": []}
+        idle = empty_latencies()
         with daemon.client() as client:
             if args.model:
                 wait_embedded(client)
             for _ in range(3):  # warm the searcher's caches and the connection
-                one_round(client, {"lexical": [], "symbol": []})
+                one_round(client, empty_latencies())
             for _ in range(args.rounds // 2):
                 one_round(client, idle)
         if args.model:
@@ -97,7 +106,7 @@ def main() -> None:
         with daemon.client() as client:
             load_started = time.perf_counter()
             (job,) = client.call("sync", {"repo": repo.name, "full": True})["jobs"]
-            loaded = {"lexical": [], "symbol": []}
+            loaded = empty_latencies()
             while (state := job_state(client, job["id"]))["state"] in ("queued", "running") or (
                 args.model and not embedded(client)
             ):
@@ -121,6 +130,10 @@ def main() -> None:
                 f" | during {load} p50 {ms(loaded[mode], 0.5):6.2f} p99 {ms(loaded[mode], 0.99):6.2f} ms"
                 f" ({len(loaded[mode])}) | p99 ratio {ratio:.2f}x  goal {'met' if goal else 'MISSED'}"
             )
+        print(
+            f"loop     idle p99 {ms(idle['loop'], 0.99):6.2f} max {ms(idle['loop'], 1):6.1f} ms"
+            f" | during {load} p99 {ms(loaded['loop'], 0.99):6.2f} max {ms(loaded['loop'], 1):6.1f} ms (`jobs`)"
+        )
     finally:
         daemon.stop()
         shutil.rmtree(daemon.tmp, ignore_errors=True)
