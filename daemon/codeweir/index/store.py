@@ -736,8 +736,9 @@ class Store:
 
     def release_pages(self) -> None:
         """Drop from the daemon's RSS the index pages Tantivy has read through mmap: after a
-        commit, a read of every document of a kind, and every few seconds (service/daemon.py)
-        for what merges and searches read. Cheap; they stay in the page cache."""
+        commit, a read of every document of a kind, and whenever the daemon finds more of them
+        resident (service/daemon.py) for what merges and searches read. Cheap; they stay in the
+        page cache."""
         release_mapped_pages(self.directory, self._rebuild_directory)
 
     def rollback(self) -> None:

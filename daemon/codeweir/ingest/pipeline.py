@@ -177,14 +177,13 @@ async def sync_repository(
     plan = plan_views(indexed, current, full=full, only_paths=paths)
     scanned = sum(len(files) for files in current.values())
     report({"stage": "scan", "done": scanned, "total": scanned})
-    main = snapshots[MAIN]
     heads = {view: snapshot.head for view, snapshot in snapshots.items()}
-    total, skipped = len(main.files), dict(main.skipped)
+    total, skipped = len(snapshots[MAIN].files), dict(snapshots[MAIN].skipped)
     # Each planned version goes once it is sent: the kernel's 78,000 held 12 MiB through a whole
     # first sync. (The scan keeps its listing, for the next rescan: see git/scan.py.)
     parsed, unchanged, leave = len(plan.parse), plan.unchanged, plan.leave
     to_parse = deque(plan.parse)
-    del snapshots, current, main
+    del snapshots, current
     adopted = sum(len(files) for _, files in plan.adopt)
     batches = [(view, files[i : i + ADOPT_BATCH]) for view, files in plan.adopt for i in range(0, len(files), ADOPT_BATCH)]
     del plan
