@@ -183,6 +183,18 @@ def test_symlinks_submodules_and_large_files_are_skipped_and_counted(repo: GitRe
     assert set(blobs(snapshot)) == {".gitignore", "README.md", "src/app.py", "src/util.py"}
 
 
+def test_a_rescan_from_the_kept_listing_skips_and_counts_as_the_first_scan_did(repo: GitRepo, tmp_path: Path) -> None:
+    other = make_repo(tmp_path / "other", {"x": "x\n"})
+    repo.symlink("link.py", "src/app.py")
+    repo.add_gitlink("vendor/lib", other.head())
+    repo.write("big.bin", b"x" * 2000)
+    repo.commit("add odd things")
+    first = scan(repo.config(), 1000)
+    again = scan(repo.config(), 1000)
+    assert again.skipped == first.skipped == {"symlink": 1, "submodule": 1, "too_large": 1}
+    assert again.files == first.files
+
+
 def test_file_of_exactly_the_size_limit_is_kept(repo: GitRepo) -> None:
     size = repo.path("README.md").stat().st_size
     assert "README.md" in blobs(scan(repo.config(), size))

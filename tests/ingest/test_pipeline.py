@@ -21,10 +21,11 @@ from codeweir.config import Limits
 from codeweir.errors import RepoError, StoreError
 from codeweir.git import history
 from codeweir.git.freshness import stale_paths
+from codeweir.git.scan import scan
 from codeweir.git.worktree import path_bytes
 from codeweir.index.store import Store
-from codeweir.index.writes import writer_stage
-from codeweir.ingest.pipeline import parse_stage, sync_repository
+from codeweir.index.writes import SyncTracker, writer_stage
+from codeweir.ingest.pipeline import FileTask, parse_stage, sync_repository
 from tests.gitrepo import GitRepo, make_repo
 from tests.index_reading import chunks_of, commits_of
 
@@ -289,6 +290,30 @@ async def test_a_parse_worker_that_dies_costs_one_file_and_the_sync_goes_on(tmp_
             [problem] = store.file_errors("r", 5)
             assert problem["path"] == "src/mod4.py" and "died" in problem["error"]
             assert (await sync(other, "other")).statuses == {"indexed": 1}
+
+
+async def test_a_parsed_record_carries_the_scans_own_path_and_blob_strings(tmp_path) -> None:
+    """The views keep every file's path and blob: the scan's strings, not the worker's copies."""
+    repo = make_repo(tmp_path / "r", FILES)
+    config = repo.config("r")
+    file = scan(config, LIMITS.max_file_bytes).files[0]
+    files_send, files_recv = trio.open_memory_channel(1)
+    writes_send, writes_recv = trio.open_memory_channel(1)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            partial(
+                parse_stage,
+                files_recv,
+                writes_send,
+                in_flight=trio.CapacityLimiter(1),
+                workers=trio.CapacityLimiter(1),
+                max_bytes=LIMITS.max_file_bytes,
+            )
+        )
+        async with files_send:
+            await files_send.send(FileTask(SyncTracker("r", 1, lambda event: None), config, file))
+        write = await writes_recv.receive()
+    assert write.record.chunks and write.record.path is file.path and write.record.blob is file.blob
 
 
 async def test_a_commit_the_index_rejects_fails_the_sync_without_recording_the_tip_and_the_next_sync_redoes_the_walk(

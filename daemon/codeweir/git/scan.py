@@ -139,10 +139,15 @@ def _scan_worktree(repo: RepoConfig, git: pygit2.Repository, selector: _Selector
     changes = _worktree_changes(git)
     files: list[TrackedFile] = []
     unchanged_during_diff = before is not None and before == _file_signature(index_file)
-    for path, mode, file in _tracked_files(git, before if unchanged_during_diff else None):
+    listing = _tracked_files(git, before if unchanged_during_diff else None)
+    for path, mode in listing.others:  # symlinks and submodules: counted, never read
+        if not (path in changes and changes[path] in _NOT_FROM_INDEX) and selector.in_scope(path):
+            selector.is_regular(mode)
+    for file in listing.files:
+        path = file.path
         if (path in changes and changes[path] in _NOT_FROM_INDEX) or not selector.in_scope(path):
             continue
-        if selector.is_regular(mode) and selector.fits(file.size):
+        if selector.fits(file.size):
             files.append(file)
     root = git.workdir
     for path, change in changes.items():
@@ -157,15 +162,20 @@ def _scan_worktree(repo: RepoConfig, git: pygit2.Repository, selector: _Selector
 
 @attrs.frozen
 class _IndexListing:
-    signature: tuple[int, ...]  # of the index file the entries were read from
-    entries: tuple[tuple[str, int, TrackedFile], ...]  # (path, mode, file)
+    """The index's stage-0 entries: its regular files, and (path, mode) of the rest (symlinks,
+    submodules). Kept between scans, one per repository: the files alone, with no mode or tuple
+    of their own, are a third smaller (the kernel's 78,000: 7 MiB less)."""
+
+    signature: tuple[int, ...] | None  # of the index file the entries were read from
+    files: tuple[TrackedFile, ...]
+    others: tuple[tuple[str, int], ...]
 
 
 _index_listings: dict[str, _IndexListing] = {}  # by git dir
 
 
-def _tracked_files(git: pygit2.Repository, signature: tuple[int, ...] | None) -> tuple[tuple[str, int, TrackedFile], ...]:
-    """The index's stage-0 entries as (path, mode, file), as the last diff saw them.
+def _tracked_files(git: pygit2.Repository, signature: tuple[int, ...] | None) -> _IndexListing:
+    """The index's stage-0 entries, as the last diff saw them.
 
     `signature` is the index file's, given when it did not change while the diff ran: then the
     entries are those of that file, and a listing of it is reused, which makes a no-change
@@ -173,11 +183,18 @@ def _tracked_files(git: pygit2.Repository, signature: tuple[int, ...] | None) ->
     """
     listing = _index_listings.get(git.path)
     if signature and listing is not None and listing.signature == signature:
-        return listing.entries
-    entries = tuple((path, mode, TrackedFile(path, blob, size)) for path, blob, mode, size in _index_entries(git.index))
+        return listing
+    files: list[TrackedFile] = []
+    others: list[tuple[str, int]] = []
+    for path, blob, mode, size in _index_entries(git.index):
+        if mode in (_SYMLINK_MODE, _GITLINK_MODE):
+            others.append((path, mode))
+        else:
+            files.append(TrackedFile(path, blob, size))
+    listing = _IndexListing(signature, tuple(files), tuple(others))
     if signature:
-        _index_listings[git.path] = _IndexListing(signature, entries)
-    return entries
+        _index_listings[git.path] = listing
+    return listing
 
 
 def _file_signature(path: Path) -> tuple[int, ...] | None:

@@ -115,6 +115,10 @@ async def parse_stage(
             if record is None:  # only a worktree's file vanishes, and only the main view reads one
                 await writes.send(DeleteFile(task.tracker, task.repo.name, task.file.path, reason="vanished"))
             else:
+                # The scan's own path and blob strings, not the worker's copies: the views keep
+                # them for every file, and the scan's listing holds them already (the kernel's
+                # 78,000 files: 13 MiB less).
+                record = attrs.evolve(record, path=task.file.path, blob=task.file.blob)
                 await writes.send(WriteFile(task.tracker, record, task.views))
 
 
