@@ -67,16 +67,19 @@ class SearchRequests:
             commits, more_notes = await self._search_commits(query, params)
             results = tuple(commits)
             notes += self._missing_refs(params.repo or query.repo, params.refs or query.refs)
-        else:
+        elif mode in ("hybrid", "semantic"):
             filters = await trio.to_thread.run_sync(self._visible_filters, query, params, limiter=self.limiter)
             notes += self._missing_refs(filters.repo, filters.refs)
-            hits: list[SearchHit]
-            if mode in ("hybrid", "semantic"):
-                hits, more_notes = await self._search_by_meaning(mode, query, params, filters)
-            else:
-                search = plan_search(self.store, mode, query, params, filters=filters)
-                hits, more_notes = await trio.to_thread.run_sync(search, limiter=self.limiter)
-            results = tuple(await self._mark_stale(self._with_refs(hits), filters.refs))
+            hits, more_notes = await self._search_by_meaning(mode, query, params, filters)
+            results = tuple(await trio.to_thread.run_sync(self._finished, hits, filters.refs, limiter=self.limiter))
+        else:
+            # One thread call for the whole search, not three: while a sync keeps the cores and
+            # the GIL busy, each hand-off between the event loop and a thread waits for both.
+            filters, found, more_notes = await trio.to_thread.run_sync(
+                self._search_index, mode, query, params, limiter=self.limiter
+            )
+            notes += self._missing_refs(filters.repo, filters.refs)
+            results = tuple(found)
         return SearchResult(
             results=results,
             took_ms=round((trio.current_time() - started) * 1000, 2),
@@ -87,6 +90,18 @@ class SearchRequests:
     def _visible_filters(self, query: Query, params: SearchParams) -> Filters:
         """The request's filters, with what its views leave out. Blocking: run in a thread."""
         return visible(self.store, request_filters(query, params))
+
+    def _search_index(self, mode: str, query: Query, params: SearchParams) -> tuple[Filters, list[SearchHit], list[str]]:
+        """A search the index answers alone (lexical, exact, regex, symbol), from the request's
+        filters to its finished hits, with its notes. Blocking: run in a thread."""
+        filters = self._visible_filters(query, params)
+        hits, notes = plan_search(self.store, mode, query, params, filters=filters)()
+        return filters, self._finished(hits, filters.refs), notes
+
+    def _finished(self, hits: list[SearchHit], refs: tuple[str, ...]) -> list[SearchHit]:
+        """The hits as answered: each naming the refs that hold its version, stale where its file
+        changed since it was indexed. Blocking: run in a thread."""
+        return self._mark_stale(self._with_refs(hits), refs)
 
     def _missing_refs(self, repo: str | None, refs: tuple[str, ...]) -> list[str]:
         """A note naming the wanted refs that no repository searched has indexed."""
@@ -172,10 +187,10 @@ class SearchRequests:
         fused = reciprocal_rank_fusion([lexical, semantic], params.limit, identity=lambda hit: (hit.repo, hit.sha))
         return fused, notes
 
-    async def _mark_stale(self, hits: list[SearchHit], refs: tuple[str, ...] = ()) -> list[SearchHit]:
+    def _mark_stale(self, hits: list[SearchHit], refs: tuple[str, ...] = ()) -> list[SearchHit]:
         """Flag hits whose file has changed since it was indexed where the search saw it: in the
         repository (its worktree or ref) without refs; else on a wanted ref holding it, which
-        now holds another version (or none) at its path."""
+        now holds another version (or none) at its path. Blocking: run in a thread."""
         indexed: dict[tuple[str, str], dict[str, str]] = {}  # (repo, view) -> path -> blob
         for hit in hits:
             for view in [ref for ref in hit.refs if ref in refs] if refs else [MAIN]:
@@ -186,7 +201,7 @@ class SearchRequests:
             if repo is None:
                 continue
             try:
-                paths = await trio.to_thread.run_sync(stale_paths, repo, blobs, view, limiter=self.limiter)
+                paths = stale_paths(repo, blobs, view)
             except CodeweirError as exc:  # the repository is unreadable now: its hits stay unflagged
                 log.warning("checking freshness: %s", exc)
                 continue
