@@ -1,4 +1,5 @@
-"""Background work (parse workers, the index writer) runs at a lower CPU priority than searches."""
+"""Background work (parse workers, the index writer) runs at a lower CPU priority than searches:
+niced, and in Linux's SCHED_IDLE class."""
 
 import contextlib
 import os
@@ -24,6 +25,11 @@ def background() -> int:
     return min(19, niceness() + BACKGROUND_NICENESS)
 
 
+def idle_class() -> bool:
+    """Whether the calling thread is in Linux's SCHED_IDLE class: it runs when nothing else wants the core."""
+    return os.sched_getscheduler(0) == os.SCHED_IDLE
+
+
 def test_work_started_in_background_runs_niced_and_so_do_the_threads_it_starts():
     def start_a_thread() -> int:
         seen = []
@@ -35,13 +41,14 @@ def test_work_started_in_background_runs_niced_and_so_do_the_threads_it_starts()
     expected, before = background(), niceness()
     assert start_in_background(niceness) == expected
     assert start_in_background(start_a_thread) == expected
-    assert niceness() == before  # the caller keeps its own priority
+    assert start_in_background(idle_class)
+    assert niceness() == before and not idle_class()  # the caller keeps its own priority
 
 
 def test_a_background_thread_runs_calls_niced_in_one_long_lived_thread():
     thread = BackgroundThread("test")
     before = niceness()
-    assert thread.call(niceness) == background()
+    assert thread.call(niceness) == background() and thread.call(idle_class)
     assert thread.call(threading.get_native_id) == thread.call(threading.get_native_id)
     assert thread.call(divmod, 7, 2) == (3, 1)
     assert niceness() == before
@@ -56,6 +63,7 @@ async def test_parse_workers_run_niced():
     expected = background()
     async with background_workers():
         assert await trio_parallel.run_sync(niceness) == expected
+        assert await trio_parallel.run_sync(idle_class)
 
 
 @attrs.frozen

@@ -10,6 +10,12 @@ in a worker process as it starts, or in a short-lived thread that opens the inde
 commits (tantivy starts its threads there), covers that work and nothing else. Python code in
 the daemon stays at its priority: a niced thread holding the GIL would hold up searches.
 
+On Linux such threads are also put in the SCHED_IDLE class, as desktop indexers (tracker, baloo)
+run: a search's thread that wakes takes the core from one at once, where a merely niced thread
+may first finish its time slice, and it does so at every wake (each time it gets the GIL back).
+They take only the time nothing else wants: on go-std a full sync took as long alone, and the
+searches made during it waited less.
+
 Some libraries also compute in the thread that calls them (onnxruntime's run does its share of
 every parallel section there): such calls go to a long-lived niced thread, while the caller waits
 with the GIL released.
@@ -30,6 +36,8 @@ BACKGROUND_NICENESS = 10
 def lower_cpu_priority() -> None:
     """Lower the calling thread's CPU priority, and so that of the threads it starts from now on."""
     os.nice(BACKGROUND_NICENESS)
+    if hasattr(os, "SCHED_IDLE"):  # Linux: 0 is the calling thread, not the process
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 def start_in_background(start: Callable[[], T]) -> T:
