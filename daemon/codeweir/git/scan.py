@@ -141,13 +141,10 @@ def _scan_worktree(repo: RepoConfig, git: pygit2.Repository, selector: _Selector
     unchanged_during_diff = before is not None and before == _file_signature(index_file)
     listing = _tracked_files(git, before if unchanged_during_diff else None)
     for path, mode in listing.others:  # symlinks and submodules: counted, never read
-        if not (path in changes and changes[path] in _NOT_FROM_INDEX) and selector.in_scope(path):
+        if changes.get(path) not in _NOT_FROM_INDEX and selector.in_scope(path):
             selector.is_regular(mode)
     for file in listing.files:
-        path = file.path
-        if (path in changes and changes[path] in _NOT_FROM_INDEX) or not selector.in_scope(path):
-            continue
-        if selector.fits(file.size):
+        if changes.get(file.path) not in _NOT_FROM_INDEX and selector.in_scope(file.path) and selector.fits(file.size):
             files.append(file)
     root = git.workdir
     for path, change in changes.items():
