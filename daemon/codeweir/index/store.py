@@ -34,7 +34,7 @@ import os
 import shutil
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -47,6 +47,7 @@ from codeweir.errors import StoreError
 from codeweir.host.durable import fsync
 from codeweir.host.memory import release_free_memory, release_mapped_pages
 from codeweir.host.priority import start_in_background
+from codeweir.index.chunk_hashes import ChunkHashes
 from codeweir.index.disk import (
     DAMAGED_SUFFIX,
     META_FILE,
@@ -147,10 +148,7 @@ class Store:
         # The chunks' content hashes, for the embed backlog's coverage (see `chunk_hash_counts`):
         # read from the index the first time they are asked for, then kept up to date by each commit.
         self._hashes_lock = threading.Lock()  # a commit, and that first read, hold it
-        self._file_hashes: dict[str, dict[str, tuple[str, ...]]] | None = None  # repo -> chunk key -> (its hash,)
-        self._hash_counts: dict[str, Counter[str]] = {}  # repo -> content hash -> chunk documents
-        self._hashes_pending: list[tuple[str, str | None, tuple[str, ...]]] = []  # chunk key None: the whole repository
-        self._hash_changes: deque[tuple[str, str, int]] = deque()  # (repo, hash, +n or -n) per commit
+        self._hashes = ChunkHashes()
 
     def _open(self) -> None:
         self.rebuilding = not claim_versions(self.directory, VERSIONS)
@@ -256,8 +254,8 @@ class Store:
         except (OSError, ValueError) as exc:
             raise StoreError(f"cannot start rebuilding the damaged index at {self.directory}: {failure_reason(exc)}") from None
         with self._hashes_lock:  # the chunks written to the damaged index are not in the new one
-            self._hashes_pending = [(repo, None, ()) for repo in self._file_hashes or {}]
-            self._apply_hash_changes()
+            self._hashes.all_dropped()
+            self._hashes.committed()
         # The event loop reads these without a lock, in the order a sync does: the generation,
         # then what the index holds; the rebuild's bookkeeping, the generation then `rebuilding`.
         self.membership = Membership()
@@ -345,10 +343,9 @@ class Store:
         copy, and dropped. The first call reads every chunk document (0.5 s per 70,000), unless
         `stop()` turns true meanwhile: then it returns None."""
         with self._hashes_lock, self._reading("reading the chunks' content hashes"):
-            if self._file_hashes is None and not self._load_file_hashes(stop):
+            if not self._hashes.loaded and not self._load_file_hashes(stop):
                 return None
-            self._hash_changes.clear()
-            return {repo: Counter(counts) for repo, counts in self._hash_counts.items()}
+            return self._hashes.counts()
 
     def view_chunk_hashes(self, repo: str, view: str) -> list[str]:
         """The content hash of each chunk of the versions `view` holds, as of the last commit."""
@@ -387,13 +384,7 @@ class Store:
     def take_chunk_hash_changes(self) -> list[tuple[str, str, int]]:
         """What the commits since the last call (or `chunk_hash_counts`) changed: (repo, content
         hash, chunk documents added, or removed when negative). Cheap, never blocks."""
-        changes = []
-        while self._hash_changes:
-            try:
-                changes.append(self._hash_changes.popleft())
-            except IndexError:  # cleared by chunk_hash_counts meanwhile
-                break
-        return changes
+        return self._hashes.take_changes()
 
     def _load_file_hashes(self, stop: Callable[[], bool]) -> bool:
         self._target.reload()
@@ -402,41 +393,9 @@ class Store:
             if i % 4096 == 0 and stop():
                 return False
             files.setdefault(first(doc, "repo"), {}).setdefault(first(doc, "chunk_key"), []).append(first(doc, "content_hash"))
-        self._file_hashes = {repo: {path: tuple(h) for path, h in paths.items()} for repo, paths in files.items()}
-        self._hash_counts = {
-            repo: Counter(h for hashes in paths.values() for h in hashes) for repo, paths in self._file_hashes.items()
-        }
+        self._hashes.load(files)
         self.release_pages()
         return True
-
-    def _apply_hash_changes(self) -> None:
-        """After a commit: bring the chunks' hashes up to what it committed, and record the changes."""
-        pending, self._hashes_pending = self._hashes_pending, []
-        if self._file_hashes is None:
-            return
-        delta: Counter[tuple[str, str]] = Counter()
-        for repo, key, hashes in pending:
-            files = self._file_hashes.setdefault(repo, {})
-            if key is None:
-                for old in files.values():
-                    delta.subtract((repo, h) for h in old)
-                files.clear()
-                continue
-            delta.subtract((repo, h) for h in files.pop(key, ()))
-            if hashes:
-                files[key] = hashes
-                delta.update((repo, h) for h in hashes)
-        for (repo, h), n in delta.items():
-            if not n:
-                continue
-            counts = self._hash_counts.setdefault(repo, Counter())
-            counts[h] += n
-            if counts[h] <= 0:
-                del counts[h]
-            self._hash_changes.append((repo, h, n))
-        for repo in [r for r, files in self._file_hashes.items() if not files]:
-            del self._file_hashes[repo]
-            self._hash_counts.pop(repo, None)
 
     def file_blobs(self, repo: str, view: str = MAIN) -> Mapping[str, str]:
         """path -> blob id of every file of `repo`'s `view` in the last commit (of the rebuild, if one runs)."""
@@ -599,7 +558,7 @@ class Store:
             made = ChunkDoc(repo, path, record.language, record.facets, chunk, content_hash, tuple(parts))
             writer.add_document(made.document(key, chunk_id, blob, terms))
             self._homed_pending(chunk_id, key, made)
-            self._hashes_pending.append((repo, chunk_id, (content_hash,)))
+            self._hashes.written(repo, chunk_id, (content_hash,))
         self._written_tables[key] = dict(zip(keys, placements, strict=True))
 
     def _drop_version(self, repo: str, path: str, blob: str) -> None:
@@ -613,7 +572,7 @@ class Store:
             if (home := next((b for b, t in live.items() if chunk_id in t), None)) is not None:
                 moving[chunk_id] = home
             else:
-                self._hashes_pending.append((repo, chunk_id, ()))
+                self._hashes.written(repo, chunk_id, ())
         homed = self._chunks_homed_at(key) if moving else {}
         self.writer.delete_documents_by_term("file_key", key)  # the file document, and the chunks home here
         for chunk_id in table.keys() - moving.keys():
@@ -703,7 +662,7 @@ class Store:
             self.writer.delete_documents_by_term("repo", repo)
             self.writer.delete_documents_by_term("file_key", repo_key(repo))
         self.membership.drop_repo(repo)
-        self._hashes_pending.append((repo, None, ()))
+        self._hashes.repo_dropped(repo)
 
     def set_repo_meta(self, repo: str, meta: Mapping) -> None:
         key = repo_key(repo)
@@ -725,7 +684,7 @@ class Store:
             except (OSError, ValueError) as exc:
                 self.rollback()
                 raise self._write_failure("commit", exc) from None
-            self._apply_hash_changes()
+            self._hashes.committed()
         self._target.reload()
         # Not kept: a table is read again, from its file document, when a path's versions meet.
         self._written_tables, self._pending_homed, self._pending_home_of = {}, {}, {}
@@ -746,7 +705,7 @@ class Store:
         failed write or commit (disk full, read-only) its state is not to be trusted."""
         self.membership.rollback()
         self._written_tables, self._pending_homed, self._pending_home_of, self._tables = {}, {}, {}, {}
-        self._hashes_pending = []
+        self._hashes.rolled_back()
         writer, self._writer = self._writer, None
         if writer is not None:
             # wait_merging_threads consumes the writer and frees the index's writer lock, even
