@@ -1,9 +1,10 @@
 import hashlib
 
 import pytest
+import tantivy
 
 from codeweir.index.membership import Placement
-from codeweir.index.schema import ChunkDoc, module_path, stored_chunk
+from codeweir.index.schema import SCHEMA, ChunkDoc, module_path, open_index, stored_chunk
 from codeweir.records import Chunk
 
 
@@ -33,3 +34,20 @@ def test_a_chunk_document_reads_back_as_it_was_made_and_places_itself_in_another
     placed = stored_chunk(doc, {"k1": Placement("b2", 13, 14, 110, 130, content_hash)})
     assert (placed.blob, placed.start_line, placed.end_line) == ("b2", 13, 14)
     assert (stored_chunk(doc).blob, stored_chunk(doc).start_line) == ("b1", 3)
+
+
+def test_a_chunk_is_found_by_the_trigrams_of_its_lowercased_text_and_by_no_others(tmp_path):
+    chunk = Chunk(1, 1, 0, 20, "", "text", "", "ParseDuration(ÉTÉ)")
+    made = ChunkDoc("r", "a.go", "go", frozenset(), chunk, "h", ())
+    index = open_index(tmp_path)
+    writer = index.writer(heap_size=15_000_000, num_threads=1)
+    writer.add_document(made.document("r/a.go\x00b1", "k1", "b1"))
+    writer.commit()
+    index.reload()
+    searcher = index.searcher()
+
+    def found(trigram: str) -> bool:
+        return searcher.search(tantivy.Query.term_query(SCHEMA, "trigrams", trigram)).count == 1
+
+    assert all(found(t) for t in ("par", "ion", "(ét", "été", "té)"))
+    assert not any(found(t) for t in ("Par", "ÉTÉ", "pdu"))
