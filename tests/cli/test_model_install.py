@@ -16,10 +16,11 @@ import trio
 
 from codeweir.cli import main as cli
 from codeweir.config import ServerConfig
-from codeweir.embed.model_build import default_model_source, installed_source_dir, source_hash
+from codeweir.embed.checkpoint import source_hash
+from codeweir.embed.model_build import default_model_source, installed_source_dir
 from codeweir.errors import RequestError
 from codeweir.service.server import serve_unix
-from tests.model_wheel import make_model_wheel
+from tests.model_copies import make_model_wheel
 
 
 @pytest.fixture(scope="module")

