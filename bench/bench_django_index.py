@@ -30,7 +30,8 @@ from bench_embed import corpus_texts, session_feeds, timed
 from daemon_run import Daemon, children, corpus, rss_kib
 
 from codeweir.config import ModelConfig
-from codeweir.embed.backlog import EMBED_CALL_TEXTS, EMBEDDED_KINDS
+from codeweir.embed.backlog import EMBED_CALL_TEXTS
+from codeweir.embed.index_scan import EMBEDDED_KINDS
 from codeweir.embed.model_build import ensure_model
 from codeweir.embed.session import Embedder, default_threads
 from codeweir.index.schema import SCHEMA

@@ -9,9 +9,10 @@ import pytest
 import trio
 
 from codeweir.config import load_config, parse_config
-from codeweir.embed.backlog import EmbeddingService, EmbedItem, EmbedQueue, written_texts
+from codeweir.embed.backlog import EmbeddingService, written_texts
 from codeweir.embed.model_build import default_model_source
 from codeweir.embed.model_install import install_model_source
+from codeweir.embed.queue import EmbedItem, EmbedQueue
 from codeweir.embedded_text import content_hash
 from codeweir.facets import classify
 from codeweir.index.store import Store
@@ -188,24 +189,24 @@ async def test_a_model_switch_keeps_semantic_search_on_the_old_model_until_the_n
     async with trio.open_nursery() as nursery:
         daemon, conn = await start(nursery, old)
         await synced(daemon, conn)
-        old_id = daemon.embedding.embedder.model_id
+        old_id = daemon.embedding.model.embedder.model_id
         daemon.shutdown()
     # Another model: the same weights with other pooling give other vectors, hence another id.
     new = make_config(tmp_path, repo, path=str(default_model_dir), pooling="cls")
     store, send, service = standalone_service(new)
-    await service._load()
-    assert service.embedder.model_id != old_id
-    assert service.state == "filling" and service.serving[0].model_id == old_id
+    model = await service._load()
+    assert model.embedder.model_id != old_id
+    assert service.state == "filling" and service.serving.embedder.model_id == old_id
     query = await service.embed_query("open a network connection")
     assert search_semantic(store, service.serving_vectors, query, Filters(), 1)[0].path == "net.go"
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(service._consume)
+        nursery.start_soon(service._consume, model)
         await service.wait_idle()
-        assert service.state == "ready" and service.serving[0] is service.embedder
+        assert service.state == "ready" and service.serving is model
         nursery.cancel_scope.cancel()
     # The old model's vectors are no longer read: they are gone, and only the new model's remain.
     vectors_dir = Path(new.state_dir) / "vectors"
-    assert sorted(p.name for p in vectors_dir.iterdir()) == sorted([service.embedder.model_id, "serving-model.json"])
+    assert sorted(p.name for p in vectors_dir.iterdir()) == sorted([model.embedder.model_id, "serving-model.json"])
 
 
 async def test_every_thread_the_embedding_service_starts_runs_niced_while_the_event_loop_keeps_its_priority(
@@ -261,14 +262,14 @@ async def test_a_reconciliation_keeps_vectors_of_writes_not_yet_committed_and_fo
     yet survives the reconciliation after it was embedded, and goes at the next one."""
     config = make_config(tmp_path, repo, path=str(default_model_dir))
     store, send, service = standalone_service(config)
-    await service._load()
+    model = await service._load()
     texts = [f"def cube_{i}(x):\n    return x * x * x + {i}\n" for i in range(12)]
     items = [EmbedItem("proj", "chunk", content_hash(text), text) for text in texts]
-    await service._embed({item.content_hash: item.text for item in items})
-    await service._reconcile()
-    assert all(item.content_hash in service.vectors for item in items)
-    await service._reconcile()  # still in no committed chunk: dead
-    assert len(service.vectors) == 0
+    await service._embed(model, {item.content_hash: item.text for item in items})
+    await service._reconcile(model)
+    assert all(item.content_hash in model.vectors for item in items)
+    await service._reconcile(model)  # still in no committed chunk: dead
+    assert len(model.vectors) == 0
 
 
 async def result(conn, method, params=None):
@@ -411,15 +412,3 @@ def test_the_backlog_embeds_a_watchers_changes_first_then_source_then_tests_then
         "vendor/left_pad.py",  # vendored and generated rank alike: in the order written
         "app_pb2.py",
     ]
-
-
-def test_past_its_texts_the_queue_keeps_hashes_and_gives_them_out_once_the_commit_holding_them_landed():
-    queue = EmbedQueue(max_texts=1)
-    queue.push("a" * 32, "chunk", "def a(): pass", rank=0, after_commit=1)
-    queue.push("b" * 32, "chunk", "def b(): pass", rank=0, after_commit=1)  # its text is not kept
-    [(first, todo)] = queue.take(10, commits=0, done=lambda h: False)
-    assert (first, todo.text) == ("a" * 32, "def a(): pass")
-    assert queue.take(10, commits=0, done=lambda h: False) == [] and len(queue) == 1  # not readable yet
-    queue.committed()
-    [(second, todo)] = queue.take(10, commits=1, done=lambda h: False)
-    assert (second, todo.text) == ("b" * 32, None) and len(queue) == 0  # read from the index now

@@ -11,7 +11,7 @@ vector store forgets rows) costs a set lookup per distinct text.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Container, Iterable
 
 import attrs
 
@@ -36,12 +36,12 @@ class Coverage:
     def __init__(self) -> None:
         self.loaded = False
         self._counts: dict[str, Counter[str]] = {}  # repo -> content hash -> chunk documents
-        self._vectors: Collection[str] = ()
+        self._vectors: Container[str] = ()
         self._chunks: Counter[str] = Counter()
         self._chunks_embedded: Counter[str] = Counter()
         self._texts_embedded: Counter[str] = Counter()
 
-    def reset(self, counts: dict[str, Counter[str]], vectors: Collection[str]) -> None:
+    def reset(self, counts: dict[str, Counter[str]], vectors: Container[str]) -> None:
         """Start from the store's chunk hashes (a copy this object now owns) against `vectors`."""
         self._counts = counts
         self._vectors = vectors

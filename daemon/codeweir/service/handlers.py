@@ -18,12 +18,11 @@ from collections import Counter
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from codeweir.config import Config
-from codeweir.embed.backlog import EmbeddingService
 from codeweir.errors import RequestError
 from codeweir.index.membership import MAIN
 from codeweir.index.schema import VERSIONS
@@ -41,6 +40,9 @@ from codeweir.service.scheduler import Job, SyncRequest
 from codeweir.service.server import Handler, Notify
 from codeweir.service.state import DaemonState, RepoState, Stages
 from codeweir.service.watchers import Watchers
+
+if TYPE_CHECKING:
+    from codeweir.embed.backlog import EmbeddingService
 
 STATUS_FILE_ERRORS = 5  # files per repository whose error status shows
 
