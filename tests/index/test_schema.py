@@ -33,3 +33,11 @@ def test_a_chunk_document_reads_back_as_it_was_made_and_places_itself_in_another
     placed = stored_chunk(doc, {"k1": Placement("b2", 13, 14, 110, 130, content_hash)})
     assert (placed.blob, placed.start_line, placed.end_line) == ("b2", 13, 14)
     assert (stored_chunk(doc).blob, stored_chunk(doc).start_line) == ("b1", 3)
+
+
+def test_a_chunk_document_placed_in_another_version_takes_its_lines_and_keeps_the_rest():
+    chunk = Chunk(3, 4, 10, 30, "join", "method", "Query.join", "def join(self):\n    pass")
+    made = ChunkDoc("r", "db/query.py", "python", frozenset(), chunk, "h", ("db",))
+    moved = made.placed(Placement("b2", 13, 14, 110, 130, "h"))
+    assert (moved.chunk.start_line, moved.chunk.end_line, moved.chunk.start_byte, moved.chunk.end_byte) == (13, 14, 110, 130)
+    assert (moved.chunk.content, moved.scope, moved.path) == (chunk.content, made.scope, made.path)
