@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import tantivy
 
-from codeweir.index.membership import MAIN, decode_table, version_key
+from codeweir.index.chunk_tables import decode_table
+from codeweir.index.membership import MAIN, version_key
 from codeweir.index.schema import query_all, stored_chunk
 from codeweir.index.store import Store
 from codeweir.records import CommitRecord, StoredChunk

@@ -51,3 +51,11 @@ def test_a_chunk_is_found_by_the_trigrams_of_its_lowercased_text_and_by_no_other
 
     assert all(found(t) for t in ("par", "ion", "(ét", "été", "té)"))
     assert not any(found(t) for t in ("Par", "ÉTÉ", "pdu"))
+
+
+def test_a_chunk_document_placed_in_another_version_takes_its_lines_and_keeps_the_rest():
+    chunk = Chunk(3, 4, 10, 30, "join", "method", "Query.join", "def join(self):\n    pass")
+    made = ChunkDoc("r", "db/query.py", "python", frozenset(), chunk, "h", ("db",))
+    moved = made.placed(Placement("b2", 13, 14, 110, 130, "h"))
+    assert (moved.chunk.start_line, moved.chunk.end_line, moved.chunk.start_byte, moved.chunk.end_byte) == (13, 14, 110, 130)
+    assert (moved.chunk.content, moved.scope, moved.path) == (chunk.content, made.scope, made.path)

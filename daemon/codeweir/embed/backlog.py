@@ -51,12 +51,12 @@ from codeweir.embed.queue import COMMIT_RANK, EmbedItem, EmbedQueue, QueueEntry,
 from codeweir.embed.session import EmbedStopped
 from codeweir.embedded_text import commit_text, document_text
 from codeweir.errors import CodeweirError, ModelError, StoreError
-from codeweir.index.store import Store
 from codeweir.index.vectors import VectorStore
 from codeweir.index.writes import Write, WriteCommits, WriteFile
 
 if TYPE_CHECKING:
     from codeweir.config import ModelConfig
+    from codeweir.index.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,9 @@ search without a `ref:` filter sees the main view; one with it sees that ref's.
 Chunks are shared too, between the versions of one path: a chunk document is keyed by its path
 and content (`chunk_key`), so a function that two branches' versions of a file have alike is
 stored once, at its *home* version's lines (the version that wrote it, always one some view
-holds). Each version lists its chunks and where they sit (`Placement`, in its file document);
-a search that sees a chunk through another version places it there (`Visibility.placed`).
+holds). Each version lists its chunks and where they sit (`Placement`, in its file document:
+index/chunk_tables.py); a search that sees a chunk through another version places it there
+(`Visibility.placed`).
 
 `Membership` is pure state, no I/O: the writer changes what is written (`set`), and `commit`
 publishes it to readers, who only ever see committed views (each published view is a new dict,
@@ -21,7 +22,6 @@ never changed after, so a search thread may read one while the writer works).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 
 import attrs
@@ -63,24 +63,6 @@ def chunk_keys(repo: str, path: str, content_hashes: Iterable[str]) -> list[str]
         n = seen[content_hash] = seen.get(content_hash, -1) + 1
         keys.append(chunk_key(repo, path, content_hash, n))
     return keys
-
-
-Table = Mapping[str, Placement]  # a version's chunks: chunk key -> where it sits
-
-
-def encode_table(placements: Iterable[Placement]) -> bytes:
-    """A version's chunks as its file document stores them: content hash and lines, in order."""
-    rows = [[p.content_hash, p.start_line, p.end_line, p.start_byte, p.end_byte] for p in placements]
-    return json.dumps(rows, separators=(",", ":")).encode()
-
-
-def decode_table(repo: str, path: str, blob: str, data: bytes) -> dict[str, Placement]:
-    rows = json.loads(data) if data else []
-    keys = chunk_keys(repo, path, (row[0] for row in rows))
-    return {
-        key: Placement(blob, start_line, end_line, start_byte, end_byte, content_hash)
-        for key, (content_hash, start_line, end_line, start_byte, end_byte) in zip(keys, rows, strict=True)
-    }
 
 
 @attrs.frozen

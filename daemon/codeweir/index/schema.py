@@ -3,8 +3,9 @@ becomes documents and documents become records again, and opening an index with 
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 import attrs
@@ -15,7 +16,7 @@ from codeweir.chunk.terms import PARTS_PATTERN, chunk_terms
 from codeweir.chunk.version import CHUNKER_VERSION
 from codeweir.facets import SOURCE, stored_facets, stored_lexical_weight, stored_weight
 from codeweir.index.membership import Placement
-from codeweir.records import Chunk, StoredChunk
+from codeweir.records import Chunk, CommitRecord, FileRecord, StoredChunk
 
 # 4: chunks carry their scope (module and enclosing definitions); pieces no symbol; 5: lexical_weight;
 # 6: documents per file version (repository, path, blob), which views hold them in `member` documents;
@@ -80,7 +81,7 @@ def _schema() -> tantivy.Schema:
     b.add_text_field("ident", tokenizer_name="code_split")  # its identifiers
     b.add_text_field("error", stored=True)
     b.add_text_field("meta", stored=True, tokenizer_name="raw")
-    b.add_bytes_field("chunks", stored=True, indexed=False)  # a version's file document: membership.encode_table
+    b.add_bytes_field("chunks", stored=True, indexed=False)  # a version's file document: chunk_tables.encode_table
     for name in ("start_line", "end_line", "start_byte", "end_byte", "chunk_count"):
         b.add_unsigned_field(name, stored=True)
     return b.build()
@@ -164,6 +165,59 @@ def file_fields(doc: tantivy.Document, repo: str, path: str, blob: str, language
         doc.add_text("facet", facet)
 
 
+def file_document(record: FileRecord, key: str, chunks: bytes) -> tantivy.Document:
+    """A version's file document; `chunks`: its chunk table, encoded (index/chunk_tables.py)."""
+    doc = tantivy.Document()
+    file_fields(doc, record.repo, record.path, record.blob, record.language, record.facets, key)
+    doc.add_text("doc_kind", "file")
+    doc.add_text("status", record.status)
+    doc.add_unsigned("chunk_count", len(record.chunks))
+    doc.add_bytes("chunks", chunks)
+    if record.error:
+        doc.add_text("error", record.error)
+    return doc
+
+
+def member_document(repo: str, view: str, path: str, blob: str, key: str) -> tantivy.Document:
+    """`view` of `repo` holds the version `blob` at `path`."""
+    doc = tantivy.Document()
+    for field, value in (("doc_kind", "member"), ("repo", repo), ("view", view), ("path", path), ("blob", blob)):
+        doc.add_text(field, value)
+    doc.add_text("file_key", key)
+    return doc
+
+
+def _repo_document(kind: str, repo: str, key: str) -> tantivy.Document:
+    """A document of `kind` for the whole of `repo` (a commit, its metadata), by its key."""
+    doc = tantivy.Document()
+    doc.add_text("doc_kind", kind)
+    doc.add_text("repo", repo)
+    doc.add_text("file_key", key)
+    return doc
+
+
+def commit_document(repo: str, commit: CommitRecord, key: str) -> tantivy.Document:
+    doc = _repo_document("commit", repo, key)
+    doc.add_text("sha", commit.sha)
+    doc.add_text("author", commit.author)
+    doc.add_integer("date", commit.date)
+    doc.add_text("message", commit.message)
+    doc.add_text("content_hash", commit.content_hash)
+    doc.add_unsigned("hash_high", int(commit.content_hash[:16], 16))
+    doc.add_unsigned("hash_low", int(commit.content_hash[16:], 16))
+    for path in commit.paths:
+        doc.add_text("path", path)
+        doc.add_text("path_parts", path)
+    return doc
+
+
+def repo_document(repo: str, meta: Mapping, key: str) -> tantivy.Document:
+    """A repository's metadata document: `meta`, as JSON."""
+    doc = _repo_document("repo", repo, key)
+    doc.add_text("meta", json.dumps(dict(meta), sort_keys=True))
+    return doc
+
+
 @attrs.frozen
 class ChunkDoc:
     """A chunk document's content, apart from its home version: what moves when its home goes."""
@@ -205,6 +259,19 @@ class ChunkDoc:
         doc.add_float("lexical_weight", stored_lexical_weight(self.facets, self.path))
         return doc
 
+    def placed(self, placement: Placement) -> ChunkDoc:
+        """The same chunk where `placement` has it: in another version of its file, its new home."""
+        return attrs.evolve(
+            self,
+            chunk=attrs.evolve(
+                self.chunk,
+                start_line=placement.start_line,
+                end_line=placement.end_line,
+                start_byte=placement.start_byte,
+                end_byte=placement.end_byte,
+            ),
+        )
+
     @classmethod
     def of(cls, doc: tantivy.Document) -> ChunkDoc:
         """A chunk document read back from the index."""
@@ -241,3 +308,13 @@ def vector_keys(searcher: tantivy.Searcher, addresses: Sequence[tantivy.DocAddre
 
 def query_all(pairs: Sequence[tuple[str, str]]) -> tantivy.Query:
     return tantivy.Query.boolean_query([(tantivy.Occur.Must, tantivy.Query.term_query(SCHEMA, f, v)) for f, v in pairs])
+
+
+def documents(index: tantivy.Index, query: tantivy.Query) -> Iterable[tantivy.Document]:
+    """Every document of `index` (as of its last reload) that `query` matches."""
+    searcher = index.searcher()
+    total = searcher.search(query, limit=1, count=True).count
+    if not total:
+        return []
+    hits = searcher.search(query, limit=total, count=False).hits
+    return (searcher.doc(address) for _, address in hits)

@@ -1,5 +1,6 @@
 """The Tantivy index: the writer's operations and the reader (its schema: index/schema.py; its
-directories and damage: index/disk.py).
+directories and damage: index/disk.py; opening it: index/opening.py; each version's chunks and
+where they sit: index/chunk_tables.py).
 
 Tantivy is the truth for what is indexed. Documents of a few kinds share one index:
 `file` (one per file version: repository, path, blob id), `chunk` (a version's pieces), `member`
@@ -15,8 +16,7 @@ crash falls between them) once every repository has been synced into it.
 
 A damaged index (a file truncated, garbled or missing: Tantivy cannot open or read it, or a
 file's checksum, in the footer Tantivy writes, does not match) is never fatal. Found at open,
-it is moved aside (`index.damaged-<time>`, the latest one kept for inspection) and a new one
-is opened, which every repository's next sync fills again. Found later, by a read or by
+it is moved aside and a new one opened (index/opening.py). Found later, by a read or by
 `verify()`, it is reported (`on_damage`) and the daemon has the writer start a rebuild
 (`start_rebuild`): searches read the rebuild as it grows, and it replaces the damaged index
 once every repository is synced into it.
@@ -33,14 +33,12 @@ import logging
 import os
 import shutil
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
-import attrs
 import tantivy
 
 from codeweir.errors import StoreError
@@ -48,18 +46,14 @@ from codeweir.host.durable import fsync
 from codeweir.host.memory import release_free_memory, release_mapped_pages
 from codeweir.host.priority import start_in_background
 from codeweir.index.chunk_hashes import ChunkHashes
+from codeweir.index.chunk_tables import ChunkTables, StoredTable, Table, encode_table
 from codeweir.index.disk import (
-    DAMAGED_SUFFIX,
-    META_FILE,
     OS_MESSAGE,
     REBUILD_SUFFIX,
     RETIRED_SUFFIX,
-    claim_versions,
     failure_reason,
-    finish_swap,
     is_damage,
     prepare_rebuild,
-    read_versions,
     sibling,
     tantivy_failure,
     verify_directory,
@@ -71,22 +65,24 @@ from codeweir.index.membership import (
     Placement,
     Visibility,
     chunk_keys,
-    decode_table,
-    encode_table,
-    loaded,
     version_key,
 )
+from codeweir.index.opening import open_indexes
 from codeweir.index.schema import (
     SCHEMA,
     VERSIONS,
     ChunkDoc,
+    commit_document,
     commit_key,
-    file_fields,
+    documents,
+    file_document,
     first,
+    member_document,
     member_key,
     module_path,
     open_index,
     query_all,
+    repo_document,
     repo_key,
     scope,
 )
@@ -94,7 +90,6 @@ from codeweir.records import CommitRecord, FileRecord
 
 log = logging.getLogger(__name__)
 
-TABLES_KEPT = 4096  # versions' chunk tables kept in memory (read from their file documents)
 # Tantivy flushes a segment whenever its heap fills; at its 15 MB minimum a full index of
 # go-std spent 10 of its 38 CPU seconds merging them again (3.9 s at 48 MB, for ~30 MiB more).
 WRITER_HEAP_BYTES = 48_000_000
@@ -110,9 +105,11 @@ class Store:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._rebuild_directory = sibling(directory, REBUILD_SUFFIX)
-        self.rebuilding = False
+        opened = open_indexes(directory, self._rebuild_directory)
+        self.rebuilding = opened.rebuilding
+        self.index, self._target = opened.index, opened.target
         # Why the index was found damaged, while it is built again (for status); else None.
-        self.damage: str | None = None
+        self.damage = opened.damage
         # Bumped by each rebuild after damage: what a sync planned against the index before it
         # is not written to the new one (see writes.SyncTracker.generation).
         self.generation = 0
@@ -122,91 +119,14 @@ class Store:
         self._writer: tantivy.IndexWriter | None = None
         self.commits = 0  # made by this store: merges follow them (host/memory.ReleaseCadence)
         # Which views hold which file versions in the index written to (committed, for readers).
-        self.membership = Membership()
-        # Versions' chunks and where they sit: cached from file documents; as written since the
-        # last commit (the writer's); and the chunk documents written since then, by home version.
-        self._tables: dict[str, Mapping[str, Placement]] = {}
-        self._written_tables: dict[str, Mapping[str, Placement]] = {}
-        self._pending_homed: dict[str, dict[str, ChunkDoc]] = {}
-        self._pending_home_of: dict[str, str] = {}
-        self._visible: dict[tuple[str | None, tuple[str, ...]], tuple[Visibility, Visibility]] = {}
-        try:
-            finish_swap(directory, self._rebuild_directory)
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot open the index at {directory}: {failure_reason(exc)}") from None
-        for attempt in range(3):
-            try:
-                self._open()
-                break
-            except BaseException as exc:
-                if not tantivy_failure(exc):
-                    raise
-                if not is_damage(exc) or attempt == 2:
-                    raise StoreError(f"cannot open the index at {directory}: {failure_reason(exc)}") from None
-                self._set_aside(failure_reason(exc))
+        self.membership = opened.membership
+        # Versions' chunks and where they sit; and the chunk documents written since the last
+        # commit, by home version.
+        self._tables: ChunkTables[ChunkDoc] = ChunkTables()
         # The chunks' content hashes, for the embed backlog's coverage (see `chunk_hash_counts`):
         # read from the index the first time they are asked for, then kept up to date by each commit.
         self._hashes_lock = threading.Lock()  # a commit, and that first read, hold it
         self._hashes = ChunkHashes()
-
-    def _open(self) -> None:
-        self.rebuilding = not claim_versions(self.directory, VERSIONS)
-        if self.rebuilding:
-            self._target = open_index(prepare_rebuild(self._rebuild_directory, VERSIONS))
-            self.index = self._open_old()
-        else:
-            shutil.rmtree(self._rebuild_directory, ignore_errors=True)  # one for versions now gone
-            self.index = self._target = open_index(self.directory)
-        self._load_membership()
-
-    def _set_aside(self, reason: str) -> None:
-        """Tantivy could not open or read the index written to: replace it by an empty one."""
-        if self.rebuilding:  # the old index still serves; the rebuild starts over
-            shutil.rmtree(self._rebuild_directory, ignore_errors=True)
-            log.error("the index rebuild in %s is damaged (%s): it starts over", self._rebuild_directory, reason)
-            self.damage = f"the rebuild was found damaged ({reason}) and starts over"
-            return
-        for old in self.directory.parent.glob(self.directory.name + DAMAGED_SUFFIX + "*"):
-            shutil.rmtree(old, ignore_errors=True)  # only the latest one is kept
-        kept = sibling(self.directory, DAMAGED_SUFFIX + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
-        try:
-            os.rename(self.directory, kept)
-            self.directory.mkdir()
-        except OSError as exc:
-            raise StoreError(
-                f"the index at {self.directory} is damaged ({reason}) and cannot be moved aside: {failure_reason(exc)}"
-            ) from None
-        log.error(
-            "the index at %s is damaged (%s): moved to %s for inspection; a new index is filled by syncing every repository again",
-            self.directory,
-            reason,
-            kept,
-        )
-        self.damage = f"found damaged at start ({reason}), moved to {kept}; every repository is indexed again"
-
-    def _open_old(self) -> tantivy.Index:
-        found = read_versions(self.directory / META_FILE)
-        try:
-            index = open_index(self.directory)
-        except BaseException as exc:  # another schema, or damaged: this code cannot read it
-            if not tantivy_failure(exc):
-                raise
-            log.warning(
-                "index at %s (versions %s) cannot be read (%s): searches answer from the rebuild as it grows",
-                self.directory,
-                found,
-                failure_reason(exc),
-            )
-            return self._target
-        log.warning(
-            "index at %s has versions %s, want %s: rebuilding in %s; searches read the old index meanwhile",
-            self.directory,
-            found,
-            VERSIONS,
-            self._rebuild_directory,
-        )
-        return index
 
     # -- versions -------------------------------------------------------------------------
 
@@ -322,20 +242,6 @@ class Store:
     def reload(self) -> None:
         self.index.reload()
 
-    def _all(self, query: tantivy.Query, index: tantivy.Index | None = None) -> Iterable[tantivy.Document]:
-        searcher = (index or self.index).searcher()
-        total = searcher.search(query, limit=1, count=True).count
-        if not total:
-            return []
-        hits = searcher.search(query, limit=total, count=False).hits
-        return (searcher.doc(address) for _, address in hits)
-
-    def _load_membership(self) -> None:
-        self._target.reload()
-        docs = self._all(self.term("doc_kind", "member"), self._target)
-        self.membership = loaded((first(d, "repo"), first(d, "view"), first(d, "path"), first(d, "blob")) for d in docs)
-        self.release_pages()  # the member documents are spread over every block of the store
-
     def chunk_hash_counts(self, *, stop: Callable[[], bool] = lambda: False) -> dict[str, Counter[str]] | None:
         """repo -> content hash -> how many chunk documents have it, as of the last commit (of the
         rebuild, if one runs): a copy. From the first call on, each commit also records what it
@@ -356,30 +262,8 @@ class Store:
     def visibility(self, repo: str | None, refs: tuple[str, ...] = ()) -> Visibility:
         """What a search over `repo` (None: all) that sees the views `refs` (none: the main
         view) leaves out, and where it places the chunks it sees (see membership.Visibility)."""
-        base = self.membership.visibility(repo, refs)
-        if not base.hidden:
-            return base
-        key = (repo, refs)
-        if (cached := self._visible.get(key)) is not None and cached[0] is base:
-            return cached[1]
-        wanted = refs or (MAIN,)
-        hidden_chunks: list[str] = []
-        placed: dict[str, Placement] = {}
         with self._reading("reading the chunks of versions"):
-            for (repo_name, path), blobs in base.hidden_by_path.items():
-                seen: dict[str, Placement] = {}
-                for view in wanted:
-                    if (shown := self.membership.files(repo_name, view).get(path)) is not None:
-                        for chunk_id, placement in self._table(version_key(repo_name, path, shown)).items():
-                            seen.setdefault(chunk_id, placement)
-                placed.update(seen)
-                for blob in blobs:
-                    hidden_chunks.extend(c for c in self._table(version_key(repo_name, path, blob)) if c not in seen)
-        visibility = attrs.evolve(base, hidden_chunks=tuple(sorted(set(hidden_chunks))), placed=placed)
-        if len(self._visible) > 64:
-            self._visible.clear()
-        self._visible[key] = (base, visibility)
-        return visibility
+            return self._tables.visibility(self.membership, self._stored_table, repo, refs)
 
     def take_chunk_hash_changes(self) -> list[tuple[str, str, int]]:
         """What the commits since the last call (or `chunk_hash_counts`) changed: (repo, content
@@ -389,7 +273,7 @@ class Store:
     def _load_file_hashes(self, stop: Callable[[], bool]) -> bool:
         self._target.reload()
         files: dict[str, dict[str, list[str]]] = {}
-        for i, doc in enumerate(self._all(self.term("doc_kind", "chunk"), self._target)):
+        for i, doc in enumerate(documents(self._target, self.term("doc_kind", "chunk"))):
             if i % 4096 == 0 and stop():
                 return False
             files.setdefault(first(doc, "repo"), {}).setdefault(first(doc, "chunk_key"), []).append(first(doc, "content_hash"))
@@ -415,7 +299,7 @@ class Store:
     def repo_meta(self, repo: str) -> dict:
         """The metadata of `repo` in the index written to: what it holds (during a rebuild, too)."""
         with self._reading(f"reading the metadata of {repo}"):
-            for doc in self._all(self.term("file_key", repo_key(repo)), self._target):
+            for doc in documents(self._target, self.term("file_key", repo_key(repo))):
                 return json.loads(first(doc, "meta", "{}"))
         return {}
 
@@ -424,7 +308,7 @@ class Store:
         counts: dict[str, int] = {}
         files = self.membership.files(repo, view)
         with self._reading(f"reading the files of {repo}"):
-            for doc in self._all(query_all([("doc_kind", "file"), ("repo", repo)])):
+            for doc in documents(self.index, query_all([("doc_kind", "file"), ("repo", repo)])):
                 if files.get(first(doc, "path")) == first(doc, "blob"):
                     status = first(doc, "status")
                     counts[status] = counts.get(status, 0) + 1
@@ -504,11 +388,7 @@ class Store:
         if held is not None:  # a delete costs a look into every segment at the commit: none in vain
             self.writer.delete_documents_by_term("file_key", key)
         if blob is not None:
-            doc = tantivy.Document()
-            for field, value in (("doc_kind", "member"), ("repo", repo), ("view", view), ("path", path), ("blob", blob)):
-                doc.add_text(field, value)
-            doc.add_text("file_key", key)
-            self.writer.add_document(doc)
+            self.writer.add_document(member_document(repo, view, path, blob, key))
         if (orphan := self.membership.set(repo, view, path, blob)) is not None:
             self._drop_version(repo, path, orphan)
 
@@ -538,15 +418,7 @@ class Store:
         writer = self.writer
         if again:
             writer.delete_documents_by_term("file_key", key)
-        doc = tantivy.Document()
-        file_fields(doc, repo, path, blob, record.language, record.facets, key)
-        doc.add_text("doc_kind", "file")
-        doc.add_text("status", record.status)
-        doc.add_unsigned("chunk_count", len(record.chunks))
-        doc.add_bytes("chunks", encode_table(placements))
-        if record.error:
-            doc.add_text("error", record.error)
-        writer.add_document(doc)
+        writer.add_document(file_document(record, key, encode_table(placements)))
         module = module_path(record.language, path, record.chunks)
         split = record.terms or (None,) * len(keys)
         for chunk, content_hash, chunk_id, terms in zip(record.chunks, record.content_hashes, keys, split, strict=True):
@@ -557,9 +429,9 @@ class Store:
             parts = scope(module, chunk.symbol_path, chunk.symbol) if chunk.symbol else []
             made = ChunkDoc(repo, path, record.language, record.facets, chunk, content_hash, tuple(parts))
             writer.add_document(made.document(key, chunk_id, blob, terms))
-            self._homed_pending(chunk_id, key, made)
+            self._tables.homed(chunk_id, key, made)
             self._hashes.written(repo, chunk_id, (content_hash,))
-        self._written_tables[key] = dict(zip(keys, placements, strict=True))
+        self._tables.written(key, dict(zip(keys, placements, strict=True)))
 
     def _drop_version(self, repo: str, path: str, blob: str) -> None:
         """No view holds this version any more: its file document and the chunks no version left
@@ -581,53 +453,30 @@ class Store:
             if chunk_id in moving:
                 home = version_key(repo, path, moving[chunk_id])
                 placement = live[moving[chunk_id]][chunk_id]
-                moved = attrs.evolve(
-                    made,
-                    chunk=attrs.evolve(
-                        made.chunk,
-                        start_line=placement.start_line,
-                        end_line=placement.end_line,
-                        start_byte=placement.start_byte,
-                        end_byte=placement.end_byte,
-                    ),
-                )
+                moved = made.placed(placement)
                 self.writer.add_document(moved.document(home, chunk_id, placement.blob))
-                self._homed_pending(chunk_id, home, moved)
-        for chunk_id in self._pending_homed.pop(key, {}):
-            self._pending_home_of.pop(chunk_id, None)
-        self._written_tables.pop(key, None)
-        self._tables.pop(key, None)
-
-    def _homed_pending(self, chunk_id: str, home: str, made: ChunkDoc) -> None:
-        """The chunk document `chunk_id` was written, uncommitted, at its home `home`."""
-        if (before := self._pending_home_of.get(chunk_id)) is not None:
-            self._pending_homed[before].pop(chunk_id, None)
-        self._pending_home_of[chunk_id] = home
-        self._pending_homed.setdefault(home, {})[chunk_id] = made
+                self._tables.homed(chunk_id, home, moved)
+        self._tables.dropped(key)
 
     def _chunks_homed_at(self, key: str) -> dict[str, ChunkDoc]:
         """The chunk documents whose home is the version `key`: written since the last commit, or committed."""
-        homed = dict(self._pending_homed.get(key, {}))
+        homed = self._tables.pending_homed_at(key)
         query = query_all([("doc_kind", "chunk"), ("file_key", key)])
-        for doc in self._all(query, self._target):
+        for doc in documents(self._target, query):
             chunk_id = first(doc, "chunk_key")
-            if self._pending_home_of.get(chunk_id, key) == key:  # else written again since, elsewhere
+            if self._tables.pending_home(chunk_id) in (None, key):  # else written again since, elsewhere
                 homed.setdefault(chunk_id, ChunkDoc.of(doc))
         return homed
 
-    def _table(self, key: str) -> Mapping[str, Placement]:
+    def _table(self, key: str) -> Table:
         """The chunks of the version `key` and where they sit: as written, committed or not."""
-        if (table := self._written_tables.get(key)) is not None or (table := self._tables.get(key)) is not None:
-            return table
-        docs = list(self._all(query_all([("doc_kind", "file"), ("file_key", key)]), self._target))
-        if not docs:
-            return {}
-        doc = docs[0]
-        table = decode_table(first(doc, "repo"), first(doc, "path"), first(doc, "blob"), first(doc, "chunks", b""))
-        if len(self._tables) >= TABLES_KEPT:
-            self._tables.clear()
-        self._tables[key] = table
-        return table
+        return self._tables.table(key, self._stored_table)
+
+    def _stored_table(self, key: str) -> StoredTable | None:
+        """The file document of the version `key` in the index written to, for its chunk table."""
+        for doc in documents(self._target, query_all([("doc_kind", "file"), ("file_key", key)])):
+            return first(doc, "repo"), first(doc, "path"), first(doc, "blob"), first(doc, "chunks", b"")
+        return None
 
     def write_commits(self, repo: str, commits: Iterable[CommitRecord]) -> None:
         """Add commit documents; one already indexed is replaced, so a resumed walk is harmless."""
@@ -635,21 +484,7 @@ class Store:
             for commit in commits:
                 key = commit_key(repo, commit.sha)
                 self.writer.delete_documents_by_term("file_key", key)
-                doc = tantivy.Document()
-                doc.add_text("doc_kind", "commit")
-                doc.add_text("repo", repo)
-                doc.add_text("file_key", key)
-                doc.add_text("sha", commit.sha)
-                doc.add_text("author", commit.author)
-                doc.add_integer("date", commit.date)
-                doc.add_text("message", commit.message)
-                doc.add_text("content_hash", commit.content_hash)
-                doc.add_unsigned("hash_high", int(commit.content_hash[:16], 16))
-                doc.add_unsigned("hash_low", int(commit.content_hash[16:], 16))
-                for path in commit.paths:
-                    doc.add_text("path", path)
-                    doc.add_text("path_parts", path)
-                self.writer.add_document(doc)
+                self.writer.add_document(commit_document(repo, commit, key))
 
     def delete_commits(self, repo: str) -> None:
         """Drop every commit of `repo` (its history was rewritten)."""
@@ -667,12 +502,7 @@ class Store:
     def set_repo_meta(self, repo: str, meta: Mapping) -> None:
         key = repo_key(repo)
         self.writer.delete_documents_by_term("file_key", key)
-        doc = tantivy.Document()
-        doc.add_text("doc_kind", "repo")
-        doc.add_text("repo", repo)
-        doc.add_text("file_key", key)
-        doc.add_text("meta", json.dumps(dict(meta), sort_keys=True))
-        self.writer.add_document(doc)
+        self.writer.add_document(repo_document(repo, meta, key))
 
     def commit(self) -> None:
         """Make everything written so far visible to searches, atomically."""
@@ -686,8 +516,7 @@ class Store:
                 raise self._write_failure("commit", exc) from None
             self._hashes.committed()
         self._target.reload()
-        # Not kept: a table is read again, from its file document, when a path's versions meet.
-        self._written_tables, self._pending_homed, self._pending_home_of = {}, {}, {}
+        self._tables.committed()
         self.membership.commit()
         self.commits += 1
         release_free_memory()
@@ -704,7 +533,7 @@ class Store:
         """Drop uncommitted writes. The writer is dropped too and reopened on next use: after a
         failed write or commit (disk full, read-only) its state is not to be trusted."""
         self.membership.rollback()
-        self._written_tables, self._pending_homed, self._pending_home_of, self._tables = {}, {}, {}, {}
+        self._tables.rolled_back()
         self._hashes.rolled_back()
         writer, self._writer = self._writer, None
         if writer is not None:

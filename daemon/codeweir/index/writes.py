@@ -16,6 +16,7 @@ import math
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -23,8 +24,10 @@ import trio
 from codeweir.config import Limits
 from codeweir.errors import CodeweirError, StoreError
 from codeweir.index.membership import MAIN
-from codeweir.index.store import Store
 from codeweir.records import CommitRecord, FileRecord
+
+if TYPE_CHECKING:
+    from codeweir.index.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -32,7 +33,6 @@ from codeweir.git import repo as git_repo
 from codeweir.git import scan as git
 from codeweir.host.priority import lower_cpu_priority
 from codeweir.index.membership import MAIN, VIEWS_KEY
-from codeweir.index.store import Store
 from codeweir.index.writes import (
     AdoptFiles,
     DeleteCommits,
@@ -50,6 +50,9 @@ from codeweir.index.writes import (
 from codeweir.ingest.parse import parse_file
 from codeweir.ingest.plan import plan_views
 from codeweir.records import FileRecord, TrackedFile
+
+if TYPE_CHECKING:
+    from codeweir.index.store import Store
 
 log = logging.getLogger(__name__)
 

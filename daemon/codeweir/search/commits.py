@@ -28,7 +28,6 @@ from codeweir.errors import CodeweirError
 from codeweir.git.history import reachable_only_from
 from codeweir.index.membership import MAIN, VIEWS_KEY
 from codeweir.index.schema import SCHEMA, vector_keys
-from codeweir.index.store import Store
 from codeweir.index.vectors import VectorStore
 from codeweir.protocol import CommitHit
 from codeweir.search.filters import (
@@ -47,6 +46,7 @@ from codeweir.search.query import Query
 
 if TYPE_CHECKING:
     from codeweir.config import RepoConfig
+    from codeweir.index.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 import tantivy
@@ -28,7 +29,6 @@ from codeweir.chunk import terms
 from codeweir.errors import RequestError, excerpt
 from codeweir.facets import lexical_factor, source_weight
 from codeweir.index.schema import SCHEMA, stored_chunk
-from codeweir.index.store import Store
 from codeweir.protocol import SearchHit
 from codeweir.records import StoredChunk
 from codeweir.search.filters import (
@@ -53,6 +53,9 @@ from codeweir.search.ranking import (
     publicity,
     rank_definitions,
 )
+
+if TYPE_CHECKING:
+    from codeweir.index.store import Store
 
 
 @attrs.frozen

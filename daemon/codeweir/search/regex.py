@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 import tantivy
@@ -22,13 +23,15 @@ import tantivy
 from codeweir.facets import rank_weight
 from codeweir.index.membership import Placement
 from codeweir.index.schema import SCHEMA, stored_chunk
-from codeweir.index.store import Store
 from codeweir.protocol import SearchHit
 from codeweir.records import StoredChunk
 from codeweir.search.filters import FACET_WEIGHT, MAX_LIMIT, Filters, filter_clauses, placements, visible
 from codeweir.search.hits import chunk_hit
 from codeweir.search.patterns import MATCH_SECONDS, Budget, Pattern, Text, compile_pattern, line_matches, line_snippet
 from codeweir.search.trigrams import ALL, NONE, TrigramQuery
+
+if TYPE_CHECKING:
+    from codeweir.index.store import Store
 
 MAX_SCAN_CHUNKS = 10_000  # chunks a pattern without trigrams may scan
 

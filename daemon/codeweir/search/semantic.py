@@ -9,16 +9,20 @@ this ranking with others: see search/ranking.py.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import tantivy
 
 from codeweir.chunk import terms
 from codeweir.index.schema import SCHEMA
-from codeweir.index.store import Store
 from codeweir.index.vectors import VectorStore
 from codeweir.protocol import SearchHit
 from codeweir.search.filters import EXACT_CANDIDATES, FACET_WEIGHT, Filters, filter_clauses, narrows, placements, visible
 from codeweir.search.hits import to_hit
+
+if TYPE_CHECKING:
+    from codeweir.index.store import Store
 
 Clauses = list[tuple[tantivy.Occur, tantivy.Query]]
 

@@ -26,7 +26,6 @@ from codeweir.config import Config
 from codeweir.errors import RequestError
 from codeweir.index.membership import MAIN
 from codeweir.index.schema import VERSIONS
-from codeweir.index.store import Store
 from codeweir.protocol import CancelParams, NoParams, ReadParams, RefsParams, SearchParams, SearchResult, SyncParams, WaitParams
 from codeweir.search.planner import SearchRequests
 from codeweir.search.query import parse_query
@@ -43,6 +42,7 @@ from codeweir.service.watchers import Watchers
 
 if TYPE_CHECKING:
     from codeweir.embed.backlog import EmbeddingService
+    from codeweir.index.store import Store
 
 STATUS_FILE_ERRORS = 5  # files per repository whose error status shows
 

@@ -15,15 +15,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
 from codeweir.errors import Busy, StoreError
 from codeweir.host.priority import start_in_background
-from codeweir.index.store import Store
 from codeweir.index.writes import FinishRebuild, StartRebuild, write_one
 from codeweir.service.scheduler import SyncRequest
-from codeweir.service.state import DaemonState
+
+if TYPE_CHECKING:
+    from codeweir.index.store import Store
+    from codeweir.service.state import DaemonState
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,16 @@ The request handlers read it; syncs record their results in it; a reload replace
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 import trio
 
 from codeweir.config import Config, RepoConfig
-from codeweir.index.store import Store
 from codeweir.service.jobs import JobRunner
+
+if TYPE_CHECKING:
+    from codeweir.index.store import Store
 
 
 @attrs.define

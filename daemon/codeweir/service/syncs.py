@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -15,9 +16,11 @@ from codeweir.errors import RequestError
 from codeweir.index.writes import IndexGivenUp, Report
 from codeweir.ingest import pipeline
 from codeweir.service import systemd
-from codeweir.service.rebuild import Rebuild
 from codeweir.service.scheduler import Job
 from codeweir.service.state import DaemonState, RepoState
+
+if TYPE_CHECKING:
+    from codeweir.service.rebuild import Rebuild
 
 log = logging.getLogger(__name__)
 
