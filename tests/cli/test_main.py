@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.console import Console
 
-from codeweir import protocol
+from codeweir import protocol, protocol_params, protocol_results
 from codeweir.cli import main as cli
 from codeweir.cli.render import (
     ELLIPSIS,
@@ -37,7 +37,7 @@ from tests.gitrepo import make_repo
 from tests.service.test_jobs import Syncs, running
 
 HITS = (
-    protocol.SearchHit(
+    protocol_results.SearchHit(
         repo="alpha",
         path="pkg/time.go",
         start_line=3,
@@ -50,7 +50,7 @@ HITS = (
         matches=((5, 18),),
         blob="4b825dc",
     ),
-    protocol.SearchHit(
+    protocol_results.SearchHit(
         repo="beta",
         path="[id].tsx",
         start_line=1,
@@ -199,7 +199,7 @@ JOBS = {
 
 RELOADED = {"added": ["gamma", "delta"], "removed": ["beta"], "changed": [], "restart_needed": ["limits"]}
 COMMIT_HITS = (
-    protocol.CommitHit(
+    protocol_results.CommitHit(
         repo="alpha",
         sha="4b27d4a5fdbac9016f65d021bd832310853d5859",
         author="Alice Liddell <alice@example.com>",
@@ -239,7 +239,7 @@ class Daemon:
         self.calls.append(("search", params))
         if params.query == "unbalanced(":
             raise RequestError("invalid query: unbalanced parenthesis at column 10")
-        return protocol.SearchResult(results=self.hits, took_ms=3.5, mode=params.mode, notes=("semantic: 40% embedded",))
+        return protocol_results.SearchResult(results=self.hits, took_ms=3.5, mode=params.mode, notes=("semantic: 40% embedded",))
 
     async def sync(self, params, notify):
         self.calls.append(("sync", params))
@@ -250,12 +250,12 @@ class Daemon:
             return {"jobs": [{**job, "state": "failed", "error": "path /src/broken does not exist"}]}
         for stage, total in (("scan", None), ("index", 3), ("embed", 12)):
             await notify(
-                protocol.PROGRESS,
-                protocol.Progress(job="j1", repo=job["repo"], stage=stage, done=0, total=total),
+                protocol_results.PROGRESS,
+                protocol_results.Progress(job="j1", repo=job["repo"], stage=stage, done=0, total=total),
             )
             await notify(
-                protocol.PROGRESS,
-                protocol.Progress(job="j1", repo=job["repo"], stage=stage, done=3, total=total),
+                protocol_results.PROGRESS,
+                protocol_results.Progress(job="j1", repo=job["repo"], stage=stage, done=3, total=total),
             )
             if params.repo == "endless":
                 self.following.set()
@@ -278,7 +278,7 @@ class Daemon:
         return {"done": True}
 
     def handlers(self) -> dict:
-        return {name: getattr(self, name) for name in protocol.PARAMS if hasattr(self, name)}
+        return {name: getattr(self, name) for name in protocol_params.PARAMS if hasattr(self, name)}
 
 
 @pytest.fixture
@@ -365,7 +365,7 @@ async def test_search_prints_location_symbol_score_and_snippet(daemon, capsys):
     assert "2 results in 3.5 ms (hybrid)" in out
     assert "note: semantic: 40% embedded" in out
     ((method, params),) = daemon.calls
-    assert params == protocol.SearchParams(query="parse duration", repo="alpha", limit=5, path="*.go")
+    assert params == protocol_params.SearchParams(query="parse duration", repo="alpha", limit=5, path="*.go")
 
 
 async def test_search_ref_asks_for_those_refs_and_each_hit_shows_the_refs_holding_it(daemon, capsys):
@@ -375,7 +375,7 @@ async def test_search_ref_asks_for_those_refs_and_each_hit_shows_the_refs_holdin
     assert "alpha/pkg/time.go:3-9 @release/5.1,v5.1.3  ParseDuration (function)  0.812" in out
     assert "beta/[id].tsx:1:7  0.500" in out  # a hit of the worktree alone names no ref
     ((method, params),) = daemon.calls
-    assert params == protocol.SearchParams(query="parse duration", ref=("release/5.1", "v5.1.3"))
+    assert params == protocol_params.SearchParams(query="parse duration", ref=("release/5.1", "v5.1.3"))
 
 
 def test_matched_terms_are_bold_at_the_offsets_the_daemon_sends():
@@ -557,7 +557,7 @@ def test_a_bad_config_exits_2_with_its_message(tmp_path, capsys, monkeypatch, te
 async def test_sync_without_wait_prints_the_queued_job(daemon, capsys):
     assert await codeweir(daemon, "sync", "alpha", "--full") == 0
     assert "queued" in capsys.readouterr().out
-    assert daemon.calls == [("sync", protocol.SyncParams(repo="alpha", full=True))]
+    assert daemon.calls == [("sync", protocol_params.SyncParams(repo="alpha", full=True))]
 
 
 async def test_sync_all_quiet_is_silent_on_success(daemon, capsys):
@@ -613,9 +613,9 @@ async def test_cancel_tells_a_repository_from_a_job(daemon, capsys):
     assert await codeweir(daemon, "cancel", "j404") == 0
     assert "nothing queued or running for j404" in capsys.readouterr().out
     assert [params for method, params in daemon.calls] == [
-        protocol.CancelParams(repo="alpha"),
-        protocol.CancelParams(job="j1"),
-        protocol.CancelParams(job="j404"),
+        protocol_params.CancelParams(repo="alpha"),
+        protocol_params.CancelParams(job="j1"),
+        protocol_params.CancelParams(job="j404"),
     ]
 
 
@@ -713,7 +713,7 @@ async def test_ctrl_c_detaches_from_a_followed_sync(daemon, tmp_path):
 async def test_ctrl_c_with_cancel_on_interrupt_cancels_the_job(daemon, tmp_path):
     code, err = await interrupt_a_followed_sync(daemon, tmp_path, "--cancel-on-interrupt")
     assert code == 130 and "cancelled 1 job(s)" in err
-    assert daemon.calls[-1] == ("cancel", protocol.CancelParams(repo="endless"))
+    assert daemon.calls[-1] == ("cancel", protocol_params.CancelParams(repo="endless"))
 
 
 def test_model_build_checks_the_configured_model_and_says_what_it_runs_on(tmp_path, capsys, default_model_dir):
@@ -735,7 +735,16 @@ def test_model_build_with_a_broken_model_dir_exits_1_naming_the_problem(tmp_path
 
 def test_importing_the_cli_loads_neither_rich_nor_the_client_nor_the_protocol():
     """Parse workers import the daemon's __main__ module, codeweir.cli.main: its import stays cheap."""
-    heavy = ["rich", "cattrs", "codeweir.cli.render", "codeweir.client", "codeweir.protocol", "codeweir.config"]
+    heavy = [
+        "rich",
+        "cattrs",
+        "codeweir.cli.render",
+        "codeweir.client",
+        "codeweir.protocol",
+        "codeweir.protocol_params",
+        "codeweir.protocol_results",
+        "codeweir.config",
+    ]
     code = f"import sys, codeweir.cli.main; print([name for name in {heavy!r} if name in sys.modules])"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"

@@ -122,7 +122,7 @@ def cmd_sync(client: Client, args: argparse.Namespace, out: Output) -> int:
     if not wait:
         _sync_result(out, client.call("sync", params))
         return EXIT_OK
-    from codeweir import protocol
+    from codeweir import protocol_results
     from codeweir.client import Notification
 
     jobs: set[str] = set()
@@ -130,7 +130,7 @@ def cmd_sync(client: Client, args: argparse.Namespace, out: Output) -> int:
         with _progress_bars(out) as bars:
             for item in client.stream("sync", params, timeout=None):
                 if isinstance(item, Notification):
-                    if item.method == protocol.PROGRESS and isinstance(item.params, dict):
+                    if item.method == protocol_results.PROGRESS and isinstance(item.params, dict):
                         jobs.add(str(item.params.get("job")))
                         if out.json and not out.quiet:
                             print_json({"type": "progress", "data": item.params})
@@ -383,7 +383,7 @@ def socket_path(args: argparse.Namespace) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from codeweir import protocol
+    from codeweir import protocol_params
 
     # Common options are accepted before and after the command (`codeweir sync --all --quiet`);
     # SUPPRESS keeps a subcommand's unset option from hiding the same option given before it.
@@ -429,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = command("search", cmd_search, "search the indexed repositories")
     search.add_argument("query", metavar="QUERY")
-    search.add_argument("--mode", "-m", choices=protocol.SEARCH_MODES, default="hybrid")
+    search.add_argument("--mode", "-m", choices=protocol_params.SEARCH_MODES, default="hybrid")
     search.add_argument("--repo", "-r")
     search.add_argument(
         "--ref", action="append", metavar="NAME", help="on this configured ref (repeat for any of several); default: the worktree"

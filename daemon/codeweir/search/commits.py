@@ -30,7 +30,7 @@ from codeweir.index.membership import MAIN, VIEWS_KEY
 from codeweir.index.schema import SCHEMA, vector_keys
 from codeweir.index.store import Store
 from codeweir.index.vectors import VectorStore
-from codeweir.protocol import CommitHit
+from codeweir.protocol_results import CommitHit
 from codeweir.search.filters import (
     EXACT_CANDIDATES,
     MAX_LIMIT,
