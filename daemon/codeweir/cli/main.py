@@ -20,7 +20,7 @@ from codeweir.cli.output import Output, print_json
 from codeweir.errors import ConfigError, ModelError, RepoError
 
 if TYPE_CHECKING:
-    from codeweir.cli.render import SyncProgress
+    from codeweir.cli.progress_bars import SyncProgress
     from codeweir.client import Client
 
 # Parse workers start with the spawn method and import the daemon's __main__ (this module, under
@@ -97,7 +97,7 @@ def cmd_search(client: Client, args: argparse.Namespace, out: Output) -> int:
         for hit in hits:  # one object per line, like ripgrep --json
             print_json(hit)
     elif out.for_people:
-        from codeweir.cli.render import print_hits
+        from codeweir.cli.render_hits import print_hits
 
         print_hits(out.console, hits)
         out.console.print(
@@ -156,7 +156,7 @@ def _progress_bars(out: Output) -> contextlib.AbstractContextManager[SyncProgres
     """Bars for people; None under --json and --quiet."""
     if not out.for_people:
         return contextlib.nullcontext()
-    from codeweir.cli.render import SyncProgress
+    from codeweir.cli.progress_bars import SyncProgress
 
     return SyncProgress(out.console)
 
