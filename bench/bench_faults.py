@@ -44,7 +44,8 @@ from pathlib import Path
 import numpy as np
 from daemon_run import Daemon
 
-from codeweir.client import Client, DaemonError, DaemonUnreachable
+from codeweir.client import Client
+from codeweir.errors import DaemonError, DaemonUnreachable
 from codeweir.index.schema import query_all, stored_chunk
 from codeweir.index.store import Store
 from codeweir.index.vectors import VectorStore

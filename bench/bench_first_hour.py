@@ -24,7 +24,8 @@ from pathlib import Path
 
 from daemon_run import Daemon, corpus
 
-from codeweir.client import Client, DaemonError
+from codeweir.client import Client
+from codeweir.errors import DaemonError
 from codeweir.index.store import Store
 
 

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from daemon_run import Daemon
 
-from codeweir.client import Client, DaemonError
+from codeweir.client import Client
+from codeweir.errors import DaemonError
 
 GOAL_MS = 100.0
 

@@ -51,7 +51,8 @@ from daemon_run import Daemon  # noqa: E402
 
 import codeweir.embedded_text  # noqa: E402
 from codeweir.index.store import Store  # noqa: E402
-from codeweir.protocol import SearchHit, converter  # noqa: E402
+from codeweir.protocol import converter  # noqa: E402
+from codeweir.protocol_results import SearchHit  # noqa: E402
 from codeweir.search.filters import Filters  # noqa: E402
 from codeweir.search.ranking import HYBRID_RRF_K, HYBRID_WEIGHTS, reciprocal_rank_fusion  # noqa: E402
 from codeweir.search.semantic import search_definitions  # noqa: E402

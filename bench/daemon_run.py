@@ -9,7 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from codeweir.client import Client, DaemonUnreachable
+from codeweir.client import Client
+from codeweir.errors import DaemonUnreachable
 
 
 def rss_kib(pid: int, field: str = "VmHWM") -> int:

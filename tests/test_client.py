@@ -7,10 +7,10 @@ import trio
 import trio.testing
 
 from codeweir import client as client_module
-from codeweir import protocol
-from codeweir.client import HOW_TO_START, Client, DaemonError, DaemonUnreachable, Notification, Response
+from codeweir import protocol, protocol_results
+from codeweir.client import HOW_TO_START, Client, Notification, Response
 from codeweir.config import ServerConfig
-from codeweir.errors import RequestError
+from codeweir.errors import DaemonError, DaemonUnreachable, RequestError
 from codeweir.service.server import serve_unix
 
 
@@ -26,7 +26,7 @@ async def search(params, notify):
 
 async def sync(params, notify):
     for done in (1, 2):
-        await notify(protocol.PROGRESS, protocol.Progress(job="j1", repo=params.repo, stage="scan", done=done))
+        await notify(protocol_results.PROGRESS, protocol_results.Progress(job="j1", repo=params.repo, stage="scan", done=done))
     return {"jobs": [{"id": "j1", "state": "completed"}]}
 
 

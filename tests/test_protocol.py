@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codeweir import protocol
+from codeweir import protocol, protocol_params, protocol_results
 from codeweir.protocol import (
     CLOSED,
     INVALID_PARAMS,
@@ -16,10 +16,9 @@ from codeweir.protocol import (
     REQUEST_TOO_LARGE,
     ProtocolFailure,
     Request,
-    SearchParams,
     ServerConnection,
-    SyncParams,
 )
+from codeweir.protocol_params import SearchParams, SyncParams
 
 
 def line(method: str, params=None, request_id=1, **extra) -> bytes:
@@ -49,57 +48,14 @@ def failure_of(data: bytes, **kwargs) -> ProtocolFailure:
     return event
 
 
-def test_a_search_request_is_structured_with_defaults():
-    event = only_event(line("search", {"query": "parse duration", "repo": "go"}))
-    assert event == Request(1, "search", SearchParams(query="parse duration", repo="go"))
-    assert event.params.mode == "hybrid" and event.params.limit == 10
-
-
-@pytest.mark.parametrize(
-    "ref, refs",
-    [(None, ()), ("release/5.1", ("release/5.1",)), (["main", "v5.1.3"], ("main", "v5.1.3")), ([], ())],
-)
-def test_a_search_takes_one_ref_or_a_list_of_them(ref, refs):
-    params = only_event(line("search", {"query": "x", "ref": ref})).params
-    assert params.refs == refs
-    assert only_event(protocol.request(1, "search", params)).params == params
-
-
-@pytest.mark.parametrize(
-    "ref, message",
-    [
-        (3, "ref: expected a string or a list of strings, got a number"),
-        ({"name": "main"}, "ref: expected a string or a list of strings, got an object"),
-        (["main", 3], "ref: item 1: expected a string, got a number"),
-        (" ", "ref: must not be empty"),
-        (["main", ""], "ref: item 1: must not be empty"),
-        ("r" * 4097, "ref: must be at most 4,096 characters, got 4,097"),
-    ],
-)
-def test_a_ref_that_is_not_a_name_or_a_list_of_names_is_invalid_params_naming_it(ref, message):
-    failure = failure_of(line("search", {"query": "x", "ref": ref}))
-    assert (failure.code, failure.message) == (INVALID_PARAMS, f"invalid params for search: {message}")
-
-
-def test_a_hit_names_the_refs_holding_its_version():
-    hit = protocol.SearchHit(repo="r", path="a.go", start_line=1, end_line=2, score=1.0, snippet="x", blob="b")
-    assert protocol.converter.unstructure(hit)["refs"] == []
-    assert protocol.converter.unstructure(attrs.evolve(hit, refs=("main", "v1")))["refs"] == ["main", "v1"]
-
-
 def test_a_request_without_params_gets_the_empty_params_object():
-    assert only_event(line("status", request_id="a")) == Request("a", "status", protocol.NoParams())
+    assert only_event(line("status", request_id="a")) == Request("a", "status", protocol_params.NoParams())
 
 
 def test_a_request_without_an_id_is_a_notification():
     message = json.dumps({"jsonrpc": "2.0", "method": "sync", "params": {"repo": "r"}}).encode() + b"\n"
     event = only_event(message)
     assert event.notification and event.params == SyncParams(repo="r")
-
-
-def test_sync_paths_arrive_as_a_tuple():
-    event = only_event(line("sync", {"repo": "r", "paths": ["a.py", "b/c.go"], "priority": "interactive"}))
-    assert event.params.paths == ("a.py", "b/c.go")
 
 
 def test_wait_and_sync_with_wait_are_long_running_others_are_not():
@@ -240,50 +196,6 @@ def test_each_kind_of_bad_request_gets_its_error_code_and_a_clear_message(data, 
     assert answer["error"] == {"code": code, "message": failure.message}
 
 
-@pytest.mark.parametrize(
-    ("method", "params", "message"),
-    [
-        (
-            "search",
-            {"query": "x" * (protocol.MAX_QUERY_CHARS + 1)},
-            "invalid params for search: query: must be at most 32,768 characters, got 32,769",
-        ),
-        ("search", {"query": "x", "limit": 1001}, "invalid params for search: limit: must be between 1 and 1000, got 1001"),
-        (
-            "search",
-            {"query": "x", "path": "a" * 4097},
-            "invalid params for search: path: must be at most 4,096 characters, got 4,097",
-        ),
-        (
-            "search",
-            {"query": "x", "repo": "r" * 4097},
-            "invalid params for search: repo: must be at most 4,096 characters, got 4,097",
-        ),
-        (
-            "sync",
-            {"repo": "r", "paths": ["a.py"] * (protocol.MAX_LIST_ITEMS + 1)},
-            "invalid params for sync: paths: must have at most 10,000 items, got 10,001",
-        ),
-        (
-            "sync",
-            {"repo": "r", "paths": ["a.py", "b" * 4097]},
-            "invalid params for sync: paths: item 1: must be at most 4,096 characters, got 4,097",
-        ),
-        ("wait", {"repo": "r" * 4097}, "invalid params for wait: repo: must be at most 4,096 characters, got 4,097"),
-    ],
-)
-def test_params_over_a_size_limit_are_invalid_params_naming_the_field(method, params, message):
-    failure = failure_of(line(method, params), max_request_bytes=1 << 20)  # the server's default
-    assert (failure.code, failure.message) == (INVALID_PARAMS, message)
-
-
-def test_params_at_their_size_limits_are_accepted():
-    query = "x" * protocol.MAX_QUERY_CHARS
-    assert only_event(line("search", {"query": query, "limit": 1000}), max_request_bytes=1 << 20).params.query == query
-    paths = [f"src/{i}.py" for i in range(protocol.MAX_LIST_ITEMS)]
-    assert len(only_event(line("sync", {"repo": "r", "paths": paths}), max_request_bytes=1 << 20).params.paths) == len(paths)
-
-
 def test_an_error_keeps_the_request_id_when_it_was_readable():
     assert failure_of(line("search", {}, request_id="q7")).id == "q7"
     assert failure_of(b"{oops\n").id is None
@@ -307,10 +219,10 @@ def test_a_server_cannot_offer_a_method_the_protocol_does_not_know():
 
 
 def test_responses_are_one_json_line_and_hits_carry_line_and_column_only_for_regex():
-    hit = protocol.SearchHit(
+    hit = protocol_results.SearchHit(
         repo="r", path="a.go", start_line=3, end_line=9, score=1.5, snippet="<b>x</b>", blob="abc", symbol="F"
     )
-    result = protocol.SearchResult(results=(hit, attrs.evolve(hit, line=4, column=2)), took_ms=1.25, mode="regex")
+    result = protocol_results.SearchResult(results=(hit, attrs.evolve(hit, line=4, column=2)), took_ms=1.25, mode="regex")
     data = protocol.response(7, result)
     assert data.endswith(b"\n") and data.count(b"\n") == 1
     answer = json.loads(data)
@@ -364,7 +276,7 @@ requestish = st.fixed_dictionaries(
     optional={
         "jsonrpc": st.sampled_from(["2.0", "1.0"]) | json_values,
         "id": st.integers() | st.text(max_size=5) | json_values,
-        "method": st.sampled_from(sorted(protocol.PARAMS)) | json_values,
+        "method": st.sampled_from(sorted(protocol_params.PARAMS)) | json_values,
         "params": st.dictionaries(
             st.sampled_from(["query", "repo", "all", "wait", "paths", "limit", "mode", "timeout", "job", "x"]),
             json_values,
@@ -380,35 +292,3 @@ requestish = st.fixed_dictionaries(
 def test_random_json_requests_each_get_exactly_one_request_or_failure(messages):
     data = b"".join(json.dumps(m).encode() + b"\n" for m in messages)
     assert check_never_raises([data], 1 << 16) == len(messages)
-
-
-def test_hits_carry_facets_and_staleness_and_explain_only_when_asked():
-    hit = protocol.SearchHit(repo="r", path="a_test.go", start_line=1, end_line=2, score=2.8, snippet="x", blob="b")
-    plain = protocol.converter.unstructure(attrs.evolve(hit, facets=("test",), stale=True))
-    assert plain["facets"] == ["test"] and plain["stale"] is True and "explain" not in plain
-    explained = protocol.converter.unstructure(attrs.evolve(hit, explain={"words": 1.4, "facet": 2.0}))
-    assert explained["explain"] == {"words": 1.4, "facet": 2.0}
-    assert only_event(protocol.request(1, "search", {"query": "x", "explain": True})).params.explain
-
-
-def test_a_hit_is_flat_with_its_fields_in_order_and_no_nulls():
-    hit = protocol.SearchHit(
-        repo="r", path="README.md", start_line=1, end_line=3, kind="section", language="markdown", score=1.0,
-        snippet="x", blob="b",
-    )  # fmt: skip
-    exact = attrs.evolve(hit, line=2, column=5, explain={"match": 1.0})
-    result = protocol.SearchResult(results=(hit, exact), took_ms=1.0, mode="regex")
-    plain, matched = json.loads(protocol.response(1, result))["result"]["results"]
-    fields = ["repo", "path", "start_line", "end_line", "symbol", "kind", "language", "score", "snippet", "matches", "blob"]
-    assert list(plain) == [*fields, "refs", "facets", "stale"]
-    assert list(matched) == [*fields, "refs", "line", "column", "facets", "stale", "explain"]
-    assert plain["symbol"] == "" and None not in plain.values()
-
-
-def test_a_commits_result_is_a_list_of_flat_commits():
-    commit = protocol.CommitHit(
-        repo="r", sha="ab12", author="A <a@x>", date="2024-01-01T00:00:00+00:00", summary="Fix", paths=("a.go",),
-        score=1.0, snippet="Fix", matches=((0, 3),),
-    )  # fmt: skip
-    answer = json.loads(protocol.response(1, protocol.SearchResult(results=(commit,), took_ms=1.0, mode="commits")))
-    assert answer["result"]["results"] == [{**attrs.asdict(commit), "paths": ["a.go"], "matches": [[0, 3]]}]

@@ -18,25 +18,11 @@ from typing import Any
 import attrs
 
 from codeweir import protocol
-from codeweir.errors import CodeweirError
+from codeweir.errors import DaemonError, DaemonUnreachable
 
 HOW_TO_START = "start it with `codeweir daemon` or `./dev run`, or `systemctl --user start codeweir`"
 RECEIVE_BYTES = 65536
 _DEFAULT = object()  # "the client's own timeout", where None means "wait as long as it takes"
-
-
-class DaemonUnreachable(CodeweirError):
-    """No daemon answers on the socket: missing, refused, not permitted, gone or stuck."""
-
-
-class DaemonError(CodeweirError):
-    """The daemon answered with a JSON-RPC error."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.data = data
 
 
 @attrs.frozen

@@ -1,4 +1,3 @@
-import io
 import json
 import signal
 import subprocess
@@ -7,25 +6,10 @@ import sys
 import attrs
 import pytest
 import trio
-from hypothesis import given
-from hypothesis import strategies as st
-from rich.cells import cell_len
-from rich.console import Console
 
-from codeweir import protocol
+from codeweir import protocol, protocol_params, protocol_results
 from codeweir.cli import main as cli
-from codeweir.cli.render import (
-    ELLIPSIS,
-    MATCH_STYLE,
-    SyncProgress,
-    fit_line,
-    highlighted,
-    print_hits,
-    print_jobs,
-    print_status,
-    reload_lines,
-    wait_lines,
-)
+from codeweir.cli.render_hits import ELLIPSIS
 from codeweir.client import HOW_TO_START
 from codeweir.config import ServerConfig, parse_config
 from codeweir.errors import RequestError
@@ -37,7 +21,7 @@ from tests.gitrepo import make_repo
 from tests.service.test_jobs import Syncs, running
 
 HITS = (
-    protocol.SearchHit(
+    protocol_results.SearchHit(
         repo="alpha",
         path="pkg/time.go",
         start_line=3,
@@ -50,7 +34,7 @@ HITS = (
         matches=((5, 18),),
         blob="4b825dc",
     ),
-    protocol.SearchHit(
+    protocol_results.SearchHit(
         repo="beta",
         path="[id].tsx",
         start_line=1,
@@ -199,7 +183,7 @@ JOBS = {
 
 RELOADED = {"added": ["gamma", "delta"], "removed": ["beta"], "changed": [], "restart_needed": ["limits"]}
 COMMIT_HITS = (
-    protocol.CommitHit(
+    protocol_results.CommitHit(
         repo="alpha",
         sha="4b27d4a5fdbac9016f65d021bd832310853d5859",
         author="Alice Liddell <alice@example.com>",
@@ -239,7 +223,7 @@ class Daemon:
         self.calls.append(("search", params))
         if params.query == "unbalanced(":
             raise RequestError("invalid query: unbalanced parenthesis at column 10")
-        return protocol.SearchResult(results=self.hits, took_ms=3.5, mode=params.mode, notes=("semantic: 40% embedded",))
+        return protocol_results.SearchResult(results=self.hits, took_ms=3.5, mode=params.mode, notes=("semantic: 40% embedded",))
 
     async def sync(self, params, notify):
         self.calls.append(("sync", params))
@@ -250,12 +234,12 @@ class Daemon:
             return {"jobs": [{**job, "state": "failed", "error": "path /src/broken does not exist"}]}
         for stage, total in (("scan", None), ("index", 3), ("embed", 12)):
             await notify(
-                protocol.PROGRESS,
-                protocol.Progress(job="j1", repo=job["repo"], stage=stage, done=0, total=total),
+                protocol_results.PROGRESS,
+                protocol_results.Progress(job="j1", repo=job["repo"], stage=stage, done=0, total=total),
             )
             await notify(
-                protocol.PROGRESS,
-                protocol.Progress(job="j1", repo=job["repo"], stage=stage, done=3, total=total),
+                protocol_results.PROGRESS,
+                protocol_results.Progress(job="j1", repo=job["repo"], stage=stage, done=3, total=total),
             )
             if params.repo == "endless":
                 self.following.set()
@@ -278,7 +262,7 @@ class Daemon:
         return {"done": True}
 
     def handlers(self) -> dict:
-        return {name: getattr(self, name) for name in protocol.PARAMS if hasattr(self, name)}
+        return {name: getattr(self, name) for name in protocol_params.PARAMS if hasattr(self, name)}
 
 
 @pytest.fixture
@@ -328,12 +312,6 @@ async def test_reload_says_in_a_sentence_each_what_the_new_config_changed(daemon
     ]
 
 
-def test_a_reload_that_changes_no_repository_says_so():
-    assert reload_lines({"added": [], "removed": [], "changed": [], "restart_needed": []}) == [
-        "config reloaded: no repository changed"
-    ]
-
-
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
@@ -365,7 +343,7 @@ async def test_search_prints_location_symbol_score_and_snippet(daemon, capsys):
     assert "2 results in 3.5 ms (hybrid)" in out
     assert "note: semantic: 40% embedded" in out
     ((method, params),) = daemon.calls
-    assert params == protocol.SearchParams(query="parse duration", repo="alpha", limit=5, path="*.go")
+    assert params == protocol_params.SearchParams(query="parse duration", repo="alpha", limit=5, path="*.go")
 
 
 async def test_search_ref_asks_for_those_refs_and_each_hit_shows_the_refs_holding_it(daemon, capsys):
@@ -375,13 +353,7 @@ async def test_search_ref_asks_for_those_refs_and_each_hit_shows_the_refs_holdin
     assert "alpha/pkg/time.go:3-9 @release/5.1,v5.1.3  ParseDuration (function)  0.812" in out
     assert "beta/[id].tsx:1:7  0.500" in out  # a hit of the worktree alone names no ref
     ((method, params),) = daemon.calls
-    assert params == protocol.SearchParams(query="parse duration", ref=("release/5.1", "v5.1.3"))
-
-
-def test_matched_terms_are_bold_at_the_offsets_the_daemon_sends():
-    text = highlighted("a <b>b</b> [c]", [[2, 5], [11, 12], [40, 50], "junk"])
-    assert text.plain == "a <b>b</b> [c]"  # raw text: nothing in it is markup
-    assert [(span.start, span.end) for span in text.spans] == [(2, 5), (11, 12)] and "bold" in str(text.spans[0].style)
+    assert params == protocol_params.SearchParams(query="parse duration", ref=("release/5.1", "v5.1.3"))
 
 
 async def test_commit_hits_show_short_sha_date_author_summary_and_paths(daemon, capsys):
@@ -395,19 +367,6 @@ async def test_commit_hits_show_short_sha_date_author_summary_and_paths(daemon, 
         "",
     ]
     assert lines[4] == "1 result in 3.5 ms (commits)"
-
-
-def test_a_commit_hit_whose_snippet_is_a_fragment_of_its_message_shows_the_summary_then_the_matched_lines():
-    console = Console(file=io.StringIO(), width=60)
-    hit = protocol.converter.unstructure(COMMIT_HITS[0])
-    body = "The pool's idle list was read without its lock."
-    hit.update(
-        snippet=f"…\n{body}", matches=[[len("…\nThe "), len("…\nThe pool")]], paths=[f"dir{i}/file{i}.go" for i in range(9)]
-    )
-    print_hits(console, [hit])
-    lines = console.file.getvalue().splitlines()
-    assert lines[1:3] == ["    net/http: fix race in the connection pool", f"    {body}"]
-    assert lines[3].startswith("    dir0/file0.go, dir1/file1.go") and lines[3].endswith("more)") and len(lines[3]) <= 60
 
 
 LONG_LINE = "    response = await client.fetch(url, headers=default_headers, timeout=ParseDuration(settings.timeout))  # retried"
@@ -428,63 +387,6 @@ async def test_snippet_lines_are_cut_to_the_terminal_at_token_boundaries_around_
     end = at + len(middle)
     assert not (LONG_LINE[at - 1].isalnum() and middle[0].isalnum())  # no identifier cut at either end
     assert not (middle[-1].isalnum() and LONG_LINE[end].isalnum())
-
-
-def test_a_cut_line_keeps_its_matches_on_the_characters_they_marked():
-    start = LONG_LINE.index("ParseDuration") + len("Parse")
-    fitted = fit_line(highlighted(LONG_LINE, [(start, start + len("Duration"))]), 40)
-    [span] = [span for span in fitted.spans if span.style == MATCH_STYLE]
-    assert fitted.plain[span.start : span.end] == "Duration"
-    assert fitted.plain.startswith(f"{ELLIPSIS}=ParseDuration(")  # the whole identifier the match is in
-    assert cell_len(fitted.plain) <= 40
-
-
-def test_a_line_that_fits_is_shown_whole_with_its_tabs_as_spaces():
-    fitted = fit_line(highlighted("\tif err != nil {", [(4, 14)]), 40)
-    assert fitted.plain == "    if err != nil {"
-    assert [fitted.plain[s.start : s.end] for s in fitted.spans] == ["err != nil"]
-
-
-LINE_CHARS = st.sampled_from(list("abcXY_09 ().,=\t\"'") + ["語", "é"])
-
-
-@given(
-    st.text(LINE_CHARS, max_size=200),
-    st.lists(st.tuples(st.integers(0, 200), st.integers(1, 20)), max_size=4),
-    st.integers(3, 120),
-)
-def test_a_fitted_line_fits_is_a_piece_of_the_line_marked_as_it_was_and_shows_the_first_match(line, spans, width):
-    marked = highlighted(line, [(start, start + length) for start, length in sorted(set(spans))])
-    expanded = marked.copy()
-    expanded.expand_tabs(4)
-    plain = expanded.plain
-    fitted = fit_line(marked, width)
-    assert cell_len(fitted.plain) <= width
-    if cell_len(plain) <= width:
-        assert fitted.plain == plain
-        return
-    head = 1 if fitted.plain.startswith(ELLIPSIS) and not plain.startswith(ELLIPSIS) else 0
-    tail = 1 if fitted.plain.endswith(ELLIPSIS) else 0
-    middle = fitted.plain[head : len(fitted.plain) - tail]
-
-    def marks(text, offset=0):
-        return {i - offset for s in text.spans if s.style == MATCH_STYLE for i in range(s.start, s.end)}
-
-    first = min((s for s in expanded.spans if s.style == MATCH_STYLE), key=lambda s: s.start, default=None)
-    shows_first = first is not None and cell_len(plain[first.start : first.end]) + 2 <= width
-
-    def is_the_piece_at(at: int) -> bool:
-        """The shown piece is plain[at:...], cut marks where it was cut, marked where plain was."""
-        end = at + len(middle)
-        return (
-            plain.startswith(middle, at)
-            and (at > 0) == bool(head)
-            and (end < len(plain)) == bool(tail)
-            and marks(fitted, head) == {i - at for i in marks(expanded) if at <= i < end}
-            and (not shows_first or (at <= first.start and first.end <= end))
-        )
-
-    assert any(is_the_piece_at(at) for at in range(len(plain) - len(middle) + 1))
 
 
 async def test_search_json_prints_one_hit_per_line(daemon, capsys):
@@ -557,7 +459,7 @@ def test_a_bad_config_exits_2_with_its_message(tmp_path, capsys, monkeypatch, te
 async def test_sync_without_wait_prints_the_queued_job(daemon, capsys):
     assert await codeweir(daemon, "sync", "alpha", "--full") == 0
     assert "queued" in capsys.readouterr().out
-    assert daemon.calls == [("sync", protocol.SyncParams(repo="alpha", full=True))]
+    assert daemon.calls == [("sync", protocol_params.SyncParams(repo="alpha", full=True))]
 
 
 async def test_sync_all_quiet_is_silent_on_success(daemon, capsys):
@@ -613,9 +515,9 @@ async def test_cancel_tells_a_repository_from_a_job(daemon, capsys):
     assert await codeweir(daemon, "cancel", "j404") == 0
     assert "nothing queued or running for j404" in capsys.readouterr().out
     assert [params for method, params in daemon.calls] == [
-        protocol.CancelParams(repo="alpha"),
-        protocol.CancelParams(job="j1"),
-        protocol.CancelParams(job="j404"),
+        protocol_params.CancelParams(repo="alpha"),
+        protocol_params.CancelParams(job="j1"),
+        protocol_params.CancelParams(job="j404"),
     ]
 
 
@@ -634,18 +536,6 @@ async def test_wait_says_the_index_is_ready_or_which_jobs_it_still_waits_for(dae
         "slow is not fully indexed yet",
         "  job j12 (a-repository-with-a-rather-long-name) queued for 5.0s",
         "  job j11 (go-std) running for 3m 10s",
-    ]
-
-
-def test_a_wait_for_vectors_says_how_many_chunks_are_embedded_or_why_they_never_will_be():
-    vectors = {"waited_for": ["index", "vectors"], "vectors": {"chunks": 1200, "chunks_embedded": 1200}}
-    what = "indexed and embedded"
-    assert wait_lines({"done": True, **vectors}, "alpha", NOW, what=what) == [
-        "alpha is fully indexed and embedded (1,200 of 1,200 chunks embedded)"
-    ]
-    missing = {"done": False, **vectors, "vectors": {"chunks": 1200, "chunks_embedded": 0}, "error": "no model"}
-    assert wait_lines(missing, None, NOW, what=what) == [
-        "every repository is indexed, but not embedded (0 of 1,200 chunks embedded): no model"
     ]
 
 
@@ -713,7 +603,7 @@ async def test_ctrl_c_detaches_from_a_followed_sync(daemon, tmp_path):
 async def test_ctrl_c_with_cancel_on_interrupt_cancels_the_job(daemon, tmp_path):
     code, err = await interrupt_a_followed_sync(daemon, tmp_path, "--cancel-on-interrupt")
     assert code == 130 and "cancelled 1 job(s)" in err
-    assert daemon.calls[-1] == ("cancel", protocol.CancelParams(repo="endless"))
+    assert daemon.calls[-1] == ("cancel", protocol_params.CancelParams(repo="endless"))
 
 
 def test_model_build_checks_the_configured_model_and_says_what_it_runs_on(tmp_path, capsys, default_model_dir):
@@ -735,7 +625,18 @@ def test_model_build_with_a_broken_model_dir_exits_1_naming_the_problem(tmp_path
 
 def test_importing_the_cli_loads_neither_rich_nor_the_client_nor_the_protocol():
     """Parse workers import the daemon's __main__ module, codeweir.cli.main: its import stays cheap."""
-    heavy = ["rich", "cattrs", "codeweir.cli.render", "codeweir.client", "codeweir.protocol", "codeweir.config"]
+    heavy = [
+        "rich",
+        "cattrs",
+        "codeweir.cli.render",
+        "codeweir.cli.render_hits",
+        "codeweir.cli.progress_bars",
+        "codeweir.client",
+        "codeweir.protocol",
+        "codeweir.protocol_params",
+        "codeweir.protocol_results",
+        "codeweir.config",
+    ]
     code = f"import sys, codeweir.cli.main; print([name for name in {heavy!r} if name in sys.modules])"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
@@ -800,81 +701,3 @@ async def test_sync_wait_on_a_queued_job_ends_with_its_stage_bars_not_its_queued
     out = capsys.readouterr().out
     assert "b scanning" in out and "b indexing files" in out and "b: job j2 completed" in out
     assert "queued" not in out
-
-
-def rendered(bars: SyncProgress, width: int) -> list[str]:
-    console = Console(file=io.StringIO(), width=width)
-    console.print(bars.progress.get_renderable())
-    return console.file.getvalue().splitlines()
-
-
-def test_a_queued_job_is_a_line_naming_what_it_waits_behind_until_its_first_stage_replaces_it():
-    bars = SyncProgress(Console(file=io.StringIO(), width=80))
-    bars.update({"job": "j3", "repo": "go-std", "stage": "index", "done": 1234, "total": 8176})
-    queued = {
-        "job": "j4",
-        "repo": "django",
-        "stage": "queued",
-        "behind": [{"job": "j3", "repo": "go-std", "state": "running"}, {"job": "j2", "repo": "rxjs", "state": "queued"}],
-    }
-    bars.update(queued)
-    lines = rendered(bars, 80)
-    assert lines[0] == "django queued behind j3 (repo go-std, running) and 1 more"
-    assert lines[1].startswith("go-std indexing files") and "1234/8176" in lines[1]
-    bars.update({**queued, "behind": [], "retry_in_s": 12.5})
-    assert rendered(bars, 80)[0] == "django queued; backing off after failures, next try in 12.5 s"
-    bars.update({"job": "j4", "repo": "django", "stage": "scan", "done": 0, "total": None})
-    lines = rendered(bars, 80)
-    assert not any("queued" in line for line in lines) and any(line.startswith("django scanning") for line in lines)
-    assert all(len(line) <= 80 for line in lines)
-
-
-def render(print_table, result: dict, width: int) -> list[str]:
-    console = Console(file=io.StringIO(), width=width)
-    print_table(console, result, NOW)
-    lines = console.file.getvalue().splitlines()
-    assert all(len(line) <= width for line in lines), "\n".join(lines)
-    return lines
-
-
-def row(lines: list[str], first: str) -> str:
-    return next(line for line in lines if line.startswith(first))
-
-
-def test_status_fits_80_columns_with_coverage_per_repository_and_the_details_below():
-    lines = render(print_status, STATUS, 80)
-    assert row(lines, "daemon").split() == ["daemon", "codeweir", "0.1.0,", "pid", "4242,", "up", "2h", "03m"]
-    words = " ".join(" ".join(lines).split())  # cells wrapped onto the next lines, read on
-    assert "model all-MiniLM-L6-v2-int8 on CPUExecutionProvider, filling, 28,944 vectors" in words
-    assert row(lines, "queue").split() == ["queue", "1", "running,", "1", "queued"]
-    assert row(lines, "repo").split() == ["repo", "files", "chunks", "embedded", "synced", "state"]
-    assert row(lines, "go-std ").split() == ["go-std", "8,176/8,176", "67,312", "42%", "2m", "ago", "ok"]
-    long = row(lines, "a-repository-with-a-rat")  # cut short, never wrapped
-    assert "0/0" in long and "never" in long and "backing off" in long
-    assert "go-std: 15 files skipped: 12 binary, 3 too_large" in words
-    assert "x86asm/tables.go: the worker reading and chunking it timed out" in "".join(lines)
-    assert "(3 failed syncs in a row)" in words
-    assert row(lines, "  @release-branch.go1.1").split() == ["@release-branch.go1.19", "8,170", "67,000", "10%"]
-    assert "go-std: refs naming no branch or tag (yet): release-branch.go1.20*" in words
-
-
-def test_status_at_120_columns_also_shows_head_and_path():
-    lines = render(print_status, STATUS, 120)
-    assert row(lines, "repo").split() == ["repo", "files", "chunks", "embedded", "synced", "head", "path", "state"]
-    assert "4b27d4a5fd" in row(lines, "go-std ") and "/srv/git/go.git" in row(lines, "go-std ")
-
-
-def test_jobs_fit_80_columns_with_relative_times_and_durations():
-    lines = render(print_jobs, JOBS, 80)
-    assert row(lines, "job").split() == ["job", "repo", "state", "since", "took", "result"]
-    assert row(lines, "j12").split()[2:] == ["queued", "5s", "ago"]
-    assert row(lines, "j11").split()[2:] == ["running", "3m", "ago", "3m", "10s"]
-    assert row(lines, "j10").split()[1:] == ["go-std", "completed", "1h", "ago", "3.5s", "8,176", "files,", "1", "indexed"]
-    assert row(lines, "j9").split()[2:6] == ["failed", "1d", "ago", "1.0s"]
-    assert " ".join(" ".join(lines).split()).endswith("no such directory")  # the error, wrapped in its column
-
-
-def test_jobs_at_120_columns_also_show_what_each_covers():
-    lines = render(print_jobs, JOBS, 120)
-    assert row(lines, "job").split() == ["job", "repo", "state", "covers", "since", "took", "result"]
-    assert "full resync" in row(lines, "j11") and "1 path, interactive" in row(lines, "j10")

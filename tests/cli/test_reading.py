@@ -10,7 +10,7 @@ import trio
 from codeweir.cli import main as cli
 from codeweir.cli.reading import parse_location
 from codeweir.config import load_config
-from codeweir.protocol import WaitParams
+from codeweir.protocol_params import WaitParams
 from codeweir.service.daemon import run_daemon
 from tests.gitrepo import make_repo
 from tests.service.test_daemon_process import write_config

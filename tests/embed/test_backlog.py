@@ -18,7 +18,7 @@ from codeweir.facets import classify
 from codeweir.index.store import Store
 from codeweir.index.vectors import VectorStore
 from codeweir.index.writes import SyncTracker, WriteFile, ignore
-from codeweir.protocol import SearchHit
+from codeweir.protocol_results import SearchHit
 from codeweir.records import Chunk, FileRecord
 from codeweir.search.filters import Filters
 from codeweir.search.ranking import reciprocal_rank_fusion

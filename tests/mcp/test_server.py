@@ -25,7 +25,7 @@ from mcp.shared.exceptions import MCPError
 from codeweir.client import HOW_TO_START
 from codeweir.config import load_config
 from codeweir.mcp.budget import compact_json, estimate_tokens
-from codeweir.protocol import WaitParams
+from codeweir.protocol_params import WaitParams
 from codeweir.service.daemon import run_daemon
 from tests.gitrepo import make_repo
 from tests.service.test_daemon_process import write_config

@@ -10,7 +10,8 @@ import attrs
 import pytest
 
 from codeweir.errors import RequestError
-from codeweir.protocol import SearchHit, SearchParams, SearchResult
+from codeweir.protocol_params import SearchParams
+from codeweir.protocol_results import SearchHit, SearchResult
 from codeweir.search.paging import decode_cursor, encode_cursor, page
 
 

@@ -11,7 +11,8 @@ from codeweir.embed.backlog import EmbeddingService
 from codeweir.errors import RequestError
 from codeweir.index.membership import MAIN
 from codeweir.index.store import Store
-from codeweir.protocol import MAX_QUERY_CHARS, MAX_SEARCH_LIMIT, SearchParams, SearchResult
+from codeweir.protocol_params import MAX_QUERY_CHARS, MAX_SEARCH_LIMIT, SearchParams
+from codeweir.protocol_results import SearchResult
 from codeweir.records import Chunk, FileRecord
 from codeweir.search.planner import SearchRequests
 from codeweir.search.query import MAX_SYMBOL_CHARS, parse_query

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codeweir.facets import TOOL_WEIGHT, is_tool_code, lexical_factor, source_weight
-from codeweir.protocol import SearchHit
+from codeweir.protocol_results import SearchHit
 from codeweir.search.ranking import (
     INTERNAL,
     PRIVATE,

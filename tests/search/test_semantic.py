@@ -1,7 +1,7 @@
 import pytest
 
 from codeweir.index.store import Store
-from codeweir.protocol import SearchHit
+from codeweir.protocol_results import SearchHit
 from codeweir.records import Chunk, FileRecord
 from codeweir.search.filters import Filters
 from codeweir.search.semantic import search_definitions

@@ -14,7 +14,7 @@ import trio
 
 from codeweir.config import load_config
 from codeweir.errors import RequestError
-from codeweir.protocol import CancelParams, NoParams, SyncParams
+from codeweir.protocol_params import CancelParams, NoParams, SyncParams
 from codeweir.service.daemon import run_daemon
 from tests.gitrepo import make_repo
 from tests.service.test_daemon import Conn

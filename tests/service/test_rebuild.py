@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from codeweir.client import Client, DaemonError
+from codeweir.client import Client
+from codeweir.errors import DaemonError
 from codeweir.index.store import Store
 from tests.gitrepo import GitRepo, make_repo
 from tests.index_reading import commits_of

@@ -12,7 +12,7 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codeweir import protocol
+from codeweir import protocol, protocol_params, protocol_results
 from codeweir.config import ServerConfig
 from codeweir.errors import Busy, CodeweirError, ConfigError, RequestError, StoreError
 from codeweir.service.server import (
@@ -85,8 +85,10 @@ class Handlers:
             case "grouped":
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self.raise_request_error)
-        hit = protocol.SearchHit(repo="r", path="a.py", start_line=1, end_line=2, score=1.0, snippet=params.query, blob="b")
-        return protocol.SearchResult(results=(hit,), took_ms=0.5, mode=params.mode)
+        hit = protocol_results.SearchHit(
+            repo="r", path="a.py", start_line=1, end_line=2, score=1.0, snippet=params.query, blob="b"
+        )
+        return protocol_results.SearchResult(results=(hit,), took_ms=0.5, mode=params.mode)
 
     async def raise_request_error(self):
         raise RequestError("bad glob", code=-32602)
@@ -95,8 +97,8 @@ class Handlers:
         if params.wait:
             for done in range(3):
                 await notify(
-                    protocol.PROGRESS,
-                    protocol.Progress(job="j1", repo="r", stage="index", done=done, total=2),
+                    protocol_results.PROGRESS,
+                    protocol_results.Progress(job="j1", repo="r", stage="index", done=done, total=2),
                 )
         return {"jobs": [{"id": "j1", "repo": params.repo, "state": "completed" if params.wait else "queued"}]}
 
@@ -441,7 +443,7 @@ fuzz_lines = st.one_of(
         lambda method, params, request_id: json.dumps(
             {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
         ).encode(),
-        st.sampled_from(sorted(protocol.PARAMS) + ["nope"]),
+        st.sampled_from(sorted(protocol_params.PARAMS) + ["nope"]),
         st.dictionaries(
             st.sampled_from(["query", "repo", "all", "timeout", "limit", "x"]),
             st.integers() | st.text(max_size=5),
@@ -460,7 +462,7 @@ async def test_a_live_socket_answers_every_malformed_input_and_then_a_good_reque
     async def answer_at_once(params, notify):
         return {"ok": True}
 
-    handlers = dict.fromkeys(protocol.PARAMS, answer_at_once)
+    handlers = dict.fromkeys(protocol_params.PARAMS, answer_at_once)
     async with trio.open_nursery() as nursery:
         path = tmp_path / "fuzz.sock"
         await nursery.start(serve_unix, path, handlers, attrs.evolve(LIMITS, max_request_bytes=1024))

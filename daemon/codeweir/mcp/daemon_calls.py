@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from codeweir.client import DaemonError, DaemonUnreachable
+from codeweir.errors import DaemonError, DaemonUnreachable
 
 
 class Daemon(Protocol):

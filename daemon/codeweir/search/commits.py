@@ -29,7 +29,7 @@ from codeweir.git.history import reachable_only_from
 from codeweir.index.membership import MAIN, VIEWS_KEY
 from codeweir.index.schema import SCHEMA, vector_keys
 from codeweir.index.vectors import VectorStore
-from codeweir.protocol import CommitHit
+from codeweir.protocol_results import CommitHit
 from codeweir.search.filters import (
     EXACT_CANDIDATES,
     MAX_LIMIT,

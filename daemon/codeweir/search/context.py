@@ -20,7 +20,7 @@ import trio
 
 from codeweir.errors import CodeweirError
 from codeweir.git.reading import FileText, read_text, read_version_text
-from codeweir.protocol import MAX_CONTEXT_LINE_CHARS, HitContext, SearchHit
+from codeweir.protocol_results import MAX_CONTEXT_LINE_CHARS, HitContext, SearchHit
 
 if TYPE_CHECKING:
     from codeweir.config import RepoConfig

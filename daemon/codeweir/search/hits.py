@@ -1,6 +1,6 @@
-"""How a stored chunk becomes the hit every chunk search returns (protocol.SearchHit), and the
-snippets hits show: raw text, with where the query matched as offsets into it (as `rg --json`
-gives them), never escaped or marked up."""
+"""How a stored chunk becomes the hit every chunk search returns (protocol_results.SearchHit),
+and the snippets hits show: raw text, with where the query matched as offsets into it (as
+`rg --json` gives them), never escaped or marked up."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from codeweir.chunk import terms
 from codeweir.facets import SOURCE
 from codeweir.index.membership import Placement
 from codeweir.index.schema import stored_chunk
-from codeweir.protocol import Matches, SearchHit, merged_spans
+from codeweir.protocol_results import Matches, SearchHit, merged_spans
 from codeweir.records import StoredChunk
 
 SNIPPET_LINES = 3

@@ -29,7 +29,7 @@ from codeweir.chunk import terms
 from codeweir.errors import RequestError, excerpt
 from codeweir.facets import lexical_factor, source_weight
 from codeweir.index.schema import SCHEMA, stored_chunk
-from codeweir.protocol import SearchHit
+from codeweir.protocol_results import SearchHit
 from codeweir.records import StoredChunk
 from codeweir.search.filters import (
     FACET_WEIGHT,

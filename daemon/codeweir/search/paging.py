@@ -28,7 +28,8 @@ from typing import Any
 import attrs
 
 from codeweir.errors import RequestError
-from codeweir.protocol import CommitHit, SearchHit, SearchParams, SearchResult
+from codeweir.protocol_params import SearchParams
+from codeweir.protocol_results import CommitHit, SearchHit, SearchResult
 
 MAX_DEPTH = 1000  # search/filters.MAX_LIMIT: the deepest any search reads
 MAX_SEGMENTS = 12

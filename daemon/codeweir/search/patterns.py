@@ -15,7 +15,8 @@ import re2
 from re2 import _re2  # the binding itself: matching over bytes, by offsets
 
 from codeweir.errors import RequestError
-from codeweir.protocol import TIMED_OUT, Matches, merged_spans
+from codeweir.protocol import TIMED_OUT
+from codeweir.protocol_results import Matches, merged_spans
 from codeweir.search.trigrams import TrigramQuery, literal_trigrams, parse_pattern, pointed, trigrams_of
 
 SNIPPET_CHARS = 240

@@ -3,8 +3,9 @@
 Lexical, exact (quoted literals and regex) and symbol searches run on the index alone;
 semantic and hybrid ones embed the query first and fuse the two rankings; commit searches
 likewise. Every blocking call runs in a thread under the search limiter, and hits whose file
-has changed since it was indexed are marked stale. The answer is a `protocol.SearchResult` of
-the protocol's own hits, which the server's converter turns into what the socket sends.
+has changed since it was indexed are marked stale. The answer is a
+`protocol_results.SearchResult` of the protocol's own hits, which the server's converter turns
+into what the socket sends.
 
 A request sees one view of each repository: the main view, or those of the refs it names
 (`ref:`, the `ref` param). What they leave out is computed once per request (filters.visible)
@@ -26,7 +27,8 @@ import trio
 from codeweir.errors import CodeweirError, RequestError
 from codeweir.git.freshness import stale_paths
 from codeweir.index.membership import MAIN
-from codeweir.protocol import CommitHit, SearchHit, SearchParams, SearchResult
+from codeweir.protocol_params import SearchParams
+from codeweir.protocol_results import CommitHit, SearchHit, SearchResult
 from codeweir.search.commits import CommitFilters, commit_visibility, search_commits, search_commits_by_meaning
 from codeweir.search.filters import Filters, visible
 from codeweir.search.lexical import required_words, search_lexical, search_symbols

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import attrs
 
 from codeweir.facets import TOOL_WEIGHT
-from codeweir.protocol import SearchHit
+from codeweir.protocol_results import SearchHit
 
 RRF_K = 60
 HYBRID_RRF_K = 5

@@ -26,7 +26,7 @@ from codeweir.search.regex import search_regex
 
 if TYPE_CHECKING:
     from codeweir.index.store import Store
-    from codeweir.protocol import SearchHit
+    from codeweir.protocol_results import SearchHit
     from codeweir.search.filters import Filters
 
 MAX_OCCURRENCE_LINES = 1000  # matching lines read per request (search/filters.MAX_LIMIT)

@@ -23,7 +23,7 @@ import tantivy
 from codeweir.facets import rank_weight
 from codeweir.index.membership import Placement
 from codeweir.index.schema import SCHEMA, stored_chunk
-from codeweir.protocol import SearchHit
+from codeweir.protocol_results import SearchHit
 from codeweir.records import StoredChunk
 from codeweir.search.filters import FACET_WEIGHT, MAX_LIMIT, Filters, filter_clauses, placements, visible
 from codeweir.search.hits import chunk_hit

@@ -17,7 +17,7 @@ import tantivy
 from codeweir.chunk import terms
 from codeweir.index.schema import SCHEMA
 from codeweir.index.vectors import VectorStore
-from codeweir.protocol import SearchHit
+from codeweir.protocol_results import SearchHit
 from codeweir.search.filters import EXACT_CANDIDATES, FACET_WEIGHT, Filters, filter_clauses, narrows, placements, visible
 from codeweir.search.hits import to_hit
 

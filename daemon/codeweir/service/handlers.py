@@ -26,7 +26,8 @@ from codeweir.config import Config
 from codeweir.errors import RequestError
 from codeweir.index.membership import MAIN
 from codeweir.index.schema import VERSIONS
-from codeweir.protocol import CancelParams, NoParams, ReadParams, RefsParams, SearchParams, SearchResult, SyncParams, WaitParams
+from codeweir.protocol_params import CancelParams, NoParams, ReadParams, RefsParams, SearchParams, SyncParams, WaitParams
+from codeweir.protocol_results import SearchResult
 from codeweir.search.planner import SearchRequests
 from codeweir.search.query import parse_query
 from codeweir.search.references import find_references
@@ -110,7 +111,7 @@ class Daemon:
         self._stop()
 
     def handlers(self) -> dict[str, Handler]:
-        """The server's methods: each takes its params class of protocol.PARAMS and a notify."""
+        """The server's methods: each takes its params class of protocol_params.PARAMS and a notify."""
         return {
             name: self._telling_damage(getattr(self, name))
             for name in ("status", "repos", "sync", "search", "jobs", "cancel", "wait", "reload", "read", "refs")

@@ -18,7 +18,8 @@ import trio
 from codeweir.errors import CodeweirError, RequestError
 from codeweir.git.freshness import stale_paths
 from codeweir.git.reading import path_problem, read_text
-from codeweir.protocol import ReadParams, RefsParams, SearchHit, SearchParams, SearchResult
+from codeweir.protocol_params import ReadParams, RefsParams, SearchParams
+from codeweir.protocol_results import SearchHit, SearchResult
 from codeweir.search.context import cut_line, with_context
 from codeweir.search.filters import Filters
 from codeweir.search.paging import checked_int, decode_cursor, encode_cursor, fingerprint, page

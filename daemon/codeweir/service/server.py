@@ -33,7 +33,7 @@ from codeweir.errors import Busy, CodeweirError, ConfigError, RequestError
 
 Notify = Callable[[str, Any], Awaitable[None]]
 # A method's handler: called with its params already structured into the method's class of
-# protocol.PARAMS (ServerConnection does it, once, as it parses the request), and a notify.
+# protocol_params.PARAMS (ServerConnection does it, once, as it parses the request), and a notify.
 Handler = Callable[[Any, Notify], Awaitable[Any]]
 
 log = logging.getLogger(__name__)
