@@ -37,9 +37,10 @@ class FileRecord:
     status: str = "indexed"  # or a skip reason: "binary", "undecodable", "unreadable", "error"
     error: str = ""
     facets: frozenset[str] = frozenset()  # see codeweir.facets
-    # One per chunk: its text as the index's `words` and `ident` fields take it, split at spaces
-    # (chunk/terms.py's chunk_terms): (its subwords, its identifiers), lowercased.
-    terms: tuple[tuple[str, str], ...] = ()
+    # One per chunk: its subwords as the index's `words` field takes them (chunk/terms.py's
+    # `words`), split by the worker, where a regex pays per match. Its identifiers are split by
+    # the writer: a byte table is as quick as unpickling them, and they do not cross the pipe.
+    words: tuple[str, ...] = ()
 
 
 @attrs.frozen

@@ -5,7 +5,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codeweir.chunk.terms import chunk_terms, identifiers, parts
+from codeweir.chunk.terms import identifier_text, identifiers, parts, words
 from codeweir.index.schema import PARTS, SPLIT
 
 CODE = st.text(alphabet=st.sampled_from("aZq_9 .-\t\néÉ(){}xHTTP"), max_size=60) | st.text(max_size=40)
@@ -30,6 +30,5 @@ def test_subwords_are_the_terms_tantivys_analyzer_gives_names_and_paths(text):
 
 @given(CODE)
 def test_a_chunks_split_text_indexes_as_its_subwords_and_its_identifiers(text):
-    words, identifiers_text = chunk_terms(text)
-    assert analyzed(SPLIT, words) == parts(text)
-    assert analyzed(SPLIT, identifiers_text) == identifiers(text) == [m.lower() for m in re.findall(r"[A-Za-z0-9_]+", text)]
+    assert analyzed(SPLIT, words(text)) == parts(text)
+    assert analyzed(SPLIT, identifier_text(text)) == identifiers(text) == [m.lower() for m in re.findall(r"[A-Za-z0-9_]+", text)]

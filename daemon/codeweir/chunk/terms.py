@@ -1,5 +1,6 @@
 """How code is split into the terms the index holds and a query asks for: the subwords of
-`words` and the whole identifiers of `ident`. Pure; the parse workers split each chunk's text.
+`words` and the whole identifiers of `ident`. Pure; the parse workers split each chunk's text
+into subwords, the index's writer into identifiers.
 
 Tantivy's regex tokenizer pays per match: splitting chunk text into subwords and identifiers
 took 10.5 of a full index's 21 seconds on Tantivy's one indexing thread (go-std). Split here,
@@ -37,8 +38,3 @@ def identifier_text(text: str) -> str:
 def identifiers(text: str) -> list[str]:
     """The identifiers of `text`, lowercased."""
     return identifier_text(text).split()
-
-
-def chunk_terms(content: str) -> tuple[str, str]:
-    """A chunk's text as the index's fields take it, split at spaces: (subwords, identifiers)."""
-    return words(content), identifier_text(content)

@@ -12,7 +12,8 @@ import attrs
 import numpy as np
 import tantivy
 
-from codeweir.chunk.terms import PARTS_PATTERN, chunk_terms
+from codeweir.chunk import terms
+from codeweir.chunk.terms import PARTS_PATTERN
 from codeweir.chunk.version import CHUNKER_VERSION
 from codeweir.facets import SOURCE, stored_facets, stored_lexical_weight, stored_weight
 from codeweir.index.membership import Placement
@@ -32,7 +33,8 @@ def _analyzer(tokenizer: tantivy.Tokenizer) -> tantivy.TextAnalyzer:
 
 # Subwords of short fields (names, paths, commit messages): the same terms chunk/terms.py gives.
 PARTS = _analyzer(tantivy.Tokenizer.regex(PARTS_PATTERN))
-# A chunk's `words` and `ident`, split by chunk/terms.py in the parse workers, lowercased.
+# A chunk's `words` and `ident`, split by chunk/terms.py (its subwords in the parse workers, its
+# identifiers in the writer), lowercased.
 SPLIT = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build()
 # Character trigrams of chunk content, lowercased by the writer before: the prefilter of
 # substring and regex search. Lowercasing each of its ~80 M trigrams (go-std) in Tantivy took a
@@ -230,10 +232,9 @@ class ChunkDoc:
     content_hash: str
     scope: tuple[str, ...]
 
-    def document(self, home: str, chunk_id: str, blob: str, terms: tuple[str, str] | None = None) -> tantivy.Document:
-        """`terms`: the parse worker's split of its content, else split here."""
+    def document(self, home: str, chunk_id: str, blob: str, words: str | None = None) -> tantivy.Document:
+        """`words`: the parse worker's split of its content into subwords, else split here."""
         chunk = self.chunk
-        terms = terms or chunk_terms(chunk.content)
         doc = tantivy.Document()
         file_fields(doc, self.repo, self.path, blob, self.language, self.facets, home)
         doc.add_text("doc_kind", "chunk")
@@ -246,9 +247,8 @@ class ChunkDoc:
                 doc.add_text("scope", part)
         doc.add_text("symbol_path", chunk.symbol_path)
         doc.add_bytes("content", chunk.content.encode())
-        words, identifiers = terms
-        doc.add_text("words", words)
-        doc.add_text("ident", identifiers)
+        doc.add_text("words", terms.words(chunk.content) if words is None else words)
+        doc.add_text("ident", terms.identifier_text(chunk.content))
         doc.add_text("content_hash", self.content_hash)
         doc.add_unsigned("start_line", chunk.start_line)
         doc.add_unsigned("end_line", chunk.end_line)

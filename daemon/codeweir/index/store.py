@@ -420,15 +420,15 @@ class Store:
             writer.delete_documents_by_term("file_key", key)
         writer.add_document(file_document(record, key, encode_table(placements)))
         module = module_path(record.language, path, record.chunks)
-        split = record.terms or (None,) * len(keys)
-        for chunk, content_hash, chunk_id, terms in zip(record.chunks, record.content_hashes, keys, split, strict=True):
+        split = record.words or (None,) * len(keys)
+        for chunk, content_hash, chunk_id, words in zip(record.chunks, record.content_hashes, keys, split, strict=True):
             if chunk_id in shared:
                 continue
             if chunk_id in existing:
                 writer.delete_documents_by_term("chunk_key", chunk_id)
             parts = scope(module, chunk.symbol_path, chunk.symbol) if chunk.symbol else []
             made = ChunkDoc(repo, path, record.language, record.facets, chunk, content_hash, tuple(parts))
-            writer.add_document(made.document(key, chunk_id, blob, terms))
+            writer.add_document(made.document(key, chunk_id, blob, words))
             self._tables.homed(chunk_id, key, made)
             self._hashes.written(repo, chunk_id, (content_hash,))
         self._tables.written(key, dict(zip(keys, placements, strict=True)))

@@ -11,7 +11,7 @@ import os
 from typing import TYPE_CHECKING
 
 from codeweir.chunk.chunker import chunk_file, detect_language
-from codeweir.chunk.terms import chunk_terms
+from codeweir.chunk.terms import words
 from codeweir.embedded_text import content_hash, document_text
 from codeweir.errors import CodeweirError, FileSkipped, RepoError
 from codeweir.facets import classify
@@ -80,8 +80,8 @@ def _parse_file(repo: RepoConfig, file: TrackedFile, max_bytes: int) -> FileReco
     hashes = tuple(
         content_hash(document_text(language=language, symbol_path=c.symbol_path, kind=c.kind, content=c.content)) for c in chunks
     )
-    terms = tuple(chunk_terms(c.content) for c in chunks)
-    return FileRecord(repo.name, file.path, blob, language, chunks, hashes, facets=classify(file.path, text), terms=terms)
+    split = tuple(words(c.content) for c in chunks)
+    return FileRecord(repo.name, file.path, blob, language, chunks, hashes, facets=classify(file.path, text), words=split)
 
 
 def _skipped(repo: RepoConfig, file: TrackedFile, status: str, error: str = "", blob: str | None = None) -> FileRecord:
