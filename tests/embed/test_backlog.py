@@ -4,7 +4,6 @@ import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 import trio
 
@@ -18,10 +17,8 @@ from codeweir.facets import classify
 from codeweir.index.store import Store
 from codeweir.index.vectors import VectorStore
 from codeweir.index.writes import SyncTracker, WriteFile, ignore
-from codeweir.protocol_results import SearchHit
 from codeweir.records import Chunk, FileRecord
 from codeweir.search.filters import Filters
-from codeweir.search.ranking import reciprocal_rank_fusion
 from codeweir.search.semantic import search_semantic
 from codeweir.service.daemon import run_daemon
 from tests.host.test_priority import background, niceness, started_since, thread_stats
@@ -169,19 +166,6 @@ async def test_a_broken_model_is_reported_and_lexical_search_goes_on(tmp_path, r
     reply = (await conn.call("search", {"query": "Dial", "mode": "lexical"}))["result"]
     assert reply["results"][0]["path"] == "net.go"
     daemon.shutdown()
-
-
-def _hit(path: str) -> SearchHit:
-    return SearchHit(
-        repo="r", path=path, start_line=1, end_line=2, kind="function", language="python", score=0.0, snippet="", blob="b"
-    )
-
-
-def test_rrf_rewards_agreement_between_rankings():
-    fused = reciprocal_rank_fusion([[_hit("a"), _hit("b"), _hit("c")], [_hit("c"), _hit("b"), _hit("d")]], 4)
-    # c: 1/61 + 1/63, b: 2/62, a: 1/61, d: 1/63.
-    assert [h.path for h in fused] == ["c", "b", "a", "d"]
-    assert np.isclose(fused[1].score, 2 / 62)
 
 
 async def test_a_model_switch_keeps_semantic_search_on_the_old_model_until_the_new_one_covers(tmp_path, repo, default_model_dir):

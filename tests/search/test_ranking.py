@@ -32,6 +32,13 @@ def _paths(hits: list[SearchHit]) -> list[str]:
     return [h.path for h in hits]
 
 
+def test_rrf_rewards_agreement_between_rankings():
+    fused = reciprocal_rank_fusion([[_hit("a"), _hit("b"), _hit("c")], [_hit("c"), _hit("b"), _hit("d")]], 4)
+    # c: 1/61 + 1/63, b: 2/62, a: 1/61, d: 1/63.
+    assert [h.path for h in fused] == ["c", "b", "a", "d"]
+    assert fused[1].score == pytest.approx(2 / 62)
+
+
 def test_a_lighter_ranking_sways_the_fused_order_less():
     heavy, light = [_hit("a"), _hit("b")], [_hit("b"), _hit("a")]
     assert _paths(reciprocal_rank_fusion([heavy, light], 2, k=5, weights=(1.0, 0.5))) == ["a", "b"]
