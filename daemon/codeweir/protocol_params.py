@@ -77,14 +77,6 @@ MAX_CURSOR_CHARS = 4096
 MAX_CONTEXT_LINES = 50
 
 
-def _at_most_chars(limit: int) -> Callable[[Any, attrs.Attribute[Any], str | None], None]:
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
-        if value is not None and len(value) > limit:
-            raise InvalidField(attribute.name, f"must be at most {limit} characters, got {len(value)}")
-
-    return check
-
-
 @attrs.frozen
 class NoParams:
     """Params of `status`, `repos`, `jobs` and `reload`: none."""
@@ -114,6 +106,11 @@ class SyncParams:
 RefNames = str | tuple[str, ...] | None  # one ref's name, or a list of them (JSON: a string or an array)
 
 
+def ref_names(ref: RefNames) -> tuple[str, ...]:
+    """`ref` as a tuple of names."""
+    return (ref,) if isinstance(ref, str) else ref or ()
+
+
 def _ref_names(instance: Any, attribute: attrs.Attribute[Any], value: RefNames) -> None:
     for index, name in enumerate((value,) if isinstance(value, str) else value or ()):
         where = "" if isinstance(value, str) else f"item {index}: "
@@ -140,14 +137,13 @@ class SearchParams:
     # Each hit says what its score is made of (`codeweir search --json` asks for it).
     explain: bool = False
     # A previous answer's `next_cursor`: this answer continues after its last hit (same query).
-    cursor: str | None = attrs.field(default=None, validator=_at_most_chars(MAX_CURSOR_CHARS))
+    cursor: str | None = attrs.field(default=None, validator=_chars_at_most(MAX_CURSOR_CHARS))
     # Lines of the file around each hit (`hit.context`); 0: none.
     context: int = attrs.field(default=0, validator=_between(0, MAX_CONTEXT_LINES))
 
     @property
     def refs(self) -> tuple[str, ...]:
-        """`ref` as a tuple of names."""
-        return (self.ref,) if isinstance(self.ref, str) else self.ref or ()
+        return ref_names(self.ref)
 
 
 @attrs.frozen(kw_only=True)
@@ -175,11 +171,11 @@ class RefsParams:
     ref: RefNames = attrs.field(default=None, validator=_ref_names)  # as search's: the views looked in
     limit: int = attrs.field(default=100, validator=_between(1, 1000))  # occurrences in this answer
     case_sensitive: bool = True
-    cursor: str | None = attrs.field(default=None, validator=_at_most_chars(MAX_CURSOR_CHARS))
+    cursor: str | None = attrs.field(default=None, validator=_chars_at_most(MAX_CURSOR_CHARS))
 
     @property
     def refs(self) -> tuple[str, ...]:
-        return (self.ref,) if isinstance(self.ref, str) else self.ref or ()
+        return ref_names(self.ref)
 
 
 @attrs.frozen(kw_only=True)

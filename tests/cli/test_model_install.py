@@ -20,12 +20,6 @@ from codeweir.embed.checkpoint import source_hash
 from codeweir.embed.model_build import default_model_source, installed_source_dir
 from codeweir.errors import RequestError
 from codeweir.service.server import serve_unix
-from tests.model_copies import make_model_wheel
-
-
-@pytest.fixture(scope="module")
-def model_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_model_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @pytest.fixture

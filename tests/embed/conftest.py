@@ -1,4 +1,4 @@
-"""Fixtures of the embedding tests: the default model, built once per module, and its package's wheel."""
+"""Fixtures of the embedding tests: the default model, built once per module."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 
 from codeweir.config import ModelConfig
 from codeweir.embed.model_build import ModelSpec, ensure_model
-from tests.model_copies import make_model_wheel
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +20,3 @@ def state_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 @pytest.fixture(scope="module")
 def default_spec(state_dir: Path) -> ModelSpec:
     return ensure_model(ModelConfig(quantized=False), state_dir)
-
-
-@pytest.fixture(scope="module")
-def model_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_model_wheel(tmp_path_factory.mktemp("wheel"))
