@@ -521,6 +521,42 @@ def test_public_before_internal_and_source_before_tool_code_and_the_most_referen
     assert found(corpus, "sym:NewReader")[5] == ("bufio/bufio.go", "NewReaderSize")  # then prefixes
 
 
+class SearchSpy:
+    """The store's searcher, recording the query of each search (each gives the GIL up and, in a
+    busy daemon, waits a switch interval to have it back) with whether it only counted."""
+
+    def __init__(self, searcher):
+        self.searcher = searcher
+        self.searches: list[tuple[str, bool]] = []
+
+    def search(self, query, **kwargs):
+        self.searches.append((repr(query), bool(kwargs.get("count")) and kwargs.get("limit") == 1))
+        return self.searcher.search(query, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.searcher, name)
+
+
+def spied(store, monkeypatch) -> SearchSpy:
+    spy = SearchSpy(store.searcher())
+    monkeypatch.setattr(store, "searcher", lambda: spy)
+    return spy
+
+
+def test_a_name_is_counted_once_for_all_its_definitions_and_each_qualified_form_once(corpus, monkeypatch):
+    spy = spied(corpus, monkeypatch)
+    assert found(corpus, "sym:NewReader")[:2] == [("bufio/bufio.go", "NewReader"), ("strings/reader.go", "NewReader")]
+    counts = [query for query, counted in spy.searches if counted]
+    assert len(counts) == len(set(counts))  # four definitions named NewReader: one count of the name
+    assert sum(c.startswith("Query(TermQuery") and '"newreader"' in c for c in counts) == 1
+
+
+def test_a_lexical_search_without_ties_at_its_cut_is_one_search(corpus, monkeypatch):
+    spy = spied(corpus, monkeypatch)
+    hits = search_lexical(corpus, "NewReader", Filters(), 2)
+    assert len(hits) == 2 and len(spy.searches) == 1
+
+
 def test_equals_are_ordered_by_path_whatever_the_order_they_were_indexed_in(tmp_path):
     orders = []
     for name, files in (("a", GO), ("b", dict(reversed(GO.items())))):

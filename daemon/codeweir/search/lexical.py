@@ -159,10 +159,12 @@ def search_lexical(store: Store, text: str, filters: Filters, limit: int, *, exp
 
 def _top(searcher: tantivy.Searcher, query: tantivy.Query, limit: int, weight: str) -> list[tuple[float, tantivy.DocAddress]]:
     """The best `limit` hits, and any tied with the last of them: which of equals make the cut
-    is then decided by place, not by Tantivy's document order."""
+    is then decided by place, not by Tantivy's document order. One hit more than `limit` tells
+    whether any is tied past it: most searches take one call (each gives the GIL up, and under
+    load waits a switch interval to have it back)."""
     if limit <= 0:
         return []
-    size = limit
+    size = limit + 1
     while True:
         hits = searcher.search(query, limit=size, weight_by_field=weight).hits
         if len(hits) < size or hits[-1][0] < hits[limit - 1][0] or size >= 4 * MAX_LIMIT:
@@ -240,18 +242,9 @@ def search_symbols(store: Store, name: str, filters: Filters, limit: int, *, exp
                 candidates.append(_definition(tier, wanted.name, stored_chunk(doc, placed), scope))
         if len(candidates) >= limit:
             break
-    counts: dict[tuple, int] = {}
-    seen = visibility_clauses(filters.visibility)
-
-    def references(d: Definition) -> int:
-        chunk, module = d.hit
-        key = (chunk.symbol.lower(), module[-2:] if chunk.symbol_path == chunk.symbol else ())
-        if key not in counts:
-            counts[key] = _references(searcher, *key, seen=seen)
-        return counts[key]
-
+    references = _References(searcher, visibility_clauses(filters.visibility))
     hits = []
-    for d, count in rank_definitions(candidates, limit, references):
+    for d, count in rank_definitions(candidates, limit, references.of):
         chunk, _ = d.hit
         parts = definition_score(d, count)
         snippet, matches = definition_snippet(chunk.content, chunk.symbol)
@@ -278,24 +271,37 @@ def _definition(tier: int, name: str, chunk: StoredChunk, scope: tuple[str, ...]
     )
 
 
-def _references(
-    searcher: tantivy.Searcher, name: str, modules: Sequence[str], seen: Sequence[tuple[tantivy.Occur, tantivy.Query]] = ()
-) -> int:
-    """How many chunks name `name`, plus how many name it qualified by one of `modules` (the
+@attrs.define
+class _References:
+    """How many chunks name a definition, plus how many name it qualified by its module (the
     last two parts of a top-level definition's module: `bufio.NewReader`, `models.QuerySet`):
-    a cheap proxy for how much a definition is used. Only the chunks the search sees count
-    (`seen`: its visibility clauses), so a version on several refs counts once."""
+    a cheap proxy for how much it is used. Only the chunks the search sees count (`seen`: its
+    visibility clauses), so a version on several refs counts once. Each count is one search,
+    and each search gives the GIL up and waits for it again, which a busy daemon makes slow: a
+    name is counted once for all its definitions, each qualified form once."""
 
-    def count(query: tantivy.Query) -> int:
-        if seen:
-            query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), *seen])
-        return searcher.search(query, limit=1, count=True).count
+    searcher: tantivy.Searcher
+    seen: Sequence[tuple[tantivy.Occur, tantivy.Query]]
+    _counts: dict[tuple[str, tuple[str, ...]], int] = attrs.field(factory=dict)
 
-    total = count(term("ident", name))
-    qualified = [tantivy.Query.phrase_query(SCHEMA, "ident", [m, name]) for m in modules if _IDENTIFIER.fullmatch(m)]
-    if qualified:
-        total += count(tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in qualified]))
-    return total
+    def of(self, d: Definition) -> int:
+        chunk, module = d.hit
+        name = chunk.symbol.lower()
+        modules = tuple(m for m in module[-2:] if _IDENTIFIER.fullmatch(m)) if chunk.symbol_path == chunk.symbol else ()
+        total = self._count(name, ())
+        return total + self._count(name, modules) if modules else total
+
+    def _count(self, name: str, modules: tuple[str, ...]) -> int:
+        if (found := self._counts.get((name, modules))) is None:
+            if modules:
+                phrases = [(tantivy.Occur.Should, tantivy.Query.phrase_query(SCHEMA, "ident", [m, name])) for m in modules]
+                query = tantivy.Query.boolean_query(phrases)
+            else:
+                query = term("ident", name)
+            if self.seen:
+                query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), *self.seen])
+            found = self._counts[(name, modules)] = self.searcher.search(query, limit=1, count=True).count
+        return found
 
 
 _IDENTIFIER = re.compile(r"[a-z0-9_]+")
