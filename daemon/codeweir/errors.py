@@ -56,6 +56,20 @@ class Busy(CodeweirError):
     """The daemon cannot take more work now (full queue, too many connections)."""
 
 
+class DaemonUnreachable(CodeweirError):
+    """No daemon answers on the socket: missing, refused, not permitted, gone or stuck."""
+
+
+class DaemonError(CodeweirError):
+    """The daemon answered with a JSON-RPC error."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+
 EXCERPT_CHARS = 80
 
 
@@ -69,17 +83,3 @@ def excerpt(text: str, at: int) -> tuple[str, int]:
     start = end - EXCERPT_CHARS
     before, after = ("…" if start else ""), ("…" if end < len(text) else "")
     return before + text[start:end] + after, at - start + len(before)
-
-
-class DaemonUnreachable(CodeweirError):
-    """No daemon answers on the socket: missing, refused, not permitted, gone or stuck."""
-
-
-class DaemonError(CodeweirError):
-    """The daemon answered with a JSON-RPC error."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.data = data
