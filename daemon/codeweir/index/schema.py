@@ -3,6 +3,7 @@ becomes documents and documents become records again, and opening an index with 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -156,6 +157,13 @@ def stored_chunk(doc: tantivy.Document, placed: Mapping[str, Placement] | None =
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _facet_fields(facets: frozenset[str], path: str) -> tuple[tuple[str, ...], float, float]:
+    """A file's stored facet terms, facet weight and lexical weight, the same for each of its
+    chunks: worked out once a file, not 2 µs a chunk again (1.77 M chunks in the kernel)."""
+    return stored_facets(facets), stored_weight(facets), stored_lexical_weight(facets, path)
+
+
 def file_fields(doc: tantivy.Document, repo: str, path: str, blob: str, language: str, facets: frozenset[str], key: str) -> None:
     doc.add_text("repo", repo)
     doc.add_text("path", path)
@@ -163,7 +171,7 @@ def file_fields(doc: tantivy.Document, repo: str, path: str, blob: str, language
     doc.add_text("file_key", key)
     doc.add_text("blob", blob)
     doc.add_text("language", language)
-    for facet in stored_facets(facets):
+    for facet in _facet_fields(facets, path)[0]:
         doc.add_text("facet", facet)
 
 
@@ -255,8 +263,9 @@ class ChunkDoc:
         doc.add_unsigned("start_byte", chunk.start_byte)
         doc.add_unsigned("end_byte", chunk.end_byte)
         doc.add_text("trigrams", chunk.content.lower())
-        doc.add_float("facet_weight", stored_weight(self.facets))
-        doc.add_float("lexical_weight", stored_lexical_weight(self.facets, self.path))
+        _, facet_weight, lexical_weight = _facet_fields(self.facets, self.path)
+        doc.add_float("facet_weight", facet_weight)
+        doc.add_float("lexical_weight", lexical_weight)
         return doc
 
     def placed(self, placement: Placement) -> ChunkDoc:
