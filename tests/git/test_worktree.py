@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,31 @@ def test_a_path_longer_than_path_max_is_read_a_component_at_a_time(tmp_path: Pat
 def test_a_read_stops_one_byte_past_its_limit(tree: Path) -> None:
     (tree / "big.txt").write_bytes(b"x" * 10_000)
     assert read_regular(str(tree), "big.txt", limit=100) == b"x" * 101
+
+
+def held_stat(root: Path, name: str) -> worktree.Signature:
+    found = worktree.stat_beneath(str(root), name)
+    if found is None:
+        pytest.skip("no openat2 or statx here: the freshness check uses open_beneath and os.fstat")
+    return found
+
+
+def test_a_stat_that_keeps_the_gil_gives_what_os_stat_gives(tree: Path) -> None:
+    info = os.stat(tree / "src" / "deep" / "a.py")
+    signature = (info.st_mode, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    assert held_stat(tree, "src/deep/a.py") == signature
+
+
+def test_a_stat_that_keeps_the_gil_follows_no_symlink_and_refuses_what_git_stores_no_path_for(tree: Path) -> None:
+    held_stat(tree, "src/deep/a.py")
+    (tree / "src" / "link.py").symlink_to(tree / "src" / "deep" / "a.py")
+    assert not stat.S_ISREG(held_stat(tree, "src/link.py")[0])  # the link itself, never its target
+    (tree / "src" / "deep" / "a.py").unlink()
+    (tree / "src" / "deep").rmdir()
+    (tree / "src" / "deep").symlink_to(tree.parent / "outside" / "deep")
+    with pytest.raises(OSError, match="symbolic links"):
+        worktree.stat_beneath(str(tree), "src/deep/a.py")
+    with pytest.raises(FileNotFoundError):
+        worktree.stat_beneath(str(tree), "src/gone.py")
+    with pytest.raises(OSError, match="not a path inside the worktree"):
+        worktree.stat_beneath(str(tree), "../outside/deep/a.py")

@@ -22,7 +22,7 @@ import pygit2
 
 from codeweir.errors import RepoError
 from codeweir.git.repo import REF_SPACES, open_repository, resolve_commit, where
-from codeweir.git.worktree import git_str, open_beneath, read_fd
+from codeweir.git.worktree import git_str, open_beneath, read_fd, stat_beneath
 
 if TYPE_CHECKING:
     from codeweir.config import RepoConfig
@@ -51,6 +51,17 @@ def stale_paths(repo: RepoConfig, indexed: Mapping[str, str], view: str = "") ->
 
 def _worktree_blob(root: str, path: str) -> str | None:
     """The blob id of the regular file at `path` (a name) beneath `root`; None for anything else."""
+    try:
+        held = stat_beneath(root, path)  # a file seen unchanged: known without giving the GIL up
+    except OSError:
+        return None
+    if held is not None:
+        if not stat.S_ISREG(held[0]):
+            return None
+        blob = _blob_by_signature.get((root, path, *held[1:]))
+        if blob is not None:
+            _blob_by_signature.move_to_end((root, path, *held[1:]))
+            return blob
     try:
         fd = open_beneath(root, path)
     except OSError:
