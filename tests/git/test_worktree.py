@@ -66,7 +66,7 @@ def has_openat2(directory: Path) -> bool:
 def opener(request, monkeypatch, tmp_path) -> str:
     """Both ways of opening beneath the root: openat2 where this kernel has it, and the walk."""
     if request.param == "walk":
-        monkeypatch.setattr(worktree, "_syscall", False)
+        monkeypatch.setattr(worktree, "_libc", False)
     elif not has_openat2(tmp_path):
         pytest.skip("this kernel (or its seccomp filter) offers no openat2")
     return request.param

@@ -58,9 +58,9 @@ def _worktree_blob(root: str, path: str) -> str | None:
     if held is not None:
         if not stat.S_ISREG(held[0]):
             return None
-        blob = _blob_by_signature.get((root, path, *held[1:]))
-        if blob is not None:
-            _blob_by_signature.move_to_end((root, path, *held[1:]))
+        signature = (root, path, *held[1:])
+        if (blob := _blob_by_signature.get(signature)) is not None:
+            _blob_by_signature.move_to_end(signature)
             return blob
     try:
         fd = open_beneath(root, path)

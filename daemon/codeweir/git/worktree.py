@@ -87,6 +87,7 @@ def git_str(name: str) -> str:
 # Intermediate directories: O_PATH needs no read permission on them, as a path lookup does not.
 _DIRECTORY = os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_PATH", os.O_RDONLY)
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_ROOT = os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_PATH", os.O_RDONLY)
 
 _SYS_OPENAT2 = 437  # the same on every Linux architecture (the unified syscall table), but alpha
 _RESOLVE_NO_SYMLINKS = 0x04
@@ -97,24 +98,31 @@ class _OpenHow(ctypes.Structure):  # struct open_how, linux/openat2.h
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
-_syscall: Any = None  # libc's syscall(), once looked up; False where openat2 is not to be tried
+# libc through ctypes.PyDLL, once looked up: its calls keep the GIL (syscalls of microseconds:
+# see stat_beneath for why that matters); False where openat2 is not to be tried.
+_libc: Any = None
+
+
+def _held_libc() -> Any:
+    global _libc
+    if _libc is None:
+        try:
+            libc = ctypes.PyDLL(None, use_errno=True)
+            libc.syscall.restype = ctypes.c_long
+            _libc = libc if sys.platform == "linux" and os.uname().machine != "alpha" else False
+        except (OSError, AttributeError):
+            _libc = False
+    return _libc
 
 
 def _openat2(dir_fd: int, path: bytes, flags: int) -> int | None:
     """openat2(dir_fd, path, flags, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS); None where the kernel
     (or a seccomp filter) does not offer it, or the path is too long for one call."""
-    global _syscall
-    if _syscall is None:
-        try:
-            syscall = ctypes.CDLL(None, use_errno=True).syscall
-            syscall.restype = ctypes.c_long
-            _syscall = syscall if sys.platform == "linux" and os.uname().machine != "alpha" else False
-        except (OSError, AttributeError):
-            _syscall = False
-    if not _syscall:
+    global _libc
+    if not (libc := _held_libc()):
         return None
     how = _OpenHow(flags, 0, _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS)
-    fd = _syscall(
+    fd = libc.syscall(
         ctypes.c_long(_SYS_OPENAT2),
         ctypes.c_long(dir_fd),
         ctypes.c_char_p(path),
@@ -125,7 +133,7 @@ def _openat2(dir_fd: int, path: bytes, flags: int) -> int | None:
         return fd
     code = ctypes.get_errno()
     if code in (errno.ENOSYS, errno.EPERM):  # no openat2 here (an old kernel, a seccomp filter)
-        _syscall = False
+        _libc = False
         return None
     if code == errno.ENAMETOOLONG:  # over PATH_MAX in one call: a component at a time has no limit
         return None
@@ -140,7 +148,7 @@ def open_beneath(root: str, name: str) -> int:
     empty, "." or ".." component, or a NUL: no path git stores), or what the open says.
     """
     parts = _parts(name)
-    root_fd = os.open(root, os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_PATH", os.O_RDONLY))
+    root_fd = os.open(root, _ROOT)
     try:
         fd = _openat2(root_fd, b"/".join(parts), _FILE)
         return fd if fd is not None else _open_walking(root_fd, parts)
@@ -218,7 +226,6 @@ class _Statx(ctypes.Structure):  # struct statx, linux/stat.h: 256 bytes on ever
 _AT_EMPTY_PATH = 0x1000
 _STATX_BASIC_STATS = 0x7FF
 _LOOKUP = os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_PATH", 0)  # no open of the file itself
-_held: Any = None  # libc through ctypes.PyDLL, once looked up; False where not to be tried
 
 Signature = tuple[int, int, int, int, int, int]  # (mode, device, inode, size, mtime ns, ctime ns)
 
@@ -226,38 +233,24 @@ Signature = tuple[int, int, int, int, int, int]  # (mode, device, inode, size, m
 def stat_beneath(root: str, name: str) -> Signature | None:
     """What `name` names beneath `root`, as open_beneath finds it (no symlink followed), stat'ed
     by syscalls that keep the GIL; None where they are not offered (not Linux, no openat2 or
-    statx): then open_beneath and os.fstat. Raises OSError as open_beneath does."""
-    global _held
-    if _held is None:
-        try:
-            libc = ctypes.PyDLL(None, use_errno=True)
-            libc.syscall.restype = ctypes.c_long
-            _held = libc if sys.platform == "linux" and os.uname().machine != "alpha" and libc.statx else False
-        except (OSError, AttributeError):
-            _held = False
-    if not _held or not getattr(os, "O_PATH", 0):
+    statx, or a path too long for one call): then open_beneath and os.fstat. Raises OSError as
+    open_beneath does."""
+    libc = _held_libc()
+    if not libc or not (statx := getattr(libc, "statx", None)) or not getattr(os, "O_PATH", 0):
         return None
     parts = _parts(name)
-    root_fd = _held_call(_held.open, os.fsencode(root), ctypes.c_int(os.O_DIRECTORY | os.O_CLOEXEC | os.O_PATH))
+    root_fd = _held_call(libc.open, os.fsencode(root), ctypes.c_int(_ROOT))
     try:
-        how = _OpenHow(_LOOKUP, 0, _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS)
-        args = (ctypes.c_long(_SYS_OPENAT2), ctypes.c_long(root_fd), ctypes.c_char_p(b"/".join(parts)))
-        fd = _held.syscall(*args, ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
-        if fd < 0:
-            code = ctypes.get_errno()
-            if code == errno.ENAMETOOLONG:  # over PATH_MAX in one call: open_beneath walks it
-                return None
-            if code in (errno.ENOSYS, errno.EPERM):  # no openat2 here (an old kernel, a seccomp filter)
-                _held = False
-                return None
-            raise OSError(code, os.strerror(code), name)
+        fd = _openat2(root_fd, b"/".join(parts), _LOOKUP)
+        if fd is None:
+            return None
         try:
             found = _Statx()
-            _held_call(_held.statx, fd, b"", _AT_EMPTY_PATH, _STATX_BASIC_STATS, ctypes.byref(found))
+            _held_call(statx, fd, b"", _AT_EMPTY_PATH, _STATX_BASIC_STATS, ctypes.byref(found))
         finally:
-            _held.close(fd)
+            libc.close(fd)
     finally:
-        _held.close(root_fd)
+        libc.close(root_fd)
     mtime = found.mtime.sec * 1_000_000_000 + found.mtime.nsec
     ctime = found.ctime.sec * 1_000_000_000 + found.ctime.nsec
     return found.mode, os.makedev(found.dev_major, found.dev_minor), found.ino, found.size, mtime, ctime
