@@ -326,11 +326,10 @@ class EmbeddingService:
                 self._lost(max(item.after_commit for item in items))
                 continue
             vectors = self.vectors
+            queued = False
             for item in items:
                 if vectors is None or item.content_hash not in vectors:
-                    # Ready no longer: the status says so at once, not when the consumer next
-                    # turns (it may be saving the vectors first).
-                    self.state = "filling" if self.state == "ready" else self.state
+                    queued = True
                     self.queue.push(
                         item.content_hash,
                         item.kind,
@@ -339,6 +338,10 @@ class EmbeddingService:
                         interactive=item.interactive,
                         after_commit=item.after_commit,
                     )
+            if queued and self.state == "ready":
+                # Ready no longer: the status says so at once, not when the consumer next turns
+                # (it may be saving the vectors first).
+                self.state = "filling"
             self._wake.set()
         self.stop()  # the writer is done: the daemon is stopping
 
