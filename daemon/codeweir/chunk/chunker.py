@@ -176,16 +176,19 @@ class _Region:
     meta: Meta
     scope: str  # path of the enclosing definition: only neighbours in one scope merge
 
+    def rows(self, first: int, last: int) -> _Region:
+        """This region over other rows. (attrs.evolve looks the fields up at each call: a third
+        of the chunker's own time on the kernel's files.)"""
+        return _Region(first, last, self.meta, self.scope)
+
 
 class _Lines:
     """The file's lines with their character and byte offsets, for sizes and chunk bounds."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, data: bytes) -> None:
         self.lines = text.split("\n")
-        self.char_starts = [0, *accumulate(len(line) + 1 for line in self.lines)]
-        self.byte_starts = (
-            self.char_starts if text.isascii() else [0, *accumulate(len(line.encode("utf-8")) + 1 for line in self.lines)]
-        )
+        self.char_starts = _starts(self.lines)
+        self.byte_starts = self.char_starts if len(data) == len(text) else _starts(data.split(b"\n"))
 
     def chars(self, first: int, last: int) -> int:
         return self.char_starts[last + 1] - self.char_starts[first] - 1
@@ -195,6 +198,11 @@ class _Lines:
 
     def has_word(self, first: int, last: int) -> bool:
         return any(_WORD.search(self.lines[row]) for row in range(first, last + 1))
+
+
+def _starts(lines: list[str] | list[bytes]) -> list[int]:
+    """Where each line starts, and one past the last: its length and newline after the one before."""
+    return [0, *accumulate(map((1).__add__, map(len, lines)))]
 
 
 _WORD = re.compile(r"[^\W_]")
@@ -229,7 +237,7 @@ def _trimmed(regions: list[_Region], lines: _Lines) -> list[_Region]:
         while last >= first and lines.blank(last):
             last -= 1
         if first <= last:
-            out.append(attrs.evolve(region, first=first, last=last))
+            out.append(region if (first, last) == (region.first, region.last) else region.rows(first, last))
     return out
 
 
@@ -240,11 +248,11 @@ def _join_wordless(regions: list[_Region], lines: _Lines) -> list[_Region]:
     for region in regions:
         if not lines.has_word(region.first, region.last):
             if out:
-                out[-1] = attrs.evolve(out[-1], last=region.last)
+                out[-1] = out[-1].rows(out[-1].first, region.last)
             elif pending is None:
                 pending = region.first
             continue
-        out.append(region if pending is None else attrs.evolve(region, first=pending))
+        out.append(region if pending is None else region.rows(pending, region.last))
         pending = None
     if pending is not None:  # nothing but brackets in the file
         out.append(_Region(pending, regions[-1].last, TEXT, ""))
@@ -259,14 +267,14 @@ def _merged_small(regions: list[_Region], lines: _Lines, budget: Budget) -> list
     out: list[_Region] = []
     for region in regions:
         if out and _can_merge(out[-1], region, lines, budget):
-            out[-1] = attrs.evolve(out[-1], last=region.last)
+            out[-1] = out[-1].rows(out[-1].first, region.last)
         else:
             out.append(region)
     return out
 
 
 def _can_merge(a: _Region, b: _Region, lines: _Lines, budget: Budget) -> bool:
-    if a.scope != b.scope or not _fits(attrs.evolve(a, last=b.last), lines, budget):
+    if a.scope != b.scope or not _fits(a.first, b.last, lines, budget):
         return False
     if a.meta == b.meta and a.scope == a.meta.path:  # a container's own lines, parted by a group
         return True
@@ -295,7 +303,7 @@ def _windows(region: _Region, lines: _Lines, budget: Budget) -> list[_Region]:
         while lines.blank(end):
             end -= 1
         if end > covered:
-            pieces.append(attrs.evolve(region, first=start, last=end))
+            pieces.append(region.rows(start, end))
             covered = end
         if last_window:
             return pieces
@@ -304,8 +312,8 @@ def _windows(region: _Region, lines: _Lines, budget: Budget) -> list[_Region]:
             start += 1
 
 
-def _fits(region: _Region, lines: _Lines, budget: Budget) -> bool:
-    return region.last - region.first < budget.max_lines and lines.chars(region.first, region.last) <= budget.max_chars
+def _fits(first: int, last: int, lines: _Lines, budget: Budget) -> bool:
+    return last - first < budget.max_lines and lines.chars(first, last) <= budget.max_chars
 
 
 # --- the entry point ------------------------------------------------------------------
@@ -324,7 +332,7 @@ def chunk_file(path: str, text: str, language: str | None = None, budget: Budget
     except UnicodeEncodeError as error:
         raise FileSkipped(f"{path}: text cannot be encoded as UTF-8 ({error.reason} at index {error.start})") from None
     language = language if language is not None else detect_language(path)
-    lines = _Lines(text)
+    lines = _Lines(text, data)
     if language in GRAMMAR_LANGUAGES:
         try:
             units = outline(language, data)
@@ -337,7 +345,7 @@ def chunk_file(path: str, text: str, language: str | None = None, budget: Budget
     regions: list[_Region] = []
     _tile(0, len(lines.lines) - 1, units, TEXT, "", regions)
     regions = _merged_small(_join_wordless(_trimmed(regions, lines), lines), lines, budget)
-    pieces = [p for r in regions for p in ([r] if _fits(r, lines, budget) else _windows(r, lines, budget))]
+    pieces = [p for r in regions for p in ([r] if _fits(r.first, r.last, lines, budget) else _windows(r, lines, budget))]
     defining = _defining(pieces)
     return [_chunk(piece, lines, index in defining) for index, piece in enumerate(pieces)]
 
