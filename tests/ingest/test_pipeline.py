@@ -248,18 +248,22 @@ async def test_a_file_whose_read_never_ends_is_given_up_on_and_the_sync_goes_on(
         await listener.bind(address)
         listener.listen()
 
-        async def give_up_once_it_reads() -> None:
-            conn, _ = await listener.accept()
-            with conn:
-                assert await conn.recv(64) == b"reading src/mod4.py"
-            mock_clock.jump(PARSE_TIMEOUT)  # the read has begun: its deadline passes now
+        async def give_up_whenever_it_reads() -> None:
+            # Once for the batch of files it is in, once more alone: a batch that times out is
+            # parsed again file by file.
+            while True:
+                conn, _ = await listener.accept()
+                with conn:
+                    assert await conn.recv(64) == b"reading src/mod4.py"
+                mock_clock.jump(PARSE_TIMEOUT)  # the read has begun: its deadline passes now
 
         with listener:
             async with trio_parallel.cache_scope(init=partial(_say_when_reading_mod4, address)):
                 async with pipeline(tmp_path / "index", before_read, parse_timeout=PARSE_TIMEOUT) as (store, sync):
                     async with trio.open_nursery() as nursery:
-                        nursery.start_soon(give_up_once_it_reads)
+                        nursery.start_soon(give_up_whenever_it_reads)
                         result = await sync(repo, "r", ref="main")
+                        nursery.cancel_scope.cancel()
     assert result.statuses == {"indexed": len(FILES) - 1, "error": 1}
     [problem] = store.file_errors("r", 5)
     assert problem["path"] == "src/mod4.py" and "given up" in problem["error"]
@@ -314,6 +318,58 @@ async def test_a_parsed_record_carries_the_scans_own_path_and_blob_strings(tmp_p
             await files_send.send(FileTask(SyncTracker("r", 1, lambda event: None), config, file))
         write = await writes_recv.receive()
     assert write.record.chunks and write.record.path is file.path and write.record.blob is file.blob
+
+
+def _every_file(tmp_path: Path) -> list[FileTask]:
+    """A parse task for each file of a repository of FILES, in the scan's order."""
+    config = make_repo(tmp_path / "r", FILES).config("r")
+    tracker = SyncTracker("r", len(FILES), lambda event: None)
+    return [FileTask(tracker, config, file) for file in scan(config, LIMITS.max_file_bytes).files]
+
+
+async def _parse_waiting(tasks: list[FileTask], monkeypatch) -> tuple[list, list[int]]:
+    """The writes the parse stage makes of `tasks`, all waiting in the channel as it starts, and
+    the number of files each of its calls to a worker took."""
+    calls: list[int] = []
+    run_sync = trio_parallel.run_sync
+
+    async def counted(function, files, *args, **kwargs):
+        calls.append(len(files))
+        return await run_sync(function, files, *args, **kwargs)
+
+    monkeypatch.setattr(trio_parallel, "run_sync", counted)
+    files_send, files_recv = trio.open_memory_channel(len(tasks))
+    writes_send, writes_recv = trio.open_memory_channel(len(tasks))
+    async with files_send:
+        for task in tasks:
+            files_send.send_nowait(task)
+    stage = partial(
+        parse_stage, in_flight=trio.CapacityLimiter(1), workers=trio.CapacityLimiter(1), max_bytes=LIMITS.max_file_bytes
+    )
+    await stage(files_recv, writes_send)
+    async with writes_recv:
+        return [write async for write in writes_recv], calls
+
+
+async def test_files_waiting_in_the_channel_go_to_a_worker_in_one_call_and_come_out_each_as_its_write(
+    tmp_path, monkeypatch
+) -> None:
+    tasks = _every_file(tmp_path)
+    writes, calls = await _parse_waiting(tasks, monkeypatch)
+    assert calls == [len(FILES)]
+    assert [write.record.path for write in writes] == [task.file.path for task in tasks]
+    assert all(write.record.chunks for write in writes)
+
+
+async def test_a_batch_whose_worker_dies_is_parsed_again_file_by_file_and_only_the_file_at_fault_is_lost(
+    tmp_path, monkeypatch
+) -> None:
+    tasks = _every_file(tmp_path)
+    async with trio_parallel.cache_scope(init=_die_reading_mod4):
+        writes, calls = await _parse_waiting(tasks, monkeypatch)
+    assert calls == [len(FILES)] + [1] * len(FILES)
+    statuses = {write.record.path: write.record.status for write in writes}
+    assert statuses == {task.file.path: "error" if task.file.path == "src/mod4.py" else "indexed" for task in tasks}
 
 
 async def test_a_commit_the_index_rejects_fails_the_sync_without_recording_the_tip_and_the_next_sync_redoes_the_walk(

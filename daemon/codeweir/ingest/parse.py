@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from codeweir.chunk.chunker import chunk_file, detect_language
@@ -50,6 +51,17 @@ def parse_file(repo: RepoConfig, file: TrackedFile, max_bytes: int) -> FileRecor
         raise _removed(repo)
     log.error("reading %s/%s failed", repo.name, file.path, exc_info=unexpected)
     return _skipped(repo, file, "error", f"{type(unexpected).__name__}: {unexpected}")
+
+
+def parse_files(files: Sequence[tuple[RepoConfig, TrackedFile]], max_bytes: int) -> list[FileRecord | RepoError | None]:
+    """`parse_file` for each of `files`, in one call: a RepoError is its file's outcome, in the list."""
+    outcomes: list[FileRecord | RepoError | None] = []
+    for repo, file in files:
+        try:
+            outcomes.append(parse_file(repo, file, max_bytes))
+        except RepoError as exc:
+            outcomes.append(exc)
+    return outcomes
 
 
 def _parse_file(repo: RepoConfig, file: TrackedFile, max_bytes: int) -> FileRecord | None:
