@@ -58,7 +58,7 @@ class RepoConfig:
 
 @attrs.frozen
 class Limits:
-    files_in_flight: int = attrs.field(default=8, validator=_positive)
+    files_in_flight: int = attrs.field(default=4, validator=_positive)
     parse_workers: int = attrs.field(default=2, validator=_positive)
     files_channel: int = attrs.field(default=64, validator=_positive)
     writes_channel: int = attrs.field(default=32, validator=_positive)
