@@ -10,8 +10,8 @@ The corpus is cloned into a temp dir (the corpus itself is never touched), then:
    `rg` beside them for scale;
 3. resync: a no-op beside `git status`; after `touch`ing every file, the first and second
    resync beside `git status`; after editing 200 files, the files parsed;
-4. with --hybrid, the daemon again on the same index with the model on: hybrid p50/p99 while
-   it embeds (a partly embedded index).
+4. with --hybrid, the daemon again on the same index with the model on: its memory after
+   --embed-seconds, then hybrid p50/p99 while it embeds (a partly embedded index).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from bench_index import ms, timed
-from daemon_run import Daemon, corpus
+from daemon_run import Daemon, corpus, rss_kib
 
 LITERALS = ["kmem_cache_create(", "rcu_read_lock_bh", "kfree_skb_reason(", "copy_to_user(argp"]
 # Each matching under a thousand lines: a search's pages end there (search/paging.MAX_DEPTH).
@@ -141,6 +141,11 @@ def hybrid(d: Daemon, repo: Path, runs: int, embed_s: float) -> None:
     again = Daemon({"corpus": repo}, model=True, tmp=d.tmp)
     again.start()
     time.sleep(embed_s)  # a benchmark, not a test: let the embedder make a partly embedded index
+    # The model on (the default): the embed backlog's bookkeeping grows with the index's chunks.
+    print(
+        f"model on, after {embed_s:.0f} s: daemon RSS {rss_kib(again.proc.pid, 'VmRSS') / 1024:.0f} MiB"
+        f" (anonymous {rss_kib(again.proc.pid, 'RssAnon') / 1024:.0f}), peak {again.peak_kib() / 1024:.0f} MiB   goal 512"
+    )
     with again.client() as c:
         cov = c.call("status")["repos"][0]
         for query in WORDS + ["allocate memory for the device", '"copy_from_user" user buffer']:
