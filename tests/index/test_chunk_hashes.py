@@ -7,7 +7,7 @@ from codeweir.index.chunk_hashes import ChunkHashes
 
 def loaded() -> ChunkHashes:
     hashes = ChunkHashes()
-    hashes.load({"r": {"k1": ["h1"], "k2": ["h2"], "k3": ["h2"]}})
+    hashes.load([("r", "k1", "h1"), ("r", "k2", "h2"), ("r", "k3", "h2")])
     return hashes
 
 
@@ -59,5 +59,31 @@ def test_before_the_first_load_commits_record_nothing():
     hashes.written("r", "k1", ("h1",))
     hashes.committed()
     assert not hashes.loaded and hashes.take_changes() == []
-    hashes.load({})
+    hashes.load([])
     assert hashes.loaded and hashes.counts() == {}
+
+
+def test_digest_keys_and_a_key_with_two_documents_count_each_document_and_go_together():
+    """Keys are kept as their digest's int; a key whose documents are two (a resumed write) counts
+    both, and a delete of the key takes both away."""
+    digest = "0f" * 16
+    hashes = ChunkHashes()
+    hashes.load([("r", digest, "h1"), ("r", digest, "h2"), ("r", "k2", "h1")])
+    assert hashes.counts() == {"r": Counter({"h1": 2, "h2": 1})}
+    hashes.written("r", digest, ())
+    hashes.committed()
+    assert sorted(hashes.take_changes()) == [("r", "h1", -1), ("r", "h2", -1)]
+    assert hashes.counts() == {"r": Counter({"h1": 1})}
+
+
+def test_a_load_that_raises_loads_nothing():
+    def interrupted():
+        yield "r", "k1", "h1"
+        raise RuntimeError("stopped")
+
+    hashes = ChunkHashes()
+    try:
+        hashes.load(interrupted())
+    except RuntimeError:
+        pass
+    assert not hashes.loaded

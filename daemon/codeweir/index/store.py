@@ -95,6 +95,10 @@ log = logging.getLogger(__name__)
 WRITER_HEAP_BYTES = 48_000_000
 
 
+class _Stopped(Exception):
+    """The first read of the chunks' hashes was told to stop."""
+
+
 class Store:
     """One Tantivy index in `directory`, with the writer opened lazily by the writer task.
 
@@ -272,12 +276,17 @@ class Store:
 
     def _load_file_hashes(self, stop: Callable[[], bool]) -> bool:
         self._target.reload()
-        files: dict[str, dict[str, list[str]]] = {}
-        for i, doc in enumerate(documents(self._target, self.term("doc_kind", "chunk"))):
-            if i % 4096 == 0 and stop():
-                return False
-            files.setdefault(first(doc, "repo"), {}).setdefault(first(doc, "chunk_key"), []).append(first(doc, "content_hash"))
-        self._hashes.load(files)
+
+        def chunks() -> Iterator[tuple[str, str, str]]:
+            for i, doc in enumerate(documents(self._target, self.term("doc_kind", "chunk"))):
+                if i % 4096 == 0 and stop():
+                    raise _Stopped
+                yield first(doc, "repo"), first(doc, "chunk_key"), first(doc, "content_hash")
+
+        try:
+            self._hashes.load(chunks())
+        except _Stopped:
+            return False
         self.release_pages()
         return True
 
