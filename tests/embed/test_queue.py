@@ -1,5 +1,8 @@
 """The embed backlog's queue: which content hash gets a vector next, and when its text is read."""
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from codeweir.embed.queue import EmbedQueue
 
 
@@ -23,3 +26,19 @@ def test_past_its_texts_the_queue_keeps_hashes_and_gives_them_out_once_the_commi
     queue.committed()
     [(second, todo)] = queue.take(10, commits=1, done=lambda h: False)
     assert (second, todo.text) == ("b" * 32, None) and len(queue) == 0  # read from the index now
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3), st.booleans()), max_size=40))
+def test_hashes_come_out_interactive_first_then_by_rank_then_by_arrival(offers):
+    """Each offer: (which hash, its rank, interactive). A hash offered again keeps its first
+    arrival unless the new offer ranks better, which moves it to that offer's place."""
+    queue = EmbedQueue()
+    best: dict[str, tuple[int, int, int]] = {}
+    for arrival, (which, rank, interactive) in enumerate(offers):
+        h = f"{which:032x}"
+        queue.push(h, "chunk", "text", rank=rank, interactive=interactive)
+        order = (0 if interactive else 1, rank, arrival)
+        if h not in best or order[:2] < best[h][:2]:
+            best[h] = order
+    taken = [h for h, _ in queue.take(100, commits=0, done=lambda h: False)]
+    assert taken == sorted(best, key=best.__getitem__)
