@@ -86,9 +86,10 @@ class ChunkHashes:
                     delta.subtract((repo, h) for h in _hashes(old))
                 files.clear()
                 continue
-            delta.subtract((repo, h) for h in _hashes(files.pop(_key(key), ())))
+            kept = _key(key)
+            delta.subtract((repo, h) for h in _hashes(files.pop(kept, ())))
             if hashes:
-                files[_key(key)] = hashes[0] if len(hashes) == 1 else hashes
+                files[kept] = hashes[0] if len(hashes) == 1 else hashes
                 delta.update((repo, h) for h in hashes)
         for (repo, h), n in delta.items():
             if not n:
