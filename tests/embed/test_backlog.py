@@ -8,6 +8,7 @@ import pytest
 import trio
 
 from codeweir.config import load_config, parse_config
+from codeweir.embed import queue as embed_queue
 from codeweir.embed.backlog import EmbeddingService, written_texts
 from codeweir.embed.model_build import default_model_source
 from codeweir.embed.model_install import install_model_source
@@ -360,6 +361,22 @@ async def test_chunks_written_through_a_channel_of_one_batch_while_the_model_loa
     chunks = (await proj_status(conn))["chunks"]
     assert chunks > 200 and waited["vectors"] == {"chunks": chunks, "chunks_embedded": chunks}
     assert len(daemon.embedding.vectors) >= len(content_hashes(daemon.store))
+    daemon.shutdown()
+
+
+async def test_a_queue_bounded_to_a_few_hashes_still_gets_every_chunk_a_vector(
+    tmp_path, repo, default_model_dir, nursery, monkeypatch
+):
+    """The queue keeps 4 texts and 8 hashes of the 200 files' chunks a full sync offers: the
+    rest are found by scans of the index, each once the queue has run dry."""
+    monkeypatch.setattr(embed_queue, "QUEUED_TEXTS", 4)
+    monkeypatch.setattr(embed_queue, "QUEUED_HASHES", 8)
+    many_files(repo, 200)
+    daemon, conn = await start(nursery, make_config(tmp_path, repo, path=str(default_model_dir)))
+    waited = await result(conn, "wait", {"vectors": True})
+    chunks = (await proj_status(conn))["chunks"]
+    assert chunks > 200 and waited["vectors"] == {"chunks": chunks, "chunks_embedded": chunks}
+    assert daemon.embedding.queue.max_hashes == 8 and daemon.embedding.queue.left_out_until is None
     daemon.shutdown()
 
 

@@ -1,14 +1,14 @@
 """embed/coverage.py: what status and semantic search say is embedded, kept up to date."""
 
-from collections import Counter
-
 from codeweir.embed.coverage import Coverage, RepoCoverage
+from codeweir.index.chunk_hashes import ChunkHashChange
+from codeweir.index.digest_counts import DigestCounts
 
 
 def test_coverage_counts_the_chunks_whose_text_has_a_vector_and_follows_commits_and_new_vectors():
     vectors = {"h1"}
     coverage = Coverage()
-    coverage.reset({"app": Counter({"h1": 2, "h2": 1}), "lib": Counter({"h2": 1})}, vectors)
+    coverage.reset({"app": DigestCounts.of(["h1", "h1", "h2"]), "lib": DigestCounts.of(["h2"])}, vectors)
     # h1 is the text of two identical chunks: two chunks, one text.
     assert coverage.of("app") == RepoCoverage(chunks=3, chunks_embedded=2, texts=2, texts_embedded=1)
     assert coverage.of("lib") == RepoCoverage(chunks=1, chunks_embedded=0, texts=1, texts_embedded=0)
@@ -19,10 +19,17 @@ def test_coverage_counts_the_chunks_whose_text_has_a_vector_and_follows_commits_
     assert coverage.of("app") == RepoCoverage(3, 3, 2, 2) and coverage.of("lib") == RepoCoverage(1, 1, 1, 1)
     assert coverage.total().percent == 100
 
-    coverage.changed([("app", "h1", -2), ("app", "h3", 1), ("lib", "h2", -1)])  # edited and deleted
+    coverage.changed([ChunkHashChange("app", "h1", -2), ChunkHashChange("app", "h3", 1), ChunkHashChange("lib", "h2", -1)])
     assert coverage.of("app") == RepoCoverage(2, 1, 2, 1)
     assert coverage.of("lib") == RepoCoverage() and coverage.total() == RepoCoverage(2, 1, 2, 1)
 
     vectors.discard("h2")  # the store forgot it
     coverage.recount()
     assert coverage.of("app") == RepoCoverage(2, 0, 2, 0)
+
+
+def test_a_repository_dropped_counts_nothing_and_may_come_back():
+    coverage = Coverage()
+    coverage.reset({"app": DigestCounts.of(["h1", "h2"])}, {"h1"})
+    coverage.changed([ChunkHashChange("app", None, 0), ChunkHashChange("app", "h1", 1)])
+    assert coverage.of("app") == RepoCoverage(1, 1, 1, 1) and coverage.texts_missing() == 0

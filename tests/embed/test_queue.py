@@ -42,3 +42,20 @@ def test_hashes_come_out_interactive_first_then_by_rank_then_by_arrival(offers):
             best[h] = order
     taken = [h for h, _ in queue.take(100, commits=0, done=lambda h: False)]
     assert taken == sorted(best, key=best.__getitem__)
+
+
+def test_past_its_bound_on_hashes_the_queue_leaves_them_out_and_says_after_which_commit_a_scan_finds_them():
+    queue = EmbedQueue(max_texts=1, max_hashes=2)
+    queue.push("a" * 32, "chunk", "def a(): pass", rank=0, after_commit=1)  # its text is kept
+    queue.push("b" * 32, "chunk", None, rank=0, after_commit=1)
+    queue.push("c" * 32, "chunk", None, rank=1, after_commit=2)
+    assert queue.full and queue.left_out_until is None
+    queue.push("d" * 32, "chunk", None, rank=0, after_commit=3)  # left out
+    queue.push("e" * 32, "chunk", "def e(): pass", rank=0, after_commit=2)  # no room for its text either
+    queue.push("f" * 32, "chunk", None, rank=0, interactive=True, after_commit=2)  # a watcher's: kept
+    queue.push("b" * 32, "chunk", None, rank=0, after_commit=4)  # queued already: stays
+    assert len(queue) == 4 and "d" * 32 not in queue and "e" * 32 not in queue
+    assert queue.left_out_until == 3
+    queue.committed()
+    taken = queue.take(10, commits=4, done=lambda h: False)
+    assert [h[0] for h, _ in taken] == ["f", "a", "b", "c"] and not queue.full

@@ -38,7 +38,7 @@ def test_a_chunk_document_reads_back_as_it_was_made_and_places_itself_in_another
 
 def test_a_chunk_is_found_by_the_trigrams_of_its_lowercased_text_and_by_no_others(tmp_path):
     chunk = Chunk(1, 1, 0, 20, "", "text", "", "ParseDuration(ÉTÉ)")
-    made = ChunkDoc("r", "a.go", "go", frozenset(), chunk, "h", ())
+    made = ChunkDoc("r", "a.go", "go", frozenset(), chunk, "0" * 32, ())
     index = open_index(tmp_path)
     writer = index.writer(heap_size=15_000_000, num_threads=1)
     writer.add_document(made.document("r/a.go\x00b1", "k1", "b1"))
@@ -55,7 +55,7 @@ def test_a_chunk_is_found_by_the_trigrams_of_its_lowercased_text_and_by_no_other
 
 def test_a_chunk_document_placed_in_another_version_takes_its_lines_and_keeps_the_rest():
     chunk = Chunk(3, 4, 10, 30, "join", "method", "Query.join", "def join(self):\n    pass")
-    made = ChunkDoc("r", "db/query.py", "python", frozenset(), chunk, "h", ("db",))
+    made = ChunkDoc("r", "db/query.py", "python", frozenset(), chunk, "0" * 32, ("db",))
     moved = made.placed(Placement("b2", 13, 14, 110, 130, "h"))
     assert (moved.chunk.start_line, moved.chunk.end_line, moved.chunk.start_byte, moved.chunk.end_byte) == (13, 14, 110, 130)
     assert (moved.chunk.content, moved.scope, moved.path) == (chunk.content, made.scope, made.path)

@@ -1,7 +1,6 @@
 import hashlib
 import sys
 import threading
-from collections import Counter
 
 import attrs
 import pytest
@@ -10,6 +9,7 @@ from hypothesis import strategies as st
 
 from codeweir.chunk.chunker import chunk_file
 from codeweir.errors import StoreError
+from codeweir.index.digest_counts import DigestCounts
 from codeweir.index.membership import MAIN, chunk_keys, version_key
 from codeweir.index.schema import query_all
 from codeweir.index.store import Store
@@ -101,10 +101,14 @@ def test_a_definition_is_stored_with_its_scope_and_a_piece_without_a_symbol(tmp_
     )
     chunks = tuple(chunk_file("internal/pkgbits/decoder.go", text))
     store = Store(tmp_path / "index")
-    store.write_file(FileRecord("go", "internal/pkgbits/decoder.go", "b", "go", chunks, tuple(map(str, range(len(chunks))))))
+    store.write_file(
+        FileRecord("go", "internal/pkgbits/decoder.go", "b", "go", chunks, tuple(f"{i:032x}" for i in range(len(chunks))))
+    )
     body = "".join(f"        x{i} = compute_the_next_step({i})\n" for i in range(80))
     big = tuple(chunk_file("django/db/models/sql/query.py", f"class Query:\n    def join(self, join):\n{body}        return 1\n"))
-    store.write_file(FileRecord("dj", "django/db/models/sql/query.py", "c", "python", big, tuple(map(str, range(len(big))))))
+    store.write_file(
+        FileRecord("dj", "django/db/models/sql/query.py", "c", "python", big, tuple(f"{i:032x}" for i in range(len(big))))
+    )
     store.commit()
     searcher = store.searcher()
 
@@ -118,6 +122,9 @@ def test_a_definition_is_stored_with_its_scope_and_a_piece_without_a_symbol(tmp_
     assert len(pieces) > 1 and [c.symbol for c in pieces] == ["join"] + [""] * (len(pieces) - 1)
 
 
+H1, H2, H3, H4 = (f"{i:032x}" for i in range(1, 5))  # content hashes
+
+
 def hashed(path: str, *hashes: str, repo: str = "r") -> FileRecord:
     """A file whose chunks have these content hashes (two chunks may share one: identical text)."""
     base = record(path, f"blob-{path}-{'-'.join(hashes)}", *(f"x{i} = {i}" for i in range(len(hashes))), repo=repo)
@@ -126,36 +133,36 @@ def hashed(path: str, *hashes: str, repo: str = "r") -> FileRecord:
 
 def test_chunk_hash_counts_follow_each_commit_and_report_what_it_changed(tmp_path):
     store = Store(tmp_path / "index")
-    store.write_file(hashed("a.py", "h1", "h2"))
-    store.write_file(hashed("b.py", "h2"))
+    store.write_file(hashed("a.py", H1, H2))
+    store.write_file(hashed("b.py", H2))
     store.commit()
     # Read from the index the first time: everything committed so far, and no changes yet.
-    assert store.chunk_hash_counts() == {"r": Counter({"h2": 2, "h1": 1})}
+    assert store.chunk_hash_counts() == {"r": DigestCounts.of([H2, H2, H1])}
     assert store.take_chunk_hash_changes() == []
-    store.write_file(hashed("a.py", "h3"))  # rewritten: h1 and one h2 go
-    store.write_file(hashed("c.py", "h4", repo="other"))
+    store.write_file(hashed("a.py", H3))  # rewritten: h1 and one h2 go
+    store.write_file(hashed("c.py", H4, repo="other"))
     store.set_member("r", MAIN, "b.py", None)
     assert store.take_chunk_hash_changes() == [], "nothing changes before the commit"
     store.commit()
-    assert sorted(store.take_chunk_hash_changes()) == [("other", "h4", 1), ("r", "h1", -1), ("r", "h2", -2), ("r", "h3", 1)]
+    assert sorted(store.take_chunk_hash_changes()) == [("other", H4, 1), ("r", H1, -1), ("r", H2, -2), ("r", H3, 1)]
     assert store.take_chunk_hash_changes() == []
     store.delete_repo("other")
     store.commit()
-    assert store.take_chunk_hash_changes() == [("other", "h4", -1)]
-    assert store.chunk_hash_counts() == {"r": Counter({"h3": 1})}
+    assert store.take_chunk_hash_changes() == [("other", None, 0)]
+    assert store.chunk_hash_counts() == {"r": DigestCounts.of([H3])}
 
 
 def test_chunk_hash_counts_leave_out_rolled_back_writes(tmp_path):
     store = Store(tmp_path / "index")
-    store.write_file(hashed("a.py", "h1"))
+    store.write_file(hashed("a.py", H1))
     store.commit()
-    assert store.chunk_hash_counts() == {"r": Counter({"h1": 1})}
-    store.write_file(hashed("a.py", "h2"))
+    assert store.chunk_hash_counts() == {"r": DigestCounts.of([H1])}
+    store.write_file(hashed("a.py", H2))
     store.rollback()
-    store.write_file(hashed("b.py", "h3"))
+    store.write_file(hashed("b.py", H3))
     store.commit()
-    assert store.take_chunk_hash_changes() == [("r", "h3", 1)]
-    assert store.chunk_hash_counts() == store.chunk_hash_counts() == {"r": Counter({"h1": 1, "h3": 1})}
+    assert store.take_chunk_hash_changes() == [("r", H3, 1)]
+    assert store.chunk_hash_counts() == store.chunk_hash_counts() == {"r": DigestCounts.of([H1, H3])}
 
 
 def written_index(directory, n: int = 30) -> None:
@@ -306,7 +313,7 @@ def test_a_shared_chunk_whose_home_version_goes_moves_home_to_a_version_that_hol
         ("def kept(): pass", 2, "b2"),
     ]
     assert store.chunk_hash_counts() == {
-        "r": Counter({hashlib.md5(b"# new first line").hexdigest(): 1, hashlib.md5(b"def kept(): pass").hexdigest(): 1})
+        "r": DigestCounts.of([hashlib.md5(b"# new first line").hexdigest(), hashlib.md5(b"def kept(): pass").hexdigest()])
     }
 
 
@@ -328,8 +335,11 @@ _steps = st.lists(
 
 @settings(max_examples=40, deadline=None)
 @given(_steps)
-def test_whatever_views_write_and_leave_each_chunk_is_stored_once_and_each_view_reads_what_it_holds(tmp_path_factory, steps):
+def test_whatever_views_write_and_leave_each_chunk_is_stored_once_each_view_reads_what_it_holds_and_hashes_are_counted(
+    tmp_path_factory, steps
+):
     store = Store(tmp_path_factory.mktemp("index") / "index")
+    store.chunk_hash_counts()  # from here on each commit's changes to them are counted
     written: dict[str, FileRecord] = {}  # blob -> the record of that version
     for step in [*steps, ("commit",)]:
         if step[0] == "write":
@@ -351,6 +361,9 @@ def test_whatever_views_write_and_leave_each_chunk_is_stored_once_and_each_view_
     # Nothing is stored that no view holds.
     assert {(d.get_first("path"), d.get_first("blob")) for d in file_docs(store)} == {(written[b].path, b) for b in held}
     assert len(keys) == len({k for b in held for k in chunk_keys("r", written[b].path, written[b].content_hashes)})
+    # The content hashes counted commit by commit are those of the chunk documents.
+    hashes = [d.get_first("content_hash") for d in chunk_docs(store)]
+    assert store.chunk_hash_counts() == ({"r": DigestCounts.of(hashes)} if hashes else {})
 
 
 def test_files_of_a_commit_a_killed_writer_never_finished_do_not_fail_the_same_commit_made_again(tmp_path):
@@ -383,7 +396,9 @@ def test_release_pages_drops_the_index_pages_reads_mapped_and_the_index_reads_th
     store = Store(tmp_path / "index")
     for i in range(200):
         store.write_file(
-            FileRecord("r", f"f{i}.txt", f"b{i}", "text", (Chunk(1, 1, 0, 4000, "", "text", "", f"x{i} " * 800),), (f"h{i}",)),
+            FileRecord(
+                "r", f"f{i}.txt", f"b{i}", "text", (Chunk(1, 1, 0, 4000, "", "text", "", f"x{i} " * 800),), (f"{i:032x}",)
+            ),
             (MAIN,),
         )
     store.commit()
@@ -401,7 +416,7 @@ def test_release_pages_drops_the_index_pages_reads_mapped_and_the_index_reads_th
 def test_commits_counts_the_commits_made_after_which_merges_may_run(tmp_path):
     store = Store(tmp_path / "index")
     assert store.commits == 0
-    store.write_file(FileRecord("r", "a.txt", "b1", "text", (Chunk(1, 1, 0, 4, "", "text", "", "abcd"),), ("h",)), (MAIN,))
+    store.write_file(FileRecord("r", "a.txt", "b1", "text", (Chunk(1, 1, 0, 4, "", "text", "", "abcd"),), ("0" * 32,)), (MAIN,))
     store.commit()
     store.commit()
     assert store.commits == 2

@@ -1,3 +1,5 @@
+import hashlib
+
 import attrs
 import pytest
 
@@ -21,7 +23,14 @@ def _file(repo, path, language, *defs):
     chunks = tuple(
         Chunk(i * 10 + 1, i * 10 + 3, 0, len(body), symbol, "function", symbol, body) for i, (symbol, body) in enumerate(defs)
     )
-    return FileRecord(repo, path, "blob-" + path, language, chunks, tuple(f"{path}{i}" for i in range(len(defs))))
+    return FileRecord(
+        repo,
+        path,
+        "blob-" + path,
+        language,
+        chunks,
+        tuple(hashlib.md5(f"{path}{i}".encode()).hexdigest() for i in range(len(defs))),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +203,9 @@ def chunked(tmp_path_factory):
     store = Store(tmp_path_factory.mktemp("kinds") / "index")
     for path, text in SOURCES.items():
         chunks = tuple(chunk_file(path, text, detect_language(path)))
-        store.write_file(FileRecord("r", path, "b", detect_language(path), chunks, tuple(str(i) for i in range(len(chunks)))))
+        store.write_file(
+            FileRecord("r", path, "b", detect_language(path), chunks, tuple(f"{i:032x}" for i in range(len(chunks))))
+        )
     store.commit()
     return store
 
@@ -466,7 +477,7 @@ def write_corpus(store: Store, files: dict[str, str]) -> None:
         language = detect_language(path)
         repo = "go" if language == "go" else "django"
         chunks = tuple(chunk_file(path, text, language))
-        hashes = tuple(f"{path}{i}" for i in range(len(chunks)))
+        hashes = tuple(hashlib.md5(f"{path}{i}".encode()).hexdigest() for i in range(len(chunks)))
         store.write_file(FileRecord(repo, path, "b", language, chunks, hashes, facets=classify(path, text)))
 
 

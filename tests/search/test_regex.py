@@ -1,3 +1,4 @@
+import hashlib
 import re
 
 import pytest
@@ -376,7 +377,15 @@ def _record(path: str, chunks: list[tuple[int, str, str]], facets=frozenset()) -
         Chunk(start, start + content.count("\n"), 0, len(content), symbol, "function" if symbol else "text", symbol, content)
         for start, symbol, content in chunks
     )
-    return FileRecord("go", path, "blob-" + path, "go", built, tuple(f"{path}{i}" for i in range(len(built))), facets=facets)
+    return FileRecord(
+        "go",
+        path,
+        "blob-" + path,
+        "go",
+        built,
+        tuple(hashlib.md5(f"{path}{i}".encode()).hexdigest() for i in range(len(built))),
+        facets=facets,
+    )
 
 
 @pytest.fixture(scope="module")

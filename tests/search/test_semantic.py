@@ -1,3 +1,5 @@
+import hashlib
+
 import pytest
 
 from codeweir.index.store import Store
@@ -22,7 +24,14 @@ def _record(path: str, language: str, *defs: tuple[str, str]) -> FileRecord:
         Chunk(i * 10 + 1, i * 10 + 3, 0, len(body), name.rsplit(".", 1)[-1], "method", name, body)
         for i, (name, body) in enumerate(defs)
     )
-    return FileRecord("repo", path, "blob-" + path, language, chunks, tuple(f"{path}{i}" for i in range(len(defs))))
+    return FileRecord(
+        "repo",
+        path,
+        "blob-" + path,
+        language,
+        chunks,
+        tuple(hashlib.md5(f"{path}{i}".encode()).hexdigest() for i in range(len(defs))),
+    )
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,10 @@ a priority queue (`queue.EmbedQueue`: a watcher's or a hook's changes first, the
 tests and the rest), which the embedder takes from a call's worth at a time.
 
 No offer is lost. One that cannot reach the queue (the channel full; the model missing, failed
-or disabled) is found again by a reconciliation, which walks the committed index for chunks and
+or disabled) is found again by a reconciliation, which reads the committed index for chunks and
 commits without a vector (`index_scan.py`), run after the commit holding the offer has
-landed. One also runs once the model has loaded; it sees every hash the index still refers to,
+landed; one the queue has no room for (it keeps 65,536 hashes without their text: a full sync
+of the kernel offers 1.7 M), by one run once the queue has nothing to give. One also runs once the model has loaded; it sees every hash the index still refers to,
 and when enough of the store is dead (edited or deleted content) the store forgets the rest.
 
 Semantic search answers from the vectors there are as soon as the model has loaded
@@ -26,6 +27,7 @@ install`), and tries again when told (`model_installed()`, on reload) or every 3
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Sequence
@@ -51,6 +53,7 @@ from codeweir.embed.queue import COMMIT_RANK, EmbedItem, EmbedQueue, QueueEntry,
 from codeweir.embed.session import EmbedStopped
 from codeweir.embedded_text import commit_text, document_text
 from codeweir.errors import CodeweirError, ModelError, StoreError
+from codeweir.index.digest_counts import digests64
 from codeweir.index.vectors import VectorStore
 from codeweir.index.writes import Write, WriteCommits, WriteFile
 
@@ -416,6 +419,7 @@ class EmbeddingService:
             not self.reconcile_needed
             and not self._reconcile_at
             and not self.queue
+            and self.queue.left_out_until is None
             and not self.backlog.statistics().current_buffer_used
         )
 
@@ -428,6 +432,10 @@ class EmbeddingService:
                 self.reconcile_needed = False
                 await self._reconcile(model)
             taken = self.queue.take(EMBED_CALL_TEXTS, commits=self.commits, done=model.vectors.__contains__)
+            left_out = self.queue.left_out_until
+            if not taken and left_out is not None and self.commits >= left_out and not self.queue.full:
+                self.queue.left_out_until = None  # nothing to take now: find what the queue left out
+                self._request_reconcile()
             if taken:
                 await self._embed_taken(model, taken)
             elif self._caught_up():
@@ -519,8 +527,8 @@ class EmbeddingService:
         # During a rebuild the scan reads the rebuild, which holds only what has been synced into it.
         rebuilding = self.store.rebuilding
         try:
-            scan = partial(scan_index, self.store, model.vectors, self._stopping.is_set)
-            missing, live = await trio.to_thread.run_sync(scan)
+            scan = partial(scan_index, self.store, model.vectors, self._stopping.is_set, limit=self.queue.max_hashes)
+            found = await trio.to_thread.run_sync(scan)
         except EmbedStopped:
             await trio.lowlevel.checkpoint()  # raises the stop's cancellation
             raise
@@ -530,16 +538,24 @@ class EmbeddingService:
             log.error("%s", damage)
             return
         if not rebuilding and trio.current_time() >= self._last_retain + RETAIN_MIN_INTERVAL:
-            await self._retain(model.vectors, live | set(model.vectors.added_since(self._reconciled_rows)))
+            await self._retain(model.vectors, found.live)
         self._reconciled_rows = len(model.vectors)
-        for h, (kind, rank) in missing.items():
+        for h, (kind, rank) in found.missing.items():
             self.queue.push(h, kind, None, rank=rank)
-        if missing:
-            log.info("embedding backlog: %s chunk and commit texts in the index have no vector", f"{len(missing):,}")
+        if found.more:
+            self.queue.left_out()
+        if found.missing:
+            log.info(
+                "embedding backlog: %s chunk and commit texts in the index have no vector%s",
+                f"{self.coverage.texts_missing() if found.more else len(found.missing):,}",
+                f" ({len(found.missing):,} queued, the best first)" if found.more else "",
+            )
 
-    async def _retain(self, vectors: VectorStore, keep: set[str]) -> None:
-        dead = len(vectors) - sum(h in vectors for h in keep)
-        if dead <= RETAIN_DEAD_SHARE * len(vectors):
+    async def _retain(self, vectors: VectorStore, live: np.ndarray) -> None:
+        """Forget the vectors whose hash is not in `live` (the index's, as sorted digests), but
+        those added since the previous reconciliation."""
+        keep = await trio.to_thread.run_sync(_kept, vectors, live, self._reconciled_rows)
+        if len(vectors) - len(keep) <= RETAIN_DEAD_SHARE * len(vectors):
             return
         self._last_retain = trio.current_time()
         try:
@@ -557,3 +573,11 @@ class EmbeddingService:
         except StoreError as exc:
             self._dirty = True
             log.error("%s", exc)
+
+
+def _kept(vectors: VectorStore, live: np.ndarray, since_row: int) -> set[str]:
+    """The stored hashes the index refers to (`live`: sorted digests), and those of the rows from `since_row` on."""
+    stored = list(vectors)
+    keep = set(itertools.compress(stored, np.isin(digests64(stored), live)))
+    keep.update(vectors.added_since(since_row))
+    return keep

@@ -5,15 +5,20 @@ documents and as distinct texts (identical chunks share one vector). Kept up to 
 recounted on a request: the store's chunk hashes are read once (`Store.chunk_hash_counts`),
 each commit's changes are applied as it lands, and each vector added is counted once per
 repository whose chunks have its text. Everything runs on the event loop; `recount` (after the
-vector store forgets rows) costs a set lookup per distinct text.
+vector store forgets rows) matches the sorted digests of the chunks' texts against the store's
+in numpy (well under a second for the kernel's 1.7 M texts).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Container, Iterable
+from collections.abc import Collection, Iterable
 
 import attrs
+import numpy as np
+
+from codeweir.index.chunk_hashes import ChunkHashChange
+from codeweir.index.digest_counts import DigestCounts, digest64, digests64
 
 
 @attrs.frozen
@@ -35,13 +40,12 @@ class RepoCoverage:
 class Coverage:
     def __init__(self) -> None:
         self.loaded = False
-        self._counts: dict[str, Counter[str]] = {}  # repo -> content hash -> chunk documents
-        self._vectors: Container[str] = ()
-        self._chunks: Counter[str] = Counter()
+        self._counts: dict[str, DigestCounts] = {}  # repo -> content hash -> chunk documents
+        self._vectors: Collection[str] = ()
         self._chunks_embedded: Counter[str] = Counter()
         self._texts_embedded: Counter[str] = Counter()
 
-    def reset(self, counts: dict[str, Counter[str]], vectors: Container[str]) -> None:
+    def reset(self, counts: dict[str, DigestCounts], vectors: Collection[str]) -> None:
         """Start from the store's chunk hashes (a copy this object now owns) against `vectors`."""
         self._counts = counts
         self._vectors = vectors
@@ -50,41 +54,36 @@ class Coverage:
 
     def recount(self) -> None:
         """Count again against the vector store (after it forgot rows)."""
-        vectors = self._vectors
-        self._chunks = Counter({repo: sum(counts.values()) for repo, counts in self._counts.items()})
+        vectors = np.unique(digests64(self._vectors))
         self._chunks_embedded.clear()
         self._texts_embedded.clear()
         for repo, counts in self._counts.items():
-            embedded = [n for h, n in counts.items() if h in vectors]
-            self._chunks_embedded[repo] = sum(embedded)
-            self._texts_embedded[repo] = len(embedded)
+            keys, n = counts.arrays()
+            embedded = np.isin(keys, vectors, assume_unique=True)
+            self._chunks_embedded[repo] = int(n[embedded].sum())
+            self._texts_embedded[repo] = int(embedded.sum())
 
-    def changed(self, changes: Iterable[tuple[str, str, int]]) -> None:
-        """A commit's changes: (repo, content hash, chunk documents added or, negative, removed)."""
+    def changed(self, changes: Iterable[ChunkHashChange]) -> None:
+        """A commit's changes (see ChunkHashChange)."""
         vectors = self._vectors
         for repo, h, n in changes:
-            counts = self._counts.setdefault(repo, Counter())
-            before = counts.get(h, 0)
-            after = max(before + n, 0)
-            if after:
-                counts[h] = after
-            else:
-                counts.pop(h, None)
-            self._chunks[repo] += after - before
+            if h is None:
+                self._dropped(repo)
+                continue
+            counts = self._counts.get(repo) or self._counts.setdefault(repo, DigestCounts())
+            before, after = counts.add(digest64(h), n)
             if h in vectors:
                 self._chunks_embedded[repo] += after - before
                 self._texts_embedded[repo] += (after > 0) - (before > 0)
-            if not counts:
-                del self._counts[repo]
-                self._chunks.pop(repo, None)
-                self._chunks_embedded.pop(repo, None)
-                self._texts_embedded.pop(repo, None)
+            if not len(counts):
+                self._dropped(repo)
 
     def added(self, hashes: Iterable[str]) -> None:
         """Vectors just stored for these hashes, none of which had one before."""
         for h in hashes:
+            digest = digest64(h)
             for repo, counts in self._counts.items():
-                if n := counts.get(h):
+                if n := counts.get(digest):
                     self._chunks_embedded[repo] += n
                     self._texts_embedded[repo] += 1
 
@@ -92,7 +91,7 @@ class Coverage:
         counts = self._counts.get(repo)
         if not counts:
             return RepoCoverage()
-        return RepoCoverage(self._chunks[repo], self._chunks_embedded[repo], len(counts), self._texts_embedded[repo])
+        return RepoCoverage(counts.total, self._chunks_embedded[repo], len(counts), self._texts_embedded[repo])
 
     def total(self, repos: Iterable[str] | None = None) -> RepoCoverage:
         found = RepoCoverage()
@@ -103,3 +102,8 @@ class Coverage:
     def texts_missing(self) -> int:
         """Distinct chunk texts without a vector, over every repository (a text in two counts twice)."""
         return sum(len(counts) - self._texts_embedded[repo] for repo, counts in self._counts.items())
+
+    def _dropped(self, repo: str) -> None:
+        self._counts.pop(repo, None)
+        self._chunks_embedded.pop(repo, None)
+        self._texts_embedded.pop(repo, None)

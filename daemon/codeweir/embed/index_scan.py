@@ -10,45 +10,71 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Sequence
 from typing import TYPE_CHECKING
 
+import attrs
+import numpy as np
 import tantivy
 
 from codeweir.embed.queue import COMMIT_RANK, embed_rank
 from codeweir.embed.session import EmbedStopped
 from codeweir.embedded_text import commit_text, document_text
-from codeweir.index.schema import SCHEMA, stored_chunk
+from codeweir.facets import RANK_WEIGHTS, stored_weight
+from codeweir.index.schema import SCHEMA, fast_hashes, stored_chunk, vector_keys
 
 if TYPE_CHECKING:
     from codeweir.index.store import Store
 
 EMBEDDED_KINDS = ("chunk", "commit")  # the document kinds that have a vector
+# A chunk's embedding rank by its `facet_weight` column (facets.stored_weight).
+_RANK_BY_STORED_WEIGHT = {stored_weight([facet]): embed_rank([facet]) for facet in RANK_WEIGHTS}
 
 
-def scan_index(
-    store: Store, vectors: Container[str], stopping: Callable[[], bool]
-) -> tuple[dict[str, tuple[str, int]], set[str]]:
-    """The hashes without a vector (with their kind and rank), and every hash the index
-    refers to. Hashes only: the texts are read back a call's worth at a time."""
-    missing: dict[str, tuple[str, int]] = {}
-    live: set[str] = set()
+@attrs.frozen
+class IndexScan:
+    """What a scan of the committed index found."""
+
+    # The hashes without a vector, best rank first, up to the scan's limit: each with its kind and rank.
+    missing: dict[str, tuple[str, int]]
+    more: bool  # ... and more than the limit were missing
+    live: np.ndarray  # every hash the index refers to, as sorted unique `digest64`s
+
+
+def scan_index(store: Store, vectors: Container[str], stopping: Callable[[], bool], *, limit: int) -> IndexScan:
+    """Hashes only, from the documents' fast columns: the texts are read back a call's worth at a
+    time. Memory stays bounded on the largest index: the missing hashes kept are those of the
+    best ranks (a few times `limit` at most, for a moment), and every hash is 8 bytes in `live`."""
+    by_rank: dict[int, dict[str, str]] = {}  # rank -> missing hash -> kind
+    more = False
+    live = []
     searcher = store.written_searcher()
-    query = _embedded_kinds()
-    total = searcher.search(query, limit=1, count=True).count
-    if total:
-        for i, (_, address) in enumerate(searcher.search(query, limit=total, count=False).hits):
-            if i % 4096 == 0 and stopping():
+    for kind in EMBEDDED_KINDS:
+        for addresses in fast_hashes(searcher, tantivy.Query.term_query(SCHEMA, "doc_kind", kind)):
+            if stopping():
                 raise EmbedStopped
-            doc = searcher.doc(address)
-            h = doc.get_first("content_hash")
-            # A commit of an index from before schema 3 has none; its rebuild will.
-            if h is None:
-                continue
-            live.add(h)
-            if h not in vectors:
-                kind = doc.get_first("doc_kind")
-                rank = COMMIT_RANK if kind == "commit" else embed_rank(doc.get_all("facet"))
-                if h not in missing or rank < missing[h][1]:
-                    missing[h] = (kind, rank)
-    return missing, live
+            live.append(np.array(searcher.fast_field_values("hash_high", addresses), np.uint64))
+            if kind == "commit":
+                ranks = [COMMIT_RANK] * len(addresses)
+            else:
+                ranks = [_RANK_BY_STORED_WEIGHT.get(w, 0) for w in searcher.fast_field_values("facet_weight", addresses)]
+            for h, rank in zip(vector_keys(searcher, addresses), ranks, strict=True):
+                if h in vectors:
+                    continue
+                found = by_rank.setdefault(rank, {})
+                if h in found:
+                    continue
+                if len(found) + sum(len(better) for r, better in by_rank.items() if r < rank) >= limit:
+                    more = True  # as many of this rank and better ones are kept already
+                else:
+                    found[h] = kind
+    missing: dict[str, tuple[str, int]] = {}
+    for rank in sorted(by_rank):
+        for h, kind in by_rank.pop(rank).items():
+            if h in missing:
+                continue  # kept with a better rank
+            if len(missing) == limit:
+                more = True
+                break
+            missing[h] = (kind, rank)
+    return IndexScan(missing, more, np.unique(np.concatenate(live)) if live else np.zeros(0, np.uint64))
 
 
 def texts_of(store: Store, hashes: Sequence[str]) -> dict[str, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 import attrs
@@ -23,8 +23,9 @@ from codeweir.records import Chunk, CommitRecord, FileRecord, StoredChunk
 # 4: chunks carry their scope (module and enclosing definitions); pieces no symbol; 5: lexical_weight;
 # 6: documents per file version (repository, path, blob), which views hold them in `member` documents;
 # 7: chunk documents shared by a path's versions (`chunk_key`), each version's chunks in its file document;
-# 8: chunk text split into `words` and `ident` by the parse workers, stored as bytes in `content`
-SCHEMA_VERSION = 8
+# 8: chunk text split into `words` and `ident` by the parse workers, stored as bytes in `content`;
+# 9: chunks carry their content hash as two fast columns, as commits do
+SCHEMA_VERSION = 9
 VERSIONS = {"schema": SCHEMA_VERSION, "chunker": CHUNKER_VERSION}  # an index of others is rebuilt
 
 
@@ -69,8 +70,9 @@ def _schema() -> tantivy.Schema:
     b.add_text_field("message", stored=True, tokenizer_name="code_parts")
     b.add_integer_field("date", stored=True, indexed=True, fast=True)  # epoch seconds
     b.add_text_field("path_parts", tokenizer_name="code_parts")
-    # A commit's vector key again, as two fast columns: semantic commit search reads the keys
-    # of every commit its filters allow, and fetching each stored document would take 13 µs.
+    # A chunk's or commit's vector key again, as two fast columns (`hash_halves`): semantic commit
+    # search reads the keys of every commit its filters allow, and the embed backlog those of
+    # every chunk (`fast_hashes`); fetching each stored document would take 13 µs.
     b.add_unsigned_field("hash_high", fast=True)
     b.add_unsigned_field("hash_low", fast=True)
     b.add_text_field("symbol", stored=True, tokenizer_name="code_parts")
@@ -212,9 +214,7 @@ def commit_document(repo: str, commit: CommitRecord, key: str) -> tantivy.Docume
     doc.add_text("author", commit.author)
     doc.add_integer("date", commit.date)
     doc.add_text("message", commit.message)
-    doc.add_text("content_hash", commit.content_hash)
-    doc.add_unsigned("hash_high", int(commit.content_hash[:16], 16))
-    doc.add_unsigned("hash_low", int(commit.content_hash[16:], 16))
+    _add_content_hash(doc, commit.content_hash)
     for path in commit.paths:
         doc.add_text("path", path)
         doc.add_text("path_parts", path)
@@ -257,7 +257,7 @@ class ChunkDoc:
         doc.add_bytes("content", chunk.content.encode())
         doc.add_text("words", terms.words(chunk.content) if words is None else words)
         doc.add_text("ident", terms.identifier_text(chunk.content))
-        doc.add_text("content_hash", self.content_hash)
+        _add_content_hash(doc, self.content_hash)
         doc.add_unsigned("start_line", chunk.start_line)
         doc.add_unsigned("end_line", chunk.end_line)
         doc.add_unsigned("start_byte", chunk.start_byte)
@@ -308,11 +308,44 @@ def open_index(directory: Path) -> tantivy.Index:
     return index
 
 
+def hash_halves(content_hash: str) -> tuple[int, int]:
+    """A content hash's two fast columns: its 32 hex digits as two 64-bit halves, the first its
+    `digest64`. ValueError if it is not 32 hex digits."""
+    if len(content_hash) != 32:
+        raise ValueError(f"a content hash is 32 hex digits, not {content_hash!r}")
+    return int(content_hash[:16], 16), int(content_hash[16:], 16)
+
+
+def _add_content_hash(doc: tantivy.Document, content_hash: str) -> None:
+    high, low = hash_halves(content_hash)
+    doc.add_text("content_hash", content_hash)
+    doc.add_unsigned("hash_high", high)
+    doc.add_unsigned("hash_low", low)
+
+
 def vector_keys(searcher: tantivy.Searcher, addresses: Sequence[tantivy.DocAddress]) -> list[str]:
-    """The content hashes of these commit documents, from their fast columns."""
+    """The content hashes of these chunk or commit documents, from their fast columns."""
     halves = [np.array(searcher.fast_field_values(f, addresses), dtype=np.uint64) for f in ("hash_high", "hash_low")]
     digits = np.stack(halves, axis=1).astype(">u8").tobytes().hex()  # big-endian: the hex reads as written
     return [digits[start : start + 32] for start in range(0, len(digits), 32)]
+
+
+# The documents of a `fast_hashes` read are fetched in this many slices of their hashes: a
+# search's hits cost ~150 bytes each until read, 260 MiB for the kernel's chunks at once.
+HASH_SLICES = 32
+
+
+def fast_hashes(searcher: tantivy.Searcher, query: tantivy.Query) -> Iterator[list[tantivy.DocAddress]]:
+    """The documents `query` matches (chunks or commits), a slice of their content hashes at a
+    time: read their fast columns (`vector_keys`, `hash_high`: the digest64s)."""
+    step = 2**64 // HASH_SLICES
+    for lower in range(0, 2**64, step):
+        upper = lower + step - 1
+        sliced = tantivy.Query.range_query(SCHEMA, "hash_high", tantivy.FieldType.Unsigned, lower, upper)
+        both = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, sliced)])
+        total = searcher.search(both, limit=1, count=True).count
+        if total:
+            yield [address for _, address in searcher.search(both, limit=total, count=False).hits]
 
 
 def query_all(pairs: Sequence[tuple[str, str]]) -> tantivy.Query:

@@ -195,6 +195,11 @@ class VectorStore:
     def __len__(self) -> int:
         return self._view.count
 
+    def __iter__(self) -> Iterator[str]:
+        """The hashes stored, in the order of their rows."""
+        view = self._view
+        return iter(view.keys[: view.count])
+
     def __contains__(self, content_hash: object) -> bool:
         view = self._view
         return isinstance(content_hash, str) and view.index.get(content_hash, view.count) < view.count
