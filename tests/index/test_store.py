@@ -70,12 +70,17 @@ def test_committed_state_survives_reopening_and_uncommitted_does_not(tmp_path):
     assert again.file_blobs("r") == {"a.py": "b1"}
 
 
-def test_file_status_counts_skip_reasons(tmp_path):
+def test_file_status_counts_skip_reasons_of_the_versions_the_view_holds(tmp_path):
     store = Store(tmp_path / "index")
     store.write_file(record("a.py", "b1", "x = 1"))
     store.write_file(record("img.png", "b2", status="binary"))
     store.commit()
     assert store.file_status("r") == {"indexed": 1, "binary": 1}
+    store.write_file(record("img.png", "b3", "y = 2"))  # the binary's version replaced: its document deleted
+    store.write_file(record("a.py", "b4", status="error"), views=("v1",))  # another view's version
+    store.commit()
+    assert store.file_status("r") == {"indexed": 2}
+    assert store.file_status("r", "v1") == {"error": 1}
 
 
 def test_the_names_git_paths_are_given_are_stored_and_read_back_as_they_are(tmp_path):

@@ -478,7 +478,8 @@ class EmbeddingService:
             self.rate = EmbedRate()
             self.rate.note(trio.current_time(), self.embedded_total)
             self._next_progress_log = trio.current_time() + PROGRESS_LOG_S
-            log.info("embedding: %s chunk and commit texts to embed", f"{max(len(self.queue) + len(taken), 1):,}")
+            waiting = max(len(self.queue) + len(taken), self.coverage.texts_missing(), 1)
+            log.info("embedding: %s chunk and commit texts to embed", f"{waiting:,}")
         self.state = "filling"
         texts = {h: todo.text for h, todo in taken if todo.text is not None}
         if unread := [h for h, todo in taken if todo.text is None]:

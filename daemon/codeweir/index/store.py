@@ -310,15 +310,16 @@ class Store:
         return {}
 
     def file_status(self, repo: str, view: str = MAIN) -> dict[str, int]:
-        """How many files of `repo`'s `view` are in each status ("indexed", "binary", "error", ...)."""
-        counts: dict[str, int] = {}
-        files = self.membership.files(repo, view)
+        """How many files of `repo`'s `view` are in each status ("indexed", "binary", "error", ...):
+        counted from the term dictionary, leaving out the versions the view does not hold (reading
+        each file document instead took the kernel's 78,000 and mapped 760 MiB of the index)."""
+        hidden = self.membership.visibility(repo, () if view == MAIN else (view,)).hidden
+        clauses = [(tantivy.Occur.Must, self.term("doc_kind", "file")), (tantivy.Occur.Must, self.term("repo", repo))]
+        if hidden:
+            clauses.append((tantivy.Occur.MustNot, tantivy.Query.term_set_query(SCHEMA, "file_key", list(hidden))))
         with self._reading(f"reading the files of {repo}"):
-            for doc in documents(self.index, query_all([("doc_kind", "file"), ("repo", repo)])):
-                if files.get(first(doc, "path")) == first(doc, "blob"):
-                    status = first(doc, "status")
-                    counts[status] = counts.get(status, 0) + 1
-        return counts
+            found = self.searcher().terms_with_prefix("status", "", filter_query=tantivy.Query.boolean_query(clauses))
+        return {status: n for status, n in found if n}
 
     def file_errors(self, repo: str, limit: int) -> list[dict[str, str]]:
         """Up to `limit` file versions of `repo` that could not be read or chunked, with why, by path."""
