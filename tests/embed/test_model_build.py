@@ -14,7 +14,14 @@ import pytest
 from codeweir.config import ModelConfig
 from codeweir.embed import model_build
 from codeweir.embed.checkpoint import source_hash
-from codeweir.embed.model_build import ModelSpec, build_onnx_model, default_model_source, ensure_model, installed_source_dir
+from codeweir.embed.model_build import (
+    ModelSpec,
+    build_onnx_model,
+    built_model,
+    default_model_source,
+    ensure_model,
+    installed_source_dir,
+)
 from codeweir.embed.model_dir import read_metadata
 from codeweir.embed.model_install import install_model_source
 from codeweir.errors import ModelError
@@ -90,6 +97,12 @@ def test_quantized_default_is_an_int8_model_with_its_own_id(state_dir: Path, def
     assert spec.model_id != default_spec.model_id
     ops = {n.op_type for n in onnx.load(str(spec.directory / "model.onnx"), load_external_data=False).graph.node}
     assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops
+
+
+def test_built_model_looks_without_building_and_finds_what_ensure_model_built(tmp_path: Path, state_dir: Path) -> None:
+    """The daemon looks first and builds, in a process of its own, only what is missing."""
+    assert built_model(ModelConfig(quantized=False), tmp_path) is None and not (tmp_path / "models").exists()
+    assert built_model(ModelConfig(quantized=False), state_dir) == ensure_model(ModelConfig(quantized=False), state_dir)
 
 
 def test_unknown_model_name_without_path_is_a_model_error(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ from codeweir.embed.loaded_model import (
     read_serving_spec,
     write_serving_spec,
 )
-from codeweir.embed.model_build import default_model_installed, ensure_model, missing_model_message
+from codeweir.embed.model_build import built_model, default_model_installed, ensure_model, missing_model_message
 from codeweir.embed.progress import PROGRESS_LOG_S, EmbedRate, progress_line
 from codeweir.embed.queue import COMMIT_RANK, EmbedItem, EmbedQueue, QueueEntry, embed_rank
 from codeweir.embed.session import EmbedStopped
@@ -375,7 +375,9 @@ class EmbeddingService:
                 self._not_idle()
 
     async def _load(self) -> LoadedModel:
-        spec = await _ensure_model_in_own_process(self.cfg, self.state_dir)
+        spec = await trio.to_thread.run_sync(built_model, self.cfg, self.state_dir)
+        if spec is None:
+            spec = await _build_model_in_own_process(self.cfg, self.state_dir)
         self.model = model = await trio.to_thread.run_sync(open_model, self.cfg, self.state_dir, spec)
         self._reconciled_rows = len(model.vectors)  # saved by an earlier run: nothing in flight
         # From here on every commit's changes to the chunks' hashes are counted as it lands.
@@ -587,7 +589,7 @@ def _kept(vectors: VectorStore, live: np.ndarray, since_row: int) -> set[str]:
     return keep
 
 
-async def _ensure_model_in_own_process(cfg: ModelConfig, state_dir: Path) -> ModelSpec:
+async def _build_model_in_own_process(cfg: ModelConfig, state_dir: Path) -> ModelSpec:
     """`ensure_model` in a process of its own, at background priority, which exits after: a
     build of the built-in model (its checkpoint read, written as an ONNX graph and quantized)
     holds some 370 MiB for a moment, and glibc would keep them in the daemon (go-std's first full
@@ -595,6 +597,6 @@ async def _ensure_model_in_own_process(cfg: ModelConfig, state_dir: Path) -> Mod
     started = trio.current_time()
     async with trio_parallel.open_worker_context(init=lower_cpu_priority) as context:
         spec = await context.run_sync(ensure_model, cfg, state_dir, kill_on_cancel=True)
-    # The worker's own log lines (a build's) go nowhere: this one says what it found.
-    log.info("embedding model %s in %s (%.1f s)", spec.model_id, spec.directory, trio.current_time() - started)
+    # The worker's own log lines go nowhere: this one says what it did.
+    log.info("embedding model %s built in %s (%.1f s)", spec.model_id, spec.directory, trio.current_time() - started)
     return spec

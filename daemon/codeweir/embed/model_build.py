@@ -111,14 +111,29 @@ def missing_model_message(state_dir: Path | None) -> str:
 
 def build_onnx_model(source: Path, out_dir: Path, *, quantize: bool = False) -> Path:
     """Convert the BERT checkpoint in `source` to `out_dir`; nothing to do if already built."""
-    return _build(source, out_dir, quantize=quantize, hash_=source_hash(source))
+    hash_ = source_hash(source)
+    if not _is_built(out_dir, hash_, quantize):
+        _build(source, out_dir, quantize=quantize, hash_=hash_)
+    return out_dir
 
 
 def ensure_model(cfg: ModelConfig, state_dir: Path) -> ModelSpec:
     """The model `cfg` names, built or checked: ModelError says what is wrong with it."""
+    spec = _model(cfg, state_dir, build=True)
+    assert spec is not None  # built
+    return spec
+
+
+def built_model(cfg: ModelConfig, state_dir: Path) -> ModelSpec | None:
+    """As `ensure_model`, but None where the model has to be built (or quantized) first: a
+    cheap look, where a build takes seconds and hundreds of MiB."""
+    return _model(cfg, state_dir, build=False)
+
+
+def _model(cfg: ModelConfig, state_dir: Path, *, build: bool) -> ModelSpec | None:
     if cfg.path:
         cfg = attrs.evolve(cfg, quantized=bool(cfg.quantized))
-        return _external_spec(cfg, Path(cfg.path).expanduser(), state_dir)
+        return _external_spec(cfg, Path(cfg.path).expanduser(), state_dir, build=build)
     if cfg.name != "default":
         raise ModelError(
             f"model.name {cfg.name!r} is not a built-in model; the built-in one is 'default', "
@@ -130,20 +145,27 @@ def ensure_model(cfg: ModelConfig, state_dir: Path) -> ModelSpec:
     source = default_model_source(state_dir)
     hash_ = source_hash(source)
     out_dir = state_dir / "models" / f"{hash_[:16]}-{'int8' if cfg.quantized else 'fp32'}"
-    directory = _build(source, out_dir, quantize=bool(cfg.quantized), hash_=hash_)
+    if not _is_built(out_dir, hash_, bool(cfg.quantized)):
+        if not build:
+            return None
+        _build(source, out_dir, quantize=bool(cfg.quantized), hash_=hash_)
+    directory = out_dir
     meta = read_metadata(directory)
     # The checkpoint's own pooling; the config may only shorten its truncation.
     max_tokens = min(cfg.max_tokens, meta.max_tokens)
     return _spec(cfg, meta.name, hash_, directory, meta.dim, meta.pooling, meta.normalize, max_tokens)
 
 
-def _external_spec(cfg: ModelConfig, directory: Path, state_dir: Path) -> ModelSpec:
+def _external_spec(cfg: ModelConfig, directory: Path, state_dir: Path, *, build: bool) -> ModelSpec | None:
     """A user's ONNX model directory: pooling, normalization and prefixes come from the config."""
     dim = check_model_dir(directory)
     hash_ = hashlib.sha256(file_digest(directory / MODEL_FILE) + file_digest(directory / TOKENIZER_FILE)).hexdigest()
     name = cfg.name if cfg.name != "default" else directory.name
     if cfg.quantized:
-        directory = _quantized_copy(directory, state_dir / "models" / f"{hash_[:16]}-int8")
+        copy = state_dir / "models" / f"{hash_[:16]}-int8"
+        if not build and not _has_model_files(copy):
+            return None
+        directory = _quantized_copy(directory, copy)
     return _spec(cfg, name, hash_, directory, dim, cfg.pooling, cfg.normalize, cfg.max_tokens)
 
 
@@ -173,9 +195,7 @@ def _spec(
     )
 
 
-def _build(source: Path, out_dir: Path, *, quantize: bool, hash_: str) -> Path:
-    if _is_built(out_dir, hash_, quantize):
-        return out_dir
+def _build(source: Path, out_dir: Path, *, quantize: bool, hash_: str) -> None:
     settings = read_checkpoint_settings(source)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
@@ -200,11 +220,14 @@ def _build(source: Path, out_dir: Path, *, quantize: bool, hash_: str) -> Path:
         if not _is_built(out_dir, hash_, quantize):  # else another builder (the CLI, say) won
             replace_dir(work, out_dir, Path(tmp))
     log.info("built ONNX model %s (%s) into %s", meta.name, "int8" if quantize else "fp32", out_dir)
-    return out_dir
+
+
+def _has_model_files(directory: Path) -> bool:
+    return (directory / MODEL_FILE).is_file() and (directory / TOKENIZER_FILE).is_file()
 
 
 def _is_built(out_dir: Path, hash_: str, quantize: bool) -> bool:
-    if not (out_dir / MODEL_FILE).is_file() or not (out_dir / TOKENIZER_FILE).is_file():
+    if not _has_model_files(out_dir):
         return False
     try:
         meta = read_metadata(out_dir)
@@ -242,7 +265,7 @@ def _quantize(path: Path) -> None:
 
 def _quantized_copy(source: Path, out_dir: Path) -> Path:
     """An int8 copy of a user's model in the state dir, cached by the source's hash."""
-    if (out_dir / MODEL_FILE).is_file() and (out_dir / TOKENIZER_FILE).is_file():
+    if _has_model_files(out_dir):
         return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
