@@ -9,10 +9,11 @@ tests and the rest), which the embedder takes from a call's worth at a time.
 
 No offer is lost. One that cannot reach the queue (the channel full; the model missing, failed
 or disabled) is found again by a reconciliation, which reads the committed index for chunks and
-commits without a vector (`index_scan.py`), run after the commit holding the offer has
-landed; one the queue has no room for (it keeps 65,536 hashes without their text: a full sync
-of the kernel offers 1.7 M), by one run once the queue has nothing to give. One also runs once the model has loaded; it sees every hash the index still refers to,
-and when enough of the store is dead (edited or deleted content) the store forgets the rest.
+commits without a vector (`index_scan.py`), run after the commit holding the offer has landed;
+one the queue has no room for (it keeps 65,536 hashes without their text: a full sync of the
+kernel offers 1.7 M), by one run once the queue has nothing to give. One also runs once the
+model has loaded; it sees every hash the index still refers to, and when enough of the store is
+dead (edited or deleted content) the store forgets the rest.
 
 Semantic search answers from the vectors there are as soon as the model has loaded
 (`loaded_model.LoadedModel`), and says how much of the index they cover (`Coverage`); a
