@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import trio
-import trio_parallel
 
 from codeweir.embed.coverage import Coverage, RepoCoverage
 from codeweir.embed.index_scan import scan_index, texts_of
@@ -49,20 +48,18 @@ from codeweir.embed.loaded_model import (
     read_serving_spec,
     write_serving_spec,
 )
-from codeweir.embed.model_build import built_model, default_model_installed, ensure_model, missing_model_message
+from codeweir.embed.model_build import default_model_installed, find_or_build_model, missing_model_message
 from codeweir.embed.progress import PROGRESS_LOG_S, EmbedRate, progress_line
 from codeweir.embed.queue import COMMIT_RANK, EmbedItem, EmbedQueue, QueueEntry, embed_rank
 from codeweir.embed.session import EmbedStopped
 from codeweir.embedded_text import commit_text, document_text
 from codeweir.errors import CodeweirError, ModelError, StoreError
-from codeweir.host.priority import lower_cpu_priority
 from codeweir.index.digest_counts import digests64
 from codeweir.index.vectors import VectorStore
 from codeweir.index.writes import Write, WriteCommits, WriteFile
 
 if TYPE_CHECKING:
     from codeweir.config import ModelConfig
-    from codeweir.embed.model_build import ModelSpec
     from codeweir.index.store import Store
 
 log = logging.getLogger(__name__)
@@ -376,9 +373,7 @@ class EmbeddingService:
                 self._not_idle()
 
     async def _load(self) -> LoadedModel:
-        spec = await trio.to_thread.run_sync(built_model, self.cfg, self.state_dir)
-        if spec is None:
-            spec = await _build_model_in_own_process(self.cfg, self.state_dir)
+        spec = await find_or_build_model(self.cfg, self.state_dir)
         self.model = model = await trio.to_thread.run_sync(open_model, self.cfg, self.state_dir, spec)
         self._reconciled_rows = len(model.vectors)  # saved by an earlier run: nothing in flight
         # From here on every commit's changes to the chunks' hashes are counted as it lands.
@@ -588,16 +583,3 @@ def _kept(vectors: VectorStore, live: np.ndarray, since_row: int) -> set[str]:
     keep = set(itertools.compress(stored, np.isin(digests64(stored), live)))
     keep.update(vectors.added_since(since_row))
     return keep
-
-
-async def _build_model_in_own_process(cfg: ModelConfig, state_dir: Path) -> ModelSpec:
-    """`ensure_model` in a process of its own, at background priority, which exits after: a
-    build of the built-in model (its checkpoint read, written as an ONNX graph and quantized)
-    holds some 370 MiB for a moment, and glibc would keep them in the daemon (go-std's first full
-    index with the model on: peak RSS 737 MiB beside 370 with the model already built)."""
-    started = trio.current_time()
-    async with trio_parallel.open_worker_context(init=lower_cpu_priority) as context:
-        spec = await context.run_sync(ensure_model, cfg, state_dir, kill_on_cancel=True)
-    # The worker's own log lines go nowhere: this one says what it did.
-    log.info("embedding model %s built in %s (%.1f s)", spec.model_id, spec.directory, trio.current_time() - started)
-    return spec

@@ -18,7 +18,7 @@ from codeweir.embed.queue import COMMIT_RANK, embed_rank
 from codeweir.embed.session import EmbedStopped
 from codeweir.embedded_text import commit_text, document_text
 from codeweir.facets import RANK_WEIGHTS, stored_weight
-from codeweir.index.schema import SCHEMA, fast_hashes, stored_chunk, vector_keys
+from codeweir.index.schema import SCHEMA, fast_hashes, hash_columns, hex_hashes, stored_chunk
 
 if TYPE_CHECKING:
     from codeweir.index.store import Store
@@ -50,12 +50,13 @@ def scan_index(store: Store, vectors: Container[str], stopping: Callable[[], boo
         for addresses in fast_hashes(searcher, tantivy.Query.term_query(SCHEMA, "doc_kind", kind)):
             if stopping():
                 raise EmbedStopped
-            live.append(np.array(searcher.fast_field_values("hash_high", addresses), np.uint64))
+            columns = hash_columns(searcher, addresses)
+            live.append(columns[:, 0])
             if kind == "commit":
                 ranks = [COMMIT_RANK] * len(addresses)
             else:
                 ranks = [_RANK_BY_STORED_WEIGHT.get(w, 0) for w in searcher.fast_field_values("facet_weight", addresses)]
-            for h, rank in zip(vector_keys(searcher, addresses), ranks, strict=True):
+            for h, rank in zip(hex_hashes(columns), ranks, strict=True):
                 if h in vectors:
                     continue
                 found = by_rank.setdefault(rank, {})

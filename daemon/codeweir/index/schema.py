@@ -323,11 +323,22 @@ def _add_content_hash(doc: tantivy.Document, content_hash: str) -> None:
     doc.add_unsigned("hash_low", low)
 
 
+def hash_columns(searcher: tantivy.Searcher, addresses: Sequence[tantivy.DocAddress]) -> np.ndarray:
+    """The two fast columns of these chunk or commit documents' content hashes: a row each, high
+    half (its `digest64`) first."""
+    halves = [np.array(searcher.fast_field_values(f, addresses), dtype=np.uint64) for f in ("hash_high", "hash_low")]
+    return np.stack(halves, axis=1)
+
+
+def hex_hashes(columns: np.ndarray) -> list[str]:
+    """The content hashes `hash_columns` read, as their 32 hex digits."""
+    digits = columns.astype(">u8").tobytes().hex()  # big-endian: the hex reads as written
+    return [digits[start : start + 32] for start in range(0, len(digits), 32)]
+
+
 def vector_keys(searcher: tantivy.Searcher, addresses: Sequence[tantivy.DocAddress]) -> list[str]:
     """The content hashes of these chunk or commit documents, from their fast columns."""
-    halves = [np.array(searcher.fast_field_values(f, addresses), dtype=np.uint64) for f in ("hash_high", "hash_low")]
-    digits = np.stack(halves, axis=1).astype(">u8").tobytes().hex()  # big-endian: the hex reads as written
-    return [digits[start : start + 32] for start in range(0, len(digits), 32)]
+    return hex_hashes(hash_columns(searcher, addresses))
 
 
 # The documents of a `fast_hashes` read are fetched in this many slices of their hashes: a
@@ -337,7 +348,7 @@ HASH_SLICES = 32
 
 def fast_hashes(searcher: tantivy.Searcher, query: tantivy.Query) -> Iterator[list[tantivy.DocAddress]]:
     """The documents `query` matches (chunks or commits), a slice of their content hashes at a
-    time: read their fast columns (`vector_keys`, `hash_high`: the digest64s)."""
+    time: read their fast columns (`hash_columns`, `vector_keys`)."""
     step = 2**64 // HASH_SLICES
     for lower in range(0, 2**64, step):
         upper = lower + step - 1

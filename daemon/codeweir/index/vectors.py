@@ -197,8 +197,7 @@ class VectorStore:
 
     def __iter__(self) -> Iterator[str]:
         """The hashes stored, in the order of their rows."""
-        view = self._view
-        return iter(view.keys[: view.count])
+        return iter(self.added_since(0))
 
     def __contains__(self, content_hash: object) -> bool:
         view = self._view
