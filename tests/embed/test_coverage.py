@@ -2,11 +2,18 @@
 
 from codeweir.embed.coverage import Coverage, RepoCoverage
 from codeweir.index.chunk_hashes import ChunkHashChange
-from codeweir.index.digest_counts import DigestCounts
+from codeweir.index.digest_counts import DigestCounts, digests64
+
+
+class Stored(set[str]):
+    """Hashes with vectors, as the vector store tells them."""
+
+    def digests(self):
+        return digests64(self)
 
 
 def test_coverage_counts_the_chunks_whose_text_has_a_vector_and_follows_commits_and_new_vectors():
-    vectors = {"h1"}
+    vectors = Stored({"h1"})
     coverage = Coverage()
     coverage.reset({"app": DigestCounts.of(["h1", "h1", "h2"]), "lib": DigestCounts.of(["h2"])}, vectors)
     # h1 is the text of two identical chunks: two chunks, one text.
@@ -30,6 +37,6 @@ def test_coverage_counts_the_chunks_whose_text_has_a_vector_and_follows_commits_
 
 def test_a_repository_dropped_counts_nothing_and_may_come_back():
     coverage = Coverage()
-    coverage.reset({"app": DigestCounts.of(["h1", "h2"])}, {"h1"})
+    coverage.reset({"app": DigestCounts.of(["h1", "h2"])}, Stored({"h1"}))
     coverage.changed([ChunkHashChange("app", None, 0), ChunkHashChange("app", "h1", 1)])
     assert coverage.of("app") == RepoCoverage(1, 1, 1, 1) and coverage.texts_missing() == 0

@@ -17,6 +17,7 @@ import pytest
 
 from codeweir.errors import StoreError
 from codeweir.index import vectors
+from codeweir.index.digest_counts import digests64
 from codeweir.index.vectors import VectorStore
 
 DIM = 16
@@ -29,6 +30,11 @@ def key(i: int) -> str:
 def unit(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
     x = rng.standard_normal((n, dim)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def live(keys: set[str]) -> np.ndarray:
+    """The sorted digests `retain` keeps."""
+    return np.unique(digests64(keys))
 
 
 def segments(store: VectorStore) -> list[Path]:
@@ -509,8 +515,8 @@ def test_retain_forgets_unlisted_vectors_in_memory_and_on_disk(tmp_path: Path, r
     store.save()
     store.add([key(i) for i in range(6, 10)], vectors[6:])
     store.save()
-    live = {key(i) for i in (1, 3, 7)} | {key(99)}  # a live key without a vector is no matter
-    assert store.retain(live) == 7
+    referred = {key(i) for i in (1, 3, 7)} | {key(99)}  # a live key without a vector is no matter
+    assert store.retain(live(referred)) == 7
     assert len(store) == 3 and all(key(i) in store for i in (1, 3, 7))
     assert store.missing([key(0), key(1), key(7)]) == [key(0)]
     assert [h for h, _ in store.search(vectors[7], 1)] == [key(7)]
@@ -525,7 +531,7 @@ def test_retain_with_nothing_to_forget_writes_nothing(tmp_path: Path, rng: np.ra
     store.add([key(i) for i in range(4)], unit(rng, 4))
     store.save()
     before = [(p.name, p.stat().st_mtime_ns) for p in segments(store)]
-    assert store.retain({key(i) for i in range(5)}) == 0
+    assert store.retain(live({key(i) for i in range(5)})) == 0
     assert [(p.name, p.stat().st_mtime_ns) for p in segments(store)] == before
 
 
@@ -533,7 +539,7 @@ def test_rows_added_after_retain_are_saved_and_come_back(tmp_path: Path, rng: np
     store = VectorStore(tmp_path, "m", DIM)
     store.add([key(i) for i in range(5)], unit(rng, 5))
     store.save()
-    assert store.retain(set()) == 5 and len(store) == 0
+    assert store.retain(live(set())) == 5 and len(store) == 0
     store.add([key(7), key(8)], unit(rng, 2))
     store.save()
     assert set(VectorStore(tmp_path, "m", DIM).missing([key(i) for i in range(10)])) == {key(i) for i in range(10)} - {
@@ -563,7 +569,7 @@ def test_a_crash_at_any_step_of_retain_loads_the_old_set_or_the_new_one(
     real_replace, real_unlink = os.replace, Path.unlink
     monkeypatch.setattr(os, "replace", lambda a, b: (crash_here(), real_replace(a, b))[1])
     monkeypatch.setattr(Path, "unlink", lambda self, **kw: (crash_here(), real_unlink(self, **kw))[1])
-    assert store.retain(new) == 8
+    assert store.retain(live(new)) == 8
     monkeypatch.undo()
     crash_here()
     loaded = []
@@ -583,7 +589,7 @@ def test_retain_drops_the_ann_index_and_search_stays_right(tmp_path: Path, rng: 
     store.add([key(i) for i in range(1200)], vectors)
     store.save()
     assert store.refresh_index() is True
-    assert store.retain({key(i) for i in range(0, 1200, 2)}) == 600
+    assert store.retain(live({key(i) for i in range(0, 1200, 2)})) == 600
     assert not (store.directory / "ann.faiss").exists()
     for i in (1, 2, 501):  # a forgotten vector is never found, a kept one still is
         assert (key(i) in {h for h, _ in store.search(vectors[i], 5)}) == (i % 2 == 0)
@@ -632,3 +638,38 @@ def test_a_model_that_does_not_normalize_keeps_finite_vectors_of_any_length_but_
     again = VectorStore(tmp_path, "raw", DIM, unit_norm=False)
     assert again.missing([key(i) for i in range(10)]) == [key(8), key(9)]
     assert len(VectorStore(tmp_path, "raw", DIM)) == 0  # read as a normalizing model's: none of length 1
+
+
+def test_saved_rows_are_read_from_their_segment_files_and_only_newer_rows_are_in_memory(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    store = VectorStore(tmp_path, "m", DIM)
+    vectors = unit(rng, 12)
+    store.add([key(i) for i in range(8)], vectors[:8])
+    store.save()
+    store.add([key(i) for i in range(8, 12)], vectors[8:])
+    rows = store._view.rows
+    mapped = [b for b in rows.blocks if isinstance(b, np.memmap)]
+    assert [Path(b.filename) for b in mapped] == segments(store) and sum(map(len, mapped)) == 8
+    assert not isinstance(rows.blocks[-1], np.memmap) and rows.starts[-1] == 8
+    assert [store.search(v, 1)[0][0] for v in vectors] == [key(i) for i in range(12)]
+    store.save()  # merged with the first: one file, every row mapped
+    assert len(segments(store)) == 1 and sum(len(b) for b in store._view.rows.blocks if isinstance(b, np.memmap)) == 12
+    assert [store.search(v, 1)[0][0] for v in vectors] == [key(i) for i in range(12)]
+
+
+def test_hashes_that_share_their_first_64_bits_are_told_apart_before_and_after_a_save(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    alike = ["0123456789abcdef" + f"{i:016x}" for i in range(3)]
+    vectors = unit(rng, 3)
+    store = VectorStore(tmp_path, "m", DIM)
+    store.add(alike[:2], vectors[:2])
+    store.save()
+    assert alike[2] not in store and store.missing(alike) == [alike[2]]
+    store.add(alike[2:], vectors[2:])
+    store.save()
+    again = VectorStore(tmp_path, "m", DIM)
+    for s in (store, again):
+        assert all(h in s for h in alike)
+        assert [s.search(v, 1, candidates=alike)[0][0] for v in vectors] == alike

@@ -28,7 +28,6 @@ install`), and tries again when told (`model_installed()`, on reload) or every 3
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 from collections.abc import Sequence
@@ -54,7 +53,6 @@ from codeweir.embed.queue import COMMIT_RANK, EmbedItem, EmbedQueue, QueueEntry,
 from codeweir.embed.session import EmbedStopped
 from codeweir.embedded_text import commit_text, document_text
 from codeweir.errors import CodeweirError, ModelError, StoreError
-from codeweir.index.digest_counts import digests64
 from codeweir.index.vectors import VectorStore
 from codeweir.index.writes import Write, WriteCommits, WriteFile
 
@@ -166,6 +164,12 @@ class EmbeddingService:
     def vectors(self) -> VectorStore | None:
         """The configured model's vectors, once it has loaded."""
         return self.model.vectors if self.model is not None else None
+
+    def release_pages(self) -> None:
+        """Drop from the daemon's RSS the pages of vector segments that searches and merges
+        have read (they stay in the page cache): a blocking call, for a thread."""
+        for model in {id(m): m for m in (self.model, self.serving) if m is not None}.values():
+            model.vectors.release_pages()
 
     @property
     def serving_vectors(self) -> VectorStore:
@@ -555,15 +559,15 @@ class EmbeddingService:
 
     async def _retain(self, vectors: VectorStore, live: np.ndarray) -> None:
         """Forget the vectors whose hash is not in `live` (the index's, as sorted digests), but
-        those added since the previous reconciliation."""
-        keep = await trio.to_thread.run_sync(_kept, vectors, live, self._reconciled_rows)
-        if len(vectors) - len(keep) <= RETAIN_DEAD_SHARE * len(vectors):
-            return
-        self._last_retain = trio.current_time()
+        those added since the previous reconciliation, once they pass RETAIN_DEAD_SHARE."""
+        at_least = int(RETAIN_DEAD_SHARE * len(vectors)) + 1
+        retain = partial(vectors.retain, live, keep_from=self._reconciled_rows, at_least=at_least)
         try:
-            await trio.to_thread.run_sync(vectors.retain, keep, limiter=self.model_limiter)
+            if not await trio.to_thread.run_sync(retain, limiter=self.model_limiter):
+                return
         except StoreError as exc:  # the store is unchanged: it stays larger, that is all
             log.error("%s", exc)
+        self._last_retain = trio.current_time()
         self.coverage.recount()
 
     async def _save(self) -> None:
@@ -575,11 +579,3 @@ class EmbeddingService:
         except StoreError as exc:
             self._dirty = True
             log.error("%s", exc)
-
-
-def _kept(vectors: VectorStore, live: np.ndarray, since_row: int) -> set[str]:
-    """The stored hashes the index refers to (`live`: sorted digests), and those of the rows from `since_row` on."""
-    stored = list(vectors)
-    keep = set(itertools.compress(stored, np.isin(digests64(stored), live)))
-    keep.update(vectors.added_since(since_row))
-    return keep

@@ -12,13 +12,24 @@ in numpy (well under a second for the kernel's 1.7 M texts).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
+from typing import Protocol
 
 import attrs
 import numpy as np
 
 from codeweir.index.chunk_hashes import ChunkHashChange
-from codeweir.index.digest_counts import DigestCounts, digest64, digests64
+from codeweir.index.digest_counts import DigestCounts, digest64
+
+
+class StoredHashes(Protocol):
+    """What coverage counts against: the vector store's hashes."""
+
+    def __contains__(self, content_hash: object, /) -> bool: ...
+
+    def digests(self) -> np.ndarray:
+        """Every hash's `digest64`."""
+        ...
 
 
 @attrs.frozen
@@ -41,11 +52,11 @@ class Coverage:
     def __init__(self) -> None:
         self.loaded = False
         self._counts: dict[str, DigestCounts] = {}  # repo -> content hash -> chunk documents
-        self._vectors: Collection[str] = ()
+        self._vectors: StoredHashes | None = None  # until `reset`
         self._chunks_embedded: Counter[str] = Counter()
         self._texts_embedded: Counter[str] = Counter()
 
-    def reset(self, counts: dict[str, DigestCounts], vectors: Collection[str]) -> None:
+    def reset(self, counts: dict[str, DigestCounts], vectors: StoredHashes) -> None:
         """Start from the store's chunk hashes (a copy this object now owns) against `vectors`."""
         self._counts = counts
         self._vectors = vectors
@@ -54,7 +65,7 @@ class Coverage:
 
     def recount(self) -> None:
         """Count again against the vector store (after it forgot rows)."""
-        vectors = np.unique(digests64(self._vectors))
+        vectors = np.unique(self._vectors.digests()) if self._vectors is not None else np.zeros(0, np.uint64)
         self._chunks_embedded.clear()
         self._texts_embedded.clear()
         for repo, counts in self._counts.items():
@@ -72,7 +83,7 @@ class Coverage:
                 continue
             counts = self._counts.get(repo) or self._counts.setdefault(repo, DigestCounts())
             before, after = counts.add(digest64(h), n)
-            if h in vectors:
+            if vectors is not None and h in vectors:
                 self._chunks_embedded[repo] += after - before
                 self._texts_embedded[repo] += (after > 0) - (before > 0)
             if not len(counts):

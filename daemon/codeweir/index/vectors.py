@@ -6,14 +6,18 @@ segments are merged as they pile up. A lost or corrupt segment costs re-embeddin
 correctness, so it is dropped with a warning. `retain` forgets the vectors no chunk refers to
 any more: it writes the kept rows as one new segment, then records in `retained.json` that the
 segments numbered below it are dead (the step that commits), then deletes them; a crash at any
-point loads either the old set or the new one.
+point loads either the old set or the new one. The rows saved are read from their segments,
+mapped read-only, and only those added since the last save (every few seconds) are in memory,
+with 16 bytes a row to find a row by its hash (`index/vector_rows.py`): the kernel's 1.8 M
+chunks, embedded, are 2.7 GB of float32, which the daemon's memory could not hold. A search's
+pages stay in the page cache, and leave the daemon's RSS when it releases them.
 
 Search is exact (one matmul) over a candidate set or a small store. Past `ann_threshold`
 vectors an HNSW graph (faiss, inner product: hnswlib's recall and latency in bench/bench_ann.py,
 wheels for every platform, and its calls release the GIL once faiss's Ctrl-C check is off, see
 `_faiss`) serves unfiltered queries. It navigates over 8-bit scalar-quantized codes
 (`IndexHNSWSQ`) and its ANN_RERANK * k best are scored again exactly from the store's rows, so
-the float32 vectors are held once: at 1M x 384 (bench/bench_vectors_scale.py) the graph and its
+the float32 vectors are not copied into it: at 1M x 384 (bench/bench_vectors_scale.py) the graph and its
 codes take 524 B a vector beside 1,536 for the copy `IndexHNSWFlat` kept, recall@10 is 0.98
 and p99 3 ms. (Reading rows back from a flat index's storage instead would keep one copy too,
 but tie the store's rows, their appends and `retain`, to faiss's layout.) Rows added since the
@@ -34,7 +38,8 @@ and rebuilt.
 Threads: `add`, `missing` and `search` are cheap and may run on the event loop; `save`,
 `retain` and `refresh_index` do I/O and CPU work and belong in a worker thread. Readers take one
 `_Rows` view and use only it: rows are appended before the view that counts them is published,
-and `retain` publishes a new view over new arrays, so a search never sees a half-changed store.
+a save publishes one that reads them from the segment written, and `retain` publishes a new
+view over new objects, so a search never sees a half-changed store.
 """
 
 from __future__ import annotations
@@ -49,13 +54,15 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, BinaryIO
 
 import attrs
 import numpy as np
 
 from codeweir.errors import StoreError
 from codeweir.host.durable import write_atomic, write_atomic_with
+from codeweir.host.memory import release_mapped_pages
+from codeweir.index.vector_rows import PIECE_ROWS, KeyIndex, RowBlocks, hex_keys, key_bytes, key_digests, record_dtype
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +83,8 @@ ANN_HOLD_S = 0.002
 NORM_TOLERANCE = 1e-3
 # Rows added to a graph being built between two looks at `stop` (about 2 s at 100k rows, one thread).
 ANN_ADD_ROWS = 4096
-_KEY_BYTES = 16
+# Pieces of PIECE_ROWS read from the segments between two releases of their pages (some 100 MB).
+RELEASE_PIECES = 16
 _HEX_KEY = re.compile(r"[0-9a-f]{32}")
 _SEGMENT = re.compile(r"seg-(\d{8})\.npy")
 _RETAINED = "retained.json"  # {"first_segment": n}: the segments numbered below n are dead
@@ -89,24 +97,29 @@ class _Segment:
     path: Path
     start: int  # rows [start, end) of the store came from this file
     end: int
+    records: np.ndarray  # its rows, mapped read-only (in memory when loading left some out)
 
 
 @attrs.frozen
 class _Rows:
-    """One consistent view of the store. Appends extend `keys` and `index` in place and publish
-    a view with a larger count; `retain` publishes a view over new objects."""
+    """One consistent view of the store. Appends fill the tail block and `index` in place and
+    publish a view with a larger count; a save maps the rows it wrote and starts a new tail;
+    `retain` publishes a view over new objects, of a new generation."""
 
-    keys: list[str]
-    index: dict[str, int]  # key -> row; may hold keys at or past `count` (not yet published)
-    matrix: np.ndarray
-    count: int
+    rows: RowBlocks
+    index: KeyIndex  # may hold keys of rows at or past the count (not yet published)
+    generation: int  # the rows' numbering: `retain` renumbers them
+
+    @property
+    def count(self) -> int:
+        return self.rows.count
 
 
 @attrs.frozen
 class _Ann:
     index: Any  # faiss.IndexHNSWSQ over rows [0, covered) (or more, while a batch is added), labels = rows
     covered: int
-    keys: list[str]  # the view's keys it was built over: a view with other keys cannot use it
+    generation: int  # the view's it was built over: rows numbered otherwise cannot use it
     saved: int  # the rows ann.faiss covers (0: not saved)
 
 
@@ -175,8 +188,8 @@ class VectorStore:
         self.directory = Path(directory) / model_id
         self._ann_threshold = ann_threshold
         self._unit_norm = unit_norm  # the model normalizes its vectors: a stored row of another length is damage
-        self._dtype = np.dtype([("key", "u1", (_KEY_BYTES,)), ("vector", "<f4", (dim,))])
-        self._view = _Rows([], {}, np.empty((0, dim), dtype=np.float32), 0)
+        self._dtype = record_dtype(dim)
+        self._view = _Rows(RowBlocks((0,), (np.empty(0, self._dtype),), 0), KeyIndex(), 0)
         self._segments: list[_Segment] = []
         self._first_segment = 1  # the lowest segment number still alive (see `retain`)
         self._compact_all = False  # set when loading found overlapping segments (a crash mid-merge)
@@ -185,7 +198,7 @@ class VectorStore:
         self.ann_builds = 0  # graphs built from nothing (not loaded, not grown) since this store was opened
         self._save_lock = threading.Lock()
         self._index_lock = threading.Lock()
-        self._append_lock = threading.Lock()  # held briefly: by `add`, and by `retain` to swap views
+        self._append_lock = threading.Lock()  # held briefly: by `add`, and by a save or `retain` to swap views
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -201,7 +214,11 @@ class VectorStore:
 
     def __contains__(self, content_hash: object) -> bool:
         view = self._view
-        return isinstance(content_hash, str) and view.index.get(content_hash, view.count) < view.count
+        return (
+            isinstance(content_hash, str)
+            and _HEX_KEY.fullmatch(content_hash) is not None
+            and view.index.row(content_hash, view.rows) >= 0
+        )
 
     def missing(self, hashes: Iterable[str]) -> list[str]:
         """The hashes without a vector, each once, in the order first given."""
@@ -211,7 +228,18 @@ class VectorStore:
         """The hashes of the rows from `row` on: rows are numbered in the order they were added
         (`len()` before an add is where its rows start), until a `retain` renumbers them."""
         view = self._view
-        return view.keys[row : view.count]
+        return [h for piece in self._released(view.rows.pieces(row, view.count)) for h in hex_keys(piece["key"])]
+
+    def digests(self) -> np.ndarray:
+        """Each row's hash as its 64-bit digest (`digest64`), in the order of the rows; read
+        from memory, not the segment files."""
+        view = self._view
+        return view.index.digests(view.count)
+
+    def release_pages(self) -> None:
+        """Drop from the daemon's RSS the pages of the segment files it has read (they stay in
+        the page cache): after a search scored every row, a merge or a load."""
+        release_mapped_pages(self.directory)
 
     def add(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
         """Store vectors by content hash; a hash already stored keeps its vector."""
@@ -229,50 +257,57 @@ class VectorStore:
             if fresh:
                 self._append(list(fresh), vectors[list(fresh.values())])
 
-    def retain(self, keys: Collection[str]) -> int:
-        """Forget every vector whose hash is not in `keys`, in memory and on disk; returns how
-        many were forgotten. Rows added meanwhile are kept (and saved by the next `save`)."""
+    def retain(self, live: np.ndarray, *, keep_from: int | None = None, at_least: int = 1) -> int:
+        """Forget every vector whose hash's digest (`digest64`) is not in `live`, but the rows
+        from `keep_from` on, in memory and on disk; returns how many were forgotten. With fewer
+        than `at_least` to forget it does nothing and returns 0. Rows added meanwhile are kept
+        (and saved by the next `save`)."""
         with self._save_lock, self._index_lock:
             view = self._view
-            kept = [i for i, k in enumerate(view.keys[: view.count]) if k in keys]
+            keep = np.isin(view.index.digests(view.count), live)
+            if keep_from is not None:
+                keep[keep_from:] = True
+            kept = np.flatnonzero(keep)
             dropped = view.count - len(kept)
-            if not dropped:
+            if not dropped or dropped < at_least:
                 return 0
-            kept_keys = [view.keys[i] for i in kept]
-            matrix = view.matrix[kept]
+            pieces = (view.rows.take(kept[a : a + PIECE_ROWS]) for a in range(0, len(kept), PIECE_ROWS))
             old = self._segments
             try:
-                segment = self._write_segment(kept_keys, matrix, 0)
+                segment = self._write_segment(pieces, len(kept), 0)
                 meta = json.dumps({"first_segment": _number(segment.path)}).encode()
                 write_atomic(self.directory / _RETAINED, meta)
             except OSError as exc:  # the old segments are all still there: nothing changed
                 raise StoreError(f"{self.directory}: cannot rewrite the vectors: {exc}") from None
+            index = KeyIndex(view.index.digests(view.count)[kept], np.arange(len(kept)))
             with self._append_lock:
-                now = self._view
-                self._view = _Rows(kept_keys, dict(zip(kept_keys, range(len(kept_keys)))), matrix, len(kept_keys))
-                if now.count > view.count:  # added while the segment was written
-                    self._append(now.keys[view.count : now.count], now.matrix[view.count : now.count])
                 self._segments = [segment]
                 self._first_segment = _number(segment.path)
                 self._ann = None
                 self._compact_all = False
+                now = self._view
+                self._view = _Rows(RowBlocks((0,), (segment.records,), len(kept)), index, view.generation + 1)
+                if now.count > view.count:  # added while the segment was written
+                    added = np.concatenate(list(now.rows.pieces(view.count, now.count)))
+                    self._append(hex_keys(added["key"]), added["vector"])
             try:
                 for path in [s.path for s in old] + list(self._index_paths()):
                     path.unlink(missing_ok=True)
             except OSError as exc:  # dead by the record above: the next load deletes them
                 log.warning("%s: cannot delete forgotten vectors yet: %s", self.directory, exc)
-            log.info("%s: %d vectors no chunk refers to forgotten, %d kept", self.directory, dropped, len(kept_keys))
+            log.info("%s: %d vectors no chunk refers to forgotten, %d kept", self.directory, dropped, len(kept))
             return dropped
 
     def save(self) -> None:
-        """Write the rows added since the last save as a new segment, and merge small segments."""
+        """Write the rows added since the last save as a new segment, and merge small segments;
+        the rows written are read from their files from then on."""
         with self._save_lock:
             view = self._view
             saved = self._segments[-1].end if self._segments else 0
             try:
                 if view.count > saved:
-                    segment = self._write_segment(view.keys[saved : view.count], view.matrix[saved : view.count], saved)
-                    self._segments.append(segment)
+                    self._segments.append(self._write_segment(view.rows.pieces(saved, view.count), view.count - saved, saved))
+                    self._map_saved()
                 if self._compact_all and len(self._segments) > 1:
                     self._merge(0)
                 self._compact_all = False
@@ -293,27 +328,32 @@ class VectorStore:
         if candidates is not None:
             view = self._view
             # Identical chunks share a hash: each scores once.
-            unique = dict.fromkeys(candidates)
-            rows = np.fromiter((r for h in unique if (r := view.index.get(h, view.count)) < view.count), dtype=np.int64)
-            return _best(view, rows, view.matrix[rows] @ query, k)
+            rows = view.index.rows(list(dict.fromkeys(candidates)), view.rows)
+            rows = rows[rows >= 0]
+            return _best(view, rows, view.rows.take(rows)["vector"] @ query, k)
         wanted, labels = k * ANN_RERANK, None
         ann, view = self._ann, self._view
         if ann is not None:
             with self._graph.shared():
                 # The index first: it never covers a row the view read after it lacks.
                 ann, view = self._ann, self._view
-                if ann and ann.keys is view.keys and self._ann_threshold <= view.count and wanted <= ANN_EXACT_SHARE * view.count:
+                if (
+                    ann
+                    and ann.generation == view.generation
+                    and self._ann_threshold <= view.count
+                    and wanted <= ANN_EXACT_SHARE * view.count
+                ):
                     params = _faiss().SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, wanted))
                     labels = ann.index.search(query[None], wanted, params=params)[1][0]  # one query: no OpenMP
-        count, matrix = view.count, view.matrix
+        count = view.count
         if ann is None or labels is None:
-            return _best(view, np.arange(count), matrix[:count] @ query, k)
+            return _best(view, np.arange(count), view.rows.scores(query, 0, count), k)
         # faiss pads with -1 when the graph yields fewer than asked; rows past `covered` are the tail's.
-        found = labels[(labels >= 0) & (labels < ann.covered)]
+        found = labels[(labels >= 0) & (labels < ann.covered)].astype(np.int64)
         if len(found) < min(k, ann.covered):  # tiny or odd graphs: score exactly
-            return _best(view, np.arange(count), matrix[:count] @ query, k)
-        rows = np.concatenate([found.astype(np.int64), np.arange(ann.covered, count)])
-        scores = np.concatenate([matrix[found] @ query, matrix[ann.covered : count] @ query])  # the tail read in place
+            return _best(view, np.arange(count), view.rows.scores(query, 0, count), k)
+        rows = np.concatenate([found, np.arange(ann.covered, count)])
+        scores = np.concatenate([view.rows.take(found)["vector"] @ query, view.rows.scores(query, ann.covered, count)])
         return _best(view, rows, scores, k)
 
     def refresh_index(
@@ -332,12 +372,12 @@ class VectorStore:
             if (
                 not count
                 or count < self._ann_threshold
-                or (ann and ann.keys is view.keys and ann.covered == count and not rebuild)
+                or (ann and ann.generation == view.generation and ann.covered == count and not rebuild)
             ):
                 return False
             faiss = _faiss()
             faiss.omp_set_num_threads(threads)  # OpenMP's thread count is this thread's own
-            if built := ann is None or ann.keys is not view.keys or rebuild:
+            if built := ann is None or ann.generation != view.generation or rebuild:
                 if not build or (ann := self._build(view, stop)) is None:
                     return False
             else:
@@ -351,20 +391,29 @@ class VectorStore:
                     self._ann = ann = attrs.evolve(ann, saved=ann.covered)
                 except OSError as exc:  # the index is only a cache of a cache; keep it in memory
                     log.warning("%s: cannot save the ANN index: %s", self.directory, exc)
+            self.release_pages()
             return True
 
     def _build(self, view: _Rows, stop: Callable[[], bool]) -> _Ann | None:
         """A new graph over the view's rows, published; None if `stop()` came first."""
         faiss = _faiss()
-        count, matrix = view.count, view.matrix
+        count = view.count
         index = faiss.IndexHNSWSQ(self.dim, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.train(matrix[:count])  # each dimension's range, for its 8-bit codes
+        # The 8-bit codes span each dimension's range (faiss's default, min to max): trained on
+        # the least and greatest value of each dimension, it finds the ranges all the rows give.
+        low = np.full(self.dim, np.inf, np.float32)
+        high = np.full(self.dim, -np.inf, np.float32)
+        for piece in self._released(view.rows.pieces(0, count)):
+            low, high = np.minimum(low, piece["vector"].min(axis=0)), np.maximum(high, piece["vector"].max(axis=0))
+        index.train(np.stack([low, high]))
         for start in range(0, count, ANN_ADD_ROWS):  # the GIL released throughout; labels are rows 0..count-1
             if stop():
                 return None
-            index.add(matrix[start : min(start + ANN_ADD_ROWS, count)])
-        self._ann = ann = _Ann(index, count, view.keys, 0)
+            index.add(view.rows.vectors(start, min(start + ANN_ADD_ROWS, count)))
+            if start // ANN_ADD_ROWS % RELEASE_PIECES == 0:
+                self.release_pages()
+        self._ann = ann = _Ann(index, count, view.generation, 0)
         self.ann_builds += 1
         log.info("%s: ANN index built over %d vectors", self.directory, count)
         return ann
@@ -375,9 +424,10 @@ class VectorStore:
         batch, added = 16, ann.covered
         while ann.covered < view.count and not stop():
             end = min(ann.covered + batch, view.count)
+            rows = view.rows.vectors(ann.covered, end)
             with self._graph.exclusive():
                 started = time.perf_counter()
-                ann.index.add(view.matrix[ann.covered : end])
+                ann.index.add(rows)
                 took = time.perf_counter() - started
                 self._ann = ann = attrs.evolve(ann, covered=end)
             batch = max(1, min(ANN_ADD_ROWS, 2 * batch, int(batch * ANN_HOLD_S / max(took, 1e-6))))
@@ -386,36 +436,76 @@ class VectorStore:
         return ann
 
     def _append(self, keys: list[str], vectors: np.ndarray) -> None:
+        """Rows for `keys` (none of them stored) after the last, into the tail block in memory."""
         view = self._view
+        starts, blocks = view.rows.starts, view.rows.blocks
         start, end = view.count, view.count + len(keys)
-        matrix = view.matrix
-        if end > len(matrix):  # grow by half, so appends are amortized O(1)
-            matrix = np.empty((max(end, len(matrix) * 3 // 2, 1024), self.dim), dtype=np.float32)
-            matrix[:start] = view.matrix[:start]
-        matrix[start:end] = vectors
-        view.keys.extend(keys)
-        view.index.update(zip(keys, range(start, end)))
-        self._view = _Rows(view.keys, view.index, matrix, end)  # publish last
+        if not blocks[-1].flags.writeable:  # the last rows are saved: a tail starts after them
+            starts, blocks = (*starts, start), (*blocks, np.empty(0, self._dtype))
+        tail, offset = blocks[-1], starts[-1]
+        if end - offset > len(tail):  # grow by half, so appends are amortized O(1)
+            grown = np.empty(max(end - offset, len(tail) * 3 // 2, 1024), self._dtype)
+            grown[: start - offset] = tail[: start - offset]
+            tail, blocks = grown, (*blocks[:-1], grown)
+        tail["key"][start - offset : end - offset] = key_bytes(keys)
+        tail["vector"][start - offset : end - offset] = vectors
+        view.index.add(keys, start)
+        self._view = _Rows(RowBlocks(starts, blocks, end), view.index, view.generation)  # publish last
+
+    def _map_saved(self) -> None:
+        """A view that reads the saved rows from their segments, the rest from a new tail."""
+        with self._append_lock:
+            now = self._view
+            saved = self._segments[-1].end if self._segments else 0
+            rest = list(now.rows.pieces(saved, now.count))
+            tail = np.concatenate(rest) if rest else np.empty(0, self._dtype)
+            starts = (*(s.start for s in self._segments), saved)
+            blocks = (*(s.records for s in self._segments), tail)
+            self._view = _Rows(RowBlocks(starts, blocks, now.count), now.index, now.generation)
+
+    def _released(self, pieces: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """`pieces`, with the pages of the segments read for them released every RELEASE_PIECES."""
+        for i, piece in enumerate(pieces, 1):
+            yield piece
+            if i % RELEASE_PIECES == 0:
+                self.release_pages()
 
     def _rows_in(self, i: int) -> int:
         return self._segments[i].end - self._segments[i].start
 
-    def _write_segment(self, keys: list[str], vectors: np.ndarray, start: int) -> _Segment:
-        """Rows [start, start + len(keys)) of the store as a new segment, numbered after every other."""
-        records = np.empty(len(keys), dtype=self._dtype)
-        records["key"] = np.frombuffer(bytes.fromhex("".join(keys)), dtype=np.uint8).reshape(-1, _KEY_BYTES)
-        records["vector"] = vectors
+    def _write_segment(self, pieces: Iterable[np.ndarray], count: int, start: int) -> _Segment:
+        """Rows [start, start + count) of the store, given as records in order, as a new
+        segment numbered after every other, mapped."""
         number = max(_number(self._segments[-1].path) + 1 if self._segments else 1, self._first_segment)
         path = self.directory / f"seg-{number:08d}.npy"
-        write_atomic_with(path, lambda f: np.save(f, records, allow_pickle=False))
-        return _Segment(path, start, start + len(keys))
+
+        def write(f: BinaryIO) -> None:
+            header = {"descr": np.lib.format.dtype_to_descr(self._dtype), "fortran_order": False, "shape": (count,)}
+            np.lib.format.write_array_header_1_0(f, header)
+            written = 0
+            for piece in self._released(pieces):
+                f.write(np.ascontiguousarray(piece).data)
+                written += len(piece)
+            assert written == count, (written, count)
+
+        write_atomic_with(path, write)
+        return _Segment(path, start, start + count, self._map(path))
+
+    def _map(self, path: Path) -> np.ndarray:
+        """A segment's records, mapped read-only (an empty one: an empty array, as empty files
+        cannot be mapped)."""
+        records = np.load(path, mmap_mode="r", allow_pickle=False)
+        if not len(records):
+            records = np.empty(0, records.dtype)
+            records.flags.writeable = False
+        return records
 
     def _merge(self, first: int) -> None:
         """Replace segments[first:] with one file; the new file lands before the old ones go."""
         old = self._segments[first:]
-        view = self._view
-        merged = self._write_segment(view.keys[old[0].start : old[-1].end], view.matrix[old[0].start : old[-1].end], old[0].start)
-        self._segments[first:] = [merged]
+        pieces = self._view.rows.pieces(old[0].start, old[-1].end)
+        self._segments[first:] = [self._write_segment(pieces, old[-1].end - old[0].start, old[0].start)]
+        self._map_saved()
         for segment in old:
             segment.path.unlink(missing_ok=True)
 
@@ -423,28 +513,49 @@ class VectorStore:
         for path in self.directory.glob("*.tmp"):  # left by a crash mid-write
             path.unlink(missing_ok=True)
         self._first_segment = self._read_first_segment()
+        digests: list[np.ndarray] = []
+        count = 0
         for path in sorted(p for p in self.directory.iterdir() if _SEGMENT.fullmatch(p.name)):
             if _number(path) < self._first_segment:  # forgotten by `retain`; a crash kept the file
                 path.unlink(missing_ok=True)
                 continue
             try:
-                records = np.load(path, allow_pickle=False)
+                records = self._map(path)
                 if records.dtype != self._dtype or records.ndim != 1:
                     raise ValueError(f"dtype {records.dtype}, shape {records.shape}")
-                _check_rows(records["vector"], self._unit_norm)
+                for piece in self._released(records[a : a + PIECE_ROWS] for a in range(0, len(records), PIECE_ROWS)):
+                    _check_rows(piece["vector"], self._unit_norm)
             except (OSError, ValueError, EOFError) as exc:
                 log.warning("%s: corrupt vector segment dropped (%s); its chunks will be re-embedded", path, exc)
                 path.unlink(missing_ok=True)
                 continue
-            hexes = records["key"].tobytes().hex()
-            keys = [hexes[i : i + 2 * _KEY_BYTES] for i in range(0, len(hexes), 2 * _KEY_BYTES)]
-            fresh = [i for i, k in enumerate(keys) if k not in self._view.index]
-            if len(fresh) < len(keys):
-                self._compact_all = True
-            start = self._view.count
-            self._append([keys[i] for i in fresh], records["vector"][fresh])
-            self._segments.append(_Segment(path, start, self._view.count))
+            fresh = key_digests(records["key"])
+            if digests and (shared := np.flatnonzero(np.isin(fresh, np.concatenate(digests)))).size:
+                # A crash mid-merge left rows in two segments: the earlier one's count. Those of
+                # 64 bits in common are compared whole.
+                seen = KeyIndex(np.concatenate(digests), np.arange(count))
+                blocks = RowBlocks(tuple(s.start for s in self._segments), tuple(s.records for s in self._segments), count)
+                again = shared[seen.rows(hex_keys(records["key"][shared]), blocks) >= 0]
+                if len(again):
+                    keep = np.ones(len(records), bool)
+                    keep[again] = False
+                    records, fresh = records[keep], fresh[keep]  # a copy, in memory until compacted
+                    records.flags.writeable = False
+                    self._compact_all = True
+            self._segments.append(_Segment(path, count, count + len(records), records))
+            digests.append(fresh)
+            count += len(records)
+        self._view = _Rows(
+            RowBlocks(
+                (*(s.start for s in self._segments), count),
+                (*(s.records for s in self._segments), np.empty(0, self._dtype)),
+                count,
+            ),
+            KeyIndex(np.concatenate(digests) if digests else None, np.arange(count)),
+            0,
+        )
         self._ann = self._load_index()
+        self.release_pages()
 
     def _read_first_segment(self) -> int:
         path = self.directory / _RETAINED
@@ -502,7 +613,7 @@ class VectorStore:
                 or (index.d, index.ntotal) != (self.dim, covered)
             ):
                 raise ValueError(f"a {type(index).__name__} of dimension {index.d} over {index.ntotal} rows")
-            return _Ann(index, covered, self._view.keys, covered)
+            return _Ann(index, covered, self._view.generation, covered)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, MemoryError) as exc:
             # RuntimeError: faiss could not read the file.
             log.warning("%s: ANN index dropped (%s); it will be rebuilt", index_path, exc)
@@ -554,11 +665,16 @@ def _best(view: _Rows, rows: np.ndarray, scores: np.ndarray, k: int) -> list[tup
         top = np.argpartition(-scores, k)[:k]
         rows, scores = rows[top], scores[top]
     order = np.argsort(-scores, kind="stable")
-    return [(view.keys[rows[i]], float(scores[i])) for i in order]
+    keys = hex_keys(view.rows.take(rows[order])["key"])
+    return [(key, float(score)) for key, score in zip(keys, scores[order], strict=True)]
 
 
 def _keys_digest(view: _Rows, count: int) -> str:
-    return hashlib.sha256("".join(view.keys[:count]).encode()).hexdigest()
+    """The sha256 of the hex keys of rows [0, count), joined."""
+    digest = hashlib.sha256()
+    for piece in view.rows.pieces(0, count):
+        digest.update(np.ascontiguousarray(piece["key"]).tobytes().hex().encode())
+    return digest.hexdigest()
 
 
 def _number(segment: Path) -> int:

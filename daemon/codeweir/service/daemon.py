@@ -160,7 +160,7 @@ async def _serve(config: Config, config_path: Path | None, started_in: Path | No
                         await services.start(runner.run)
                         await services.start(healer.run)
                         await services.start(server.serve_unix, _listener(config), daemon.handlers(), config.server)
-                        services.start_soon(_release_index_pages, store)
+                        services.start_soon(_release_mapped_pages, store, embedding)
                         interval = systemd.watchdog_interval()
                         if interval is not None:
                             services.start_soon(systemd.watchdog, interval)
@@ -178,15 +178,16 @@ async def _serve(config: Config, config_path: Path | None, started_in: Path | No
     log.info("codeweir stopped")
 
 
-async def _release_index_pages(store: Store) -> None:
-    """What merges and searches read of the index through mmap leaves the daemon's RSS, soon
-    after it is read (a release takes about 1 ms)."""
+async def _release_mapped_pages(store: Store, embedding: EmbeddingService) -> None:
+    """What merges and searches read of the index and the vectors through mmap leaves the
+    daemon's RSS, soon after it is read (a release takes about 1 ms)."""
     cadence = ReleaseCadence()
     cadence.released(mapped_resident_bytes())
     while True:
         await trio.sleep(cadence.interval(store.commits, trio.current_time()))
         if cadence.due(mapped_resident_bytes()):
             await trio.to_thread.run_sync(store.release_pages)
+            await trio.to_thread.run_sync(embedding.release_pages)
             cadence.released(mapped_resident_bytes())
 
 
