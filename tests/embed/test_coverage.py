@@ -1,5 +1,7 @@
 """embed/coverage.py: what status and semantic search say is embedded, kept up to date."""
 
+import numpy as np
+
 from codeweir.embed.coverage import Coverage, RepoCoverage
 from codeweir.index.chunk_hashes import ChunkHashChange
 from codeweir.index.digest_counts import DigestCounts, digests64
@@ -10,6 +12,9 @@ class Stored(set[str]):
 
     def digests(self):
         return digests64(self)
+
+    def has(self, hashes):
+        return np.array([h in self for h in hashes], bool)
 
 
 def test_coverage_counts_the_chunks_whose_text_has_a_vector_and_follows_commits_and_new_vectors():

@@ -667,6 +667,7 @@ def test_hashes_that_share_their_first_64_bits_are_told_apart_before_and_after_a
     store.add(alike[:2], vectors[:2])
     store.save()
     assert alike[2] not in store and store.missing(alike) == [alike[2]]
+    assert store.has([*alike, "not a hash", key(5)]).tolist() == [True, True, False, False, False]
     store.add(alike[2:], vectors[2:])
     store.save()
     again = VectorStore(tmp_path, "m", DIM)

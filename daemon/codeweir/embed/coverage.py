@@ -12,7 +12,7 @@ in numpy (well under a second for the kernel's 1.7 M texts).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import attrs
@@ -25,7 +25,9 @@ from codeweir.index.digest_counts import DigestCounts, digest64
 class StoredHashes(Protocol):
     """What coverage counts against: the vector store's hashes."""
 
-    def __contains__(self, content_hash: object, /) -> bool: ...
+    def has(self, hashes: Sequence[str]) -> np.ndarray:
+        """Whether each has a vector."""
+        ...
 
     def digests(self) -> np.ndarray:
         """Every hash's `digest64`."""
@@ -76,14 +78,16 @@ class Coverage:
 
     def changed(self, changes: Iterable[ChunkHashChange]) -> None:
         """A commit's changes (see ChunkHashChange)."""
-        vectors = self._vectors
+        changes = list(changes)
+        hashes = [h for _, h, _ in changes if h is not None]
+        stored = iter(self._vectors.has(hashes).tolist() if self._vectors is not None and hashes else ())
         for repo, h, n in changes:
             if h is None:
                 self._dropped(repo)
                 continue
             counts = self._counts.get(repo) or self._counts.setdefault(repo, DigestCounts())
             before, after = counts.add(digest64(h), n)
-            if vectors is not None and h in vectors:
+            if next(stored, False):
                 self._chunks_embedded[repo] += after - before
                 self._texts_embedded[repo] += (after > 0) - (before > 0)
             if not len(counts):

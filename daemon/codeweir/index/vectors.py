@@ -220,6 +220,16 @@ class VectorStore:
             and view.index.row(content_hash, view.rows) >= 0
         )
 
+    def has(self, hashes: Sequence[str]) -> np.ndarray:
+        """Whether each hash has a vector (bool), looked up together: a commit's thousands of
+        chunk hashes at well under a microsecond each, where `in` costs a few."""
+        view = self._view
+        valid = np.fromiter((isinstance(h, str) and _HEX_KEY.fullmatch(h) is not None for h in hashes), bool, len(hashes))
+        found = np.zeros(len(hashes), bool)
+        if valid.any():
+            found[valid] = view.index.rows([h for h, ok in zip(hashes, valid.tolist(), strict=True) if ok], view.rows) >= 0
+        return found
+
     def missing(self, hashes: Iterable[str]) -> list[str]:
         """The hashes without a vector, each once, in the order first given."""
         return list(dict.fromkeys(h for h in hashes if h not in self))
