@@ -674,3 +674,29 @@ def test_hashes_that_share_their_first_64_bits_are_told_apart_before_and_after_a
     for s in (store, again):
         assert all(h in s for h in alike)
         assert [s.search(v, 1, candidates=alike)[0][0] for v in vectors] == alike
+
+
+def _resident_kib(path: Path) -> int:
+    """This process's resident KiB of `path`'s mappings, from /proc/self/smaps."""
+    total, counting = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):
+            counting = line.endswith(" " + str(path))
+        elif counting and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc")
+def test_the_pages_a_search_read_leave_the_process_when_released(tmp_path: Path, rng: np.random.Generator) -> None:
+    store = VectorStore(tmp_path, "m", 64)
+    vectors = unit(rng, 4096, 64)
+    store.add([key(i) for i in range(4096)], vectors)
+    store.save()
+    (segment,) = segments(store)
+    store.release_pages()
+    assert _resident_kib(segment) == 0
+    assert store.search(vectors[9], 1)[0][0] == key(9)  # scores every row
+    assert _resident_kib(segment) >= 4096 * 64 * 4 // 1024
+    store.release_pages()
+    assert _resident_kib(segment) == 0 and store.search(vectors[9], 1)[0][0] == key(9)
