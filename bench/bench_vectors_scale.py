@@ -33,6 +33,7 @@ scoring's p50 at 250k moved from 18 to 45 ms between runs), 1 build thread, fais
 from __future__ import annotations
 
 import argparse
+import hashlib
 import tempfile
 import threading
 import time
@@ -42,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codeweir.host.memory import release_free_memory
 from codeweir.index import vectors
 from codeweir.index.vectors import ANN_RERANK, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, VectorStore
 
@@ -69,17 +71,24 @@ def chunks(start: int, n: int, dim: int) -> Iterator[tuple[list[str], np.ndarray
     keeps no copy of its own, so the RSS is the store's."""
     for first in range(start, start + n, CHUNK):
         count = min(CHUNK, start + n - first)
-        yield [f"{i:032x}" for i in range(first, first + count)], clustered(count, dim, 1 + first // CHUNK)
+        yield [key(i) for i in range(first, first + count)], clustered(count, dim, 1 + first // CHUNK)
 
 
-def rss_mib() -> tuple[float, float]:
-    """(resident now, peak resident) in MiB."""
+def key(i: int) -> str:
+    """Row i's hash: a content hash's 32 hex digits, spread as a real hash's are."""
+    return hashlib.md5(str(i).encode()).hexdigest()
+
+
+def rss_mib() -> tuple[float, float, float]:
+    """(resident now, peak resident, anonymous now) in MiB, once malloc has given back what the
+    bench's own arrays left free (the synthetic rows are drawn in temporaries of 75 MB)."""
+    release_free_memory()
     fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    return tuple(int(fields[f].split()[0]) / 1024 for f in ("VmRSS", "VmHWM", "RssAnon"))  # type: ignore[return-value]
 
 
-def exact_top(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
-    scores = matrix @ query
+def exact_top(store: VectorStore, query: np.ndarray) -> np.ndarray:
+    scores = store._view.rows.scores(query, 0, len(store))  # the store's rows, read in place
     top = np.argpartition(-scores, K)[:K]
     return top[np.argsort(-scores[top])]
 
@@ -90,14 +99,14 @@ def percentiles(times: list[float]) -> str:
     return f"p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  max {1000 * times[-1]:7.2f} ms"
 
 
-def exact_all(matrix: np.ndarray, queries: np.ndarray) -> tuple[list[set[str]], list[float]]:
+def exact_all(store: VectorStore, queries: np.ndarray) -> tuple[list[set[str]], list[float]]:
     """Each query's exact top k (as keys) and how long exact scoring of every row took."""
     truths, times = [], []
     for q in queries:
         t = time.perf_counter()
-        top = exact_top(matrix, q)
+        top = exact_top(store, q)
         times.append(time.perf_counter() - t)
-        truths.append({f"{i:032x}" for i in top})
+        truths.append({key(i) for i in top})
     return truths, times
 
 
@@ -116,23 +125,28 @@ def searched(store: VectorStore, queries: np.ndarray, truths: list[set[str]], ex
 def run(n: int, more: int, queries: np.ndarray, threads: int, rebuild_max: int, efs: list[int], directory: Path) -> None:
     dim = queries.shape[1]
     store = VectorStore(directory, "bench", dim, ann_threshold=min(n, 100_000))
-    rss_empty, _ = rss_mib()
+    _, _, anon_empty = rss_mib()
     t = time.perf_counter()
     for keys, rows in chunks(0, n, dim):
         store.add(keys, rows)
+        store.save()  # as the daemon does every few seconds: the rows saved are read from their files
     fill_s = time.perf_counter() - t
-    rss_rows, _ = rss_mib()
-    print(f"\n{n:,} vectors x {dim}: filled in {fill_s:.1f} s; RSS {rss_empty:,.0f} -> {rss_rows:,.0f} MiB with the rows")
+    store.release_pages()  # as the daemon does once they are resident
+    rss_rows, _, anon_rows = rss_mib()
+    print(
+        f"\n{n:,} vectors x {dim}: filled and saved in {fill_s:.1f} s; anonymous {anon_empty:,.0f} -> {anon_rows:,.0f} MiB "
+        f"with the rows ({(anon_rows - anon_empty) * 2**20 / n:.0f} B/vector beside {4 * dim} for the float32 row; RSS {rss_rows:,.0f})"
+    )
     t = time.perf_counter()
     assert store.refresh_index(threads=threads) and store.ann_builds == 1
     build_s = time.perf_counter() - t
-    rss_built, peak = rss_mib()
-    graph = (rss_built - rss_rows) * 2**20 / n
+    rss_built, peak, anon_built = rss_mib()
+    graph = (anon_built - anon_rows) * 2**20 / n
     print(
-        f"    build {build_s:.1f} s; RSS {rss_built:,.0f} MiB (peak {peak:,.0f}): the graph {graph:.0f} B/vector "
-        f"beside {4 * dim} B for a float copy (the rows: {(rss_rows - rss_empty) * 2**20 / n:.0f} B/vector with their keys)"
+        f"    build {build_s:.1f} s; RSS {rss_built:,.0f} MiB (peak {peak:,.0f}), anonymous {anon_built:,.0f}: the graph "
+        f"{graph:.0f} B/vector beside {4 * dim} B for a float copy"
     )
-    truths, exact_times = exact_all(store._view.matrix[: len(store)], queries)  # the store's rows, no copy
+    truths, exact_times = exact_all(store, queries)
     print(f"    exact matmul:  {percentiles(exact_times)}")
     searched(store, queries, truths, exact_times)
     for ef in efs:
@@ -175,11 +189,15 @@ def run(n: int, more: int, queries: np.ndarray, threads: int, rebuild_max: int, 
     searcher.join()
     store._graph.shared = shared  # type: ignore[method-assign]
     assert store.ann_builds == 1, "grown, not rebuilt"
-    rss_grown, peak = rss_mib()
-    print(f"    {more:,} more added to the graph in {grow_s:.1f} s; RSS {rss_grown:,.0f} MiB (peak {peak:,.0f})")
+    store.save()
+    store.release_pages()
+    rss_grown, peak, anon_grown = rss_mib()
+    print(
+        f"    {more:,} more added to the graph in {grow_s:.1f} s; RSS {rss_grown:,.0f} MiB (peak {peak:,.0f}), anonymous {anon_grown:,.0f}"
+    )
     print(f"    {len(during):,} searches meanwhile: {percentiles(during)}")
     print(f"      of which waiting for a batch: {percentiles(waits)}")
-    truths, exact_times = exact_all(store._view.matrix[: len(store)], queries)
+    truths, exact_times = exact_all(store, queries)
     print(f"    exact matmul:  {percentiles(exact_times)}")
     searched(store, queries, truths, exact_times)
     if n + more <= rebuild_max:
