@@ -39,7 +39,8 @@ below 100k vectors (25 ms at 100k on this loaded machine, 8 ms when quiet).
 Since then the store's graph navigates over 8-bit codes (IndexHNSWSQ) at efSearch 256 and scores
 its best 4k again exactly, so its float rows are held once, and it grows as rows come: see
 bench_vectors_scale.py. The figures above were taken at efSearch 64; the peers here run at the
-store's HNSW_EF_SEARCH.
+store's last efSearch, 384. The store has since moved to IVF-PQ (56 B a vector beside the graph's
+524-567, built in seconds rather than minutes): bench_vectors_scale.py measures it.
 """
 
 from __future__ import annotations
@@ -53,9 +54,11 @@ from importlib import metadata
 import numpy as np
 import trio
 
-from codeweir.index.vectors import HNSW_EF_CONSTRUCTION as EF_CONSTRUCTION
-from codeweir.index.vectors import HNSW_EF_SEARCH as EF_SEARCH
-from codeweir.index.vectors import HNSW_M as M
+# The HNSW graphs' parameters, as the store ran its graph before it moved to IVF-PQ.
+M = 16
+EF_CONSTRUCTION = 100
+EF_SEARCH = 384
+
 
 K = 10
 TICK = 0.001

@@ -1,33 +1,32 @@
-"""The vector store at a million vectors: its ANN graph built, grown, searched, and its memory.
+"""The vector store at a million vectors: its ANN index built, grown, searched, and its memory.
 
     PYTHONPATH=daemon:bench .venv/bin/python bench/bench_vectors_scale.py [--n 250000 1000000] [--more 50000]
-        [--queries 200] [--threads 1] [--rebuild-max 300000]
+        [--queries 200] [--threads 1] [--rebuild-max 300000] [--probe SHARE ...]
 
 For each store size N, through codeweir's own `VectorStore` (384-d unit vectors, a mixture of
 gaussians around 4,096 centres: each vector is its centre plus noise in a shared 32-d subspace and
 a little everywhere; a query is a fresh draw, its 10th neighbour at cosine ~0.6): the time to
-fill the store and build the graph (`refresh_index`, saving it included), the process RSS
-before and after the build (the graph's share per vector beside a float copy's 4 * dim bytes),
-single-query latency p50/p99 of `search(q, 10)` beside exact scoring of every row (one matmul
-and a partition, what the store does without a graph), recall@10 against exact; then --more
-rows added and `refresh_index` again: the time to grow the graph, the latency of searches run
-meanwhile in another thread (a batch holds them off), recall and latency after; and a rebuild
-from nothing over the same rows for the ratio (only up to --rebuild-max rows: above it the
-build over N stands in, a lower bound on a rebuild over N + more).
+fill and save the store and build its index (`refresh_index`, saving it included), the process's
+anonymous memory before and after the build (the index's share per vector beside a float copy's
+4 * dim bytes), single-query latency p50/p99 of `search(q, 10)` beside exact scoring of every row
+(what the store does without an index), recall@10 against exact; then --more rows added and
+`refresh_index` again: the time to grow the index, the latency of searches run meanwhile in
+another thread (a batch holds them off), recall and latency after; and a rebuild from nothing
+over the same rows for the ratio (only up to --rebuild-max rows: above it the build over N stands
+in, a lower bound on a rebuild over N + more). Its RSS peaks count the pages of its own exact
+scans of the mapped rows, which it does not release.
 
-Measured on the shared 2-core development machine (load average 2-6 from other workers; exact
-scoring's p50 at 250k moved from 18 to 45 ms between runs), 1 build thread, faiss-cpu 1.15.1,
-`--n 250000 1000000`, ef_search 384:
-  1M:   fill 19 s; build 592 s; RSS 1,808 -> 2,308 MiB: the graph 524 B/vector beside 1,536 for a
-        float copy. search p50 1.97 ms, p99 2.90 ms, recall@10 0.979 (ef_search 256: p99 1.61 ms,
-        0.951); exact p50 72 ms, p99 89 ms (31x). 50k more grown in 46.3 s, 0.078x the build
-        over 1M (a rebuild over 1.05M takes longer); searches meanwhile (the tail of up to 50k
-        rows scored exactly) p50 7.0 ms, p99 16.2 ms, max 220 ms, of which waiting for a batch
-        p50 0.9 ms, p99 2.4 ms, max 210 ms (once: faiss growing its arrays). After: 1.05M,
-        p99 2.41 ms, recall@10 0.980.
-  250k: build 129 s; graph 561 B/vector; p99 9.6 ms (load), recall@10 0.996; 50k more grown in
-        74.0 s beside a rebuild over 300k of 145.5 s (0.51x; the run before, quieter, 37.4 s
-        beside 151.4 s: 0.25x); recall after 0.995.
+Measured on the shared 2-core development machine, 1 build thread, faiss-cpu 1.15.1:
+  IVF-PQ (1,024 lists, 48-byte codes, a quarter of the lists probed, the best 500 re-scored), 1M:
+        fill and save 26.2 s; build 22.7 s; the index 87 B/vector; search p50 8.64 ms, p99 9.48 ms,
+        recall@10 0.987 (an eighth of the lists: p99 7.72 ms, 0.959); exact p50 59 ms, p99 73 ms.
+        50k more added in 1.8 s (0.080x the build); searches meanwhile p50 13.8 ms, p99 65.3 ms
+        (the 50k not yet added scored exactly beside it), of which waiting for a batch p99 2.1 ms.
+        After: p99 6.89 ms, recall@10 0.985.
+  HNSW over 8-bit codes before (M 16, efConstruction 100, efSearch 384), 1M: build 592 s; the
+        graph 524 B/vector; search p50 1.97 ms, p99 2.90 ms, recall@10 0.979; 50k more grown in
+        46.3 s; searches meanwhile p99 16.2 ms, max 220 ms. 250k: build 129 s (90.4 s in a later
+        run), 529-561 B/vector, recall@10 0.996.
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ import numpy as np
 
 from codeweir.host.memory import release_free_memory
 from codeweir.index import vectors
-from codeweir.index.vectors import ANN_RERANK, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, VectorStore
+from codeweir.index.vectors import ANN_RERANK, IVF_LISTS, IVF_PROBE_SHARE, IVF_TRAIN_ROWS, PQ_BYTES, VectorStore
 
 K = 10
 CENTRES = 4096
@@ -122,7 +121,7 @@ def searched(store: VectorStore, queries: np.ndarray, truths: list[set[str]], ex
     print(f"    search(q, {K}): {percentiles(times)}   recall@{K} {np.mean(recalls):.3f}   exact p99 / this p99: {ratio:.0f}x")
 
 
-def run(n: int, more: int, queries: np.ndarray, threads: int, rebuild_max: int, efs: list[int], directory: Path) -> None:
+def run(n: int, more: int, queries: np.ndarray, threads: int, rebuild_max: int, probes: list[float], directory: Path) -> None:
     dim = queries.shape[1]
     store = VectorStore(directory, "bench", dim, ann_threshold=min(n, 100_000))
     _, _, anon_empty = rss_mib()
@@ -143,17 +142,17 @@ def run(n: int, more: int, queries: np.ndarray, threads: int, rebuild_max: int, 
     rss_built, peak, anon_built = rss_mib()
     graph = (anon_built - anon_rows) * 2**20 / n
     print(
-        f"    build {build_s:.1f} s; RSS {rss_built:,.0f} MiB (peak {peak:,.0f}), anonymous {anon_built:,.0f}: the graph "
+        f"    build {build_s:.1f} s; RSS {rss_built:,.0f} MiB (peak {peak:,.0f}), anonymous {anon_built:,.0f}: the index "
         f"{graph:.0f} B/vector beside {4 * dim} B for a float copy"
     )
     truths, exact_times = exact_all(store, queries)
     print(f"    exact matmul:  {percentiles(exact_times)}")
     searched(store, queries, truths, exact_times)
-    for ef in efs:
-        vectors.HNSW_EF_SEARCH = ef
-        print(f"  ef_search {ef}:")
+    for share in probes:
+        vectors.IVF_PROBE_SHARE = share
+        print(f"  probing {share:g} of the lists:")
         searched(store, queries, truths, exact_times)
-    vectors.HNSW_EF_SEARCH = HNSW_EF_SEARCH
+    vectors.IVF_PROBE_SHARE = IVF_PROBE_SHARE
 
     for keys, rows in chunks(n, more, dim):
         store.add(keys, rows)
@@ -216,18 +215,18 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1, help="build threads (the daemon builds with 1)")
-    parser.add_argument("--ef", type=int, nargs="*", default=[], help="other ef_search values to measure after the build")
+    parser.add_argument("--probe", type=float, nargs="*", default=[], help="other shares of the lists to probe after the build")
     parser.add_argument("--rebuild-max", type=int, default=300_000, help="rebuild from nothing only up to this many rows")
     args = parser.parse_args()
     queries = clustered(args.queries, args.dim, 10**6)
     vectors._faiss()  # its libraries in the RSS before any store is filled
     print(
-        f"HNSW over 8-bit codes: M={HNSW_M}, ef_construction={HNSW_EF_CONSTRUCTION}, ef_search={HNSW_EF_SEARCH}, "
-        f"the best {ANN_RERANK}k re-scored exactly; {args.threads} build thread(s); {args.queries} queries, k={K}"
+        f"IVF-PQ: up to {IVF_LISTS} lists, {PQ_BYTES}-byte codes, trained on {IVF_TRAIN_ROWS:,} rows, "
+        f"probing {IVF_PROBE_SHARE:g} of the lists, the best {ANN_RERANK}k re-scored exactly; {args.threads} build thread(s); {args.queries} queries, k={K}"
     )
     for n in args.n:
         with tempfile.TemporaryDirectory(prefix="bench-vectors-") as directory:
-            run(n, args.more, queries, args.threads, args.rebuild_max, args.ef, Path(directory))
+            run(n, args.more, queries, args.threads, args.rebuild_max, args.probe, Path(directory))
 
 
 if __name__ == "__main__":

@@ -466,9 +466,9 @@ class EmbeddingService:
             self._busy = None
         await self._covered(model)
         # A good moment to bring the ANN index up to date (nothing happens below its threshold).
-        # The rows embedded since join its graph at the daemon's priority: each batch added holds
-        # searches off for a few ms, longer if niced behind other work. A graph built from nothing
-        # (there is none, or `retain` renumbered the rows: minutes of CPU at a million vectors) is
+        # The rows embedded since join it at the daemon's priority: each batch added holds
+        # searches off for a few ms, longer if niced behind other work. An index built from nothing
+        # (there is none, or `retain` renumbered the rows: a minute of CPU at a million vectors) is
         # niced like the embedding; searches use the old one, or score exactly, meanwhile.
         grow = partial(model.vectors.refresh_index, build=False, stop=self._stopping.is_set)
         await trio.to_thread.run_sync(grow, limiter=self.model_limiter)

@@ -13,27 +13,25 @@ chunks, embedded, are 2.7 GB of float32, which the daemon's memory could not hol
 pages stay in the page cache, and leave the daemon's RSS when it releases them.
 
 Search is exact (one matmul) over a candidate set or a small store. Past `ann_threshold`
-vectors an HNSW graph (faiss, inner product: hnswlib's recall and latency in bench/bench_ann.py,
-wheels for every platform, and its calls release the GIL once faiss's Ctrl-C check is off, see
-`_faiss`) serves unfiltered queries. It navigates over 8-bit scalar-quantized codes
-(`IndexHNSWSQ`) and its ANN_RERANK * k best are scored again exactly from the store's rows, so
-the float32 vectors are not copied into it: at 1M x 384 (bench/bench_vectors_scale.py) the graph and its
-codes take 524 B a vector beside 1,536 for the copy `IndexHNSWFlat` kept, recall@10 is 0.98
-and p99 3 ms. (Reading rows back from a flat index's storage instead would keep one copy too,
-but tie the store's rows, their appends and `retain`, to faiss's layout.) Rows added since the
-graph last grew are scored exactly beside it, so a search always sees every vector.
-`refresh_index()` adds those rows to the graph in batches sized to hold searches off for about
-ANN_HOLD_S each: faiss cannot add to a graph that another thread searches, so searches share
-`_graph` and a batch takes it alone (`_SharedLock`, fair both ways). A batch that makes faiss
-grow its arrays copies them, a one-off hold of ~0.2 s at 1M; rows added later are coded with the
-ranges of the rows the graph was built over (clipped beyond: only the navigation suffers). Only
-what the graph cannot follow is rebuilt, off to the side: `retain` renumbering the rows, or no
-index (none saved, or one that does not match). The index is a cache of a cache:
-`ann.faiss` beside `ann.json`, which names the format and the rows it covers, saved again once
-the rows added since pass STALE_SHARE of it; a saved index over a prefix of the rows is loaded
-and the rest added, and one that does not match (another format, such as the flat
-`faiss-hnsw-flat-ip/1` or `ann.hnsw` hnswlib wrote before, other rows, a damaged file) is dropped
-and rebuilt.
+vectors an inverted-file index over product-quantized codes serves unfiltered queries (faiss
+`IndexIVFPQ`, inner product; faiss's calls release the GIL once its Ctrl-C check is off, see
+`_faiss`): each row is kept as PQ_BYTES of codes and an 8-byte label in one of up to IVF_LISTS
+lists, the query's nearest IVF_PROBE_SHARE of the lists are scored from the codes, and their
+ANN_RERANK * k best are scored again exactly from the store's rows. It is trained once, on
+IVF_TRAIN_ROWS rows drawn from those it is built over; rows added later are coded and listed
+with what it learnt then. At 1M x 384 (bench/bench_vectors_scale.py) it holds 56 B a vector,
+where an HNSW graph over 8-bit codes (`IndexHNSWSQ`, before) held 524-567 and took ten minutes to
+build: at the kernel's 1.8 M chunks, 0.1 GB rather than 0.9. Rows added since the index last
+grew are scored exactly beside it, so a search always sees every vector. `refresh_index()` adds
+those rows to it in batches sized to hold searches off for about ANN_HOLD_S each: faiss cannot
+add to an index that another thread searches, so searches share `_graph` and a batch takes it
+alone (`_SharedLock`, fair both ways). Only what the index cannot follow is rebuilt, off to the
+side: `retain` renumbering the rows, or no index (none saved, or one that does not match). The
+index is a cache of a cache: `ann.faiss` beside `ann.json`, which names the format and the rows
+it covers, saved again once the rows added since pass STALE_SHARE of it; a saved index over a
+prefix of the rows is loaded and the rest added, and one that does not match (another format,
+such as the HNSW graphs `faiss-hnsw-sq8-ip/2` and `faiss-hnsw-flat-ip/1` or `ann.hnsw` hnswlib
+wrote before, other rows, a damaged file) is dropped and rebuilt.
 
 Threads: `add`, `missing` and `search` are cheap and may run on the event loop; `save`,
 `retain` and `refresh_index` do I/O and CPU work and belong in a worker thread. Readers take one
@@ -67,28 +65,31 @@ from codeweir.index.vector_rows import PIECE_ROWS, KeyIndex, RowBlocks, hex_keys
 log = logging.getLogger(__name__)
 
 ANN_THRESHOLD = 100_000
-# HNSW parameters (bench/bench_ann.py, bench/bench_vectors_scale.py): M=16, ef_construction=100;
-# ef_search=384 over 8-bit codes, the best 4k re-scored exactly: recall@10 0.98 at 1M (256: 0.95).
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 100
-HNSW_EF_SEARCH = 384
-ANN_RERANK = 4
-# A search for more than this share of the rows scores them all: the graph would visit most anyway.
+# IVF-PQ parameters (bench/bench_vectors_scale.py). PQ_BYTES codes a vector (8 bits each; the
+# largest divisor of the dimension up to it), at most IVF_LISTS lists (about 4 sqrt(n)), trained on
+# IVF_TRAIN_ROWS rows (60 MiB of float32 at 384 dimensions, for a moment: k-means wants 39 a list); a query scores the
+# codes of IVF_PROBE_SHARE of the lists, and the ANN_RERANK * k best of those exactly.
+PQ_BYTES = 48
+IVF_LISTS = 1024
+IVF_TRAIN_ROWS = 40_960
+IVF_PROBE_SHARE = 1 / 4
+ANN_RERANK = 50
+# A search for more than this share of the rows scores them all: the index would list most anyway.
 ANN_EXACT_SHARE = 1 / 16
 # Save the index again once the rows added to it since it was saved pass this share of those saved.
 STALE_SHARE = 0.1
-# About how long one batch added to a built graph keeps searches waiting, in seconds.
+# About how long one batch added to a built index keeps searches waiting, in seconds.
 ANN_HOLD_S = 0.002
 # How far a stored vector's length may be from 1 (a normalized float32 vector is within 1e-6).
 NORM_TOLERANCE = 1e-3
-# Rows added to a graph being built between two looks at `stop` (about 2 s at 100k rows, one thread).
+# Rows added to an index being built between two looks at `stop`.
 ANN_ADD_ROWS = 4096
 # Pieces of PIECE_ROWS read from the segments between two releases of their pages (some 100 MB).
 RELEASE_PIECES = 16
 _HEX_KEY = re.compile(r"[0-9a-f]{32}")
 _SEGMENT = re.compile(r"seg-(\d{8})\.npy")
 _RETAINED = "retained.json"  # {"first_segment": n}: the segments numbered below n are dead
-_ANN_FORMAT = "faiss-hnsw-sq8-ip/2"  # in ann.json: an index file written otherwise is not read
+_ANN_FORMAT = "faiss-ivfpq-ip/1"  # in ann.json: an index file written otherwise is not read
 _LEGACY_ANN = "ann.hnsw"  # hnswlib's index, written before faiss: dead weight, deleted on sight
 
 
@@ -117,7 +118,7 @@ class _Rows:
 
 @attrs.frozen
 class _Ann:
-    index: Any  # faiss.IndexHNSWSQ over rows [0, covered) (or more, while a batch is added), labels = rows
+    index: Any  # faiss.IndexIVFPQ over rows [0, covered) (or more, while a batch is added), labels = rows
     covered: int
     generation: int  # the view's it was built over: rows numbered otherwise cannot use it
     saved: int  # the rows ann.faiss covers (0: not saved)
@@ -194,8 +195,8 @@ class VectorStore:
         self._first_segment = 1  # the lowest segment number still alive (see `retain`)
         self._compact_all = False  # set when loading found overlapping segments (a crash mid-merge)
         self._ann: _Ann | None = None
-        self._graph = _SharedLock()  # searches share it; a batch added to the graph holds it alone
-        self.ann_builds = 0  # graphs built from nothing (not loaded, not grown) since this store was opened
+        self._graph = _SharedLock()  # searches share it; a batch added to the index holds it alone
+        self.ann_builds = 0  # indexes built from nothing (not loaded, not grown) since this store was opened
         self._save_lock = threading.Lock()
         self._index_lock = threading.Lock()
         self._append_lock = threading.Lock()  # held briefly: by `add`, and by a save or `retain` to swap views
@@ -353,14 +354,14 @@ class VectorStore:
                     and self._ann_threshold <= view.count
                     and wanted <= ANN_EXACT_SHARE * view.count
                 ):
-                    params = _faiss().SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, wanted))
+                    params = _faiss().SearchParametersIVF(nprobe=max(1, round(ann.index.nlist * IVF_PROBE_SHARE)))
                     labels = ann.index.search(query[None], wanted, params=params)[1][0]  # one query: no OpenMP
         count = view.count
         if ann is None or labels is None:
             return _best(view, np.arange(count), view.rows.scores(query, 0, count), k)
-        # faiss pads with -1 when the graph yields fewer than asked; rows past `covered` are the tail's.
+        # faiss pads with -1 when the index yields fewer than asked; rows past `covered` are the tail's.
         found = labels[(labels >= 0) & (labels < ann.covered)].astype(np.int64)
-        if len(found) < min(k, ann.covered):  # tiny or odd graphs: score exactly
+        if len(found) < min(k, ann.covered):  # tiny or odd indexes: score exactly
             return _best(view, np.arange(count), view.rows.scores(query, 0, count), k)
         rows = np.concatenate([found, np.arange(ann.covered, count)])
         scores = np.concatenate([view.rows.take(found)["vector"] @ query, view.rows.scores(query, ann.covered, count)])
@@ -370,10 +371,9 @@ class VectorStore:
         self, *, threads: int = 1, stop: Callable[[], bool] = lambda: False, build: bool = True, rebuild: bool = False
     ) -> bool:
         """Bring the ANN index up to date if the store is past the threshold: add the rows it
-        lacks to its graph, or (`build`) build one from nothing when there is none or `retain`
+        lacks to it, or (`build`) build one from nothing when there is none or `retain`
         renumbered the rows (or `rebuild`); returns whether it changed the index. Slow (a build:
-        seconds per 10k vectors; an add: about a second per 1k rows at 1M): call it from a
-        worker thread, a build from a niced one; searches go on meanwhile, each waiting for one
+        seconds per 100k vectors, its k-means first): call it from a worker thread, a build from a niced one; searches go on meanwhile, each waiting for one
         batch at most. It stops as soon as `stop()` is true between two batches (a daemon
         stopping): a build is given up, the old index kept; the rows already added stay."""
         with self._index_lock:
@@ -394,7 +394,7 @@ class VectorStore:
                 before = ann.covered
                 if (ann := self._grow(ann, view, stop)).covered == before:
                     return False
-            # A graph grown and not saved costs its rows' adds again after a restart; a new one, a build.
+            # An index grown and not saved costs its rows' adds again after a restart; a new one, a build.
             if ann.covered - ann.saved > STALE_SHARE * ann.saved and (built or not stop()):
                 try:
                     self._save_index(ann.index, view, ann.covered)
@@ -405,18 +405,13 @@ class VectorStore:
             return True
 
     def _build(self, view: _Rows, stop: Callable[[], bool]) -> _Ann | None:
-        """A new graph over the view's rows, published; None if `stop()` came first."""
+        """A new index over the view's rows, published; None if `stop()` came first."""
         faiss = _faiss()
         count = view.count
-        index = faiss.IndexHNSWSQ(self.dim, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        # The 8-bit codes span each dimension's range (faiss's default, min to max): trained on
-        # the least and greatest value of each dimension, it finds the ranges all the rows give.
-        low = np.full(self.dim, np.inf, np.float32)
-        high = np.full(self.dim, -np.inf, np.float32)
-        for piece in self._released(view.rows.pieces(0, count)):
-            low, high = np.minimum(low, piece["vector"].min(axis=0)), np.maximum(high, piece["vector"].max(axis=0))
-        index.train(np.stack([low, high]))
+        dim, lists = self.dim, _lists_for(count)
+        index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, lists, _pq_bytes(dim), 8, faiss.METRIC_INNER_PRODUCT)
+        drawn = np.sort(np.random.default_rng(count).choice(count, min(count, IVF_TRAIN_ROWS), replace=False))
+        index.train(np.ascontiguousarray(view.rows.take(drawn)["vector"]))  # k-means: seconds, the GIL released
         for start in range(0, count, ANN_ADD_ROWS):  # the GIL released throughout; labels are rows 0..count-1
             if stop():
                 return None
@@ -429,7 +424,7 @@ class VectorStore:
         return ann
 
     def _grow(self, ann: _Ann, view: _Rows, stop: Callable[[], bool]) -> _Ann:
-        """The view's rows past `ann.covered` added to its graph, a batch at a time, each batch
+        """The view's rows past `ann.covered` added to its index, a batch at a time, each batch
         published as it lands; the batch size follows how long the last one held searches off."""
         batch, added = 16, ann.covered
         while ann.covered < view.count and not stop():
@@ -617,8 +612,8 @@ class VectorStore:
             faiss = _faiss()
             index = faiss.read_index(str(index_path))
             if (
-                not isinstance(index, faiss.IndexHNSWSQ)
-                or faiss.downcast_index(index.storage).sq.qtype != faiss.ScalarQuantizer.QT_8bit
+                not isinstance(index, faiss.IndexIVFPQ)
+                or _pq_bytes(self.dim) != index.pq.M
                 or index.metric_type != faiss.METRIC_INNER_PRODUCT
                 or (index.d, index.ntotal) != (self.dim, covered)
             ):
@@ -685,6 +680,16 @@ def _keys_digest(view: _Rows, count: int) -> str:
     for piece in view.rows.pieces(0, count):
         digest.update(np.ascontiguousarray(piece["key"]).tobytes().hex().encode())
     return digest.hexdigest()
+
+
+def _lists_for(count: int) -> int:
+    """The IVF lists for an index built over `count` rows: a power of two near 4 sqrt(count), at most IVF_LISTS."""
+    return max(1, min(IVF_LISTS, 1 << int(np.log2(max(4 * np.sqrt(count), 1)))))
+
+
+def _pq_bytes(dim: int) -> int:
+    """Sub-quantizers for `dim`: the largest divisor of it up to PQ_BYTES."""
+    return max(m for m in range(1, PQ_BYTES + 1) if dim % m == 0)
 
 
 def _number(segment: Path) -> int:
