@@ -43,8 +43,9 @@ from pathlib import Path
 import numpy as np
 
 from codeweir.host.memory import release_free_memory
-from codeweir.index import vectors
-from codeweir.index.vectors import ANN_RERANK, IVF_LISTS, IVF_PROBE_SHARE, IVF_TRAIN_ROWS, PQ_BYTES, VectorStore
+from codeweir.index import vector_ann
+from codeweir.index.vector_ann import IVF_LISTS, IVF_PROBE_SHARE, IVF_TRAIN_ROWS, PQ_BYTES
+from codeweir.index.vectors import ANN_RERANK, VectorStore
 
 K = 10
 CENTRES = 4096
@@ -149,10 +150,10 @@ def run(n: int, more: int, queries: np.ndarray, threads: int, rebuild_max: int, 
     print(f"    exact matmul:  {percentiles(exact_times)}")
     searched(store, queries, truths, exact_times)
     for share in probes:
-        vectors.IVF_PROBE_SHARE = share
+        vector_ann.IVF_PROBE_SHARE = share
         print(f"  probing {share:g} of the lists:")
         searched(store, queries, truths, exact_times)
-    vectors.IVF_PROBE_SHARE = IVF_PROBE_SHARE
+    vector_ann.IVF_PROBE_SHARE = IVF_PROBE_SHARE
 
     for keys, rows in chunks(n, more, dim):
         store.add(keys, rows)
@@ -219,7 +220,7 @@ def main() -> None:
     parser.add_argument("--rebuild-max", type=int, default=300_000, help="rebuild from nothing only up to this many rows")
     args = parser.parse_args()
     queries = clustered(args.queries, args.dim, 10**6)
-    vectors._faiss()  # its libraries in the RSS before any store is filled
+    vector_ann.faiss_module()  # its libraries in the RSS before any store is filled
     print(
         f"IVF-PQ: up to {IVF_LISTS} lists, {PQ_BYTES}-byte codes, trained on {IVF_TRAIN_ROWS:,} rows, "
         f"probing {IVF_PROBE_SHARE:g} of the lists, the best {ANN_RERANK}k re-scored exactly; {args.threads} build thread(s); {args.queries} queries, k={K}"

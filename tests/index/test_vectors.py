@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from codeweir.errors import StoreError
-from codeweir.index import vectors
+from codeweir.index import vector_ann, vectors
 from codeweir.index.digest_counts import digests64
 from codeweir.index.vectors import VectorStore
 
@@ -209,7 +209,7 @@ def test_ann_search_past_the_threshold_agrees_with_exact_and_sees_new_rows(
             index.search = lambda *a, **kw: (searches.append(1), search(*a, **kw))[1]
             return index
 
-    monkeypatch.setattr(vectors, "_faiss", Faiss)
+    monkeypatch.setattr(vector_ann, "faiss_module", Faiss)
     data = clustered(rng, 10_000)
     store = VectorStore(tmp_path, "m", 32, ann_threshold=1000)
     store.add([key(i) for i in range(10_000)], data)
@@ -322,7 +322,7 @@ def test_a_search_beside_a_graph_being_grown_sees_every_row_exactly(
         def IndexIVFPQ(self, *args: object) -> _WatchedGraph:
             return _WatchedGraph(faiss.IndexIVFPQ(*args), overlaps)
 
-    monkeypatch.setattr(vectors, "_faiss", Faiss)
+    monkeypatch.setattr(vector_ann, "faiss_module", Faiss)
     monkeypatch.setattr(vectors, "ANN_HOLD_S", 0.0)  # batches of one row
     old, new = clustered(rng, 800), clustered(rng, 200)
     data = np.concatenate([old, new])

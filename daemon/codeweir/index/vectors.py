@@ -13,26 +13,15 @@ chunks, embedded, are 2.7 GB of float32, which the daemon's memory could not hol
 pages stay in the page cache, and leave the daemon's RSS when it releases them.
 
 Search is exact (one matmul) over a candidate set or a small store. Past `ann_threshold`
-vectors an inverted-file index over product-quantized codes serves unfiltered queries (faiss
-`IndexIVFPQ`, inner product; faiss's calls release the GIL once its Ctrl-C check is off, see
-`_faiss`): each row is kept as PQ_BYTES of codes and an 8-byte label in one of up to IVF_LISTS
-lists, the query's nearest IVF_PROBE_SHARE of the lists are scored from the codes, and their
-ANN_RERANK * k best are scored again exactly from the store's rows. It is trained once, on
-IVF_TRAIN_ROWS rows drawn from those it is built over; rows added later are coded and listed
-with what it learnt then. At 1M x 384 (bench/bench_vectors_scale.py) it holds 87 B a vector (56
-of codes and label, the rest the lists' spare room) and builds in 23 s, where an HNSW graph over
-8-bit codes (`IndexHNSWSQ`, before) held 524 and took ten minutes: at the kernel's 1.8 M chunks,
-0.15 GB rather than 0.9. Rows added since the index last
-grew are scored exactly beside it, so a search always sees every vector. `refresh_index()` adds
-those rows to it in batches sized to hold searches off for about ANN_HOLD_S each: faiss cannot
-add to an index that another thread searches, so searches share `_graph` and a batch takes it
-alone (`_SharedLock`, fair both ways). Only what the index cannot follow is rebuilt, off to the
-side: `retain` renumbering the rows, or no index (none saved, or one that does not match). The
-index is a cache of a cache: `ann.faiss` beside `ann.json`, which names the format and the rows
-it covers, saved again once the rows added since pass STALE_SHARE of it; a saved index over a
-prefix of the rows is loaded and the rest added, and one that does not match (another format,
-such as the HNSW graphs `faiss-hnsw-sq8-ip/2` and `faiss-hnsw-flat-ip/1` or `ann.hnsw` hnswlib
-wrote before, other rows, a damaged file) is dropped and rebuilt.
+vectors an ANN index (`index/vector_ann.py`: an inverted file over product-quantized codes)
+serves unfiltered queries, and its ANN_RERANK * k best are scored again exactly from the store's
+rows. Rows added since the index last grew are scored exactly beside it, so a search always sees
+every vector. `refresh_index()` adds those rows to it in batches sized to hold searches off for
+about ANN_HOLD_S each: faiss cannot add to an index that another thread searches, so searches
+share `_graph` and a batch takes it alone. Only what the index cannot follow is rebuilt, off to
+the side: `retain` renumbering the rows, or no index (none saved, or one that does not match).
+The index is a cache of a cache, saved again once the rows added since pass STALE_SHARE of it;
+a saved index over a prefix of the rows is loaded and the rest added.
 
 Threads: `add`, `missing` and `search` are cheap and may run on the event loop; `save`,
 `retain` and `refresh_index` do I/O and CPU work and belong in a worker thread. Readers take one
@@ -50,9 +39,8 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from types import ModuleType
 from typing import Any, BinaryIO
 
 import attrs
@@ -61,20 +49,13 @@ import numpy as np
 from codeweir.errors import StoreError
 from codeweir.host.durable import write_atomic, write_atomic_with
 from codeweir.host.memory import release_mapped_pages
+from codeweir.index import vector_ann
 from codeweir.index.vector_rows import PIECE_ROWS, KeyIndex, RowBlocks, hex_keys, key_bytes, key_digests, record_dtype
 
 log = logging.getLogger(__name__)
 
 ANN_THRESHOLD = 100_000
-# IVF-PQ parameters (bench/bench_vectors_scale.py). PQ_BYTES codes a vector (8 bits each; the
-# largest divisor of the dimension up to it), at most IVF_LISTS lists (about 4 sqrt(n)), trained
-# on IVF_TRAIN_ROWS rows (60 MiB of float32 at 384 dimensions, for a moment; k-means wants 39 a
-# list); a query scores the codes of IVF_PROBE_SHARE of the lists, the ANN_RERANK * k best of
-# those exactly. At 1M: recall@10 0.987, p99 9.5 ms (an eighth of the lists: 0.959, 7.7 ms).
-PQ_BYTES = 48
-IVF_LISTS = 1024
-IVF_TRAIN_ROWS = 40_960
-IVF_PROBE_SHARE = 1 / 4
+# The ANN index's best ANN_RERANK * k rows are scored again exactly (vector_ann: recall at 1M).
 ANN_RERANK = 50
 # A search for more than this share of the rows scores them all: the index would list most anyway.
 ANN_EXACT_SHARE = 1 / 16
@@ -91,8 +72,6 @@ RELEASE_PIECES = 16
 _HEX_KEY = re.compile(r"[0-9a-f]{32}")
 _SEGMENT = re.compile(r"seg-(\d{8})\.npy")
 _RETAINED = "retained.json"  # {"first_segment": n}: the segments numbered below n are dead
-_ANN_FORMAT = "faiss-ivfpq-ip/1"  # in ann.json: an index file written otherwise is not read
-_LEGACY_ANN = "ann.hnsw"  # hnswlib's index, written before faiss: dead weight, deleted on sight
 
 
 @attrs.frozen
@@ -126,58 +105,6 @@ class _Ann:
     saved: int  # the rows ann.faiss covers (0: not saved)
 
 
-class _SharedLock:
-    """Held by many at once (`shared`) or by one alone (`exclusive`). A waiting exclusive holder
-    keeps new shared ones out, and the shared ones waiting when it lets go go before it (or any
-    other) takes it again: neither side starves."""
-
-    def __init__(self) -> None:
-        self._state = threading.Condition(threading.Lock())
-        self._shared = 0
-        self._exclusive = False
-        self._wanted = 0  # exclusive holders waiting
-        self._waiting = 0  # shared holders waiting
-        self._admit = 0  # shared holders waiting when the exclusive one let go, not yet in
-        self._releases = 0
-
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._state:
-            if self._exclusive or self._wanted:
-                self._waiting += 1
-                seen = self._releases
-                while self._exclusive or (self._wanted and self._releases == seen):
-                    self._state.wait()
-                self._waiting -= 1
-                if self._releases != seen:
-                    self._admit -= 1
-            self._shared += 1
-        try:
-            yield
-        finally:
-            with self._state:
-                self._shared -= 1
-                if not self._shared:
-                    self._state.notify_all()
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._state:
-            self._wanted += 1
-            while self._exclusive or self._shared or self._admit:
-                self._state.wait()
-            self._wanted -= 1
-            self._exclusive = True
-        try:
-            yield
-        finally:
-            with self._state:
-                self._exclusive = False
-                self._releases += 1
-                self._admit = self._waiting
-                self._state.notify_all()
-
-
 class VectorStore:
     def __init__(
         self, directory: Path, model_id: str, dim: int, *, ann_threshold: int = ANN_THRESHOLD, unit_norm: bool = True
@@ -197,7 +124,7 @@ class VectorStore:
         self._first_segment = 1  # the lowest segment number still alive (see `retain`)
         self._compact_all = False  # set when loading found overlapping segments (a crash mid-merge)
         self._ann: _Ann | None = None
-        self._graph = _SharedLock()  # searches share it; a batch added to the index holds it alone
+        self._graph = vector_ann.SharedLock()  # searches share it; a batch added to the index holds it alone
         self.ann_builds = 0  # indexes built from nothing (not loaded, not grown) since this store was opened
         self._save_lock = threading.Lock()
         self._index_lock = threading.Lock()
@@ -304,7 +231,7 @@ class VectorStore:
                     added = np.concatenate(list(now.rows.pieces(view.count, now.count)))
                     self._append(hex_keys(added["key"]), added["vector"])
             try:
-                for path in [s.path for s in old] + list(self._index_paths()):
+                for path in [s.path for s in old] + list(vector_ann.index_paths(self.directory)):
                     path.unlink(missing_ok=True)
             except OSError as exc:  # dead by the record above: the next load deletes them
                 log.warning("%s: cannot delete forgotten vectors yet: %s", self.directory, exc)
@@ -356,8 +283,7 @@ class VectorStore:
                     and self._ann_threshold <= view.count
                     and wanted <= ANN_EXACT_SHARE * view.count
                 ):
-                    params = _faiss().SearchParametersIVF(nprobe=max(1, round(ann.index.nlist * IVF_PROBE_SHARE)))
-                    labels = ann.index.search(query[None], wanted, params=params)[1][0]  # one query: no OpenMP
+                    labels = vector_ann.search(ann.index, query, wanted)  # one query: no OpenMP
         count = view.count
         if ann is None or labels is None:
             return _best(view, np.arange(count), view.rows.scores(query, 0, count), k)
@@ -388,8 +314,7 @@ class VectorStore:
                 or (ann and ann.generation == view.generation and ann.covered == count and not rebuild)
             ):
                 return False
-            faiss = _faiss()
-            faiss.omp_set_num_threads(threads)  # OpenMP's thread count is this thread's own
+            vector_ann.faiss_module().omp_set_num_threads(threads)  # OpenMP's thread count is this thread's own
             if built := ann is None or ann.generation != view.generation or rebuild:
                 if not build or (ann := self._build(view, stop)) is None:
                     return False
@@ -400,7 +325,7 @@ class VectorStore:
             # An index grown and not saved costs its rows' adds again after a restart; a new one, a build.
             if ann.covered - ann.saved > STALE_SHARE * ann.saved and (built or not stop()):
                 try:
-                    self._save_index(ann.index, view, ann.covered)
+                    vector_ann.save_index(self.directory, ann.index, ann.covered, _keys_digest(view, ann.covered))
                     self._ann = ann = attrs.evolve(ann, saved=ann.covered)
                 except OSError as exc:  # the index is only a cache of a cache; keep it in memory
                     log.warning("%s: cannot save the ANN index: %s", self.directory, exc)
@@ -409,12 +334,8 @@ class VectorStore:
 
     def _build(self, view: _Rows, stop: Callable[[], bool]) -> _Ann | None:
         """A new index over the view's rows, published; None if `stop()` came first."""
-        faiss = _faiss()
         count = view.count
-        dim, lists = self.dim, _lists_for(count)
-        index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, lists, _pq_bytes(dim), 8, faiss.METRIC_INNER_PRODUCT)
-        drawn = np.sort(np.random.default_rng(count).choice(count, min(count, IVF_TRAIN_ROWS), replace=False))
-        index.train(np.ascontiguousarray(view.rows.take(drawn)["vector"]))  # k-means: seconds, the GIL released
+        index = vector_ann.new_index(self.dim, count, view.rows.take(vector_ann.training_rows(count))["vector"])
         for start in range(0, count, ANN_ADD_ROWS):  # the GIL released throughout; labels are rows 0..count-1
             if stop():
                 return None
@@ -562,7 +483,9 @@ class VectorStore:
             KeyIndex(np.concatenate(digests) if digests else None, np.arange(count)),
             0,
         )
-        self._ann = self._load_index()
+        if (saved := vector_ann.load_index(self.directory, self.dim, count, partial(_keys_digest, self._view))) is not None:
+            index, covered = saved
+            self._ann = _Ann(index, covered, self._view.generation, covered)
         self.release_pages()
 
     def _read_first_segment(self) -> int:
@@ -575,81 +498,6 @@ class VectorStore:
             # Only the segments `retain` had not deleted yet come back: a superset, still correct.
             log.warning("%s: unreadable (%s); every segment is loaded", path, exc)
             return 1
-
-    def _index_paths(self) -> tuple[Path, Path, Path]:
-        return self.directory / "ann.faiss", self.directory / "ann.json", self.directory / _LEGACY_ANN
-
-    def _save_index(self, index: Any, view: _Rows, covered: int) -> None:
-        index_path, meta_path, legacy = self._index_paths()
-        faiss = _faiss()
-        # The description goes first and comes back last: a crash between leaves an index
-        # nothing describes, which the next load drops.
-        meta_path.unlink(missing_ok=True)
-        legacy.unlink(missing_ok=True)
-        write_atomic_with(index_path, lambda f: faiss.write_index(index, faiss.PyCallbackIOWriter(f.write)))
-        meta = {
-            "format": _ANN_FORMAT,
-            "covered": covered,
-            "keys_sha256": _keys_digest(view, covered),
-            "bytes": index_path.stat().st_size,
-        }
-        write_atomic(meta_path, json.dumps(meta).encode())
-
-    def _load_index(self) -> _Ann | None:
-        """The saved ANN index, if it was built by this code over exactly the rows loaded (in order)."""
-        index_path, meta_path, legacy = self._index_paths()
-        if legacy.exists():
-            log.info("%s: an hnswlib index, no longer read; deleted", legacy)
-            legacy.unlink(missing_ok=True)
-        if not index_path.exists() and not meta_path.exists():
-            return None
-        try:
-            meta = json.loads(meta_path.read_text())
-            if meta["format"] != _ANN_FORMAT:
-                raise ValueError(f"format {meta['format']!r}")
-            covered = int(meta["covered"])
-            if covered > self._view.count or meta["keys_sha256"] != _keys_digest(self._view, covered):
-                raise ValueError("built over other rows")
-            if index_path.stat().st_size != meta["bytes"]:
-                raise ValueError("not the file described")
-            faiss = _faiss()
-            index = faiss.read_index(str(index_path))
-            if (
-                not isinstance(index, faiss.IndexIVFPQ)
-                or _pq_bytes(self.dim) != index.pq.M
-                or index.metric_type != faiss.METRIC_INNER_PRODUCT
-                or (index.d, index.ntotal) != (self.dim, covered)
-            ):
-                raise ValueError(f"a {type(index).__name__} of dimension {index.d} over {index.ntotal} rows")
-            return _Ann(index, covered, self._view.generation, covered)
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError, MemoryError) as exc:
-            # RuntimeError: faiss could not read the file.
-            log.warning("%s: ANN index dropped (%s); it will be rebuilt", index_path, exc)
-            index_path.unlink(missing_ok=True)
-            meta_path.unlink(missing_ok=True)
-            return None
-
-
-_faiss_module: ModuleType | None = None
-_faiss_lock = threading.Lock()
-
-
-def _faiss() -> ModuleType:
-    """faiss, imported on first use (it takes ~50 ms) with its Ctrl-C check off.
-
-    faiss's Python layer installs a callback that long calls (a build, a k-means) run every
-    ~100 Mflop, which takes the GIL to check for signals: against a busy event loop that made a
-    build 1.6-2.3x slower in bench/bench_ann.py. It can only handle signals on the main thread,
-    and codeweir builds in worker threads, so it is cleared, before any faiss call of ours runs."""
-    global _faiss_module
-    with _faiss_lock:
-        if _faiss_module is None:
-            import faiss
-
-            module: ModuleType = faiss  # its stubs leave out some of what it has
-            module.InterruptCallback.clear_instance()
-            _faiss_module = module
-        return _faiss_module
 
 
 def _check_rows(vectors: np.ndarray, unit_norm: bool) -> None:
@@ -683,16 +531,6 @@ def _keys_digest(view: _Rows, count: int) -> str:
     for piece in view.rows.pieces(0, count):
         digest.update(np.ascontiguousarray(piece["key"]).tobytes().hex().encode())
     return digest.hexdigest()
-
-
-def _lists_for(count: int) -> int:
-    """The IVF lists for an index built over `count` rows: a power of two near 4 sqrt(count), at most IVF_LISTS."""
-    return max(1, min(IVF_LISTS, 1 << int(np.log2(max(4 * np.sqrt(count), 1)))))
-
-
-def _pq_bytes(dim: int) -> int:
-    """Sub-quantizers for `dim`: the largest divisor of it up to PQ_BYTES."""
-    return max(m for m in range(1, PQ_BYTES + 1) if dim % m == 0)
 
 
 def _number(segment: Path) -> int:
