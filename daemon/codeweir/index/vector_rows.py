@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 import attrs
 import numpy as np
 
-from codeweir.index.digest_counts import digests64
+from codeweir.index.digest_counts import digest64, digests64
 
 KEY_BYTES = 16
 # Keys added before they are merged into the sorted arrays: this many at the least, else a 64th.
@@ -134,7 +134,7 @@ class KeyIndex:
         state = self._state
         row = state.added.get(key)
         if row is None:
-            row = self._sorted_row(state, key, int(key[:16], 16), blocks) if len(state.digests) else -1
+            row = self._sorted_row(state, key, digest64(key), blocks) if len(state.digests) else -1
         return row if row < blocks.count else -1
 
     def rows(self, keys: Sequence[str], blocks: RowBlocks) -> np.ndarray:
@@ -166,7 +166,7 @@ class KeyIndex:
         out[state.rows[held]] = state.digests[held]
         for key, row in state.added.copy().items():  # a copy: an add may run meanwhile
             if row < count:
-                out[row] = int(key[:16], 16)
+                out[row] = digest64(key)
         return out
 
     @staticmethod

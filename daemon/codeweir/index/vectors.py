@@ -204,7 +204,8 @@ class VectorStore:
         (and saved by the next `save`)."""
         with self._save_lock, self._index_lock:
             view = self._view
-            keep = np.isin(view.index.digests(view.count), live)
+            digests = view.index.digests(view.count)
+            keep = np.isin(digests, live)
             if keep_from is not None:
                 keep[keep_from:] = True
             kept = np.flatnonzero(keep)
@@ -219,7 +220,7 @@ class VectorStore:
                 write_atomic(self.directory / _RETAINED, meta)
             except OSError as exc:  # the old segments are all still there: nothing changed
                 raise StoreError(f"{self.directory}: cannot rewrite the vectors: {exc}") from None
-            index = KeyIndex(view.index.digests(view.count)[kept], np.arange(len(kept)))
+            index = KeyIndex(digests[kept], np.arange(len(kept)))
             with self._append_lock:
                 self._segments = [segment]
                 self._first_segment = _number(segment.path)
