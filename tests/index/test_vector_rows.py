@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codeweir.index import vector_rows
-from codeweir.index.digest_counts import digest64
-from codeweir.index.vector_rows import KeyIndex, RowBlocks, hex_keys, key_bytes, key_digests, record_dtype
+from codeweir.index.digest_counts import digest64, hex_keys
+from codeweir.index.vector_rows import KeyIndex, RowBlocks, key_bytes, key_digests, record_dtype
 
 DIM = 4
 

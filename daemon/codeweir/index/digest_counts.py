@@ -6,7 +6,8 @@ Here a digest is 64 bits (the first 16 hex digits of a 32-digit digest, else a h
 string) with an 8-byte count: 16 bytes a distinct digest. Two of a million digests share their
 64 bits with odds of about one in 40 million, and that costs a count off by one, not an error.
 Changes go to a small dict, merged into the sorted arrays once it passes a 64th of them, so a
-change costs a dict update and a binary search. Pure: no I/O.
+change costs a dict update and a binary search. Beside them, a hash's digest from its hex digits
+(`digest64`) and hashes held as bytes back to hex (`hex_keys`). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def digest64(digest: str) -> int:
 
 def digests64(digests: Iterable[str]) -> np.ndarray:
     return np.fromiter((digest64(d) for d in digests), np.uint64)
+
+
+def hex_keys(keys: np.ndarray) -> list[str]:
+    """Hashes held as bytes, a row of 16 each, as their 32 hex digits."""
+    text = np.ascontiguousarray(keys).tobytes().hex()
+    width = 2 * keys.shape[1]
+    return [text[i : i + width] for i in range(0, len(text), width)]
 
 
 class DigestCounts:

@@ -17,8 +17,8 @@ from codeweir.chunk import terms
 from codeweir.chunk.terms import PARTS_PATTERN
 from codeweir.chunk.version import CHUNKER_VERSION
 from codeweir.facets import SOURCE, stored_facets, stored_lexical_weight, stored_weight
+from codeweir.index.digest_counts import hex_keys
 from codeweir.index.membership import Placement
-from codeweir.index.vector_rows import KEY_BYTES, hex_keys
 from codeweir.records import Chunk, CommitRecord, FileRecord, StoredChunk
 
 # 4: chunks carry their scope (module and enclosing definitions); pieces no symbol; 5: lexical_weight;
@@ -333,7 +333,7 @@ def hash_columns(searcher: tantivy.Searcher, addresses: Sequence[tantivy.DocAddr
 
 def hex_hashes(columns: np.ndarray) -> list[str]:
     """The content hashes `hash_columns` read, as their 32 hex digits."""
-    return hex_keys(columns.astype(">u8").view(np.uint8).reshape(-1, KEY_BYTES))  # big-endian: the hex reads as written
+    return hex_keys(columns.astype(">u8").view(np.uint8).reshape(len(columns), -1))  # big-endian: the hex reads as written
 
 
 def vector_keys(searcher: tantivy.Searcher, addresses: Sequence[tantivy.DocAddress]) -> list[str]:

@@ -40,12 +40,6 @@ def key_digests(keys: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(keys[:, :8]).view(">u8").ravel().astype(np.uint64)
 
 
-def hex_keys(keys: np.ndarray) -> list[str]:
-    text = np.ascontiguousarray(keys).tobytes().hex()
-    width = 2 * KEY_BYTES
-    return [text[i : i + width] for i in range(0, len(text), width)]
-
-
 def key_bytes(keys: Sequence[str]) -> np.ndarray:
     return np.frombuffer(bytes.fromhex("".join(keys)), dtype=np.uint8).reshape(-1, KEY_BYTES)
 

@@ -50,7 +50,8 @@ from codeweir.errors import StoreError
 from codeweir.host.durable import write_atomic, write_atomic_with
 from codeweir.host.memory import release_mapped_pages
 from codeweir.index import vector_ann
-from codeweir.index.vector_rows import PIECE_ROWS, KeyIndex, RowBlocks, hex_keys, key_bytes, key_digests, record_dtype
+from codeweir.index.digest_counts import hex_keys
+from codeweir.index.vector_rows import PIECE_ROWS, KeyIndex, RowBlocks, key_bytes, key_digests, record_dtype
 
 log = logging.getLogger(__name__)
 
