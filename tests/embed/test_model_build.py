@@ -99,6 +99,28 @@ def test_quantized_default_is_an_int8_model_with_its_own_id(state_dir: Path, def
     assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops
 
 
+def test_int8_model_holds_its_token_embeddings_as_int8_too(state_dir: Path) -> None:
+    """The embedding table, the model's largest weight, is quantized with the MatMuls."""
+    spec = ensure_model(ModelConfig(), state_dir)
+    graph = onnx.load(str(spec.directory / "model.onnx")).graph
+    largest = max(graph.initializer, key=lambda t: len(t.raw_data))
+    assert largest.dims == [30522, 384] and largest.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
+    assert read_metadata(spec.directory).quantized_ops == model_build.INT8_OPS
+
+
+def test_an_int8_model_quantized_otherwise_is_built_again_under_another_id(tmp_path: Path, state_dir: Path) -> None:
+    spec = ensure_model(ModelConfig(), state_dir)
+    monkeypatch = pytest.MonkeyPatch()
+    with monkeypatch.context() as patched:
+        patched.setattr(model_build, "INT8_OPS", ("MatMul",))
+        old = ensure_model(ModelConfig(), tmp_path)
+        assert read_metadata(old.directory).quantized_ops == ("MatMul",)
+    assert built_model(ModelConfig(), tmp_path) is None, "built with other ops: not the model now"
+    again = ensure_model(ModelConfig(), tmp_path)
+    assert again.directory == old.directory and read_metadata(again.directory).quantized_ops == model_build.INT8_OPS
+    assert again.model_id == spec.model_id != old.model_id
+
+
 def test_built_model_looks_without_building_and_finds_what_ensure_model_built(tmp_path: Path, state_dir: Path) -> None:
     """The daemon looks first and builds, in a process of its own, only what is missing."""
     assert built_model(ModelConfig(quantized=False), tmp_path) is None and not (tmp_path / "models").exists()

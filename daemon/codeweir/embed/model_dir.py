@@ -34,6 +34,7 @@ class ModelMetadata:
     max_tokens: int
     dim: int
     graph_version: int = GRAPH_VERSION
+    quantized_ops: tuple[str, ...] = ()  # the ops whose weights are int8, when quantized
 
 
 _converter = cattrs.Converter(forbid_extra_keys=True)
