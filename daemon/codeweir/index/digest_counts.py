@@ -3,7 +3,7 @@
 The embed backlog's bookkeeping counts every chunk of every repository: the kernel's 1.8 M
 chunks took 349 MiB as dicts of ints and strs, and as much again for the copy the coverage keeps.
 Here a digest is 64 bits (the first 16 hex digits of a 32-digit digest, else a hash of the
-string) with an 8-byte count: 16 bytes a distinct digest. Two of a million digests share their
+string) with a 4-byte count: 12 bytes a distinct digest. Two of a million digests share their
 64 bits with odds of about one in 40 million, and that costs a count off by one, not an error.
 Changes go to a small dict, merged into the sorted arrays once it passes a 64th of them, so a
 change costs a dict update and a binary search. Beside them, a hash's digest from its hex digits
@@ -21,6 +21,8 @@ import numpy as np
 # else a 64th of the arrays (27,000 at the kernel's 1.7 M hashes, some 3 MiB of dict).
 MERGE_AT_LEAST = 4096
 MERGE_SHARE = 64
+# A count: chunk documents of one digest in one repository.
+COUNT = np.int32
 
 
 def digest64(digest: str) -> int:
@@ -50,10 +52,10 @@ class DigestCounts:
     def __init__(self, digests: np.ndarray | None = None) -> None:
         """One occurrence per element of `digests` (uint64, any order)."""
         if digests is None or not len(digests):
-            self._keys, self._counts = np.zeros(0, np.uint64), np.zeros(0, np.int64)
+            self._keys, self._counts = np.zeros(0, np.uint64), np.zeros(0, COUNT)
         else:
             keys, counts = np.unique(digests, return_counts=True)
-            self._keys, self._counts = keys.astype(np.uint64), counts.astype(np.int64)
+            self._keys, self._counts = keys.astype(np.uint64, copy=False), counts.astype(COUNT)
         self._keys.flags.writeable = self._counts.flags.writeable = False
         self._changed: dict[int, int] = {}  # digest -> its count less the arrays' (never 0)
         self._distinct = len(self._keys)
@@ -121,21 +123,25 @@ class DigestCounts:
 
     def _merge(self) -> None:
         """The changes into the arrays: a pass over them, not a sort (0.01 s at the kernel's 1.7 M
-        hashes), since it may run on the event loop (embed/coverage.py)."""
+        hashes), since it may run on the event loop (embed/coverage.py). It makes one new pair of
+        arrays (a second only when counts fall to zero): the kernel's pair is 20 MiB, and two
+        sets of counts merge through a first index."""
         if not self._changed:
             return
         changed = np.fromiter(self._changed, np.uint64, len(self._changed))
         changes = np.fromiter(self._changed.values(), np.int64, len(self._changed))
         order = np.argsort(changed)
         changed, changes = changed[order], changes[order]
-        keys, counts = self._keys, self._counts.copy()
-        at = keys.searchsorted(changed)
-        held = at < len(keys)
-        held[held] = keys[at[held]] == changed[held]
-        counts[at[held]] += changes[held]
-        keys = np.insert(keys, at[~held], changed[~held])
-        counts = np.insert(counts, at[~held], changes[~held])
-        kept = counts > 0
-        self._keys, self._counts = keys[kept], counts[kept]
+        at = self._keys.searchsorted(changed)
+        held = at < len(self._keys)
+        held[held] = self._keys[at[held]] == changed[held]
+        new = ~held
+        keys = np.insert(self._keys, at[new], changed[new])
+        counts = np.insert(self._counts, at[new], changes[new].astype(COUNT))
+        # A digest held shifts by the new ones inserted before it: those smaller than it.
+        counts[(at + np.cumsum(new))[held]] += changes[held].astype(COUNT)
+        if not (kept := counts > 0).all():
+            keys, counts = keys[kept], counts[kept]
+        self._keys, self._counts = keys, counts
         self._keys.flags.writeable = self._counts.flags.writeable = False
         self._changed = {}
