@@ -3,8 +3,8 @@
 Per repository, the chunks whose embedded text has a vector in one store, counted as chunk
 documents and as distinct texts (identical chunks share one vector). Kept up to date, never
 recounted on a request: the store's chunk hashes are read once (`Store.chunk_hash_counts`),
-each commit's changes are applied as it lands, and each vector added is counted once per
-repository whose chunks have its text. Everything runs on the event loop; `recount` (after the
+each commit's changes are applied as it lands (the counts here are the only copy), and each
+vector added is counted once per repository whose chunks have its text. Everything runs on the event loop; `recount` (after the
 vector store forgets rows) matches the sorted digests of the chunks' texts against the store's
 in numpy (well under a second for the kernel's 1.7 M texts).
 """
@@ -59,7 +59,8 @@ class Coverage:
         self._texts_embedded: Counter[str] = Counter()
 
     def reset(self, counts: dict[str, DigestCounts], vectors: StoredHashes) -> None:
-        """Start from the store's chunk hashes (a copy this object now owns) against `vectors`."""
+        """Start from the store's chunk hashes (`Store.chunk_hash_counts`: this object's now,
+        the one copy) against `vectors`."""
         self._counts = counts
         self._vectors = vectors
         self.loaded = True

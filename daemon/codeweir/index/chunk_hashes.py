@@ -1,10 +1,11 @@
-"""The chunks' content hashes per repository, as of the last commit, and what each commit changed.
+"""What each commit changed in the chunks' content hashes, per repository.
 
-The embed backlog counts from them which chunks have a vector (embed/coverage.py). Pure
-bookkeeping: the store reads the counts from the committed index when first asked, tells it
-each chunk document a write adds or deletes and when a commit lands; the store's lock orders
-those calls. The counts are `DigestCounts`, 16 bytes a distinct hash where dicts of Python
-objects took 200.
+The embed backlog counts which chunks have a vector (embed/coverage.py): it reads every chunk's
+hash from the committed index once (`Store.chunk_hash_counts`) and from then on applies what each
+commit changed. Pure bookkeeping: the store tells it each chunk document a write adds or deletes
+and when a commit lands; the store's lock orders those calls. It keeps no counts of its own: the
+coverage's are the one copy (the kernel's 1.8 M hashes, 21 MiB, and as much again in each merge
+of a copy, which a first index makes again and again).
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ from __future__ import annotations
 from collections import Counter, deque
 from typing import NamedTuple
 
-from codeweir.index.digest_counts import DigestCounts, digest64
-
 
 class ChunkHashChange(NamedTuple):
     """What a commit changed in a repository: the chunk documents of a content hash added (`n`
-    > 0) or removed (`n` < 0); a `content_hash` None says the repository has none left at all."""
+    > 0) or removed (`n` < 0); a `content_hash` None says every chunk of the repository went."""
 
     repo: str
     content_hash: str | None
@@ -26,23 +25,19 @@ class ChunkHashChange(NamedTuple):
 
 class ChunkHashes:
     def __init__(self) -> None:
-        self._counts: dict[str, DigestCounts] | None = None  # repo -> content hash -> chunk documents; None: not read yet
+        self._repos: set[str] | None = None  # the repositories that may have chunks; None: not read yet
         self._pending: list[ChunkHashChange] = []  # a content hash None: the repository dropped
         self._changes: deque[ChunkHashChange] = deque()
 
     @property
     def loaded(self) -> bool:
-        return self._counts is not None
+        return self._repos is not None
 
-    def load(self, counts: dict[str, DigestCounts]) -> None:
-        """What the committed chunk documents hold: repo -> content hash -> documents."""
-        self._counts = {repo: found for repo, found in counts.items() if len(found)}
-
-    def counts(self) -> dict[str, DigestCounts]:
-        """repo -> content hash -> chunk documents, as of the last commit: a copy. The changes
-        recorded so far are in it, and dropped."""
+    def load(self, repos: set[str]) -> None:
+        """The committed index was just read, with chunks in `repos`: changes are recorded from
+        here on, and those recorded before are dropped."""
+        self._repos = set(repos)
         self._changes.clear()
-        return {repo: counts.copy() for repo, counts in (self._counts or {}).items()}
 
     def written(self, repo: str, content_hash: str, n: int) -> None:
         """A write added `n` chunk documents of `content_hash` (removed, when negative), uncommitted."""
@@ -53,41 +48,37 @@ class ChunkHashes:
 
     def all_dropped(self) -> None:
         """Every chunk is gone (the index was found damaged and is built again)."""
-        self._pending = [ChunkHashChange(repo, None, 0) for repo in self._counts or {}]
+        self._pending = [ChunkHashChange(repo, None, 0) for repo in self._repos or ()]
 
     def rolled_back(self) -> None:
         self._pending = []
 
     def committed(self) -> None:
-        """Bring the counts up to what the commit made visible, and record the changes."""
+        """Record what the commit made visible: per repository and hash, the documents added
+        less those deleted, where that is not zero."""
         pending, self._pending = self._pending, []
-        if self._counts is None:
+        if self._repos is None:
             return
         delta: dict[str, Counter[str]] = {}
         for repo, content_hash, n in pending:
             if content_hash is None:
-                if self._counts.pop(repo, None) is not None:
+                if repo in self._repos:
+                    self._repos.discard(repo)
                     self._changes.append(ChunkHashChange(repo, None, 0))
                 delta.pop(repo, None)
             else:
                 delta.setdefault(repo, Counter())[content_hash] += n
         for repo, changes in delta.items():
-            counts = self._counts.get(repo) or self._counts.setdefault(repo, DigestCounts())
-            for content_hash, n in changes.items():
-                before, after = counts.add(digest64(content_hash), n)
-                if after != before:
-                    self._changes.append(ChunkHashChange(repo, content_hash, after - before))
-            if not len(counts):
-                del self._counts[repo]
-                self._changes.append(ChunkHashChange(repo, None, 0))
+            self._repos.add(repo)
+            self._changes.extend(ChunkHashChange(repo, h, n) for h, n in changes.items() if n)
 
     def take_changes(self) -> list[ChunkHashChange]:
-        """What the commits since the last call (or `counts`) changed, in order. Cheap, never
+        """What the commits since the last call (or `load`) changed, in order. Cheap, never
         blocks; any thread."""
         changes = []
         while self._changes:
             try:
                 changes.append(self._changes.popleft())
-            except IndexError:  # cleared by counts() meanwhile
+            except IndexError:  # cleared by load() meanwhile
                 break
         return changes

@@ -125,9 +125,9 @@ class Store:
         # Versions' chunks and where they sit; and the chunk documents written since the last
         # commit, by home version.
         self._tables: ChunkTables[ChunkDoc] = ChunkTables()
-        # The chunks' content hashes, for the embed backlog's coverage (see `chunk_hash_counts`):
-        # read from the index the first time they are asked for, then kept up to date by each commit.
-        self._hashes_lock = threading.Lock()  # a commit, and that first read, hold it
+        # What each commit changes in the chunks' content hashes, for the embed backlog's
+        # coverage, from the first time it reads them (`chunk_hash_counts`).
+        self._hashes_lock = threading.Lock()  # a commit, and that read, hold it
         self._hashes = ChunkHashes()
 
     # -- versions -------------------------------------------------------------------------
@@ -246,14 +246,24 @@ class Store:
 
     def chunk_hash_counts(self, *, stop: Callable[[], bool] = lambda: False) -> dict[str, DigestCounts] | None:
         """repo -> content hash -> how many chunk documents have it, as of the last commit (of the
-        rebuild, if one runs): a copy. From the first call on, each commit also records what it
-        changed, for `take_chunk_hash_changes`; the changes recorded before this call are in the
-        copy, and dropped. The first call reads every chunk's hash from its fast column, unless
-        `stop()` turns true meanwhile: then it returns None."""
+        rebuild, if one runs), read from the chunks' fast columns: the caller's to keep. From
+        here on each commit records what it changed, for `take_chunk_hash_changes`; what was
+        recorded before is dropped. None if `stop()` turns true meanwhile."""
         with self._hashes_lock, self._reading("reading the chunks' content hashes"):
-            if not self._hashes.loaded and not self._load_file_hashes(stop):
-                return None
-            return self._hashes.counts()
+            self._target.reload()
+            searcher = self._target.searcher()
+            counts = {}
+            for repo, _ in searcher.terms_with_prefix("repo", ""):
+                found = []
+                for addresses in fast_hashes(searcher, query_all([("doc_kind", "chunk"), ("repo", repo)])):
+                    if stop():
+                        return None
+                    found.append(np.array(searcher.fast_field_values("hash_high", addresses), np.uint64))
+                if found and len(held := DigestCounts(np.concatenate(found))):
+                    counts[repo] = held
+            self._hashes.load(set(counts))
+            self.release_pages()
+            return counts
 
     def view_chunk_hashes(self, repo: str, view: str) -> list[str]:
         """The content hash of each chunk of the versions `view` holds, as of the last commit."""
@@ -270,22 +280,6 @@ class Store:
     def take_chunk_hash_changes(self) -> list[ChunkHashChange]:
         """What the commits since the last call (or `chunk_hash_counts`) changed. Cheap, never blocks."""
         return self._hashes.take_changes()
-
-    def _load_file_hashes(self, stop: Callable[[], bool]) -> bool:
-        """Read the chunks' content hashes, from their fast columns: False if told to stop."""
-        self._target.reload()
-        searcher = self._target.searcher()
-        counts = {}
-        for repo, _ in searcher.terms_with_prefix("repo", ""):
-            found = []
-            for addresses in fast_hashes(searcher, query_all([("doc_kind", "chunk"), ("repo", repo)])):
-                if stop():
-                    return False
-                found.append(np.array(searcher.fast_field_values("hash_high", addresses), np.uint64))
-            counts[repo] = DigestCounts(np.concatenate(found) if found else None)
-        self._hashes.load(counts)
-        self.release_pages()
-        return True
 
     def file_blobs(self, repo: str, view: str = MAIN) -> Mapping[str, str]:
         """path -> blob id of every file of `repo`'s `view` in the last commit (of the rebuild, if one runs)."""
