@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import sys
 from pathlib import Path
 
@@ -194,3 +195,11 @@ def test_an_int8_build_logs_what_it_built_and_nothing_from_onnxruntime(tmp_path:
     assert not [r.getMessage() for r in caplog.records if "onnxruntime" in r.pathname]
     assert [r.name for r in caplog.records] == ["codeweir.embed.model_build"]
     assert caplog.records[0].getMessage().startswith("built ONNX model all-minilm-l6-v2 (int8)")
+
+
+def test_the_daemon_loads_no_onnx_until_it_checks_a_users_model():
+    """onnx (the builder's and the checker's, 15 MiB in the daemon) is imported where a model is
+    built (in a worker process) or a user's model checked, not with the daemon's modules."""
+    code = "import sys, codeweir.service.daemon; print('onnx' in sys.modules, 'onnxruntime' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.split() == ["False", "True"]

@@ -9,12 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from codeweir.embed.encoder_graph import Weights
 from codeweir.embed.model_dir import GRAPH_VERSION, TOKENIZER_FILE, file_digest
 from codeweir.errors import ModelError
+
+if TYPE_CHECKING:
+    from codeweir.embed.encoder_graph import Weights
 
 _SOURCE_FILES = (
     "model.safetensors",

@@ -27,13 +27,11 @@ import tempfile
 from pathlib import Path
 
 import attrs
-import onnx
 import trio
 import trio_parallel
 
 from codeweir.config import ModelConfig
 from codeweir.embed.checkpoint import checkpoint_name, is_checkpoint, load_weights, read_checkpoint_settings, source_hash
-from codeweir.embed.encoder_graph import encoder_model
 from codeweir.embed.model_check import check_model_dir
 from codeweir.embed.model_dir import (
     GRAPH_VERSION,
@@ -224,6 +222,11 @@ def _spec(
 
 
 def _build(source: Path, out_dir: Path, *, quantize: bool, hash_: str) -> None:
+    # Imported here: the daemon builds in a worker process, and onnx would cost it 15 MiB.
+    import onnx
+
+    from codeweir.embed.encoder_graph import encoder_model
+
     settings = read_checkpoint_settings(source)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import onnx
-
 from codeweir.embed.model_dir import METADATA_FILE, MODEL_FILE, TOKENIZER_FILE, read_metadata
 from codeweir.errors import ModelError
 
@@ -28,6 +26,8 @@ def check_model_dir(directory: Path) -> int:
 
 def _check_model(path: Path, declared_dim: int | None) -> int:
     """Inputs and outputs the embedder can feed and pool; returns the embedding dimension."""
+    import onnx  # here, not at the top: the daemon checks a user's model rarely, and onnx costs it 15 MiB
+
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, OSError, ValueError...
