@@ -95,12 +95,15 @@ class ReleaseCadence:
     to 463. So for `settle_s` after each commit, while merges may run, it looks every `writing_s`
     (reading statm costs microseconds), else every `resting_s`; it releases once `grown_bytes`
     more are resident than after the last release, so an idle daemon does no more than look.
+    The peak of the mapped part is that bound and what a merge reads in one look past it: 16
+    MiB, not 32, kept the kernel's first index with the model on (the default) under 512 MiB
+    (bench/README.md), at a release (about 1 ms, in a thread) every 30-100 ms of a merge.
     """
 
     writing_s: float = 0.05
     resting_s: float = 2.0
     settle_s: float = 30.0
-    grown_bytes: int = 32 << 20
+    grown_bytes: int = 16 << 20
     _commits: int = 0
     _committed_at: float = float("-inf")
     _floor: int = 0  # resident after the last release

@@ -1,7 +1,7 @@
 """A multiset of digests (chunk keys, content hashes) held in numpy arrays, not Python objects.
 
-The embed backlog's bookkeeping counts every chunk of every repository: the kernel's 1.8 M
-chunks took 349 MiB as dicts of ints and strs, and as much again for the copy the coverage keeps.
+The embed backlog's coverage counts every chunk of every repository: the kernel's 1.8 M chunks
+took 349 MiB as dicts of ints and strs.
 Here a digest is 64 bits (the first 16 hex digits of a 32-digit digest, else a hash of the
 string) with a 4-byte count: 12 bytes a distinct digest. Two of a million digests share their
 64 bits with odds of about one in 40 million, and that costs a count off by one, not an error.
