@@ -198,7 +198,7 @@ def test_an_int8_build_logs_what_it_built_and_nothing_from_onnxruntime(tmp_path:
 
 
 def test_the_daemon_loads_no_onnx_until_it_checks_a_users_model():
-    """onnx (the builder's and the checker's, 15 MiB in the daemon) is imported where a model is
+    """onnx (the builder's and the checker's, 13 MiB in the daemon) is imported where a model is
     built (in a worker process) or a user's model checked, not with the daemon's modules."""
     code = "import sys, codeweir.service.daemon; print('onnx' in sys.modules, 'onnxruntime' in sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

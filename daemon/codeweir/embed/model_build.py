@@ -222,7 +222,7 @@ def _spec(
 
 
 def _build(source: Path, out_dir: Path, *, quantize: bool, hash_: str) -> None:
-    # Imported here: the daemon builds in a worker process, and onnx would cost it 15 MiB.
+    # Imported here: the daemon builds in a worker process, and onnx would cost it 13 MiB.
     import onnx
 
     from codeweir.embed.encoder_graph import encoder_model

@@ -26,7 +26,7 @@ def check_model_dir(directory: Path) -> int:
 
 def _check_model(path: Path, declared_dim: int | None) -> int:
     """Inputs and outputs the embedder can feed and pool; returns the embedding dimension."""
-    import onnx  # here, not at the top: the daemon checks a user's model rarely, and onnx costs it 15 MiB
+    import onnx  # here, not at the top: the daemon checks a user's model rarely, and onnx costs it 13 MiB
 
     try:
         model = onnx.load(str(path), load_external_data=False)
