@@ -109,7 +109,7 @@ def test_int8_model_holds_its_token_embeddings_as_int8_too(state_dir: Path) -> N
     assert read_metadata(spec.directory).quantized_ops == model_build.INT8_OPS
 
 
-def test_an_int8_model_quantized_otherwise_is_built_again_under_another_id(tmp_path: Path, state_dir: Path) -> None:
+def test_an_int8_model_quantized_otherwise_is_built_again_beside_it_under_another_id(tmp_path: Path, state_dir: Path) -> None:
     spec = ensure_model(ModelConfig(), state_dir)
     monkeypatch = pytest.MonkeyPatch()
     with monkeypatch.context() as patched:
@@ -118,8 +118,10 @@ def test_an_int8_model_quantized_otherwise_is_built_again_under_another_id(tmp_p
         assert read_metadata(old.directory).quantized_ops == ("MatMul",)
     assert built_model(ModelConfig(), tmp_path) is None, "built with other ops: not the model now"
     again = ensure_model(ModelConfig(), tmp_path)
-    assert again.directory == old.directory and read_metadata(again.directory).quantized_ops == model_build.INT8_OPS
+    assert read_metadata(again.directory).quantized_ops == model_build.INT8_OPS
     assert again.model_id == spec.model_id != old.model_id
+    assert again.directory != old.directory, "the old build stays, for its vectors to serve meanwhile"
+    assert read_metadata(old.directory).quantized_ops == ("MatMul",)
 
 
 def test_built_model_looks_without_building_and_finds_what_ensure_model_built(tmp_path: Path, state_dir: Path) -> None:

@@ -166,7 +166,7 @@ def _model(cfg: ModelConfig, state_dir: Path, *, build: bool) -> ModelSpec | Non
     cfg = attrs.evolve(cfg, quantized=cfg.quantized is not False)
     source = default_model_source(state_dir)
     hash_ = source_hash(source)
-    out_dir = state_dir / "models" / f"{hash_[:16]}-{'int8' if cfg.quantized else 'fp32'}"
+    out_dir = state_dir / "models" / (_int8_name(hash_) if cfg.quantized else f"{hash_[:16]}-fp32")
     if not _is_built(out_dir, hash_, bool(cfg.quantized)):
         if not build:
             return None
@@ -184,13 +184,18 @@ def _external_spec(cfg: ModelConfig, directory: Path, state_dir: Path, *, build:
     hash_ = hashlib.sha256(file_digest(directory / MODEL_FILE) + file_digest(directory / TOKENIZER_FILE)).hexdigest()
     name = cfg.name if cfg.name != "default" else directory.name
     if cfg.quantized:
-        # A copy quantized otherwise (other INT8_OPS) has a name of its own.
-        ops_key = hashlib.sha256(json.dumps([hash_, INT8_OPS]).encode()).hexdigest()
-        copy = state_dir / "models" / f"{ops_key[:16]}-int8"
+        copy = state_dir / "models" / _int8_name(hash_)
         if not build and not _has_model_files(copy):
             return None
         directory = _quantized_copy(directory, copy)
     return _spec(cfg, name, hash_, directory, dim, cfg.pooling, cfg.normalize, cfg.max_tokens)
+
+
+def _int8_name(hash_: str) -> str:
+    """The directory of an int8 build or copy of the model `hash_` names. One quantized otherwise
+    (other INT8_OPS) has a name of its own, so a model serving until the new one covers the
+    index keeps its files."""
+    return hashlib.sha256(json.dumps([hash_, INT8_OPS]).encode()).hexdigest()[:16] + "-int8"
 
 
 def _spec(
