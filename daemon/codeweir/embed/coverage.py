@@ -4,9 +4,9 @@ Per repository, the chunks whose embedded text has a vector in one store, counte
 documents and as distinct texts (identical chunks share one vector). Kept up to date, never
 recounted on a request: the store's chunk hashes are read once (`Store.chunk_hash_counts`),
 each commit's changes are applied as it lands (the counts here are the only copy), and each
-vector added is counted once per repository whose chunks have its text. Everything runs on the event loop; `recount` (after the
-vector store forgets rows) matches the sorted digests of the chunks' texts against the store's
-in numpy (well under a second for the kernel's 1.7 M texts).
+vector added is counted once per repository whose chunks have its text. Everything runs on the
+event loop; `recount` (after the vector store forgets rows) matches the sorted digests of the
+chunks' texts against the store's in numpy (well under a second for the kernel's 1.7 M texts).
 """
 
 from __future__ import annotations

@@ -29,10 +29,6 @@ class ChunkHashes:
         self._pending: list[ChunkHashChange] = []  # a content hash None: the repository dropped
         self._changes: deque[ChunkHashChange] = deque()
 
-    @property
-    def loaded(self) -> bool:
-        return self._repos is not None
-
     def load(self, repos: set[str]) -> None:
         """The committed index was just read, with chunks in `repos`: changes are recorded from
         here on, and those recorded before are dropped."""
