@@ -23,6 +23,14 @@ class Chunk:
     symbol_path: str  # enclosing path including the symbol: "Server.handle"; "" for none
     content: str  # the exact text of lines start_line..end_line, without the last line's newline
 
+    def __reduce__(self) -> tuple[type[Chunk], tuple[int, int, int, int, str, str, str, str]]:
+        # Unpickled by one call of the class: attrs' state methods for a slotted class loop over
+        # the fields in Python, and the event loop unpickles every chunk a parse worker sends
+        # (the kernel's 1.8 M): 5.2 -> 2.3 us a chunk, and 3.7 -> 2.9 to pickle one.
+        return Chunk, (
+            self.start_line, self.end_line, self.start_byte, self.end_byte, self.symbol, self.kind, self.symbol_path, self.content
+        )  # fmt: skip
+
 
 @attrs.frozen
 class FileRecord:
