@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from bench_index import ms, timed
-from daemon_run import Daemon, corpus, rss_kib
+from daemon_run import Daemon, corpus, peers, rss_kib
 
 LITERALS = ["kmem_cache_create(", "rcu_read_lock_bh", "kfree_skb_reason(", "copy_to_user(argp"]
 # Each matching under a thousand lines: a search's pages end there (search/paging.MAX_DEPTH).
@@ -162,6 +162,7 @@ def main() -> None:
     parser.add_argument("--hybrid", action="store_true")
     parser.add_argument("--embed-seconds", type=float, default=120)
     args = parser.parse_args()
+    peers("cindex", "csearch", "rg")
     source = corpus(args.corpus)
     work = Path(tempfile.mkdtemp(prefix="codeweir-big-"))
     clone = work / "corpus"

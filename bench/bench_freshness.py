@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from daemon_run import Daemon, corpus
+from daemon_run import Daemon, corpus, peers
 
 from codeweir.service.watch import watch_repository
 
@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("corpus")
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
+    peers("rg")
     source = corpus(args.corpus)
     work = Path(tempfile.mkdtemp(prefix="codeweir-fresh-"))
     repo = work / source.name

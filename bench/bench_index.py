@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from daemon_run import Daemon, corpus
+from daemon_run import Daemon, corpus, peers
 
 QUERIES = ["ParseDuration", "parse duration", "Subscriber", "NewReader", "errorf", "mergeMap", "read timeout"]
 
@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("corpora", nargs="+")
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
+    peers("cindex", "csearch", "rg")
     results = [bench(corpus(c), args.runs) for c in args.corpora]
     if len(results) > 1:
         small, large = min(results, key=lambda r: r["files"]), max(results, key=lambda r: r["files"])

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import trio
-from daemon_run import Daemon, corpus
+from daemon_run import Daemon, corpus, peers
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -179,6 +179,7 @@ def main() -> None:
     parser.add_argument("--model", action="store_true", help="embed the corpus too (slow on a CPU)")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    peers("rg")
     repo = corpus(args.corpus)
     with Daemon({"django": repo}, model=args.model) as daemon:
         started = time.perf_counter()

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from daemon_run import Daemon, corpus
+from daemon_run import Daemon, corpus, peers
 
 LIMIT = 1000  # the API's largest limit: queries are chosen to match fewer lines than this
 QUERIES = [
@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("corpus")
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
+    peers("cindex", "csearch")
     repo = corpus(args.corpus)
     d = Daemon({repo.name: repo})
     started = time.perf_counter()

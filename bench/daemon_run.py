@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -103,3 +104,13 @@ def corpus(path: str) -> Path:
     if not (repo / ".git").exists():
         sys.exit(f"{repo}: not a corpus repository; build it with ../shared/corpora/build.sh OUT_DIR NAME")
     return repo
+
+
+def peers(*commands: str) -> None:
+    """Exit with what to install when a peer command a bench compares with is not on PATH."""
+    missing = [c for c in commands if shutil.which(c) is None]
+    if missing:
+        sys.exit(
+            f"{', '.join(missing)}: not found; this bench measures codeweir beside them"
+            " (Debian and Ubuntu: apt-get install codesearch ripgrep)"
+        )
