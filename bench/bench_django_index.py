@@ -27,7 +27,7 @@ from pathlib import Path
 import attrs
 import tantivy
 from bench_embed import corpus_texts, session_feeds, timed
-from daemon_run import Daemon, children, corpus, rss_kib
+from daemon_run import Daemon, children, corpus, indexed, rss_kib
 
 from codeweir.config import ModelConfig
 from codeweir.embed.backlog import EMBED_CALL_TEXTS
@@ -117,10 +117,8 @@ def index_with_vectors(daemon: Daemon, poll: float = 0.5, stall_s: float = STALL
                 except OSError:
                     pass  # a worker that has just exited
             daemon.peak_anon_kib = max(daemon.peak_anon_kib, rss_kib(daemon.proc.pid, "RssAnon"))
-            if lexical is None:
-                jobs = client.call("jobs")["jobs"]
-                if jobs and not any(j["state"] in ("queued", "running") for j in jobs):
-                    lexical = (now, vectors, texts_to_embed(daemon.tmp / "state" / "index"))
+            if lexical is None and indexed(client):
+                lexical = (now, vectors, texts_to_embed(daemon.tmp / "state" / "index"))
             if lexical is not None and vectors >= lexical[2]:
                 repos = status["repos"]
                 return IndexRun(

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from daemon_run import Daemon, corpus
+from daemon_run import Daemon, corpus, indexed
 
 from codeweir.client import Client
 from codeweir.errors import DaemonError
@@ -62,11 +62,6 @@ def first_semantic(client: Client, query: str, started: float, *, every: float =
         time.sleep(0.25)
 
 
-def lexical_done(client: Client) -> bool:
-    jobs = client.call("jobs")["jobs"]
-    return bool(jobs) and not any(j["state"] in ("queued", "running") for j in jobs)
-
-
 def sigterm(daemon: Daemon) -> tuple[float, int]:
     started = time.perf_counter()
     daemon.proc.send_signal(signal.SIGTERM)
@@ -97,7 +92,7 @@ def main() -> None:
         daemon.start()
         time.sleep(args.sigterm_mid_sync)
         with daemon.client() as client:
-            assert not lexical_done(client), "the sync was over: pass a smaller --sigterm-mid-sync"
+            assert not indexed(client), "the sync was over: pass a smaller --sigterm-mid-sync"
             print(status_line(args.sigterm_mid_sync, client.call("status")))
         took, code = sigterm(daemon)
         print(
@@ -113,7 +108,7 @@ def main() -> None:
     print(f"{repo.name}: first start, state dir {daemon.tmp / 'state'}")
     seconds, result = first_semantic(client, args.query, started)
     print(f"first semantic answer   {seconds:7.1f} s  ({len(result['results'])} hits; notes: {result['notes']})")
-    while not lexical_done(client):
+    while not indexed(client):
         time.sleep(0.5)
     lexical_s = time.perf_counter() - started
     print(f"lexical complete        {lexical_s:7.1f} s")

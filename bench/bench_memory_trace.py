@@ -21,7 +21,7 @@ import statistics
 import time
 from pathlib import Path
 
-from daemon_run import Daemon, corpus, rss_kib
+from daemon_run import Daemon, corpus, indexed, rss_kib
 
 SAMPLE_S = 0.05
 BEFORE_S = 2.0  # the window before a peak whose CPU is shown
@@ -59,10 +59,8 @@ def trace(repo: Path) -> dict:
                 samples.append(
                     (time.perf_counter() - started, rss_kib(d.proc.pid, "RssAnon"), rss_kib(d.proc.pid, "RssFile"), spent)
                 )
-                if len(samples) % 20 == 0:
-                    jobs = client.call("jobs")["jobs"]
-                    if jobs and not any(j["state"] in ("queued", "running") for j in jobs):
-                        break
+                if len(samples) % 20 == 0 and indexed(client):
+                    break
                 time.sleep(SAMPLE_S)
         wall = time.perf_counter() - started
     shutil.rmtree(d.tmp, ignore_errors=True)

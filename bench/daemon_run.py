@@ -78,8 +78,7 @@ class Daemon:
                         pass
                 self.peak_anon_kib = max(self.peak_anon_kib, rss_kib(self.proc.pid, "RssAnon"))
                 self.peak_file_kib = max(self.peak_file_kib, rss_kib(self.proc.pid, "RssFile"))
-                jobs = c.call("jobs")["jobs"]
-                if jobs and not any(j["state"] in ("queued", "running") for j in jobs):
+                if indexed(c):
                     return
                 time.sleep(poll)
 
@@ -97,6 +96,12 @@ class Daemon:
     def __exit__(self, *exc) -> None:
         if self.proc and self.proc.poll() is None:
             self.stop()
+
+
+def indexed(client: Client) -> bool:
+    """Whether the daemon has run a job and has none queued or running."""
+    jobs = client.call("jobs")["jobs"]
+    return bool(jobs) and not any(j["state"] in ("queued", "running") for j in jobs)
 
 
 def corpus(path: str) -> Path:
