@@ -1,0 +1,48 @@
+"""The terms of the index's trigram field: the prefilter of exact and regex search. Pure.
+
+A file version's document holds, once each, the distinct byte trigrams of its chunks' text,
+lowercased and UTF-8 encoded, each as six hex digits (`file_terms`). A search's character
+trigram ("dur") needs every byte trigram of its UTF-8 encoding (`query_terms`): any text
+holding the characters holds their bytes, so the prefilter never loses a match.
+
+Why files and bytes: as the character trigrams of each chunk, the field took Tantivy's one
+indexing thread most of a full index (go-std's chunks gave it 80.6 M trigram tokens, which
+come to 9.2 M distinct ones per file), and numpy finds a file's distinct byte trigrams at
+memory speed where a Python loop over its characters would not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_SPACE = ord(" ")
+
+
+def file_terms(texts: Iterable[str]) -> str:
+    """The trigram field of a file version whose chunks hold `texts`: its distinct lowercased
+    byte trigrams, six hex digits each, one space after each ("" if it has none). The texts
+    are joined by newlines, so a trigram across two of them is there too: more, never fewer."""
+    data = np.frombuffer("\n".join(texts).lower().encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    if len(data) < 3:
+        return ""
+    wide = data.astype(np.uint32)
+    ordered = np.sort((wide[:-2] << 16) | (wide[1:-1] << 8) | wide[2:])
+    # By hand rather than np.unique, which took 4 times as long on go-std's files.
+    first = np.empty(len(ordered), dtype=np.bool_)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    found = ordered[first]
+    out = np.empty((len(found), 7), dtype=np.uint8)
+    for column, shift in enumerate(range(20, -1, -4)):
+        out[:, column] = _HEX[(found >> shift) & 15]
+    out[:, 6] = _SPACE
+    return out.tobytes().decode("ascii")
+
+
+def query_terms(trigram: str) -> list[str]:
+    """The terms a file holding the lowercased characters `trigram` holds: its bytes' trigrams."""
+    data = trigram.encode("utf-8", "surrogatepass")
+    return sorted({data[i : i + 3].hex() for i in range(len(data) - 2)})
