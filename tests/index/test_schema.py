@@ -37,9 +37,9 @@ def test_a_chunk_document_reads_back_as_it_was_made_and_places_itself_in_another
     assert (stored_chunk(doc).blob, stored_chunk(doc).start_line) == ("b1", 3)
 
 
-def test_a_file_version_is_found_by_the_trigrams_of_its_chunks_lowercased_and_by_no_others(tmp_path):
+def test_a_file_version_is_found_by_the_trigrams_of_its_text_lowercased_and_by_no_others(tmp_path):
     chunks = (Chunk(1, 1, 0, 20, "", "text", "", "ParseDuration(ÉTÉ)"), Chunk(2, 2, 21, 24, "", "text", "", "xyz"))
-    record = FileRecord("r", "a.go", "b1", "go", chunks, ("0" * 32, "1" * 32))
+    record = FileRecord("r", "a.go", "b1", "go", chunks, ("0" * 32, "1" * 32), text="ParseDuration(ÉTÉ)\nxyz")
     index = open_index(tmp_path)
     writer = index.writer(heap_size=15_000_000, num_threads=1)
     writer.add_document(file_document(record, "r/a.go\x00b1", b"[]"))

@@ -27,7 +27,7 @@ from codeweir.records import Chunk, CommitRecord, FileRecord, StoredChunk
 # 7: chunk documents shared by a path's versions (`chunk_key`), each version's chunks in its file document;
 # 8: chunk text split into `words` and `ident` by the parse workers, stored as bytes in `content`;
 # 9: chunks carry their content hash as two fast columns, as commits do;
-# 10: trigrams of file versions, not chunks: distinct byte trigrams (index/trigram_terms.py)
+# 10: trigrams of file versions, not chunks: distinct byte trigrams (index/trigram_terms.py); their text
 SCHEMA_VERSION = 10
 VERSIONS = {"schema": SCHEMA_VERSION, "chunker": CHUNKER_VERSION}  # an index of others is rebuilt
 
@@ -82,6 +82,7 @@ def _schema() -> tantivy.Schema:
     # enclosing it (see `scope`). `sym:bufio.NewReader` and `sym:Query.join` require them.
     b.add_text_field("scope", stored=True, tokenizer_name="raw")
     b.add_bytes_field("content", stored=True, indexed=False)  # a chunk's text, UTF-8
+    b.add_bytes_field("text", stored=True, indexed=False)  # a file version's, UTF-8
     b.add_text_field("words", tokenizer_name="code_split")  # its subwords (chunk/terms.py)
     b.add_text_field("ident", tokenizer_name="code_split")  # its identifiers
     b.add_text_field("error", stored=True)
@@ -186,7 +187,8 @@ def file_document(record: FileRecord, key: str, chunks: bytes) -> tantivy.Docume
     doc.add_unsigned("chunk_count", len(record.chunks))
     doc.add_bytes("chunks", chunks)
     if record.chunks:
-        doc.add_text("trigrams", file_terms(c.content for c in record.chunks))
+        doc.add_text("trigrams", file_terms(record.text))
+        doc.add_bytes("text", record.text.encode())
         doc.add_float("facet_weight", _facet_fields(record.facets, record.path)[1])  # regex search ranks files by it
     if record.error:
         doc.add_text("error", record.error)

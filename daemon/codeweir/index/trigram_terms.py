@@ -1,7 +1,7 @@
 """The terms of the index's trigram field: the prefilter of exact and regex search. Pure.
 
-A file version's document holds, once each, the distinct byte trigrams of its chunks' text,
-lowercased and UTF-8 encoded, each as six hex digits (`file_terms`). A search's character
+A file version's document holds, once each, the distinct byte trigrams of its text, lowercased
+and UTF-8 encoded, each as six hex digits (`file_terms`). A search's character
 trigram ("dur") needs every byte trigram of its UTF-8 encoding (`query_terms`): any text
 holding the characters holds their bytes, so the prefilter never loses a match.
 
@@ -13,19 +13,16 @@ memory speed where a Python loop over its characters would not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _SPACE = ord(" ")
 
 
-def file_terms(texts: Iterable[str]) -> str:
-    """The trigram field of a file version whose chunks hold `texts`: its distinct lowercased
-    byte trigrams, six hex digits each, one space after each ("" if it has none). The texts
-    are joined by newlines, so a trigram across two of them is there too: more, never fewer."""
-    data = np.frombuffer("\n".join(texts).lower().encode("utf-8", "surrogatepass"), dtype=np.uint8)
+def file_terms(text: str) -> str:
+    """The trigram field of a file version with this text: its distinct lowercased byte
+    trigrams, six hex digits each, one space after each ("" if it has none)."""
+    data = np.frombuffer(text.lower().encode("utf-8", "surrogatepass"), dtype=np.uint8)
     if len(data) < 3:
         return ""
     wide = data.astype(np.uint32)

@@ -4,8 +4,8 @@ Every file version's text is indexed as its distinct lowercased trigrams (index/
 A pattern is analysed (with `re`'s own parser) into a boolean query of trigrams that any text it
 matches must contain — the approach of Russ Cox's codesearch: `Parse(Duration|Time)` needs
 ("par" AND "ars" AND ... AND ("dur" AND ...) OR ("tim" AND ...)). Tantivy returns the files
-that have them, a page at a time, then those files' chunks, and each candidate chunk is verified
-to find each matching line and column: a regex by RE2 (Python's syntax, written out in RE2's:
+that have them, a page at a time; each file's text is matched, and its chunks holding a match
+are verified in turn to find each matching line and column: a regex by RE2 (Python's syntax, written out in RE2's:
 linear time, and the GIL released while it runs), a quoted literal by byte search. Matching runs
 in bounded steps and stops the search with an error once it has taken its budget
 (`MATCH_SECONDS`). A pattern with no usable trigram (`\\w+`) scans a bounded number of chunks.
@@ -14,7 +14,7 @@ in bounded steps and stops the search with an error once it has taken its budget
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -91,7 +91,9 @@ def search_regex(
         # The kind and the words a file's chunks must have say nothing of the file.
         of_files = attrs.evolve(filters, kind=None, not_kinds=(), not_words=())
         files = _constant(filter_clauses(of_files, "file") + [(must, _tantivy_query(prefilter))])
-        candidates = _FileCandidates(searcher, files, required, definition, max(8, limit // 4), page, placed)
+        candidates = _FileCandidates(
+            searcher, files, required, definition, max(8, limit // 4), page, placed, lambda text: _spans(text, compiled, budget)
+        )
     hits: list[SearchHit] = []
     seen: set[tuple[str, str, str, int]] = set()
     for score, chunk in candidates:
@@ -158,7 +160,9 @@ class _Candidates:
 class _FileCandidates:
     """The chunks of the files matching `files` (their trigrams) that meet `required`, best
     first: the chunks defining the searched identifier (`definition`), then the files by facet
-    weight (fetched a page at a time, each twice the last), each one's chunks in index order."""
+    weight (fetched a page at a time, each twice the last), each one's chunks in index order.
+    Of a file's chunks only those holding lines its text matches on (`spans`) are read: most
+    files a pattern's trigrams find hold no match, and most chunks of the rest hold none."""
 
     searcher: tantivy.Searcher
     files: tantivy.Query
@@ -167,6 +171,7 @@ class _FileCandidates:
     file_page: int
     page: int  # chunks fetched at a time, as _Candidates's
     placed: Mapping[str, Placement]
+    spans: Callable[[str], list[tuple[int, int]]]  # a text's matches: the first and last line of each
 
     def __iter__(self) -> Iterator[tuple[float, StoredChunk]]:
         must = tantivy.Occur.Must
@@ -182,7 +187,7 @@ class _FileCandidates:
             result = self.searcher.search(self.files, limit=page, offset=found, weight_by_field=FACET_WEIGHT)
             found += len(result.hits)
             for _, file_address in result.hits:  # a file at a time: the order never depends on the page's size
-                if not (keys := _chunk_keys(self.searcher.doc(file_address))):
+                if not (keys := self._matching_chunks(self.searcher.doc(file_address))):
                     continue
                 chunks = _constant([*rest, (must, tantivy.Query.term_set_query(SCHEMA, "chunk_key", keys))])
                 for score, address in self.searcher.search(chunks, limit=len(keys), weight_by_field=FACET_WEIGHT).hits:
@@ -191,11 +196,22 @@ class _FileCandidates:
                 return
             page *= 2
 
+    def _matching_chunks(self, file_doc: tantivy.Document) -> list[str]:
+        """The keys of a file version's chunks that hold a line its text matches on."""
+        matched: set[int] = set()
+        for start, end in self.spans(first(file_doc, "text", b"").decode()):
+            matched.update(range(start, end + 1))
+        if not matched:
+            return []
+        repo, path, blob = first(file_doc, "repo"), first(file_doc, "path"), first(file_doc, "blob")
+        table = decode_table(repo, path, blob, first(file_doc, "chunks", b""))
+        return [key for key, p in table.items() if not matched.isdisjoint(range(p.start_line, p.end_line + 1))]
 
-def _chunk_keys(file_doc: tantivy.Document) -> list[str]:
-    """The chunk keys of a file version's document, from its chunk table."""
-    repo, path, blob = first(file_doc, "repo"), first(file_doc, "path"), first(file_doc, "blob")
-    return list(decode_table(repo, path, blob, first(file_doc, "chunks", b"")))
+
+def _spans(text: str, patterns: Sequence[Pattern], budget: Budget) -> list[tuple[int, int]]:
+    """The lines each match of `patterns` in `text` spans, first and last (none unless each
+    matches somewhere in it): a chunk holding none of them holds no match of its own."""
+    return [(m.line, m.line + text.count("\n", m.start, m.end)) for m in line_matches(text, 1, patterns, budget)]
 
 
 def _constant(clauses: list[tuple[tantivy.Occur, tantivy.Query]]) -> tantivy.Query:
