@@ -49,9 +49,6 @@ class FileRecord:
     # `words`), split by the worker, where a regex pays per match. Its identifiers are split by
     # the writer: a byte table is as quick as unpickling them, and they do not cross the pipe.
     words: tuple[str, ...] = ()
-    # The file's text, where it has chunks: what exact and regex search match before they look
-    # at its chunks, and what its trigrams are made of (index/trigram_terms.py).
-    text: str = ""
 
 
 @attrs.frozen

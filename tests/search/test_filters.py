@@ -28,7 +28,7 @@ def content_hash(text: str) -> str:
 
 def record(repo: str, path: str, blob: str, body: str, symbol: str = "") -> FileRecord:
     chunk = Chunk(1, body.count("\n") + 1, 0, len(body), symbol, "function" if symbol else "text", symbol, body)
-    return FileRecord(repo, path, blob, "python", (chunk,), (content_hash(body),), text=body)
+    return FileRecord(repo, path, blob, "python", (chunk,), (content_hash(body),))
 
 
 # (path, blob, content, the views holding it)
@@ -153,7 +153,6 @@ def moved(tmp_path_factory):
     release = FileRecord(
         "app", "helper.py", "helper-release", "python", (Chunk(1, 2, 0, len(HELPER), "parse_helper", "function", "parse_helper", HELPER),),
         (content_hash(HELPER),),
-        text=HELPER,
     )  # fmt: skip
     main = FileRecord(
         "app", "helper.py", "helper-main", "python",
@@ -162,7 +161,6 @@ def moved(tmp_path_factory):
             Chunk(5, 6, len(PREAMBLE), len(PREAMBLE) + len(HELPER), "parse_helper", "function", "parse_helper", HELPER),
         ),
         (content_hash(PREAMBLE), content_hash(HELPER)),
-        text=PREAMBLE + "\n" + HELPER,
     )  # fmt: skip
     store.write_file(release, views=("release",))
     store.write_file(main, views=(MAIN,))

@@ -129,7 +129,7 @@ def clock_record(repo, view: str, path: str) -> FileRecord:
     body = repo.git("cat-file", "blob", blob) + "\n"
     name = body.split("(")[0].removeprefix("def ")
     chunk = Chunk(1, body.count("\n"), 0, len(body), name, "function", name, body)
-    return FileRecord("proj", path, blob, "python", (chunk,), (blob[:32],), text=body)
+    return FileRecord("proj", path, blob, "python", (chunk,), (blob[:32],))
 
 
 @pytest.fixture

@@ -377,7 +377,6 @@ def _record(path: str, chunks: list[tuple[int, str, str]], facets=frozenset()) -
         Chunk(start, start + content.count("\n"), 0, len(content), symbol, "function" if symbol else "text", symbol, content)
         for start, symbol, content in chunks
     )
-    lines = {c.start_line + i: line for c in built for i, line in enumerate(c.content.split("\n"))}
     return FileRecord(
         "go",
         path,
@@ -386,7 +385,6 @@ def _record(path: str, chunks: list[tuple[int, str, str]], facets=frozenset()) -
         built,
         tuple(hashlib.md5(f"{path}{i}".encode()).hexdigest() for i in range(len(built))),
         facets=facets,
-        text="\n".join(lines.get(n, "") for n in range(1, max(lines) + 1)),
     )
 
 

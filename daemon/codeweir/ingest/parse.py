@@ -93,9 +93,7 @@ def _parse_file(repo: RepoConfig, file: TrackedFile, max_bytes: int) -> FileReco
         content_hash(document_text(language=language, symbol_path=c.symbol_path, kind=c.kind, content=c.content)) for c in chunks
     )
     split = tuple(words(c.content) for c in chunks)
-    return FileRecord(
-        repo.name, file.path, blob, language, chunks, hashes, facets=classify(file.path, text), words=split, text=text
-    )
+    return FileRecord(repo.name, file.path, blob, language, chunks, hashes, facets=classify(file.path, text), words=split)
 
 
 def _skipped(repo: RepoConfig, file: TrackedFile, status: str, error: str = "", blob: str | None = None) -> FileRecord:
