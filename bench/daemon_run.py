@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import signal
 import subprocess
@@ -55,6 +56,9 @@ class Daemon:
             stdout=subprocess.DEVNULL,
             stderr=open(self.tmp / "daemon.log", "w"),  # noqa: SIM115  (the child holds it)
         )
+        # A bench that fails (a search's error, a closed pipe) must not leave its daemon running
+        # beside the next bench, whose figures it would skew.
+        atexit.register(self.stop_if_running)
         while True:
             try:
                 Client(self.socket, timeout=5).call("status")
@@ -93,9 +97,12 @@ class Daemon:
         self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def stop_if_running(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.stop()
+
+    def __exit__(self, *exc) -> None:
+        self.stop_if_running()
 
 
 def indexed(client: Client) -> bool:
