@@ -19,7 +19,6 @@ the corpus's chunks, in the Embedder's own batches (bench_embed.session_feeds).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import attrs
 import tantivy
 from bench_embed import corpus_texts, session_feeds, timed
-from daemon_run import Daemon, children, corpus, indexed, rss_kib
+from daemon_run import Daemon, children, corpus, cpu_seconds, indexed, rss_kib
 
 from codeweir.config import ModelConfig
 from codeweir.embed.backlog import EMBED_CALL_TEXTS
@@ -77,12 +76,6 @@ def prebuilt_model(cache: Path) -> Path:
     return ensure_model(ModelConfig(), cache).directory
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def texts_to_embed(index_dir: Path) -> int:
     """Distinct embedded texts (chunks and commit messages) in the daemon's committed index, read
     beside it. The daemon's own coverage counts leave out what waits in its backlog channel or
@@ -127,7 +120,7 @@ def index_with_vectors(daemon: Daemon, poll: float = 0.5, stall_s: float = STALL
                     first_vector_s=first_vector or now,
                     vectors_at_lexical=lexical[1],
                     vectors=vectors,
-                    cpu_s=cpu_seconds(daemon.proc.pid),
+                    cpu_s=cpu_seconds(Path(f"/proc/{daemon.proc.pid}/stat"))[1],
                     chunks=sum(r["chunks"] for r in repos),
                     files=sum(r["files_indexed"] for r in repos),
                     model=status["model"],

@@ -21,7 +21,7 @@ import statistics
 import time
 from pathlib import Path
 
-from daemon_run import Daemon, corpus, indexed, rss_kib
+from daemon_run import Daemon, corpus, cpu_seconds, indexed, rss_kib
 
 SAMPLE_S = 0.05
 BEFORE_S = 2.0  # the window before a peak whose CPU is shown
@@ -30,16 +30,13 @@ PEAKS = 6
 
 def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
     """tid -> (its name without digits, its CPU seconds so far)."""
-    tick = os.sysconf("SC_CLK_TCK")
     out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            name, cpu = cpu_seconds(Path(f"/proc/{pid}/task/{tid}/stat"))
         except OSError:
             continue  # the thread ended
-        name = stat[stat.index("(") + 1 : stat.rindex(")")].rstrip("0123456789-_ ")
-        fields = stat[stat.rindex(")") + 2 :].split()
-        out[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / tick)
+        out[int(tid)] = (name.rstrip("0123456789-_ "), cpu)
     return out
 
 
