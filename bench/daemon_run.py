@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from codeweir.client import Client
@@ -80,10 +81,18 @@ class Daemon:
     def client(self, timeout: float | None = 3600) -> Client:
         return Client(self.socket, timeout=timeout)
 
-    def wait_indexed(self, poll: float = 0.2) -> None:
-        """Until no job is queued or running, sampling the workers' peak memory meanwhile."""
+    def wait_indexed(
+        self, poll: float = 0.2, *, probe: Callable[[Client], object] | None = None, since: float | None = None
+    ) -> list[tuple[float, object]]:
+        """Until no job is queued or running, sampling the workers' peak memory meanwhile; and
+        what `probe` answers each second or so, with the seconds since `since` (perf_counter)."""
+        probed: list[tuple[float, object]] = []
+        since = time.perf_counter() if since is None else since
         with self.client() as c:
             while True:
+                now = time.perf_counter()
+                if probe is not None and (not probed or now - since - probed[-1][0] >= 1.0):
+                    probed.append((now - since, probe(c)))
                 for pid in children(self.proc.pid):
                     try:
                         self.peak_worker_kib = max(self.peak_worker_kib, rss_kib(pid))
@@ -92,7 +101,7 @@ class Daemon:
                 self.peak_anon_kib = max(self.peak_anon_kib, rss_kib(self.proc.pid, "RssAnon"))
                 self.peak_file_kib = max(self.peak_file_kib, rss_kib(self.proc.pid, "RssFile"))
                 if indexed(c):
-                    return
+                    return probed
                 time.sleep(poll)
 
     def peak_kib(self) -> int:

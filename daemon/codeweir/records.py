@@ -52,6 +52,19 @@ class FileRecord:
 
 
 @attrs.frozen
+class Draft:
+    """A file version's whole text, written before its chunks on a large sync (ingest/drafts.py):
+    exact and regex search find it until the version's chunks replace it."""
+
+    repo: str
+    path: str
+    blob: str
+    language: str
+    text: str
+    facets: frozenset[str] = frozenset()
+
+
+@attrs.frozen
 class CommitRecord:
     """One commit as the index stores it."""
 

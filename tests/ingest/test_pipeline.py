@@ -63,7 +63,7 @@ async def pipeline(index: Path, before_read=lambda path: None, parse_timeout: fl
 
         nursery.start_soon(relay)
 
-        async def sync(repo: GitRepo, name: str, **fields):
+        async def sync(repo: GitRepo, name: str, *, draft_min_files: int | None = None, **fields):
             return await sync_repository(
                 repo.config(name, **fields),
                 store=store,
@@ -72,6 +72,7 @@ async def pipeline(index: Path, before_read=lambda path: None, parse_timeout: fl
                 git_limiter=trio.CapacityLimiter(1),
                 max_bytes=LIMITS.max_file_bytes,
                 report=lambda event: None,
+                draft_min_files=draft_min_files,
             )
 
         try:

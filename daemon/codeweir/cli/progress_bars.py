@@ -21,6 +21,7 @@ from rich.text import Text
 
 STAGE_LABELS = {
     "scan": "scanning",
+    "drafts": "reading files (searchable first)",
     "index": "indexing files",
     "commits": "indexing commits",
     "embed": "embedding chunks",

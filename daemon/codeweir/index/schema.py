@@ -19,7 +19,7 @@ from codeweir.chunk.version import CHUNKER_VERSION
 from codeweir.facets import SOURCE, stored_facets, stored_lexical_weight, stored_weight
 from codeweir.index.digest_counts import hex_keys
 from codeweir.index.membership import Placement
-from codeweir.records import Chunk, CommitRecord, FileRecord, StoredChunk
+from codeweir.records import Chunk, CommitRecord, Draft, FileRecord, StoredChunk
 
 # 4: chunks carry their scope (module and enclosing definitions); pieces no symbol; 5: lexical_weight;
 # 6: documents per file version (repository, path, blob), which views hold them in `member` documents;
@@ -188,6 +188,23 @@ def file_document(record: FileRecord, key: str, chunks: bytes) -> tantivy.Docume
     doc.add_bytes("chunks", chunks)
     if record.error:
         doc.add_text("error", record.error)
+    return doc
+
+
+def draft_document(draft: Draft, key: str) -> tantivy.Document:
+    """A version's draft (ingest/drafts.py): its whole text, stored and as trigrams, under the
+    version's key, so the write of its chunks deletes it."""
+    doc = tantivy.Document()
+    file_fields(doc, draft.repo, draft.path, draft.blob, draft.language, draft.facets, key)
+    doc.add_text("doc_kind", "draft")
+    data = draft.text.encode()
+    doc.add_bytes("content", data)
+    doc.add_text("trigrams", draft.text.lower())
+    doc.add_unsigned("start_line", 1)
+    doc.add_unsigned("end_line", max(1, draft.text.count("\n") + (not draft.text.endswith("\n"))))
+    doc.add_unsigned("start_byte", 0)
+    doc.add_unsigned("end_byte", len(data))
+    doc.add_float("facet_weight", _facet_fields(draft.facets, draft.path)[1])
     return doc
 
 

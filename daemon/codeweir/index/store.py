@@ -3,7 +3,8 @@ directories and damage: index/disk.py; opening it: index/opening.py; each versio
 where they sit: index/chunk_tables.py).
 
 Tantivy is the truth for what is indexed. Documents of a few kinds share one index:
-`file` (one per file version: repository, path, blob id), `chunk` (a version's pieces), `member`
+`file` (one per file version: repository, path, blob id), `chunk` (a version's pieces), `draft`
+(a version's whole text, until its chunks are written: ingest/drafts.py), `member`
 (a view of a repository, its worktree or a ref, holds a version at a path: see
 index/membership.py), `commit`, and `repo` (per-repository metadata). A version is written
 once, whatever the views holding it, and deleted by its key (`version_key`) in the commit
@@ -76,6 +77,7 @@ from codeweir.index.schema import (
     commit_document,
     commit_key,
     documents,
+    draft_document,
     fast_hashes,
     file_document,
     first,
@@ -88,7 +90,7 @@ from codeweir.index.schema import (
     repo_key,
     scope,
 )
-from codeweir.records import CommitRecord, FileRecord
+from codeweir.records import CommitRecord, Draft, FileRecord
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,9 @@ class Store:
         # Versions' chunks and where they sit; and the chunk documents written since the last
         # commit, by home version.
         self._tables: ChunkTables[ChunkDoc] = ChunkTables()
+        # repo -> the versions drafted and not written since (by their key's hash): writing one
+        # deletes its draft. A hash that collides asks one delete in vain.
+        self._drafted: dict[str, set[int]] = {}
         # What each commit changes in the chunks' content hashes, for the embed backlog's
         # coverage, from the first time it reads them (`chunk_hash_counts`).
         self._hashes_lock = threading.Lock()  # a commit, and that read, hold it
@@ -375,6 +380,29 @@ class Store:
             for view in views:
                 self._set_member(record.repo, view, record.path, record.blob)
 
+    def write_drafts(self, drafts: Iterable[Draft]) -> None:
+        """Write each version's draft (ingest/drafts.py), until its chunks are written."""
+        for draft in drafts:
+            with self._writing(f"writing the draft of {draft.repo}/{draft.path}"):
+                key = version_key(draft.repo, draft.path, draft.blob)
+                drafted = self._drafted.setdefault(draft.repo, set())
+                if hash(key) in drafted:
+                    self.writer.delete_documents_by_term("file_key", key)
+                self.writer.add_document(draft_document(draft, key))
+                drafted.add(hash(key))
+
+    def delete_drafts(self, repo: str) -> None:
+        """Drop every draft of `repo` left (versions written since, or no longer wanted)."""
+        with self._writing(f"deleting the drafts of {repo}"):
+            self.writer.delete_documents_by_query(query_all([("doc_kind", "draft"), ("repo", repo)]))
+        self._drafted.pop(repo, None)
+
+    def has_drafts(self, repo: str) -> bool:
+        """Whether the index written to holds drafts of `repo`, as of its last commit."""
+        query = query_all([("doc_kind", "draft"), ("repo", repo)])
+        with self._reading(f"counting the drafts of {repo}"):
+            return self._target.searcher().search(query, limit=1, count=True).count > 0
+
     def set_member(self, repo: str, view: str, path: str, blob: str | None) -> None:
         """`view` of `repo` holds the version `blob` (already written) at `path` from now on;
         None: no file there. A version no view holds any more is deleted."""
@@ -417,8 +445,10 @@ class Store:
         # commit: none is asked in vain): those of the path's versions held so far.
         existing = {chunk_id for table in tables.values() for chunk_id in table}
         writer = self.writer
-        if again:
+        drafted = self._drafted.get(repo, set())
+        if again or hash(key) in drafted:  # the version's file document, or its draft
             writer.delete_documents_by_term("file_key", key)
+            drafted.discard(hash(key))
         writer.add_document(file_document(record, key, encode_table(placements)))
         module = module_path(record.language, path, record.chunks)
         split = record.words or (None,) * len(keys)
@@ -500,6 +530,7 @@ class Store:
             self.writer.delete_documents_by_term("file_key", repo_key(repo))
         self.membership.drop_repo(repo)
         self._hashes.repo_dropped(repo)
+        self._drafted.pop(repo, None)
 
     def set_repo_meta(self, repo: str, meta: Mapping) -> None:
         key = repo_key(repo)

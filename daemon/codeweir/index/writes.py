@@ -24,7 +24,7 @@ import trio
 from codeweir.config import Limits
 from codeweir.errors import CodeweirError, StoreError
 from codeweir.index.membership import MAIN
-from codeweir.records import CommitRecord, FileRecord
+from codeweir.records import CommitRecord, Draft, FileRecord
 
 if TYPE_CHECKING:
     from codeweir.index.store import Store
@@ -93,6 +93,22 @@ class WriteFile:
 
 
 @attrs.frozen
+class WriteDrafts:
+    """Versions' whole texts, before their chunks (ingest/drafts.py)."""
+
+    tracker: SyncTracker
+    drafts: tuple[Draft, ...]
+
+
+@attrs.frozen
+class DeleteDrafts:
+    """The drafts of `repo` left after a sync: their versions are written, or no longer wanted."""
+
+    tracker: SyncTracker
+    repo: str
+
+
+@attrs.frozen
 class DeleteFile:
     """A view no longer has a file at `path` (its version goes when no view holds it)."""
 
@@ -157,7 +173,17 @@ class SetRepoMeta:
 
 
 Write = (
-    WriteFile | DeleteFile | AdoptFiles | DeleteRepo | FinishRebuild | StartRebuild | WriteCommits | DeleteCommits | SetRepoMeta
+    WriteFile
+    | WriteDrafts
+    | DeleteDrafts
+    | DeleteFile
+    | AdoptFiles
+    | DeleteRepo
+    | FinishRebuild
+    | StartRebuild
+    | WriteCommits
+    | DeleteCommits
+    | SetRepoMeta
 )
 
 
@@ -264,6 +290,10 @@ async def writer_stage(
             elif isinstance(item, WriteFile):
                 store.write_file(item.record, item.views)
                 item.tracker.statuses[item.record.status] += 1
+            elif isinstance(item, WriteDrafts):
+                store.write_drafts(item.drafts)
+            elif isinstance(item, DeleteDrafts):
+                store.delete_drafts(item.repo)
             elif isinstance(item, DeleteFile):
                 store.set_member(item.repo, item.view, item.path, None)
                 item.tracker.statuses[item.reason] += 1

@@ -19,7 +19,7 @@ from codeweir.facets import classify
 from codeweir.git import scan as git
 from codeweir.git.repo import where
 from codeweir.git.worktree import path_bytes
-from codeweir.records import FileRecord, TrackedFile
+from codeweir.records import Draft, FileRecord, TrackedFile
 
 if TYPE_CHECKING:
     from codeweir.config import RepoConfig
@@ -65,6 +65,27 @@ def parse_files(files: Sequence[tuple[RepoConfig, TrackedFile]], max_bytes: int)
 
 
 def _parse_file(repo: RepoConfig, file: TrackedFile, max_bytes: int) -> FileRecord | None:
+    read = read_text(repo, file, max_bytes)
+    if not isinstance(read, tuple):
+        return read
+    blob, text = read
+    language = detect_language(file.path) or "text"
+    try:
+        chunks = tuple(chunk_file(file.path, text, language))
+    except Exception as exc:  # a chunker bug on one file must not stop the sync
+        log.exception("chunking %s/%s failed", repo.name, file.path)
+        return _skipped(repo, file, "error", f"{type(exc).__name__}: {exc}", blob)
+    hashes = tuple(
+        content_hash(document_text(language=language, symbol_path=c.symbol_path, kind=c.kind, content=c.content)) for c in chunks
+    )
+    split = tuple(words(c.content) for c in chunks)
+    return FileRecord(repo.name, file.path, blob, language, chunks, hashes, facets=classify(file.path, text), words=split)
+
+
+def read_text(repo: RepoConfig, file: TrackedFile, max_bytes: int) -> tuple[str, str] | FileRecord | None:
+    """A file's blob id and text; else the record of why it has none (too large, binary, not
+    UTF-8, unreadable), or None when it has left the worktree since the scan. RepoError when
+    the repository has gone."""
     try:
         data = git.read_file(repo, file, limit=max_bytes)
     except FileSkipped as exc:
@@ -80,20 +101,22 @@ def _parse_file(repo: RepoConfig, file: TrackedFile, max_bytes: int) -> FileReco
     if b"\0" in data[:BINARY_SNIFF_BYTES]:
         return _skipped(repo, file, "binary", blob=blob)
     try:
-        text = data.decode("utf-8")
+        return blob, data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return _skipped(repo, file, "undecodable", f"not UTF-8 at byte {exc.start}", blob)
-    language = detect_language(file.path) or "text"
-    try:
-        chunks = tuple(chunk_file(file.path, text, language))
-    except Exception as exc:  # a chunker bug on one file must not stop the sync
-        log.exception("chunking %s/%s failed", repo.name, file.path)
-        return _skipped(repo, file, "error", f"{type(exc).__name__}: {exc}", blob)
-    hashes = tuple(
-        content_hash(document_text(language=language, symbol_path=c.symbol_path, kind=c.kind, content=c.content)) for c in chunks
-    )
-    split = tuple(words(c.content) for c in chunks)
-    return FileRecord(repo.name, file.path, blob, language, chunks, hashes, facets=classify(file.path, text), words=split)
+
+
+def read_drafts(repo: RepoConfig, files: Sequence[TrackedFile], max_bytes: int) -> list[Draft]:
+    """The drafts of `files` that hold text (read as the parse workers read them: what is too
+    large, binary, not UTF-8, unreadable or gone has none). Blocking: run in a thread."""
+    drafts = []
+    for file in files:
+        read = read_text(repo, file, max_bytes)
+        if isinstance(read, tuple):
+            blob, text = read
+            language = detect_language(file.path) or "text"
+            drafts.append(Draft(repo.name, file.path, blob, language, text, classify(file.path, text)))
+    return drafts
 
 
 def _skipped(repo: RepoConfig, file: TrackedFile, status: str, error: str = "", blob: str | None = None) -> FileRecord:

@@ -36,19 +36,22 @@ from codeweir.index.membership import MAIN, VIEWS_KEY
 from codeweir.index.writes import (
     AdoptFiles,
     DeleteCommits,
+    DeleteDrafts,
     DeleteFile,
     Report,
     SetRepoMeta,
     SyncTracker,
     Write,
     WriteCommits,
+    WriteDrafts,
     WriteFile,
     ignore,
     write_and_wait,
     write_one,
 )
-from codeweir.ingest.parse import parse_files
-from codeweir.ingest.plan import plan_views
+from codeweir.ingest.drafts import draft_batches
+from codeweir.ingest.parse import parse_files, read_drafts
+from codeweir.ingest.plan import Version, plan_views
 from codeweir.records import FileRecord, TrackedFile
 
 if TYPE_CHECKING:
@@ -177,6 +180,7 @@ class SyncResult:
     head: str
     commits: int = 0  # new commits indexed
     shared: int = 0  # (view, path) pairs that took a version indexed already: not parsed
+    drafted: int = 0  # versions written as drafts first (ingest/drafts.py)
     views: dict[str, str] = attrs.field(factory=dict)  # ref view -> its commit
     unmatched: tuple[str, ...] = ()  # `refs` patterns that named no ref
 
@@ -196,11 +200,13 @@ async def sync_repository(
     full: bool = False,
     paths: frozenset[str] | None = None,
     interactive: bool = False,
+    draft_min_files: int | None = None,
 ) -> SyncResult:
     """Scan every view (the worktree, or the configured ref, and each ref `repo.refs` names),
     plan, feed the shared stages and wait until every planned write is committed. A partial
     sync (`paths`: a watcher's changes) looks at the main view alone. `interactive` (a
-    watcher's or hook's sync) puts its chunks first in the embed backlog."""
+    watcher's or hook's sync) puts its chunks first in the embed backlog. With
+    `draft_min_files` or more versions to parse, the main view's are written as drafts first."""
     report({"stage": "scan", "done": 0, "total": None})
     refs, unmatched = (
         ({}, ()) if paths is not None else await trio.to_thread.run_sync(git_repo.resolve_views, repo, limiter=git_limiter)
@@ -224,6 +230,18 @@ async def sync_repository(
     parsed, unchanged, leave = len(plan.parse), plan.unchanged, plan.leave
     to_parse = deque(plan.parse)
     del snapshots, current
+    drafted = 0
+    if draft_min_files is not None and parsed >= draft_min_files:
+        drafted = await write_drafts(
+            repo.name,
+            [version for version in to_parse if MAIN in version.views],
+            readers,
+            writes=writes,
+            git_limiter=git_limiter,
+            max_bytes=max_bytes,
+            report=report,
+            generation=generation,
+        )
     adopted = sum(len(files) for _, files in plan.adopt)
     batches = [(view, files[i : i + ADOPT_BATCH]) for view, files in plan.adopt for i in range(0, len(files), ADOPT_BATCH)]
     del plan
@@ -246,6 +264,10 @@ async def sync_repository(
         await write_and_wait(tracker, send)
     new_commits = 0
     if paths is None:
+        # Drafts whose versions were written went in that commit; what is left (a file changed
+        # since, a sync cut short before) goes now.
+        if await trio.to_thread.run_sync(store.has_drafts, repo.name):
+            await write_one(writes, repo.name, lambda tracker: DeleteDrafts(tracker, repo.name))
         for view, reader in readers.items():
             new_commits += await index_commits(
                 reader, store=store, writes=writes, git_limiter=git_limiter, report=report, view=view
@@ -263,9 +285,44 @@ async def sync_repository(
         head=heads[MAIN],
         commits=new_commits,
         shared=adopted,
+        drafted=drafted,
         views={view: head for view, head in heads.items() if view != MAIN},
         unmatched=unmatched,
     )
+
+
+async def write_drafts(
+    repo: str,
+    versions: list[Version],
+    readers: dict[str, RepoConfig],
+    *,
+    writes: trio.MemorySendChannel[Write],
+    git_limiter: trio.CapacityLimiter,
+    max_bytes: int,
+    report: Report,
+    generation: int,
+) -> int:
+    """Write `versions` as drafts (ingest/drafts.py) and wait until they are committed; returns
+    how many files had text to draft."""
+    batches: list[tuple[RepoConfig, list[TrackedFile]]] = []
+    for read_from in dict.fromkeys(version.read_from for version in versions):
+        files = [version.file for version in versions if version.read_from == read_from]
+        batches += [(readers[read_from], batch) for batch in draft_batches(files)]
+    tracker = SyncTracker(repo, len(batches), ignore, generation=generation)
+    drafted = read = 0
+
+    async def send() -> None:
+        nonlocal drafted, read
+        for reader, batch in batches:
+            drafts = await trio.to_thread.run_sync(read_drafts, reader, batch, max_bytes, limiter=git_limiter)
+            await writes.send(WriteDrafts(tracker, tuple(drafts)))
+            drafted += len(drafts)
+            read += len(batch)
+            report({"stage": "drafts", "done": read, "total": len(versions)})
+
+    await write_and_wait(tracker, send)
+    log.info("%s: %s files searchable by exact and regex search as drafts; chunking them", repo, f"{drafted:,}")
+    return drafted
 
 
 async def index_commits(

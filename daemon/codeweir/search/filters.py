@@ -131,9 +131,16 @@ def _path_query(glob: str) -> tantivy.Query:
         raise RequestError(f"path: {exc}") from None
 
 
-def filter_clauses(filters: Filters, doc_kind: str) -> list[tuple[tantivy.Occur, tantivy.Query]]:
+def filter_clauses(filters: Filters, doc_kind: str, *, drafts: bool = False) -> list[tuple[tantivy.Occur, tantivy.Query]]:
+    """The clauses leaving out what `filters` do, from the documents of `doc_kind`; with
+    `drafts`, a search of the main view sees the drafts of versions not written yet as well
+    (ingest/drafts.py), which no view holds yet and so no visibility clause leaves out."""
     must, must_not = tantivy.Occur.Must, tantivy.Occur.MustNot
-    clauses = [(must, term("doc_kind", doc_kind))]
+    seen = [(must, term("doc_kind", doc_kind)), *visibility_clauses(filters.visibility, doc_kind)]
+    if drafts and not filters.refs:
+        either = [(tantivy.Occur.Should, tantivy.Query.boolean_query(seen)), (tantivy.Occur.Should, term("doc_kind", "draft"))]
+        seen = [(must, tantivy.Query.boolean_query(either))]
+    clauses = seen
     for field, value in (("repo", filters.repo), ("language", filters.lang), ("kind", filters.kind)):
         if value:
             clauses.append((must, term(field, value)))
@@ -150,7 +157,6 @@ def filter_clauses(filters: Filters, doc_kind: str) -> list[tuple[tantivy.Occur,
         clauses.extend((must_not, term(field, value)) for value in values)
     clauses.extend((must_not, _path_query(glob)) for glob in filters.not_paths)
     clauses.extend((must_not, q) for word in filters.not_words if (q := word_query(word)) is not None)
-    clauses.extend(visibility_clauses(filters.visibility, doc_kind))
     return clauses
 
 

@@ -1,6 +1,8 @@
 """Exact substring and regex search: a trigram prefilter in Tantivy, then linear-time matching.
 
-Every chunk's content is indexed as its lowercased character trigrams. A pattern is analysed
+Every chunk's content is indexed as its lowercased character trigrams, and so is the whole
+text of each draft (a version not chunked yet, on a large sync: ingest/drafts.py), which is
+searched as one chunk. A pattern is analysed
 (with `re`'s own parser) into a boolean query of trigrams that any text it matches must
 contain — the approach of Russ Cox's codesearch: `Parse(Duration|Time)` needs
 ("par" AND "ars" AND ... AND ("dur" AND ...) OR ("tim" AND ...)). Tantivy returns the chunks
@@ -74,7 +76,7 @@ def search_regex(
         return RegexResult([], [])
     must, should = tantivy.Occur.Must, tantivy.Occur.Should
     filters = visible(store, filters)
-    required = [(must, q) for q in words] + filter_clauses(filters, "chunk")
+    required = [(must, q) for q in words] + filter_clauses(filters, "chunk", drafts=True)
     if prefilter != ALL:
         required.append((must, _tantivy_query(prefilter)))
     names = sorted({p.text.lower() for p in compiled if _IDENTIFIER.fullmatch(p.text)})

@@ -107,6 +107,7 @@ class Syncs:
                         writes=state.stages.writes,
                         git_limiter=state.stages.git_limiter,
                         max_bytes=state.config.limits.max_file_bytes,
+                        draft_min_files=state.config.limits.draft_min_files,
                         report=report_progress,
                         full=job.request.full,
                         paths=job.request.paths,

@@ -1,0 +1,95 @@
+"""A large sync's first pass: each file's whole text as a draft, searchable by exact and regex
+search before its chunks are written, and gone once they are (real repositories, parse workers
+and Tantivy)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from codeweir.index.schema import query_all
+from codeweir.ingest.drafts import DRAFT_BATCH_BYTES, DRAFT_BATCH_FILES, draft_batches
+from codeweir.records import Draft, TrackedFile
+from codeweir.search.filters import Filters
+from codeweir.search.regex import search_regex
+from tests.gitrepo import make_repo
+from tests.ingest.test_pipeline import FILES, pipeline
+
+
+def count(store, kind: str) -> int:
+    return store.searcher().search(query_all([("doc_kind", kind)]), limit=1, count=True).count
+
+
+def found(store, pattern: str, **filters) -> list[tuple[str, int, str]]:
+    hits = search_regex(store, [pattern], Filters(**filters), 50, case_sensitive=True).hits
+    return sorted((hit.path, hit.line, hit.kind) for hit in hits)
+
+
+@given(st.lists(st.integers(0, 3 * DRAFT_BATCH_BYTES), max_size=300))
+def test_draft_batches_keep_the_files_in_order_each_batch_within_its_bounds(sizes):
+    files = [TrackedFile(f"f{i}", "0" * 40, size) for i, size in enumerate(sizes)]
+    batches = draft_batches(files)
+    assert [file for batch in batches for file in batch] == files
+    for batch in batches:
+        assert 1 <= len(batch) <= DRAFT_BATCH_FILES
+        assert sum(file.size for file in batch[:-1]) < DRAFT_BATCH_BYTES  # only its last file may cross
+
+
+async def test_a_large_sync_answers_regex_search_from_drafts_before_any_chunk_is_written(tmp_path):
+    repo = make_repo(tmp_path / "r", {**FILES, "logo.png": b"\x89PNG\0\0binary"})
+    seen_before_chunks = []
+
+    def search_once(path: str) -> None:  # the first file on its way to a parse worker
+        if not seen_before_chunks:
+            seen_before_chunks.append((count(store, "chunk"), found(store, r"return request \+ [0-7]$")))
+
+    async with pipeline(tmp_path / "index", before_read=search_once) as (store, sync):
+        result = await sync(repo, "r", draft_min_files=len(FILES))
+        chunks, hits = seen_before_chunks[0]
+        assert chunks == 0
+        # Each file's line, at its place in the file, found in its draft (which has no kind).
+        assert hits == [(path, 2, "") for path in sorted(FILES)]
+        assert result.drafted == len(FILES)  # the binary file has no text to draft
+        assert count(store, "draft") == 0
+        assert found(store, r"return request \+ [0-7]$") == [(path, 2, "function") for path in sorted(FILES)]
+
+
+async def test_a_small_sync_writes_no_drafts(tmp_path):
+    repo = make_repo(tmp_path / "r", FILES)
+    drafts_seen = []
+    async with pipeline(tmp_path / "index", before_read=lambda path: drafts_seen.append(count(store, "draft"))) as (store, sync):
+        result = await sync(repo, "r", draft_min_files=len(FILES) + 1)
+        assert (result.drafted, set(drafts_seen)) == (0, {0})
+
+
+async def test_only_searches_of_the_main_view_see_drafts_whatever_the_repository_filter(tmp_path):
+    repo = make_repo(tmp_path / "r", FILES)
+    async with pipeline(tmp_path / "index") as (store, sync):
+        await sync(repo, "r")
+        store.write_drafts([Draft("new", "a.py", "1" * 40, "python", "def fresh_draft():\n    pass\n")])
+        store.commit()
+        assert found(store, "fresh_draft") == [("a.py", 1, "")]
+        assert found(store, "fresh_draft", repo="new") == [("a.py", 1, "")]  # a repository with no view yet
+        assert found(store, "fresh_draft", repo="r") == []
+        assert found(store, "fresh_draft", refs=("main",)) == []
+
+
+async def test_drafts_a_sync_left_behind_are_gone_after_the_next_and_never_double_a_line(tmp_path):
+    repo = make_repo(tmp_path / "r", FILES)
+    async with pipeline(tmp_path / "index") as (store, sync):
+        await sync(repo, "r")
+        # What a sync cut short leaves: a draft of a version written since, and of one no view takes.
+        held = store.file_blobs("r")["src/mod0.py"]
+        store.write_drafts(
+            [
+                Draft("r", "src/mod0.py", held, "python", FILES["src/mod0.py"]),
+                Draft("r", "gone.py", "2" * 40, "python", "def handler_gone(request):\n    return request\n"),
+            ]
+        )
+        store.commit()
+        assert count(store, "draft") == 2
+        # A line both a draft and a chunk of one version hold is one hit.
+        assert [hit[0] for hit in found(store, "def handler_")] == sorted([*FILES, "gone.py"])
+        await sync(repo, "r")
+        assert count(store, "draft") == 0
+        assert [hit[0] for hit in found(store, "def handler_")] == sorted(FILES)
