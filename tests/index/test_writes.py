@@ -59,7 +59,7 @@ async def test_once_a_write_of_a_sync_fails_none_of_its_later_writes_is_applied_
     assert store.repo_meta("r") == {} and store.file_blobs("r") == {}
 
 
-def test_a_long_sync_commits_at_doubling_intervals_up_to_a_cap_or_a_bound_of_text_and_a_syncs_end_starts_them_again():
+def test_a_long_sync_commits_at_doubling_intervals_up_to_a_cap_or_a_bound_of_chunk_or_draft_text_and_a_syncs_end_starts_them_again():
     pace = CommitPace(files=250, seconds=2.0)
     assert not pace.due(249, 1.9) and pace.due(250, 0) and pace.due(0, 2.0)
     for _ in range(3):
@@ -71,6 +71,7 @@ def test_a_long_sync_commits_at_doubling_intervals_up_to_a_cap_or_a_bound_of_tex
     pace.committed(sync_finished=True)
     assert pace.due(250, 0)
     assert not pace.due(1, 0, CommitPace.TEXT_MAX - 1) and pace.due(1, 0, CommitPace.TEXT_MAX)  # whatever the stretch
+    assert not pace.due(1, 0, 0, CommitPace.DRAFT_TEXT_MAX - 1) and pace.due(1, 0, 0, CommitPace.DRAFT_TEXT_MAX)
 
 
 async def test_a_sync_of_many_files_is_committed_a_few_times_not_every_k_files(tmp_path):

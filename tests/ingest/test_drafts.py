@@ -8,9 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codeweir.index.schema import query_all
+from codeweir.index.store import Store
 from codeweir.ingest.drafts import DRAFT_BATCH_BYTES, DRAFT_BATCH_FILES, draft_batches
+from codeweir.protocol_params import SearchParams
 from codeweir.records import Draft, TrackedFile
 from codeweir.search.filters import Filters
+from codeweir.search.patterns import Substring
+from codeweir.search.planner import DRAFTS_NOTE, plan_search
+from codeweir.search.query import parse_query
 from codeweir.search.regex import search_regex
 from tests.gitrepo import make_repo
 from tests.ingest.test_pipeline import FILES, pipeline
@@ -93,3 +98,30 @@ async def test_drafts_a_sync_left_behind_are_gone_after_the_next_and_never_doubl
         await sync(repo, "r")
         assert count(store, "draft") == 0
         assert [hit[0] for hit in found(store, "def handler_")] == sorted(FILES)
+
+
+async def test_words_find_drafts_after_the_chunks_hits_a_line_of_each_while_drafts_stand(tmp_path):
+    repo = make_repo(tmp_path / "r", FILES)
+    async with pipeline(tmp_path / "index") as (store, sync):
+        await sync(repo, "r")
+        text = "# Parse the REQUEST first\nvalue = 1\nrequest_parser = make_parser()\n"
+        store.write_drafts([Draft("r", "new/parse.py", "3" * 40, "python", text)])
+        store.commit()
+        hits, notes = plan_search(store, "lexical", parse_query("parse request"), SearchParams(query="parse request"))()
+        assert [(hit.path, hit.line) for hit in hits] == [("new/parse.py", 1)]
+        assert notes == [DRAFTS_NOTE]
+        hits, notes = plan_search(store, "lexical", parse_query("handler request"), SearchParams(query="handler request"))()
+        assert sorted(hit.path for hit in hits) == sorted(FILES)  # no draft holds "handler"
+        assert notes == []
+        await sync(repo, "r")  # the draft's version is in no view: it goes
+        assert not store.drafting
+
+
+def test_a_draft_is_found_by_what_its_text_holds_in_any_case_and_any_script(tmp_path):
+    store = Store(tmp_path / "index")
+    store.write_drafts([Draft("r", "a.txt", "4" * 40, "text", "Grüße aus Köln\nnaïve_café(1)\n")])
+    store.commit()
+    assert found(store, r"naïve_caf[é]\(1") == [("a.txt", 2, "")]
+    hits = search_regex(store, [Substring("KÖLN", case_sensitive=False)], Filters(), 10, case_sensitive=False).hits
+    assert [(hit.line, hit.column) for hit in hits] == [(1, 11)]
+    assert found(store, "Köln!") == []

@@ -19,14 +19,16 @@ from codeweir.chunk.version import CHUNKER_VERSION
 from codeweir.facets import SOURCE, stored_facets, stored_lexical_weight, stored_weight
 from codeweir.index.digest_counts import hex_keys
 from codeweir.index.membership import Placement
+from codeweir.index.trigram_terms import text_terms
 from codeweir.records import Chunk, CommitRecord, Draft, FileRecord, StoredChunk
 
 # 4: chunks carry their scope (module and enclosing definitions); pieces no symbol; 5: lexical_weight;
 # 6: documents per file version (repository, path, blob), which views hold them in `member` documents;
 # 7: chunk documents shared by a path's versions (`chunk_key`), each version's chunks in its file document;
 # 8: chunk text split into `words` and `ident` by the parse workers, stored as bytes in `content`;
-# 9: chunks carry their content hash as two fast columns, as commits do
-SCHEMA_VERSION = 9
+# 9: chunks carry their content hash as two fast columns, as commits do;
+# 10: `draft` documents, before a large sync's chunks (ingest/drafts.py), and their `draft_trigrams`
+SCHEMA_VERSION = 10
 VERSIONS = {"schema": SCHEMA_VERSION, "chunker": CHUNKER_VERSION}  # an index of others is rebuilt
 
 
@@ -37,7 +39,7 @@ def _analyzer(tokenizer: tantivy.Tokenizer) -> tantivy.TextAnalyzer:
 # Subwords of short fields (names, paths, commit messages): the same terms chunk/terms.py gives.
 PARTS = _analyzer(tantivy.Tokenizer.regex(PARTS_PATTERN))
 # A chunk's `words` and `ident`, split by chunk/terms.py (its subwords in the parse workers, its
-# identifiers in the writer), lowercased.
+# identifiers in the writer), lowercased; and a draft's trigram terms (index/trigram_terms.py).
 SPLIT = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build()
 # Character trigrams of chunk content, lowercased by the writer before: the prefilter of
 # substring and regex search. Lowercasing each of its ~80 M trigrams (go-std) in Tantivy took a
@@ -65,6 +67,7 @@ def _schema() -> tantivy.Schema:
         b.add_text_field(name, stored=True, tokenizer_name="raw")
     # Document ids only, as in codesearch: the prefilter needs no frequencies or positions.
     b.add_text_field("trigrams", tokenizer_name="code_trigrams", index_option="basic")
+    b.add_text_field("draft_trigrams", tokenizer_name="code_split", index_option="basic")  # index/trigram_terms.py
     b.add_float_field("facet_weight", fast=True)  # see facets.stored_weight
     b.add_float_field("lexical_weight", fast=True)  # see facets.stored_lexical_weight
     b.add_text_field("author", stored=True, tokenizer_name="code_parts")  # commits: name and email
@@ -192,14 +195,14 @@ def file_document(record: FileRecord, key: str, chunks: bytes) -> tantivy.Docume
 
 
 def draft_document(draft: Draft, key: str) -> tantivy.Document:
-    """A version's draft (ingest/drafts.py): its whole text, stored and as trigrams, under the
-    version's key, so the write of its chunks deletes it."""
+    """A version's draft (ingest/drafts.py): its whole text, stored and as its distinct trigrams,
+    under the version's key, so the write of its chunks deletes it."""
     doc = tantivy.Document()
     file_fields(doc, draft.repo, draft.path, draft.blob, draft.language, draft.facets, key)
     doc.add_text("doc_kind", "draft")
     data = draft.text.encode()
     doc.add_bytes("content", data)
-    doc.add_text("trigrams", draft.text.lower())
+    doc.add_text("draft_trigrams", text_terms(draft.text))
     doc.add_unsigned("start_line", 1)
     doc.add_unsigned("end_line", max(1, draft.text.count("\n") + (not draft.text.endswith("\n"))))
     doc.add_unsigned("start_byte", 0)

@@ -397,6 +397,11 @@ class Store:
             self.writer.delete_documents_by_query(query_all([("doc_kind", "draft"), ("repo", repo)]))
         self._drafted.pop(repo, None)
 
+    @property
+    def drafting(self) -> bool:
+        """Whether drafts written by this store may stand, their versions not written since."""
+        return any(list(self._drafted.values()))  # a copy made in one call: the writer's thread changes it
+
     def has_drafts(self, repo: str) -> bool:
         """Whether the index written to holds drafts of `repo`, as of its last commit."""
         query = query_all([("doc_kind", "draft"), ("repo", repo)])

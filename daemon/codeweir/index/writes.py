@@ -220,7 +220,10 @@ class CommitPace:
     segments and spent a quarter of its time on merges and drained pipelines. Doubling makes a
     first index a few growing segments, while a small sync (a watcher's) still commits at once.
     Whatever the stretch, TEXT_MAX bytes of chunk text are committed: the store keeps each
-    uncommitted chunk until the commit (Store._homed_pending), and so the daemon's memory.
+    uncommitted chunk until the commit (Store._homed_pending), and so the daemon's memory. So
+    are DRAFT_TEXT_MAX bytes of drafts' text: Tantivy's queue of documents to index is bounded
+    by their count (10,000), not their size, and whole files outrun its indexing thread (the
+    kernel's drafts held 880 MiB there).
     """
 
     files: int
@@ -229,10 +232,14 @@ class CommitPace:
 
     STRETCH_MAX = 32
     TEXT_MAX = 8 << 20
+    DRAFT_TEXT_MAX = 16 << 20
 
-    def due(self, uncommitted_files: int, waited: float, text_bytes: int = 0) -> bool:
+    def due(self, uncommitted_files: int, waited: float, text_bytes: int = 0, draft_bytes: int = 0) -> bool:
         return (
-            uncommitted_files >= self.files * self.stretch or waited >= self.seconds * self.stretch or text_bytes >= self.TEXT_MAX
+            uncommitted_files >= self.files * self.stretch
+            or waited >= self.seconds * self.stretch
+            or text_bytes >= self.TEXT_MAX
+            or draft_bytes >= self.DRAFT_TEXT_MAX
         )
 
     def deadline(self, first_uncommitted: float) -> float:
@@ -258,17 +265,17 @@ async def writer_stage(
     messages), `on_committed` is told of each commit that succeeded; neither may block."""
     uncommitted: Counter[SyncTracker] = Counter()
     first_uncommitted = math.inf
-    uncommitted_text = 0  # bytes of chunk text
+    uncommitted_text = uncommitted_drafts = 0  # bytes of chunk text, of drafts' text
     pace = CommitPace(limits.commit_every_files, limits.commit_every_seconds)
     task_status.started()
 
     async def commit() -> None:
-        nonlocal first_uncommitted, uncommitted_text
+        nonlocal first_uncommitted, uncommitted_text, uncommitted_drafts
         if not uncommitted:
             return
         batch = dict(uncommitted)
         uncommitted.clear()
-        first_uncommitted, uncommitted_text = math.inf, 0
+        first_uncommitted, uncommitted_text, uncommitted_drafts = math.inf, 0, 0
         try:
             await trio.to_thread.run_sync(store.commit, limiter=store_limiter)
         except StoreError as exc:
@@ -327,11 +334,14 @@ async def writer_stage(
                     except trio.EndOfChannel:
                         break
                 if items:
-                    while len(items) < 256:
+                    # Drafts are taken up to their bound, which is checked between batches.
+                    drafted = uncommitted_drafts + _draft_bytes(items[0])
+                    while len(items) < 256 and drafted < pace.DRAFT_TEXT_MAX:
                         try:
                             items.append(writes.receive_nowait())
                         except (trio.WouldBlock, trio.EndOfChannel):
                             break
+                        drafted += _draft_bytes(items[-1])
                     # A failed or cancelled sync's writes are void: none of them is applied.
                     for void in [i for i in items if i.tracker.cancelled]:
                         void.tracker.settle()
@@ -345,7 +355,7 @@ async def writer_stage(
                         for tracker in {i.tracker for i in items} | set(uncommitted):
                             tracker.fail(exc)
                         uncommitted.clear()
-                        first_uncommitted, uncommitted_text = math.inf, 0
+                        first_uncommitted, uncommitted_text, uncommitted_drafts = math.inf, 0, 0
                         continue
                     if stale:
                         given_up = IndexGivenUp(
@@ -359,12 +369,13 @@ async def writer_stage(
                         uncommitted[item.tracker] += 1
                         if isinstance(item, WriteFile):
                             uncommitted_text += sum(len(chunk.content) for chunk in item.record.chunks)
+                        uncommitted_drafts += _draft_bytes(item)
                     if on_written is not None:
                         on_written(items)
                     first_uncommitted = min(first_uncommitted, trio.current_time())
                 sync_finished = any(t.written >= t.expected for t in uncommitted)
                 if sync_finished or pace.due(
-                    sum(uncommitted.values()), trio.current_time() - first_uncommitted, uncommitted_text
+                    sum(uncommitted.values()), trio.current_time() - first_uncommitted, uncommitted_text, uncommitted_drafts
                 ):
                     await commit()
                     pace.committed(sync_finished=sync_finished)
@@ -372,3 +383,7 @@ async def writer_stage(
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + 10
             await commit()
+
+
+def _draft_bytes(item: Write) -> int:
+    return sum(len(draft.text) for draft in item.drafts) if isinstance(item, WriteDrafts) else 0

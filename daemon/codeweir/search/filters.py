@@ -131,16 +131,9 @@ def _path_query(glob: str) -> tantivy.Query:
         raise RequestError(f"path: {exc}") from None
 
 
-def filter_clauses(filters: Filters, doc_kind: str, *, drafts: bool = False) -> list[tuple[tantivy.Occur, tantivy.Query]]:
-    """The clauses leaving out what `filters` do, from the documents of `doc_kind`; with
-    `drafts`, a search of the main view sees the drafts of versions not written yet as well
-    (ingest/drafts.py), which no view holds yet and so no visibility clause leaves out."""
+def filter_clauses(filters: Filters, doc_kind: str) -> list[tuple[tantivy.Occur, tantivy.Query]]:
     must, must_not = tantivy.Occur.Must, tantivy.Occur.MustNot
-    seen = [(must, term("doc_kind", doc_kind)), *visibility_clauses(filters.visibility, doc_kind)]
-    if drafts and not filters.refs:
-        either = [(tantivy.Occur.Should, tantivy.Query.boolean_query(seen)), (tantivy.Occur.Should, term("doc_kind", "draft"))]
-        seen = [(must, tantivy.Query.boolean_query(either))]
-    clauses = seen
+    clauses = [(must, term("doc_kind", doc_kind)), *visibility_clauses(filters.visibility, doc_kind)]
     for field, value in (("repo", filters.repo), ("language", filters.lang), ("kind", filters.kind)):
         if value:
             clauses.append((must, term(field, value)))
@@ -162,8 +155,10 @@ def filter_clauses(filters: Filters, doc_kind: str, *, drafts: bool = False) -> 
 
 def visibility_clauses(visibility: Visibility | None, doc_kind: str = "chunk") -> list[tuple[tantivy.Occur, tantivy.Query]]:
     """MustNot clauses leaving out the documents of `doc_kind` that `visibility` hides: chunks
-    by chunk key, file documents by version key (nothing for None)."""
-    if visibility is None:
+    by chunk key, file documents by version key (nothing for None). Nothing hides a draft
+    (ingest/drafts.py): no view holds its version yet, and only searches of the main view read
+    drafts."""
+    if visibility is None or doc_kind == "draft":
         return []
     must_not = tantivy.Occur.MustNot
     clauses = [(must_not, term("repo", repo)) for repo in visibility.repos_without]

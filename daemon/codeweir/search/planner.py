@@ -246,7 +246,7 @@ def plan_search(
             return [Substring(literal, case_sensitive=case_sensitive) for literal in literals]
 
     elif query.words:
-        return lambda: (search_lexical(store, query.text, filters, limit, explain=explain), [])
+        return lambda: _lexical(store, query, filters, limit, explain=explain)
     else:
         raise RequestError('query: nothing to search for; give words, a "quoted literal" or sym:Name')
     words = required_words(query.text)
@@ -257,6 +257,20 @@ def plan_search(
         return result.hits, result.notes
 
     return exact
+
+
+DRAFTS_NOTE = "files a sync has not chunked yet follow, matched by their text: each word anywhere in the file, any case"
+
+
+def _lexical(store: Store, query: Query, filters: Filters, limit: int, *, explain: bool) -> tuple[list, list[str]]:
+    """Lexical search; while a large sync's drafts stand (ingest/drafts.py), the drafts that
+    hold every word follow the chunks' hits, a line of each."""
+    hits = search_lexical(store, query.text, filters, limit, explain=explain)
+    if len(hits) >= limit or not store.drafting:
+        return hits, []
+    words = [Substring(word, case_sensitive=False) for word in query.words]
+    drafted = search_regex(store, words, filters, limit - len(hits), case_sensitive=False, drafts="only", lines_per_chunk=1)
+    return hits + drafted.hits, [DRAFTS_NOTE] if drafted.hits else []
 
 
 def _case_sensitive(case: str | None, default: bool, texts: Sequence[str]) -> bool:

@@ -1,8 +1,8 @@
 """Exact substring and regex search: a trigram prefilter in Tantivy, then linear-time matching.
 
-Every chunk's content is indexed as its lowercased character trigrams, and so is the whole
-text of each draft (a version not chunked yet, on a large sync: ingest/drafts.py), which is
-searched as one chunk. A pattern is analysed
+Every chunk's content is indexed as its lowercased character trigrams; a draft (a version
+not chunked yet, on a large sync: ingest/drafts.py), searched as one chunk, as its text's
+distinct byte trigrams (index/trigram_terms.py). A pattern is analysed
 (with `re`'s own parser) into a boolean query of trigrams that any text it matches must
 contain — the approach of Russ Cox's codesearch: `Parse(Duration|Time)` needs
 ("par" AND "ars" AND ... AND ("dur" AND ...) OR ("tim" AND ...)). Tantivy returns the chunks
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 import tantivy
@@ -25,6 +25,7 @@ import tantivy
 from codeweir.facets import rank_weight
 from codeweir.index.membership import Placement
 from codeweir.index.schema import SCHEMA, stored_chunk
+from codeweir.index.trigram_terms import query_terms
 from codeweir.protocol_results import SearchHit
 from codeweir.records import StoredChunk
 from codeweir.search.filters import FACET_WEIGHT, MAX_LIMIT, Filters, filter_clauses, placements, visible
@@ -60,9 +61,13 @@ def search_regex(
     words: Sequence[tantivy.Query] = (),
     explain: bool = False,
     seconds: float | None = None,
+    drafts: Literal["also", "only"] = "also",
+    lines_per_chunk: int | None = None,
 ) -> RegexResult:
-    """Lines of chunks where `patterns` match (each chunk must match all of them, and `words`);
-    a string is a regex. RequestError once matching has taken `seconds` (MATCH_SECONDS).
+    """Lines of chunks where `patterns` match (each chunk must match all of them, and `words`),
+    up to `lines_per_chunk` a chunk; a string is a regex. A search of the main view reads the
+    drafts there are `also` (ingest/drafts.py), or `only` them. RequestError once matching has
+    taken `seconds` (MATCH_SECONDS).
 
     Candidates come in rank order: a chunk defining the searched identifier first, then by
     facet weight (source first), then in index order. Blocking: run in a thread.
@@ -76,9 +81,13 @@ def search_regex(
         return RegexResult([], [])
     must, should = tantivy.Occur.Must, tantivy.Occur.Should
     filters = visible(store, filters)
-    required = [(must, q) for q in words] + filter_clauses(filters, "chunk", drafts=True)
-    if prefilter != ALL:
-        required.append((must, _tantivy_query(prefilter)))
+    sides = [] if drafts == "only" else [filter_clauses(filters, "chunk") + _trigram_clauses(prefilter, "trigrams")]
+    if store.drafting and not filters.refs:
+        sides.append(filter_clauses(filters, "draft") + _trigram_clauses(prefilter, "draft_trigrams"))
+    if not sides:
+        return RegexResult([], [])
+    kinds = sides[0] if len(sides) == 1 else [(must, tantivy.Query.boolean_query([(should, _all(side)) for side in sides]))]
+    required = [(must, q) for q in words] + kinds
     names = sorted({p.text.lower() for p in compiled if _IDENTIFIER.fullmatch(p.text)})
     definition = tantivy.Query.term_set_query(SCHEMA, "symbol_exact", names) if names else None
     query = tantivy.Query.boolean_query(
@@ -93,6 +102,7 @@ def search_regex(
     for score, chunk in candidates:
         budget.check()
         text = Text(chunk.content)
+        taken = 0
         for match in line_matches(text, chunk.start_line, compiled, budget):
             key = (chunk.repo, chunk.path, chunk.blob, match.line)
             if key in seen:  # overlapping windows of one file hold some lines twice
@@ -101,7 +111,8 @@ def search_regex(
             explained = _explain(score, chunk.facets) if explain else None
             snippet, marked = line_snippet(text, match, compiled)
             hits.append(chunk_hit(chunk, score, snippet, marked, line=match.line, column=match.column, explain=explained))
-            if len(hits) >= limit:
+            taken += 1
+            if len(hits) >= limit or taken == lines_per_chunk:
                 break
         if len(hits) >= limit:
             break
@@ -155,8 +166,27 @@ def _explain(score: float, facets: Sequence[str]) -> dict[str, float]:
     return {"match": 1.0, "definition": round(score / weight - 1.0, 4), "facet": weight}
 
 
-def _tantivy_query(query: TrigramQuery) -> tantivy.Query:
-    occur = tantivy.Occur.Must if query.op == "and" else tantivy.Occur.Should
-    clauses = [(occur, tantivy.Query.term_query(SCHEMA, "trigrams", t)) for t in sorted(query.trigrams)]
-    clauses += [(occur, _tantivy_query(sub)) for sub in query.subs]
+def _all(clauses: list[tuple[tantivy.Occur, tantivy.Query]]) -> tantivy.Query:
     return tantivy.Query.boolean_query(clauses)
+
+
+def _trigram_clauses(query: TrigramQuery, field: str) -> list[tuple[tantivy.Occur, tantivy.Query]]:
+    return [] if query == ALL else [(tantivy.Occur.Must, _tantivy_query(query, field))]
+
+
+def _tantivy_query(query: TrigramQuery, field: str) -> tantivy.Query:
+    """`query` over the chunks' `trigrams`, or the drafts' `draft_trigrams` (each character
+    trigram as all its byte trigrams' terms: index/trigram_terms.py)."""
+    occur = tantivy.Occur.Must if query.op == "and" else tantivy.Occur.Should
+    clauses = [(occur, _trigram(t, field)) for t in sorted(query.trigrams)]
+    clauses += [(occur, _tantivy_query(sub, field)) for sub in query.subs]
+    return tantivy.Query.boolean_query(clauses)
+
+
+def _trigram(trigram: str, field: str) -> tantivy.Query:
+    if field == "trigrams":
+        return tantivy.Query.term_query(SCHEMA, field, trigram)
+    terms = query_terms(trigram)
+    if len(terms) == 1:
+        return tantivy.Query.term_query(SCHEMA, field, terms[0])
+    return tantivy.Query.boolean_query([(tantivy.Occur.Must, tantivy.Query.term_query(SCHEMA, field, t)) for t in terms])
