@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import shutil
 import signal
@@ -82,17 +83,20 @@ class Daemon:
         return Client(self.socket, timeout=timeout)
 
     def wait_indexed(
-        self, poll: float = 0.2, *, probe: Callable[[Client], object] | None = None, since: float | None = None
-    ) -> list[tuple[float, object]]:
-        """Until no job is queued or running, sampling the workers' peak memory meanwhile; and
-        what `probe` answers each second or so, with the seconds since `since` (perf_counter)."""
-        probed: list[tuple[float, object]] = []
+        self, poll: float = 0.2, *, until: Callable[[Client], bool] | None = None, since: float | None = None
+    ) -> float | None:
+        """Until no job is queued or running, sampling the workers' peak memory meanwhile. With
+        `until`, asked each second until it holds: the seconds since `since` (perf_counter) when
+        it first did, or None."""
+        held: float | None = None
+        asked = -math.inf
         since = time.perf_counter() if since is None else since
         with self.client() as c:
             while True:
-                now = time.perf_counter()
-                if probe is not None and (not probed or now - since - probed[-1][0] >= 1.0):
-                    probed.append((now - since, probe(c)))
+                if until is not None and held is None and time.perf_counter() - asked >= 1.0:
+                    asked = time.perf_counter()
+                    if until(c):
+                        held = asked - since
                 for pid in children(self.proc.pid):
                     try:
                         self.peak_worker_kib = max(self.peak_worker_kib, rss_kib(pid))
@@ -101,7 +105,7 @@ class Daemon:
                 self.peak_anon_kib = max(self.peak_anon_kib, rss_kib(self.proc.pid, "RssAnon"))
                 self.peak_file_kib = max(self.peak_file_kib, rss_kib(self.proc.pid, "RssFile"))
                 if indexed(c):
-                    return probed
+                    return held
                 time.sleep(poll)
 
     def peak_kib(self) -> int:

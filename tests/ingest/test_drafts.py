@@ -4,6 +4,7 @@ and Tantivy)."""
 
 from __future__ import annotations
 
+import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,10 +15,10 @@ from codeweir.protocol_params import SearchParams
 from codeweir.records import Draft, TrackedFile
 from codeweir.search.filters import Filters
 from codeweir.search.patterns import Substring
-from codeweir.search.planner import DRAFTS_NOTE, plan_search
+from codeweir.search.planner import DRAFTS_NOTE, SearchRequests, plan_search
 from codeweir.search.query import parse_query
-from codeweir.search.regex import search_regex
-from tests.gitrepo import make_repo
+from codeweir.search.regex import ReadDraft, search_regex
+from tests.gitrepo import GitRepo, make_repo
 from tests.ingest.test_pipeline import FILES, pipeline
 
 
@@ -25,8 +26,18 @@ def count(store, kind: str) -> int:
     return store.searcher().search(query_all([("doc_kind", kind)]), limit=1, count=True).count
 
 
-def found(store, pattern: str, **filters) -> list[tuple[str, int, str]]:
-    hits = search_regex(store, [pattern], Filters(**filters), 50, case_sensitive=True).hits
+def texts(held: dict[tuple[str, str], str]) -> ReadDraft:
+    """Drafts' files as `held` has them, by (repository, path)."""
+    return lambda repo, path: held.get((repo, path))
+
+
+def worktree(repo: GitRepo, name: str) -> ReadDraft:
+    """Drafts' files as the worktree of `repo` (indexed as `name`) has them."""
+    return lambda repo_name, path: repo.path(path).read_text() if repo_name == name and repo.path(path).exists() else None
+
+
+def found(store, pattern: str, read: ReadDraft, **filters) -> list[tuple[str, int, str]]:
+    hits = search_regex(store, [pattern], Filters(**filters), 50, case_sensitive=True, read_draft=read).hits
     return sorted((hit.path, hit.line, hit.kind) for hit in hits)
 
 
@@ -46,8 +57,9 @@ async def test_a_large_sync_answers_regex_search_from_drafts_before_any_chunk_is
 
     def search_once(path: str) -> None:  # the first file on its way to a parse worker
         if not seen_before_chunks:
-            seen_before_chunks.append((count(store, "chunk"), found(store, r"return request \+ [0-7]$")))
+            seen_before_chunks.append((count(store, "chunk"), found(store, r"return request \+ [0-7]$", read)))
 
+    read = worktree(repo, "r")
     async with pipeline(tmp_path / "index", before_read=search_once) as (store, sync):
         result = await sync(repo, "r", draft_min_files=len(FILES))
         chunks, hits = seen_before_chunks[0]
@@ -56,7 +68,7 @@ async def test_a_large_sync_answers_regex_search_from_drafts_before_any_chunk_is
         assert hits == [(path, 2, "") for path in sorted(FILES)]
         assert result.drafted == len(FILES)  # the binary file has no text to draft
         assert count(store, "draft") == 0
-        assert found(store, r"return request \+ [0-7]$") == [(path, 2, "function") for path in sorted(FILES)]
+        assert found(store, r"return request \+ [0-7]$", read) == [(path, 2, "function") for path in sorted(FILES)]
 
 
 async def test_a_small_sync_writes_no_drafts(tmp_path):
@@ -71,12 +83,15 @@ async def test_only_searches_of_the_main_view_see_drafts_whatever_the_repository
     repo = make_repo(tmp_path / "r", FILES)
     async with pipeline(tmp_path / "index") as (store, sync):
         await sync(repo, "r")
-        store.write_drafts([Draft("new", "a.py", "1" * 40, "python", "def fresh_draft():\n    pass\n")])
+        text = "def fresh_draft():\n    pass\n"
+        store.write_drafts([Draft("new", "a.py", "1" * 40, "python", text)])
         store.commit()
-        assert found(store, "fresh_draft") == [("a.py", 1, "")]
-        assert found(store, "fresh_draft", repo="new") == [("a.py", 1, "")]  # a repository with no view yet
-        assert found(store, "fresh_draft", repo="r") == []
-        assert found(store, "fresh_draft", refs=("main",)) == []
+        read = texts({("new", "a.py"): text})
+        assert found(store, "fresh_draft", read) == [("a.py", 1, "")]
+        assert found(store, "fresh_draft", read, repo="new") == [("a.py", 1, "")]  # a repository with no view yet
+        assert found(store, "fresh_draft", read, repo="r") == []
+        assert found(store, "fresh_draft", read, refs=("main",)) == []
+        assert found(store, "fresh_draft", texts({})) == []  # its file gone since
 
 
 async def test_drafts_a_sync_left_behind_are_gone_after_the_next_and_never_double_a_line(tmp_path):
@@ -93,11 +108,12 @@ async def test_drafts_a_sync_left_behind_are_gone_after_the_next_and_never_doubl
         )
         store.commit()
         assert count(store, "draft") == 2
+        read = texts({("r", "src/mod0.py"): FILES["src/mod0.py"], ("r", "gone.py"): "def handler_gone(request):\n"})
         # A line both a draft and a chunk of one version hold is one hit.
-        assert [hit[0] for hit in found(store, "def handler_")] == sorted([*FILES, "gone.py"])
+        assert [hit[0] for hit in found(store, "def handler_", read)] == sorted([*FILES, "gone.py"])
         await sync(repo, "r")
         assert count(store, "draft") == 0
-        assert [hit[0] for hit in found(store, "def handler_")] == sorted(FILES)
+        assert [hit[0] for hit in found(store, "def handler_", read)] == sorted(FILES)
 
 
 async def test_words_find_drafts_after_the_chunks_hits_a_line_of_each_while_drafts_stand(tmp_path):
@@ -107,10 +123,15 @@ async def test_words_find_drafts_after_the_chunks_hits_a_line_of_each_while_draf
         text = "# Parse the REQUEST first\nvalue = 1\nrequest_parser = make_parser()\n"
         store.write_drafts([Draft("r", "new/parse.py", "3" * 40, "python", text)])
         store.commit()
-        hits, notes = plan_search(store, "lexical", parse_query("parse request"), SearchParams(query="parse request"))()
+
+        def lexical(words: str):
+            return plan_search(store, "lexical", parse_query(words), SearchParams(query=words), read_draft=read)()
+
+        read = texts({("r", "new/parse.py"): text})
+        hits, notes = lexical("parse request")
         assert [(hit.path, hit.line) for hit in hits] == [("new/parse.py", 1)]
         assert notes == [DRAFTS_NOTE]
-        hits, notes = plan_search(store, "lexical", parse_query("handler request"), SearchParams(query="handler request"))()
+        hits, notes = lexical("handler request")
         assert sorted(hit.path for hit in hits) == sorted(FILES)  # no draft holds "handler"
         assert notes == []
         await sync(repo, "r")  # the draft's version is in no view: it goes
@@ -119,9 +140,20 @@ async def test_words_find_drafts_after_the_chunks_hits_a_line_of_each_while_draf
 
 def test_a_draft_is_found_by_what_its_text_holds_in_any_case_and_any_script(tmp_path):
     store = Store(tmp_path / "index")
-    store.write_drafts([Draft("r", "a.txt", "4" * 40, "text", "Grüße aus Köln\nnaïve_café(1)\n")])
+    text = "Grüße aus Köln\nnaïve_café(1)\n"
+    store.write_drafts([Draft("r", "a.txt", "4" * 40, "text", text)])
     store.commit()
-    assert found(store, r"naïve_caf[é]\(1") == [("a.txt", 2, "")]
-    hits = search_regex(store, [Substring("KÖLN", case_sensitive=False)], Filters(), 10, case_sensitive=False).hits
-    assert [(hit.line, hit.column) for hit in hits] == [(1, 11)]
-    assert found(store, "Köln!") == []
+    read = texts({("r", "a.txt"): text})
+    assert found(store, r"naïve_caf[é]\(1", read) == [("a.txt", 2, "")]
+    hits = search_regex(store, [Substring("KÖLN", case_sensitive=False)], Filters(), 10, case_sensitive=False, read_draft=read)
+    assert [(hit.line, hit.column) for hit in hits.hits] == [(1, 11)]
+    assert found(store, "Köln!", read) == []
+
+
+def test_searches_read_a_drafts_file_as_it_is_now_and_none_that_is_gone_or_of_no_configured_repository(tmp_path):
+    repo = make_repo(tmp_path / "r", FILES)
+    searches = SearchRequests(Store(tmp_path / "index"), None, trio.CapacityLimiter(1), {"r": repo.config("r")}.get)
+    assert searches.read_draft("r", "src/mod0.py") == FILES["src/mod0.py"].rstrip("\n")
+    assert searches.read_draft("other", "src/mod0.py") is None
+    repo.remove("src/mod0.py")
+    assert searches.read_draft("r", "src/mod0.py") is None

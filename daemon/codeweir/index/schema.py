@@ -195,18 +195,13 @@ def file_document(record: FileRecord, key: str, chunks: bytes) -> tantivy.Docume
 
 
 def draft_document(draft: Draft, key: str) -> tantivy.Document:
-    """A version's draft (ingest/drafts.py): its whole text, stored and as its distinct trigrams,
-    under the version's key, so the write of its chunks deletes it."""
+    """A version's draft (ingest/drafts.py): its text's distinct trigrams, under the version's
+    key, so the write of its chunks deletes it. Not the text: a search reads it from the file
+    (stored, the kernel's 945 MB were written, then merged again, only to be deleted)."""
     doc = tantivy.Document()
     file_fields(doc, draft.repo, draft.path, draft.blob, draft.language, draft.facets, key)
     doc.add_text("doc_kind", "draft")
-    data = draft.text.encode()
-    doc.add_bytes("content", data)
     doc.add_text("draft_trigrams", text_terms(draft.text))
-    doc.add_unsigned("start_line", 1)
-    doc.add_unsigned("end_line", max(1, draft.text.count("\n") + (not draft.text.endswith("\n"))))
-    doc.add_unsigned("start_byte", 0)
-    doc.add_unsigned("end_byte", len(data))
     doc.add_float("facet_weight", _facet_fields(draft.facets, draft.path)[1])
     return doc
 

@@ -2,10 +2,11 @@
 
 Chunking is most of a full index's work (tree-sitter and the walk of its trees in the parse
 workers, then every chunk's fields in Tantivy): the kernel's took minutes where `cindex` takes
-seconds. So a sync with many files to read first reads each of them and writes its text as one
-`draft` document (index/schema.py: its trigrams and stored text, no words or symbols), commits,
-and only then hands the files to the parse workers, as zoekt's content index is searchable
-before anything else is derived from it. Exact and regex search find drafts (search/regex.py);
+seconds. So a sync with many files to read first reads each of them and writes one `draft`
+document (index/schema.py: its text's distinct trigrams, no words or symbols), commits, and only
+then hands the files to the parse workers, as zoekt's content index is searchable before
+anything else is derived from it. Exact and regex search find drafts (search/regex.py), matching
+the file as it is now;
 each is deleted in the commit that writes its version's chunks (index/store.py), and whatever
 is left of a repository's drafts at the end of a sync, by `DeleteDrafts`.
 

@@ -26,6 +26,7 @@ import trio
 
 from codeweir.errors import CodeweirError, RequestError
 from codeweir.git.freshness import stale_paths
+from codeweir.git.reading import read_text
 from codeweir.index.membership import MAIN
 from codeweir.protocol_params import SearchParams
 from codeweir.protocol_results import CommitHit, SearchHit, SearchResult
@@ -34,7 +35,7 @@ from codeweir.search.filters import Filters, visible
 from codeweir.search.lexical import required_words, search_lexical, search_symbols
 from codeweir.search.patterns import Pattern, Regex, Substring
 from codeweir.search.ranking import fuse_hybrid, reciprocal_rank_fusion
-from codeweir.search.regex import search_regex
+from codeweir.search.regex import ReadDraft, search_regex
 from codeweir.search.semantic import search_definitions, search_semantic
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ class SearchRequests:
         """A search the index answers alone (lexical, exact, regex, symbol), from the request's
         filters to its finished hits, with its notes. Blocking: run in a thread."""
         filters = self._visible_filters(query, params)
-        hits, notes = plan_search(self.store, mode, query, params, filters=filters)()
+        hits, notes = plan_search(self.store, mode, query, params, filters=filters, read_draft=self.read_draft)()
         return filters, self._finished(hits, filters.refs), notes
 
     def _finished(self, hits: list[SearchHit], refs: tuple[str, ...]) -> list[SearchHit]:
@@ -132,7 +133,7 @@ class SearchRequests:
         if not self.embedding.ready:
             if mode == "semantic":
                 raise RequestError(self.embedding.unavailable_reason(), code=-32000)
-            lexical = plan_search(self.store, "lexical", query, params, filters=filters)
+            lexical = plan_search(self.store, "lexical", query, params, filters=filters, read_draft=self.read_draft)
             hits, notes = await trio.to_thread.run_sync(lexical, limiter=self.limiter)
             return hits, [*notes, self.embedding.unavailable_reason() + "; showing lexical results"]
         text = " ".join(query.words + query.literals) or params.query
@@ -155,7 +156,8 @@ class SearchRequests:
         # The lexical half ranks `wide` hits: more than a request may ask for (`params.limit` is
         # checked against the protocol's bound, and evolving params would check `wide` again).
         lexical_hits, lexical_notes = await trio.to_thread.run_sync(
-            plan_search(self.store, "lexical", query, params, limit=wide, filters=filters), limiter=self.limiter
+            plan_search(self.store, "lexical", query, params, limit=wide, filters=filters, read_draft=self.read_draft),
+            limiter=self.limiter,
         )
         definitions = await trio.to_thread.run_sync(search_definitions, self.store, text, filters, wide, limiter=self.limiter)
         if query.literals:  # a quoted literal binds every half: only chunks that hold it, which the exact half found
@@ -189,6 +191,17 @@ class SearchRequests:
         fused = reciprocal_rank_fusion([lexical, semantic], params.limit, identity=lambda hit: (hit.repo, hit.sha))
         return fused, notes
 
+    def read_draft(self, name: str, path: str) -> str | None:
+        """A draft's file as it is now (ingest/drafts.py): its text, or None where it cannot be
+        read (gone since, or its repository no longer configured). Blocking: run in a thread."""
+        repo = self.repo(name)
+        if repo is None:
+            return None
+        try:
+            return "\n".join(read_text(repo, path).lines)
+        except CodeweirError:
+            return None
+
     def _mark_stale(self, hits: list[SearchHit], refs: tuple[str, ...] = ()) -> list[SearchHit]:
         """Flag hits whose file has changed since it was indexed where the search saw it: in the
         repository (its worktree or ref) without refs; else on a wanted ref holding it, which
@@ -217,11 +230,19 @@ def request_filters(query: Query, params: SearchParams) -> Filters:
 
 
 def plan_search(
-    store: Store, mode: str, query: Query, params: SearchParams, limit: int | None = None, *, filters: Filters | None = None
+    store: Store,
+    mode: str,
+    query: Query,
+    params: SearchParams,
+    limit: int | None = None,
+    *,
+    filters: Filters | None = None,
+    read_draft: ReadDraft | None = None,
 ) -> Callable[[], tuple[list, list[str]]]:
     """The blocking search a request asks for, as a call returning (hits, notes); `limit`, when
     given, replaces the request's (hybrid search asks the lexical half for more), and `filters`
-    the request's (with its visibility computed once for all its searches)."""
+    the request's (with its visibility computed once for all its searches). Exact, regex and
+    lexical search read drafts with `read_draft` (search/regex.py)."""
     limit = params.limit if limit is None else limit
     explain = params.explain
     if filters is None:
@@ -246,14 +267,16 @@ def plan_search(
             return [Substring(literal, case_sensitive=case_sensitive) for literal in literals]
 
     elif query.words:
-        return lambda: _lexical(store, query, filters, limit, explain=explain)
+        return lambda: _lexical(store, query, filters, limit, explain=explain, read_draft=read_draft)
     else:
         raise RequestError('query: nothing to search for; give words, a "quoted literal" or sym:Name')
     words = required_words(query.text)
 
     def exact() -> tuple[list, list[str]]:
         # Compiled in the thread: a long pattern's analysis is work too.
-        result = search_regex(store, patterns(), filters, limit, case_sensitive=case_sensitive, words=words, explain=explain)
+        result = search_regex(
+            store, patterns(), filters, limit, case_sensitive=case_sensitive, words=words, explain=explain, read_draft=read_draft
+        )
         return result.hits, result.notes
 
     return exact
@@ -262,14 +285,18 @@ def plan_search(
 DRAFTS_NOTE = "files a sync has not chunked yet follow, matched by their text: each word anywhere in the file, any case"
 
 
-def _lexical(store: Store, query: Query, filters: Filters, limit: int, *, explain: bool) -> tuple[list, list[str]]:
+def _lexical(
+    store: Store, query: Query, filters: Filters, limit: int, *, explain: bool, read_draft: ReadDraft | None
+) -> tuple[list, list[str]]:
     """Lexical search; while a large sync's drafts stand (ingest/drafts.py), the drafts that
     hold every word follow the chunks' hits, a line of each."""
     hits = search_lexical(store, query.text, filters, limit, explain=explain)
-    if len(hits) >= limit or not store.drafting:
+    if len(hits) >= limit or read_draft is None or not store.drafting:
         return hits, []
     words = [Substring(word, case_sensitive=False) for word in query.words]
-    drafted = search_regex(store, words, filters, limit - len(hits), case_sensitive=False, drafts="only", lines_per_chunk=1)
+    drafted = search_regex(
+        store, words, filters, limit - len(hits), case_sensitive=False, read_draft=read_draft, drafts="only", lines_per_chunk=1
+    )
     return hits + drafted.hits, [DRAFTS_NOTE] if drafted.hits else []
 
 

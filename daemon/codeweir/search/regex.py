@@ -16,7 +16,7 @@ with an error once it has taken its budget (`MATCH_SECONDS`). A pattern with no 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import attrs
@@ -24,7 +24,7 @@ import tantivy
 
 from codeweir.facets import rank_weight
 from codeweir.index.membership import Placement
-from codeweir.index.schema import SCHEMA, stored_chunk
+from codeweir.index.schema import SCHEMA, first, stored_chunk
 from codeweir.index.trigram_terms import query_terms
 from codeweir.protocol_results import SearchHit
 from codeweir.records import StoredChunk
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from codeweir.index.store import Store
 
 MAX_SCAN_CHUNKS = 10_000  # chunks a pattern without trigrams may scan
+# A draft's file as it is now, by repository and path: its text, or None where it cannot be read.
+ReadDraft = Callable[[str, str], str | None]
 
 
 # -- search (blocking) ---------------------------------------------------------------------------
@@ -61,13 +63,15 @@ def search_regex(
     words: Sequence[tantivy.Query] = (),
     explain: bool = False,
     seconds: float | None = None,
+    read_draft: ReadDraft | None = None,
     drafts: Literal["also", "only"] = "also",
     lines_per_chunk: int | None = None,
 ) -> RegexResult:
     """Lines of chunks where `patterns` match (each chunk must match all of them, and `words`),
-    up to `lines_per_chunk` a chunk; a string is a regex. A search of the main view reads the
-    drafts there are `also` (ingest/drafts.py), or `only` them. RequestError once matching has
-    taken `seconds` (MATCH_SECONDS).
+    up to `lines_per_chunk` a chunk; a string is a regex. Given `read_draft`, a search of the
+    main view reads the drafts there are (ingest/drafts.py) `also`, or `only` them, each the
+    file's text as `read_draft` finds it now. RequestError once matching has taken `seconds`
+    (MATCH_SECONDS).
 
     Candidates come in rank order: a chunk defining the searched identifier first, then by
     facet weight (source first), then in index order. Blocking: run in a thread.
@@ -82,7 +86,7 @@ def search_regex(
     must, should = tantivy.Occur.Must, tantivy.Occur.Should
     filters = visible(store, filters)
     sides = [] if drafts == "only" else [filter_clauses(filters, "chunk") + _trigram_clauses(prefilter, "trigrams")]
-    if store.drafting and not filters.refs:
+    if read_draft is not None and store.drafting and not filters.refs:
         sides.append(filter_clauses(filters, "draft") + _trigram_clauses(prefilter, "draft_trigrams"))
     if not sides:
         return RegexResult([], [])
@@ -96,7 +100,7 @@ def search_regex(
     )
     limit = min(limit, MAX_LIMIT)
     bound = MAX_SCAN_CHUNKS if prefilter == ALL else None
-    candidates = _Candidates(store.searcher(), query, max(64, 2 * limit), bound, placements(filters))
+    candidates = _Candidates(store.searcher(), query, max(64, 2 * limit), bound, placements(filters), read_draft)
     hits: list[SearchHit] = []
     seen: set[tuple[str, str, str, int]] = set()
     for score, chunk in candidates:
@@ -137,6 +141,7 @@ class _Candidates:
     page: int
     bound: int | None
     placed: Mapping[str, Placement]  # where chunks seen through another version than their home sit
+    read_draft: ReadDraft | None
     scanned: int = 0
     total: int | None = None
 
@@ -153,7 +158,12 @@ class _Candidates:
                 return
             for score, address in result.hits:
                 self.scanned += 1
-                yield score, stored_chunk(self.searcher.doc(address), self.placed)
+                doc = self.searcher.doc(address)
+                chunk = stored_chunk(doc, self.placed)
+                if self.read_draft is None or first(doc, "doc_kind") != "draft":
+                    yield score, chunk
+                elif (text := self.read_draft(chunk.repo, chunk.path)) is not None:  # else gone since
+                    yield score, attrs.evolve(chunk, content=text, start_line=1, end_line=text.count("\n") + 1)
             page *= 2
 
     @property
