@@ -67,8 +67,8 @@ class Limits:
     commit_every_files: int = attrs.field(default=250, validator=_positive)
     commit_every_seconds: float = attrs.field(default=2.0, validator=_positive)
     max_file_bytes: int = attrs.field(default=1_000_000, validator=_positive)
-    # A sync with this many files to read first writes each one's whole text (ingest/drafts.py):
-    # literal and regex search answer before the chunks are written.
+    # A sync with this many files to read first writes a draft of each (its text's trigrams:
+    # ingest/drafts.py): literal and regex search answer before the chunks are written.
     draft_min_files: int = attrs.field(default=2000, validator=_positive)
     concurrent_syncs: int = attrs.field(default=1, validator=_positive)
     queue_size: int = attrs.field(default=64, validator=_positive)

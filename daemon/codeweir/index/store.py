@@ -4,7 +4,7 @@ where they sit: index/chunk_tables.py).
 
 Tantivy is the truth for what is indexed. Documents of a few kinds share one index:
 `file` (one per file version: repository, path, blob id), `chunk` (a version's pieces), `draft`
-(a version's whole text, until its chunks are written: ingest/drafts.py), `member`
+(a version's text's trigrams, until its chunks are written: ingest/drafts.py), `member`
 (a view of a repository, its worktree or a ref, holds a version at a path: see
 index/membership.py), `commit`, and `repo` (per-repository metadata). A version is written
 once, whatever the views holding it, and deleted by its key (`version_key`) in the commit
