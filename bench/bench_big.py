@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from bench_index import ms, timed
-from daemon_run import Daemon, corpus, peers, rss_kib
+from daemon_run import Daemon, corpus, csearch_files, escape, our_files, peers, rss_kib
 
 LITERALS = ["kmem_cache_create(", "rcu_read_lock_bh", "kfree_skb_reason(", "copy_to_user(argp"]
 # Each matching under a thousand lines: a search's pages end there (search/paging.MAX_DEPTH).
@@ -41,16 +41,6 @@ WORDS = ["read timeout", "page fault handler", "tcp congestion window"]
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True, check=True).stdout
-
-
-def our_files(client, params: dict) -> set[str]:
-    """Every file a search matches, its pages read with the cursor."""
-    files, cursor = set(), None
-    while True:
-        page = client.call("search", {**params, "limit": 1000, **({"cursor": cursor} if cursor else {})})
-        files |= {hit["path"] for hit in page["results"]}
-        if not (cursor := page.get("next_cursor")):
-            return files
 
 
 def searches(client, clone: Path, env: dict, runs: int) -> None:
@@ -94,16 +84,6 @@ def searches(client, clone: Path, env: dict, runs: int) -> None:
         row(f"symbol {name!r}", {"query": name, "mode": "symbol"}, None, None)
     for words in WORDS:
         row(f"words {words!r}", {"query": words, "mode": "lexical"}, None, None)
-
-
-def csearch_files(env: dict, clone: Path, args: list[str]) -> set[str]:
-    found = subprocess.run(["csearch", "-l", *args], env=env, capture_output=True, text=True).stdout.split()
-    return {str(Path(p).relative_to(clone)) for p in found}
-
-
-def escape(literal: str) -> str:
-    """`literal` as an RE2 pattern (csearch takes patterns only)."""
-    return "".join("\\" + c if c in r"\.+*?()|[]{}^$" else c for c in literal)
 
 
 def resyncs(d: Daemon, clone: Path, runs: int) -> None:

@@ -148,3 +148,23 @@ def peers(*commands: str) -> None:
             f"{', '.join(missing)}: not found; this bench measures codeweir beside them"
             " (Debian and Ubuntu: apt-get install codesearch ripgrep)"
         )
+
+
+def our_files(client, params: dict) -> set[str]:
+    """Every file a search matches, its pages read with the cursor."""
+    files, cursor = set(), None
+    while True:
+        page = client.call("search", {**params, "limit": 1000, **({"cursor": cursor} if cursor else {})})
+        files |= {hit["path"] for hit in page["results"]}
+        if not (cursor := page.get("next_cursor")):
+            return files
+
+
+def csearch_files(env: dict, clone: Path, args: list[str]) -> set[str]:
+    found = subprocess.run(["csearch", "-l", *args], env=env, capture_output=True, text=True).stdout.split()
+    return {str(Path(p).relative_to(clone)) for p in found}
+
+
+def escape(literal: str) -> str:
+    """`literal` as an RE2 pattern (csearch takes patterns only)."""
+    return "".join("\\" + c if c in r"\.+*?()|[]{}^$" else c for c in literal)

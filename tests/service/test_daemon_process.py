@@ -360,4 +360,6 @@ def test_sigterm_while_the_backlog_is_embedded_stops_cleanly_with_the_vectors_sa
 
     assert len(committed_files(short_dir / "state", "proj")) == FILES
     saved = VectorStore(short_dir / "state" / "vectors", model["model"], 384)
-    assert 0 < len(saved) <= model["vectors"] + 1000  # what it had, and at most what it embedded since
+    # What it had (none, on a slow machine, when the status came before its first batch), and at
+    # most what it embedded since.
+    assert model["vectors"] <= len(saved) <= model["vectors"] + 1000
