@@ -59,10 +59,20 @@ def from_ref(repo: RepoConfig) -> bool:
 
 def read_text(repo: RepoConfig, name: str) -> FileText:
     """The lines of the file `name` names in `repo`, as it is now (undecodable bytes replaced)."""
+    return _lines(name, _read_checked(repo, name))
+
+
+def read_whole_text(repo: RepoConfig, name: str) -> str:
+    """`read_text`'s lines, joined by newlines: the text without its last newline, neither split
+    nor hashed (a search reads each candidate draft's file so)."""
+    return _decoded(name, _read_checked(repo, name)).removesuffix("\n")
+
+
+def _read_checked(repo: RepoConfig, name: str) -> bytes:
     problem = path_problem(name)
     if problem is not None:
         raise RequestError(f"path: {name!r} {problem}")
-    return _lines(name, _read_bytes(repo, name))
+    return _read_bytes(repo, name)
 
 
 def read_version_text(repo: RepoConfig, name: str, blob: str) -> FileText:
@@ -80,13 +90,16 @@ def read_version_text(repo: RepoConfig, name: str, blob: str) -> FileText:
 
 
 def _lines(name: str, data: bytes) -> FileText:
-    if b"\0" in data[:BINARY_PROBE]:
-        raise RequestError(f"path: {name} is a binary file: it has no lines to read")
-    text = data.decode("utf-8", "replace")
-    lines = text.split("\n")
+    lines = _decoded(name, data).split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the last line's newline ends it; it starts no line
     return FileText(tuple(lines), str(pygit2.hash(data)))
+
+
+def _decoded(name: str, data: bytes) -> str:
+    if b"\0" in data[:BINARY_PROBE]:
+        raise RequestError(f"path: {name} is a binary file: it has no lines to read")
+    return data.decode("utf-8", "replace")
 
 
 def _read_bytes(repo: RepoConfig, name: str) -> bytes:

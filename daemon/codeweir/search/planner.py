@@ -26,7 +26,7 @@ import trio
 
 from codeweir.errors import CodeweirError, RequestError
 from codeweir.git.freshness import stale_paths
-from codeweir.git.reading import read_text
+from codeweir.git.reading import read_whole_text
 from codeweir.index.membership import MAIN
 from codeweir.protocol_params import SearchParams
 from codeweir.protocol_results import CommitHit, SearchHit, SearchResult
@@ -198,7 +198,7 @@ class SearchRequests:
         if repo is None:
             return None
         try:
-            return "\n".join(read_text(repo, path).lines)
+            return read_whole_text(repo, path)
         except CodeweirError:
             return None
 

@@ -90,7 +90,8 @@ def search_regex(
         sides.append(filter_clauses(filters, "draft") + _trigram_clauses(prefilter, "draft_trigrams"))
     if not sides:
         return RegexResult([], [])
-    kinds = sides[0] if len(sides) == 1 else [(must, tantivy.Query.boolean_query([(should, _all(side)) for side in sides]))]
+    either = [(should, tantivy.Query.boolean_query(side)) for side in sides]
+    kinds = sides[0] if len(sides) == 1 else [(must, tantivy.Query.boolean_query(either))]
     required = [(must, q) for q in words] + kinds
     names = sorted({p.text.lower() for p in compiled if _IDENTIFIER.fullmatch(p.text)})
     definition = tantivy.Query.term_set_query(SCHEMA, "symbol_exact", names) if names else None
@@ -174,10 +175,6 @@ class _Candidates:
 def _explain(score: float, facets: Sequence[str]) -> dict[str, float]:
     weight = rank_weight(facets)
     return {"match": 1.0, "definition": round(score / weight - 1.0, 4), "facet": weight}
-
-
-def _all(clauses: list[tuple[tantivy.Occur, tantivy.Query]]) -> tantivy.Query:
-    return tantivy.Query.boolean_query(clauses)
 
 
 def _trigram_clauses(query: TrigramQuery, field: str) -> list[tuple[tantivy.Occur, tantivy.Query]]:
