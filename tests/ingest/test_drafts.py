@@ -4,10 +4,13 @@ and Tantivy)."""
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
+from codeweir.git.scan import blob_id
 from codeweir.index.schema import query_all
 from codeweir.index.store import Store
 from codeweir.ingest.drafts import DRAFT_BATCH_BYTES, DRAFT_BATCH_FILES, draft_batches
@@ -34,6 +37,18 @@ def texts(held: dict[tuple[str, str], str]) -> ReadDraft:
 def worktree(repo: GitRepo, name: str) -> ReadDraft:
     """Drafts' files as the worktree of `repo` (indexed as `name`) has them."""
     return lambda repo_name, path: repo.path(path).read_text() if repo_name == name and repo.path(path).exists() else None
+
+
+@asynccontextmanager
+async def synced(tmp_path, *drafts: Draft):
+    """FILES synced as repository "r", then `drafts` written and committed beside its chunks:
+    the store, the sync, the repository, and a reader of the drafts' files (their texts)."""
+    repo = make_repo(tmp_path / "r", FILES)
+    async with pipeline(tmp_path / "index") as (store, sync):
+        await sync(repo, "r")
+        store.write_drafts(drafts)
+        store.commit()
+        yield store, sync, repo, texts({(draft.repo, draft.path): draft.text for draft in drafts})
 
 
 def found(store, pattern: str, read: ReadDraft, **filters) -> list[tuple[str, int, str]]:
@@ -80,13 +95,12 @@ async def test_a_small_sync_writes_no_drafts(tmp_path):
 
 
 async def test_only_searches_of_the_main_view_see_drafts_whatever_the_repository_filter(tmp_path):
-    repo = make_repo(tmp_path / "r", FILES)
-    async with pipeline(tmp_path / "index") as (store, sync):
-        await sync(repo, "r")
-        text = "def fresh_draft():\n    pass\n"
-        store.write_drafts([Draft("new", "a.py", "1" * 40, "python", text)])
-        store.commit()
-        read = texts({("new", "a.py"): text})
+    async with synced(tmp_path, Draft("new", "a.py", "1" * 40, "python", "def fresh_draft():\n    pass\n")) as (
+        store,
+        _,
+        _,
+        read,
+    ):
         assert found(store, "fresh_draft", read) == [("a.py", 1, "")]
         assert found(store, "fresh_draft", read, repo="new") == [("a.py", 1, "")]  # a repository with no view yet
         assert found(store, "fresh_draft", read, repo="r") == []
@@ -95,20 +109,14 @@ async def test_only_searches_of_the_main_view_see_drafts_whatever_the_repository
 
 
 async def test_drafts_a_sync_left_behind_are_gone_after_the_next_and_never_double_a_line(tmp_path):
-    repo = make_repo(tmp_path / "r", FILES)
-    async with pipeline(tmp_path / "index") as (store, sync):
-        await sync(repo, "r")
-        # What a sync cut short leaves: a draft of a version written since, and of one no view takes.
-        held = store.file_blobs("r")["src/mod0.py"]
-        store.write_drafts(
-            [
-                Draft("r", "src/mod0.py", held, "python", FILES["src/mod0.py"]),
-                Draft("r", "gone.py", "2" * 40, "python", "def handler_gone(request):\n    return request\n"),
-            ]
-        )
-        store.commit()
+    # What a sync cut short leaves: a draft of a version written since, and of one no view takes.
+    left = [
+        Draft("r", "src/mod0.py", blob_id(FILES["src/mod0.py"].encode()), "python", FILES["src/mod0.py"]),
+        Draft("r", "gone.py", "2" * 40, "python", "def handler_gone(request):\n    return request\n"),
+    ]
+    async with synced(tmp_path, *left) as (store, sync, repo, read):
+        assert store.file_blobs("r")["src/mod0.py"] == left[0].blob
         assert count(store, "draft") == 2
-        read = texts({("r", "src/mod0.py"): FILES["src/mod0.py"], ("r", "gone.py"): "def handler_gone(request):\n"})
         # A line both a draft and a chunk of one version hold is one hit.
         assert [hit[0] for hit in found(store, "def handler_", read)] == sorted([*FILES, "gone.py"])
         await sync(repo, "r")
@@ -117,17 +125,12 @@ async def test_drafts_a_sync_left_behind_are_gone_after_the_next_and_never_doubl
 
 
 async def test_words_find_drafts_after_the_chunks_hits_a_line_of_each_while_drafts_stand(tmp_path):
-    repo = make_repo(tmp_path / "r", FILES)
-    async with pipeline(tmp_path / "index") as (store, sync):
-        await sync(repo, "r")
-        text = "# Parse the REQUEST first\nvalue = 1\nrequest_parser = make_parser()\n"
-        store.write_drafts([Draft("r", "new/parse.py", "3" * 40, "python", text)])
-        store.commit()
+    text = "# Parse the REQUEST first\nvalue = 1\nrequest_parser = make_parser()\n"
+    async with synced(tmp_path, Draft("r", "new/parse.py", "3" * 40, "python", text)) as (store, sync, repo, read):
 
         def lexical(words: str):
             return plan_search(store, "lexical", parse_query(words), SearchParams(query=words), read_draft=read)()
 
-        read = texts({("r", "new/parse.py"): text})
         hits, notes = lexical("parse request")
         assert [(hit.path, hit.line) for hit in hits] == [("new/parse.py", 1)]
         assert notes == [DRAFTS_NOTE]
