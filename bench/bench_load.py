@@ -8,7 +8,9 @@ machine's own load falls on both sides), and while `sync --full` of the same cor
 every file. Prints p50/p99 of both and their ratio. Goal: p99 under load at most 2x the idle
 p99, and under 50 ms for lexical. Beside them, `jobs`, which the event loop answers by itself:
 its p99 and longest wait show how long the loop stalled (a full collection of the garbage
-collector, a large parse result unpickled).
+collector, a large parse result unpickled); and under each mode the search's own time as the
+daemon reports it (`took_ms`: from the request read to its hits, threads and waits included),
+so what the socket and the event loop add is the difference.
 
 With --model the daemon embeds too: after the idle rounds before, it restarts on the same
 state without its vectors, so the load is the full sync and the embedding of every chunk
@@ -49,8 +51,9 @@ def one_round(client, latencies: dict[str, list[float]]) -> None:
     for mode, queries in (("lexical", LEXICAL), ("symbol", SYMBOL)):
         for query in queries:
             started = time.perf_counter()
-            client.call("search", {"query": query, "mode": mode, "limit": 10})
+            answer = client.call("search", {"query": query, "mode": mode, "limit": 10})
             latencies[mode].append(time.perf_counter() - started)
+            latencies[f"{mode} took"].append(answer["took_ms"] / 1000)
             time.sleep(PACE_SECONDS)
     started = time.perf_counter()
     client.call("jobs")
@@ -58,7 +61,7 @@ def one_round(client, latencies: dict[str, list[float]]) -> None:
 
 
 def empty_latencies() -> dict[str, list[float]]:
-    return {"lexical": [], "symbol": [], "loop": []}
+    return {"lexical": [], "symbol": [], "loop": [], "lexical took": [], "symbol took": []}
 
 
 def job_state(client, job_id: str) -> dict:
@@ -129,6 +132,11 @@ def main() -> None:
                 f"{mode:8} idle p50 {ms(idle[mode], 0.5):6.2f} p99 {ms(idle[mode], 0.99):6.2f} ms ({len(idle[mode])})"
                 f" | during {load} p50 {ms(loaded[mode], 0.5):6.2f} p99 {ms(loaded[mode], 0.99):6.2f} ms"
                 f" ({len(loaded[mode])}) | p99 ratio {ratio:.2f}x  goal {'met' if goal else 'MISSED'}"
+            )
+            took = f"{mode} took"
+            print(
+                f"{'':8} of which the search's own (took_ms): idle p50 {ms(idle[took], 0.5):6.2f} p99 {ms(idle[took], 0.99):6.2f}"
+                f" | during {load} p50 {ms(loaded[took], 0.5):6.2f} p99 {ms(loaded[took], 0.99):6.2f} ms"
             )
         print(
             f"loop     idle p99 {ms(idle['loop'], 0.99):6.2f} max {ms(idle['loop'], 1):6.1f} ms"
