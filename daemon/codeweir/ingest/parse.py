@@ -65,7 +65,7 @@ def parse_files(files: Sequence[tuple[RepoConfig, TrackedFile]], max_bytes: int)
 
 
 def _parse_file(repo: RepoConfig, file: TrackedFile, max_bytes: int) -> FileRecord | None:
-    read = read_text(repo, file, max_bytes)
+    read = read_indexed_text(repo, file, max_bytes)
     if not isinstance(read, tuple):
         return read
     blob, text = read
@@ -82,7 +82,7 @@ def _parse_file(repo: RepoConfig, file: TrackedFile, max_bytes: int) -> FileReco
     return FileRecord(repo.name, file.path, blob, language, chunks, hashes, facets=classify(file.path, text), words=split)
 
 
-def read_text(repo: RepoConfig, file: TrackedFile, max_bytes: int) -> tuple[str, str] | FileRecord | None:
+def read_indexed_text(repo: RepoConfig, file: TrackedFile, max_bytes: int) -> tuple[str, str] | FileRecord | None:
     """A file's blob id and text; else the record of why it has none (too large, binary, not
     UTF-8, unreadable), or None when it has left the worktree since the scan. RepoError when
     the repository has gone."""
@@ -111,7 +111,7 @@ def read_drafts(repo: RepoConfig, files: Sequence[TrackedFile], max_bytes: int) 
     large, binary, not UTF-8, unreadable or gone has none). Blocking: run in a thread."""
     drafts = []
     for file in files:
-        read = read_text(repo, file, max_bytes)
+        read = read_indexed_text(repo, file, max_bytes)
         if isinstance(read, tuple):
             blob, text = read
             language = detect_language(file.path) or "text"
