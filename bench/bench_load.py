@@ -1,6 +1,6 @@
 """Search latency under load: the same queries on an idle daemon, then while a full sync runs.
 
-    .venv/bin/python bench/bench_load.py /work/corpora/go-std [--rounds 40] [--model]
+    .venv/bin/python bench/bench_load.py /work/corpora/go-std [--rounds 40] [--model | --beside]
 
 In one run, through the socket, one client: lexical and symbol queries, paced a few ms
 apart, on the idle daemon (half the rounds before the sync, half after, so drift in the
@@ -11,6 +11,11 @@ its p99 and longest wait show how long the loop stalled (a full collection of th
 collector, a large parse result unpickled); and under each mode the search's own time as the
 daemon reports it (`took_ms`: from the request read to its hits, threads and waits included),
 so what the socket and the event loop add is the difference.
+
+With --beside the load is not the daemon's own: a second daemon, a process of its own, indexes
+the same corpus from nothing while the first answers. Both share the cores; only the own sync
+shares the searches' process and its GIL. What `sync --full` adds beyond the cores is the
+difference between the two runs' ratios.
 
 With --model the daemon embeds too: after the idle rounds before, it restarts on the same
 state without its vectors, so the load is the full sync and the embedding of every chunk
@@ -24,7 +29,7 @@ import shutil
 import time
 from pathlib import Path
 
-from daemon_run import Daemon, corpus
+from daemon_run import Daemon, corpus, indexed
 
 LEXICAL = [
     "ParseDuration",
@@ -85,11 +90,24 @@ def restart_without_vectors(daemon: Daemon) -> None:
     daemon.start()
 
 
+def load_beside(repo: Path, client, loaded: dict[str, list[float]]) -> float:
+    """Rounds on `client` while a second daemon indexes `repo` from nothing; its wall time."""
+    with Daemon({repo.name: repo}) as other, other.client() as other_client:
+        started = time.perf_counter()
+        while not indexed(other_client):
+            one_round(client, loaded)
+        took = time.perf_counter() - started
+    shutil.rmtree(other.tmp, ignore_errors=True)
+    return took
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("corpus")
     parser.add_argument("--rounds", type=int, default=100, help="idle rounds of every query")
-    parser.add_argument("--model", action="store_true", help="embed too: load is the full sync and the whole backlog")
+    load_kind = parser.add_mutually_exclusive_group()
+    load_kind.add_argument("--model", action="store_true", help="embed too: load is the full sync and the whole backlog")
+    load_kind.add_argument("--beside", action="store_true", help="load is a second daemon's first index of the corpus")
     args = parser.parse_args()
     repo = corpus(args.corpus)
     daemon = Daemon({repo.name: repo}, model=args.model)
@@ -108,23 +126,29 @@ def main() -> None:
             restart_without_vectors(daemon)
         with daemon.client() as client:
             load_started = time.perf_counter()
-            (job,) = client.call("sync", {"repo": repo.name, "full": True})["jobs"]
             loaded = empty_latencies()
-            while (state := job_state(client, job["id"]))["state"] in ("queued", "running") or (
-                args.model and not embedded(client)
-            ):
-                one_round(client, loaded)
+            if args.beside:
+                took = load_beside(repo, client, loaded)
+            else:
+                (job,) = client.call("sync", {"repo": repo.name, "full": True})["jobs"]
+                while (state := job_state(client, job["id"]))["state"] in ("queued", "running") or (
+                    args.model and not embedded(client)
+                ):
+                    one_round(client, loaded)
+                if state["state"] != "completed":
+                    raise SystemExit(f"the full sync ended {state['state']}: {state['error']}")
+                took = state["ended"] - state["started"]
             load_took = time.perf_counter() - load_started
             vectors = client.call("status")["model"]["vectors"]
             for _ in range(args.rounds - args.rounds // 2):
                 one_round(client, idle)
-        if state["state"] != "completed":
-            raise SystemExit(f"the full sync ended {state['state']}: {state['error']}")
-        took = state["ended"] - state["started"]
-        print(f"== {repo.name}: full sync {took:.1f} s ({state['counts'].get('indexed', 0)} files) under the queries")
+        if args.beside:
+            print(f"== {repo.name}: a second daemon's full index {took:.1f} s, in its own process, under the queries")
+        else:
+            print(f"== {repo.name}: full sync {took:.1f} s ({state['counts'].get('indexed', 0)} files) under the queries")
         if args.model:
             print(f"   and the embedding of {vectors} texts from an empty vector store: {load_took:.1f} s under load")
-        load = "sync+embedding" if args.model else "sync"
+        load = "sync+embedding" if args.model else "the other's index" if args.beside else "sync"
         for mode in ("lexical", "symbol"):
             ratio = ms(loaded[mode], 0.99) / ms(idle[mode], 0.99)
             goal = ratio <= GOAL_RATIO and (mode != "lexical" or ms(loaded[mode], 0.99) < GOAL_LEXICAL_MS)
