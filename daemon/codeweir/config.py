@@ -76,6 +76,9 @@ class Limits:
     git_threads: int = attrs.field(default=2, validator=_positive)
     # Threads reading the index at once for requests (searches, status).
     search_threads: int = attrs.field(default=4, validator=_positive)
+    # Processes answering lexical, exact, regex and symbol searches, each with its own reading of
+    # the index (search/index_search.py); as many searches run at once.
+    search_workers: int = attrs.field(default=2, validator=_positive)
     # The index writer and the embedding model run one call at a time: there is one IndexWriter
     # and one model session, so their limiters are not settings.
 

@@ -655,7 +655,7 @@ async def queued_behind(nursery, tmp_path):
     queued_sent = trio.Event()
     async with running(syncs) as runner:
         send, _ = trio.open_memory_channel(0)
-        stages = handlers.Stages(send, send, trio.CapacityLimiter(1), trio.CapacityLimiter(1))
+        stages = handlers.Stages(send, send, trio.CapacityLimiter(1), trio.CapacityLimiter(1), None)
         daemon = handlers.Daemon(config, None, None, stages, runner, stop=lambda: None, embedding=None)
 
         async def sync(params, notify):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,8 +16,8 @@ from codeweir.ingest.drafts import DRAFT_BATCH_BYTES, DRAFT_BATCH_FILES, draft_b
 from codeweir.protocol_params import SearchParams
 from codeweir.records import Draft, TrackedFile
 from codeweir.search.filters import Filters
+from codeweir.search.index_search import DRAFTS_NOTE, plan_search
 from codeweir.search.patterns import Substring
-from codeweir.search.planner import DRAFTS_NOTE, SearchRequests, plan_search
 from codeweir.search.query import parse_query
 from codeweir.search.regex import ReadDraft, search_regex
 from tests.gitrepo import GitRepo, make_repo
@@ -151,12 +150,3 @@ def test_a_draft_is_found_by_what_its_text_holds_in_any_case_and_any_script(tmp_
     hits = search_regex(store, [Substring("KÖLN", case_sensitive=False)], Filters(), 10, case_sensitive=False, read_draft=read)
     assert [(hit.line, hit.column) for hit in hits.hits] == [(1, 11)]
     assert found(store, "Köln!", read) == []
-
-
-def test_searches_read_a_drafts_file_as_it_is_now_and_none_that_is_gone_or_of_no_configured_repository(tmp_path):
-    repo = make_repo(tmp_path / "r", FILES)
-    searches = SearchRequests(Store(tmp_path / "index"), None, trio.CapacityLimiter(1), {"r": repo.config("r")}.get)
-    assert searches.read_draft("r", "src/mod0.py") == FILES["src/mod0.py"].rstrip("\n")
-    assert searches.read_draft("other", "src/mod0.py") is None
-    repo.remove("src/mod0.py")
-    assert searches.read_draft("r", "src/mod0.py") is None

@@ -5,6 +5,7 @@ the real repository."""
 
 import pytest
 import trio
+import trio_parallel
 
 from codeweir.config import ModelConfig, parse_config
 from codeweir.embed.backlog import EmbeddingService
@@ -14,6 +15,7 @@ from codeweir.index.store import Store
 from codeweir.protocol_params import MAX_QUERY_CHARS, MAX_SEARCH_LIMIT, SearchParams
 from codeweir.protocol_results import SearchResult
 from codeweir.records import Chunk, FileRecord
+from codeweir.search.index_search import SearchWorkers
 from codeweir.search.planner import SearchRequests
 from codeweir.search.query import MAX_SYMBOL_CHARS, parse_query
 from codeweir.service.daemon import run_daemon
@@ -155,7 +157,9 @@ async def views(tmp_path):
         ModelConfig(enabled=False), tmp_path / "state", store, receive, model_limiter=limiter, query_limiter=limiter
     )
     config = repo.config("proj")
-    return repo, SearchRequests(store, embedding, limiter, lambda name: config if name == "proj" else None)
+    async with trio_parallel.open_worker_context() as context:
+        workers = SearchWorkers(context, trio.CapacityLimiter(1))
+        yield repo, SearchRequests(store, embedding, limiter, lambda name: config if name == "proj" else None, workers)
 
 
 async def ask(searches: SearchRequests, query: str, mode: str = "lexical", **params) -> SearchResult:

@@ -13,7 +13,7 @@ from codeweir.protocol import TIMED_OUT
 from codeweir.records import Chunk, FileRecord
 from codeweir.search import regex as regex_search
 from codeweir.search.filters import Filters
-from codeweir.search.patterns import Budget, Substring, Text, compile_pattern, line_matches, line_snippet
+from codeweir.search.patterns import MATCH_SECONDS, Budget, Substring, Text, compile_pattern, line_matches, line_snippet
 from codeweir.search.regex import search_regex
 from codeweir.search.trigrams import ALL, MAX_AND, NONE, TrigramQuery, any_of_strings, literal_trigrams, trigram_query
 from codeweir.service.daemon import run_daemon
@@ -593,11 +593,11 @@ async def test_an_invalid_regex_is_answered_with_its_column(conn):
     assert "column 5" in error["message"]
 
 
-async def test_a_search_over_its_budget_stops_with_an_error_and_others_are_served_meanwhile(tmp_path, nursery, monkeypatch):
+async def test_a_search_over_its_budget_stops_with_an_error_and_others_are_served_meanwhile(tmp_path, nursery):
     """A regex whose matching is slow even in linear time (a long case-insensitive pattern over a
     long line: RE2's DFA outgrows its memory, its NFA costs line x pattern) stops at its budget,
-    and `status` requests from another client are answered while it runs."""
-    monkeypatch.setattr(regex_search, "MATCH_SECONDS", 0.5)
+    and `status` requests from another client are answered while it runs (in a search worker,
+    whose budget is the module's own)."""
     repo = make_repo(tmp_path / "proj", {"min.js": "x" * 300_000 + "y\n"})
     config = parse_config(
         {
@@ -628,7 +628,7 @@ async def test_a_search_over_its_budget_stops_with_an_error_and_others_are_serve
     error = answers[kinds.index("search")][1]["error"]
     assert error == {
         "code": TIMED_OUT,
-        "message": "search stopped after 0.5 s of matching: narrow it with path:, lang: or a longer literal",
+        "message": f"search stopped after {MATCH_SECONDS:g} s of matching: narrow it with path:, lang: or a longer literal",
     }
     daemon.shutdown()
 

@@ -105,6 +105,13 @@ class ChunkTables(Generic[Doc]):
     def rolled_back(self) -> None:
         self._written, self._pending_homed, self._pending_home_of, self._cached = {}, {}, {}, {}
 
+    def known_visibility(self, base: Visibility, repo: str | None, refs: tuple[str, ...] = ()) -> Visibility | None:
+        """`visibility`, where the views' `base` needs nothing more or it was worked out from it; else None."""
+        if not base.hidden:
+            return base
+        cached = self._visible.get((repo, refs))
+        return cached[1] if cached is not None and cached[0] is base else None
+
     def visibility(self, membership: Membership, read: ReadTable, repo: str | None, refs: tuple[str, ...] = ()) -> Visibility:
         """What a search over `repo` (None: all) that sees the views `refs` (none: the main
         view) leaves out, and where it places the chunks it sees (see membership.Visibility)."""

@@ -121,6 +121,10 @@ class Membership:
             cached = cache[key] = _visibility(committed, repo, key[1] or (MAIN,))
         return cached
 
+    def known_visibility(self, repo: str | None, refs: tuple[str, ...] = ()) -> Visibility | None:
+        """`visibility`, where it was worked out since the last commit; else None."""
+        return self._cache[1].get((repo, tuple(sorted(set(refs)))))
+
     # -- writing (the writer task only) --------------------------------------------------------
 
     def written(self, repo: str, view: str) -> Mapping[str, str]:

@@ -317,7 +317,15 @@ class ChunkDoc:
 
 
 def open_index(directory: Path) -> tantivy.Index:
-    index = tantivy.Index(SCHEMA, path=str(directory), reuse=True)
+    return _with_analyzers(tantivy.Index(SCHEMA, path=str(directory), reuse=True))
+
+
+def open_index_to_read(directory: Path) -> tantivy.Index:
+    """The index in `directory` as another process writes it: opened, never created (search/worker.py)."""
+    return _with_analyzers(tantivy.Index.open(str(directory)))
+
+
+def _with_analyzers(index: tantivy.Index) -> tantivy.Index:
     index.register_tokenizer("code_parts", PARTS)
     index.register_tokenizer("code_split", SPLIT)
     index.register_tokenizer("code_trigrams", TRIGRAMS)

@@ -29,6 +29,7 @@ writing methods.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -97,6 +98,7 @@ log = logging.getLogger(__name__)
 # Tantivy flushes a segment whenever its heap fills; at its 15 MB minimum a full index of
 # go-std spent 10 of its 38 CPU seconds merging them again (3.9 s at 48 MB, for ~30 MiB more).
 WRITER_HEAP_BYTES = 48_000_000
+_INDEX_OPENINGS = itertools.count(1)  # numbers each index a store has searches read, in this process
 
 
 class Store:
@@ -134,6 +136,18 @@ class Store:
         # coverage, from the first time it reads them (`chunk_hash_counts`).
         self._hashes_lock = threading.Lock()  # a commit, and that read, hold it
         self._hashes = ChunkHashes()
+
+    @property
+    def index(self) -> tantivy.Index:
+        """The index searches read: this one, or its rebuild where this one is damaged."""
+        return self._index
+
+    @index.setter
+    def index(self, index: tantivy.Index) -> None:
+        # A search worker (search/worker.py) opens the index again when this changes: after a
+        # rebuild's swap the same directory holds another index.
+        self._index = index
+        self.index_opened = next(_INDEX_OPENINGS)
 
     # -- versions -------------------------------------------------------------------------
 
@@ -281,6 +295,12 @@ class Store:
         view) leaves out, and where it places the chunks it sees (see membership.Visibility)."""
         with self._reading("reading the chunks of versions"):
             return self._tables.visibility(self.membership, self._stored_table, repo, refs)
+
+    def known_visibility(self, repo: str | None, refs: tuple[str, ...] = ()) -> Visibility | None:
+        """`visibility` where it is known without reading the index (worked out since the last
+        commit, or nothing to leave out); else None. Cheap: the event loop may ask."""
+        base = self.membership.known_visibility(repo, refs)
+        return None if base is None else self._tables.known_visibility(base, repo, refs)
 
     def take_chunk_hash_changes(self) -> list[ChunkHashChange]:
         """What the commits since the last call (or `chunk_hash_counts`) changed. Cheap, never blocks."""

@@ -15,7 +15,7 @@ document, so it is one hit, placed at its lines in the version the search sees i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 import tantivy
@@ -27,8 +27,21 @@ from codeweir.index.membership import Placement, Visibility
 from codeweir.index.schema import SCHEMA
 
 if TYPE_CHECKING:
-    from codeweir.index.store import Store
+    from codeweir.protocol_params import SearchParams
     from codeweir.search.query import Query
+
+
+class IndexReader(Protocol):
+    """What the index's searches read: the daemon's `index.store.Store`, or a search worker's
+    own opening of the same index (search/worker.py), whose requests come with their visibility."""
+
+    @property
+    def drafting(self) -> bool: ...
+
+    def searcher(self) -> tantivy.Searcher: ...
+
+    def visibility(self, repo: str | None, refs: tuple[str, ...] = ()) -> Visibility: ...
+
 
 MAX_LIMIT = 1000
 FACET_WEIGHT = "facet_weight"  # the fast field Tantivy multiplies scores by (see facets.stored_weight)
@@ -100,7 +113,7 @@ def merged_refs(param: Sequence[str], queried: Sequence[str]) -> tuple[str, ...]
     return tuple(dict.fromkeys(queried or param))
 
 
-def visible(store: Store, filters: Filters) -> Filters:
+def visible(store: IndexReader, filters: Filters) -> Filters:
     """`filters` with what the views they want leave out (as of the last commit); computed
     once per request, and kept by every search of it. Blocking: run in a thread."""
     if filters.visibility is not None:
@@ -181,3 +194,8 @@ def word_query(word: str, fields: Sequence[str] = CHUNK_TEXT_FIELDS) -> tantivy.
 
 def parts_query(field: str, parts: Sequence[str]) -> tantivy.Query:
     return term(field, parts[0]) if len(parts) == 1 else tantivy.Query.phrase_query(SCHEMA, field, list(parts))
+
+
+def request_filters(query: Query, params: SearchParams) -> Filters:
+    """The filters of a request: its query's, with those given as params."""
+    return Filters.of(query, repo=params.repo, path=params.path, lang=params.lang, kind=params.kind, refs=params.refs)

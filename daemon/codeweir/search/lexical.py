@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import attrs
 import tantivy
@@ -36,6 +35,7 @@ from codeweir.search.filters import (
     LEXICAL_WEIGHT,
     MAX_LIMIT,
     Filters,
+    IndexReader,
     filter_clauses,
     placements,
     term,
@@ -53,9 +53,6 @@ from codeweir.search.ranking import (
     publicity,
     rank_definitions,
 )
-
-if TYPE_CHECKING:
-    from codeweir.index.store import Store
 
 
 @attrs.frozen
@@ -125,7 +122,7 @@ def lexical_query(text: str) -> Scored | None:
     return Scored(tuple(parts))
 
 
-def search_lexical(store: Store, text: str, filters: Filters, limit: int, *, explain: bool = False) -> list[SearchHit]:
+def search_lexical(store: IndexReader, text: str, filters: Filters, limit: int, *, explain: bool = False) -> list[SearchHit]:
     """Blocking: run in a thread."""
     scored = lexical_query(text)
     if scored is None:
@@ -223,7 +220,7 @@ def symbol_tiers(name: str) -> list[tantivy.Query]:
     ]
 
 
-def search_symbols(store: Store, name: str, filters: Filters, limit: int, *, explain: bool = False) -> list[SearchHit]:
+def search_symbols(store: IndexReader, name: str, filters: Filters, limit: int, *, explain: bool = False) -> list[SearchHit]:
     """Definitions by name, best first (see the module's docstring). Blocking: run in a thread."""
     wanted = SymbolName.parse(name)
     limit = min(limit, MAX_LIMIT)

@@ -17,31 +17,27 @@ repository's ref) for the main view, the ref itself for a ref's view.
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
-from codeweir.errors import CodeweirError, RequestError
-from codeweir.git.freshness import stale_paths
-from codeweir.git.reading import read_whole_text
+from codeweir.errors import RequestError
 from codeweir.index.membership import MAIN
 from codeweir.protocol_params import SearchParams
 from codeweir.protocol_results import CommitHit, SearchHit, SearchResult
 from codeweir.search.commits import CommitFilters, commit_visibility, search_commits, search_commits_by_meaning
-from codeweir.search.filters import Filters, visible
-from codeweir.search.lexical import required_words, search_lexical, search_symbols
-from codeweir.search.patterns import Pattern, Regex, Substring
+from codeweir.search.filters import Filters, request_filters, visible
+from codeweir.search.freshness import mark_stale
 from codeweir.search.ranking import fuse_hybrid, reciprocal_rank_fusion
-from codeweir.search.regex import ReadDraft, search_regex
 from codeweir.search.semantic import search_definitions, search_semantic
 
 if TYPE_CHECKING:
     from codeweir.config import RepoConfig
     from codeweir.embed.backlog import EmbeddingService
     from codeweir.index.store import Store
+    from codeweir.search.index_search import SearchWorkers
     from codeweir.search.query import Query
 
 log = logging.getLogger(__name__)
@@ -55,10 +51,12 @@ class SearchRequests:
         embedding: EmbeddingService,
         limiter: trio.CapacityLimiter,
         repo: Callable[[str], RepoConfig | None],
+        workers: SearchWorkers,
     ) -> None:
         self.store = store
         self.embedding = embedding
         self.limiter = limiter
+        self.workers = workers
         self.repo = repo  # the configured repository of a name, as of now (reloads change it)
 
     async def answer(self, query: Query, params) -> SearchResult:
@@ -76,13 +74,19 @@ class SearchRequests:
             hits, more_notes = await self._search_by_meaning(mode, query, params, filters)
             results = tuple(await trio.to_thread.run_sync(self._finished, hits, filters.refs, limiter=self.limiter))
         else:
-            # One thread call for the whole search, not three: while a sync keeps the cores and
-            # the GIL busy, each hand-off between the event loop and a thread waits for both.
-            filters, found, more_notes = await trio.to_thread.run_sync(
-                self._search_index, mode, query, params, limiter=self.limiter
-            )
+            # No thread hands the search on where the daemon knows its visibility and the worker
+            # checks its hits' freshness (the main view's): while a sync runs, each hand-off waits
+            # for the GIL the sync's Python holds.
+            filters = request_filters(query, params)
+            if (seen := self.store.known_visibility(filters.repo, filters.refs)) is not None:
+                filters = attrs.evolve(filters, visibility=seen)
+            else:
+                filters = await trio.to_thread.run_sync(visible, self.store, filters, limiter=self.limiter)
+            found, more_notes = await self._search_index(mode, query, params, filters)
             notes += self._missing_refs(filters.repo, filters.refs)
-            results = tuple(found)
+            if filters.refs:
+                found = await trio.to_thread.run_sync(self._finished, found, filters.refs, limiter=self.limiter)
+            results = tuple(self._with_refs(found))
         return SearchResult(
             results=results,
             took_ms=round((trio.current_time() - started) * 1000, 2),
@@ -94,17 +98,19 @@ class SearchRequests:
         """The request's filters, with what its views leave out. Blocking: run in a thread."""
         return visible(self.store, request_filters(query, params))
 
-    def _search_index(self, mode: str, query: Query, params: SearchParams) -> tuple[Filters, list[SearchHit], list[str]]:
-        """A search the index answers alone (lexical, exact, regex, symbol), from the request's
-        filters to its finished hits, with its notes. Blocking: run in a thread."""
-        filters = self._visible_filters(query, params)
-        hits, notes = plan_search(self.store, mode, query, params, filters=filters, read_draft=self.read_draft)()
-        return filters, self._finished(hits, filters.refs), notes
+    async def _search_index(
+        self, mode: str, query: Query, params: SearchParams, filters: Filters, limit: int | None = None
+    ) -> tuple[list[SearchHit], list[str]]:
+        """A search the index answers alone (lexical, exact, regex, symbol), in a search worker:
+        its hits, unfinished, and its notes."""
+        # Where the worker reads a draft's file and checks a hit's freshness.
+        repos = {name: repo for name in self.store.membership.repos() if (repo := self.repo(name)) is not None}
+        return await self.workers.search(self.store, repos, mode, query, params, filters, limit)
 
     def _finished(self, hits: list[SearchHit], refs: tuple[str, ...]) -> list[SearchHit]:
         """The hits as answered: each naming the refs that hold its version, stale where its file
         changed since it was indexed. Blocking: run in a thread."""
-        return self._mark_stale(self._with_refs(hits), refs)
+        return mark_stale(self._with_refs(hits), refs, self.repo)
 
     def _missing_refs(self, repo: str | None, refs: tuple[str, ...]) -> list[str]:
         """A note naming the wanted refs that no repository searched has indexed."""
@@ -133,8 +139,7 @@ class SearchRequests:
         if not self.embedding.ready:
             if mode == "semantic":
                 raise RequestError(self.embedding.unavailable_reason(), code=-32000)
-            lexical = plan_search(self.store, "lexical", query, params, filters=filters, read_draft=self.read_draft)
-            hits, notes = await trio.to_thread.run_sync(lexical, limiter=self.limiter)
+            hits, notes = await self._search_index("lexical", query, params, filters)
             return hits, [*notes, self.embedding.unavailable_reason() + "; showing lexical results"]
         text = " ".join(query.words + query.literals) or params.query
         vector = await self.embedding.embed_query(text)
@@ -155,10 +160,7 @@ class SearchRequests:
             return semantic, notes
         # The lexical half ranks `wide` hits: more than a request may ask for (`params.limit` is
         # checked against the protocol's bound, and evolving params would check `wide` again).
-        lexical_hits, lexical_notes = await trio.to_thread.run_sync(
-            plan_search(self.store, "lexical", query, params, limit=wide, filters=filters, read_draft=self.read_draft),
-            limiter=self.limiter,
-        )
+        lexical_hits, lexical_notes = await self._search_index("lexical", query, params, filters, wide)
         definitions = await trio.to_thread.run_sync(search_definitions, self.store, text, filters, wide, limiter=self.limiter)
         if query.literals:  # a quoted literal binds every half: only chunks that hold it, which the exact half found
             exact = {_chunk_of(hit) for hit in lexical_hits}
@@ -190,121 +192,6 @@ class SearchRequests:
             notes.append(f"{waiting} commit messages are not embedded yet; semantic results cover the rest")
         fused = reciprocal_rank_fusion([lexical, semantic], params.limit, identity=lambda hit: (hit.repo, hit.sha))
         return fused, notes
-
-    def read_draft(self, name: str, path: str) -> str | None:
-        """A draft's file as it is now (ingest/drafts.py): its text, or None where it cannot be
-        read (gone since, or its repository no longer configured). Blocking: run in a thread."""
-        repo = self.repo(name)
-        if repo is None:
-            return None
-        try:
-            return read_whole_text(repo, path)
-        except CodeweirError:
-            return None
-
-    def _mark_stale(self, hits: list[SearchHit], refs: tuple[str, ...] = ()) -> list[SearchHit]:
-        """Flag hits whose file has changed since it was indexed where the search saw it: in the
-        repository (its worktree or ref) without refs; else on a wanted ref holding it, which
-        now holds another version (or none) at its path. Blocking: run in a thread."""
-        indexed: dict[tuple[str, str], dict[str, str]] = {}  # (repo, view) -> path -> blob
-        for hit in hits:
-            for view in [ref for ref in hit.refs if ref in refs] if refs else [MAIN]:
-                indexed.setdefault((hit.repo, view), {})[hit.path] = hit.blob
-        stale: set[tuple[str, str, str]] = set()
-        for (name, view), blobs in indexed.items():
-            repo = self.repo(name)
-            if repo is None:
-                continue
-            try:
-                paths = stale_paths(repo, blobs, view)
-            except CodeweirError as exc:  # the repository is unreadable now: its hits stay unflagged
-                log.warning("checking freshness: %s", exc)
-                continue
-            stale.update((name, path, blobs[path]) for path in paths)
-        return [attrs.evolve(h, stale=True) if (h.repo, h.path, h.blob) in stale else h for h in hits]
-
-
-def request_filters(query: Query, params: SearchParams) -> Filters:
-    """The filters of a request: its query's, with those given as params."""
-    return Filters.of(query, repo=params.repo, path=params.path, lang=params.lang, kind=params.kind, refs=params.refs)
-
-
-def plan_search(
-    store: Store,
-    mode: str,
-    query: Query,
-    params: SearchParams,
-    limit: int | None = None,
-    *,
-    filters: Filters | None = None,
-    read_draft: ReadDraft | None = None,
-) -> Callable[[], tuple[list, list[str]]]:
-    """The blocking search a request asks for, as a call returning (hits, notes); `limit`, when
-    given, replaces the request's (hybrid search asks the lexical half for more), and `filters`
-    the request's (with its visibility computed once for all its searches). Exact, regex and
-    lexical search read drafts with `read_draft` (search/regex.py)."""
-    limit = params.limit if limit is None else limit
-    explain = params.explain
-    if filters is None:
-        filters = request_filters(query, params)
-    if mode == "symbol":
-        name = query.symbol or query.text
-        return lambda: (search_symbols(store, name, filters, limit, explain=explain), [])
-    if mode == "regex":
-        if not query.pattern:
-            raise RequestError("query: regex mode needs a pattern (filters go before or after it)")
-        case_sensitive = _case_sensitive(query.case, params.case_sensitive, [re.sub(r"\\.", "", query.pattern)])
-        regex = query.pattern
-
-        def patterns() -> list[Pattern]:
-            return [Regex(regex, case_sensitive=case_sensitive)]
-
-    elif query.literals:
-        case_sensitive = _case_sensitive(query.case, params.case_sensitive, query.literals)
-        literals = query.literals
-
-        def patterns() -> list[Pattern]:
-            return [Substring(literal, case_sensitive=case_sensitive) for literal in literals]
-
-    elif query.words:
-        return lambda: _lexical(store, query, filters, limit, explain=explain, read_draft=read_draft)
-    else:
-        raise RequestError('query: nothing to search for; give words, a "quoted literal" or sym:Name')
-    words = required_words(query.text)
-
-    def exact() -> tuple[list, list[str]]:
-        # Compiled in the thread: a long pattern's analysis is work too.
-        result = search_regex(
-            store, patterns(), filters, limit, case_sensitive=case_sensitive, words=words, explain=explain, read_draft=read_draft
-        )
-        return result.hits, result.notes
-
-    return exact
-
-
-DRAFTS_NOTE = "files a sync has not chunked yet follow, matched by their text: each word anywhere in the file, any case"
-
-
-def _lexical(
-    store: Store, query: Query, filters: Filters, limit: int, *, explain: bool, read_draft: ReadDraft | None
-) -> tuple[list, list[str]]:
-    """Lexical search; while a large sync's drafts stand (ingest/drafts.py), the drafts that
-    hold every word follow the chunks' hits, a line of each."""
-    hits = search_lexical(store, query.text, filters, limit, explain=explain)
-    if len(hits) >= limit or read_draft is None or not store.drafting:
-        return hits, []
-    words = [Substring(word, case_sensitive=False) for word in query.words]
-    drafted = search_regex(
-        store, words, filters, limit - len(hits), case_sensitive=False, read_draft=read_draft, drafts="only", lines_per_chunk=1
-    )
-    return hits + drafted.hits, [DRAFTS_NOTE] if drafted.hits else []
-
-
-def _case_sensitive(case: str | None, default: bool, texts: Sequence[str]) -> bool:
-    """case:yes / case:no, or case:auto (sensitive when the text searched for has a capital), or the request's."""
-    if case == "auto":
-        return any(c.isupper() for text in texts for c in text)
-    return default if case is None else case == "yes"
 
 
 def _chunk_of(hit: SearchHit) -> tuple[str, str, str, int]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import attrs
 import tantivy
@@ -28,13 +28,10 @@ from codeweir.index.schema import SCHEMA, first, stored_chunk
 from codeweir.index.trigram_terms import query_terms
 from codeweir.protocol_results import SearchHit
 from codeweir.records import StoredChunk
-from codeweir.search.filters import FACET_WEIGHT, MAX_LIMIT, Filters, filter_clauses, placements, visible
+from codeweir.search.filters import FACET_WEIGHT, MAX_LIMIT, Filters, IndexReader, filter_clauses, placements, visible
 from codeweir.search.hits import chunk_hit
 from codeweir.search.patterns import MATCH_SECONDS, Budget, Pattern, Text, compile_pattern, line_matches, line_snippet
 from codeweir.search.trigrams import ALL, NONE, TrigramQuery
-
-if TYPE_CHECKING:
-    from codeweir.index.store import Store
 
 MAX_SCAN_CHUNKS = 10_000  # chunks a pattern without trigrams may scan
 # A draft's file as it is now, by repository and path: its text, or None where it cannot be read.
@@ -54,7 +51,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def search_regex(
-    store: Store,
+    store: IndexReader,
     patterns: Sequence[str | Pattern],
     filters: Filters,
     limit: int,

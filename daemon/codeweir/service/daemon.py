@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 
 import trio
+import trio_parallel
 
 from codeweir.config import Config, load_config
 from codeweir.embed.backlog import EmbeddingService
@@ -26,6 +27,7 @@ from codeweir.host.memory import ReleaseCadence, mapped_resident_bytes, use_one_
 from codeweir.index.store import Store
 from codeweir.index.writes import writer_stage
 from codeweir.ingest.pipeline import background_workers, parse_stage
+from codeweir.search.index_search import SearchWorkers
 from codeweir.service import server, systemd
 from codeweir.service.handlers import Daemon
 from codeweir.service.jobs import JobRunner
@@ -39,6 +41,7 @@ log = logging.getLogger("codeweir")
 # How long a stop lets the stages drain before it cancels them: systemd's TimeoutStopSec is 30 s,
 # and a stop should take a few seconds at most whatever the daemon was doing.
 STOP_DRAIN_S = 5.0
+SEARCH_WORKER_IDLE_S = 7 * 24 * 3600.0  # a search worker idle this long ends; the next search starts one
 # A full collection of the cyclic garbage collector stops every thread, the event loop with them:
 # during a go-std full sync each took 50-90 ms, walking the scan's listing and the chunks awaiting
 # their commit, and found nothing. Python makes one every 10 collections of the middle generation;
@@ -76,12 +79,17 @@ async def run_daemon(
     lock_fd = lock_state_dir(state_dir)
     try:
         store = await trio.to_thread.run_sync(Store, state_dir / "index")
-        await _serve(config, config_path, started_in, store, task_status)
+        # Search workers at the daemon's CPU priority, kept while it runs: a new one takes half a second.
+        async with trio_parallel.open_worker_context(idle_timeout=SEARCH_WORKER_IDLE_S) as search_context:
+            search_workers = SearchWorkers(search_context, trio.CapacityLimiter(config.limits.search_workers))
+            await _serve(config, config_path, started_in, store, search_workers, task_status)
     finally:
         os.close(lock_fd)
 
 
-async def _serve(config: Config, config_path: Path | None, started_in: Path | None, store: Store, task_status) -> None:
+async def _serve(
+    config: Config, config_path: Path | None, started_in: Path | None, store: Store, search_workers: SearchWorkers, task_status
+) -> None:
     limits = config.limits
     files_send, files_recv = trio.open_memory_channel(limits.files_channel)
     writes_send, writes_recv = trio.open_memory_channel(limits.writes_channel)
@@ -97,6 +105,7 @@ async def _serve(config: Config, config_path: Path | None, started_in: Path | No
         writes=writes_send,
         git_limiter=trio.CapacityLimiter(limits.git_threads),
         search_limiter=trio.CapacityLimiter(limits.search_threads),
+        search_workers=search_workers,
     )
 
     async def run_sync(job, report):
@@ -161,6 +170,7 @@ async def _serve(config: Config, config_path: Path | None, started_in: Path | No
                         await services.start(healer.run)
                         await services.start(server.serve_unix, _listener(config), daemon.handlers(), config.server)
                         services.start_soon(_release_mapped_pages, store, embedding)
+                        services.start_soon(search_workers.start)
                         interval = systemd.watchdog_interval()
                         if interval is not None:
                             services.start_soon(systemd.watchdog, interval)

@@ -69,7 +69,7 @@ class Daemon:
         self.stages = stages
         self.runner = runner
         self.embedding = embedding
-        self.searches = SearchRequests(store, embedding, stages.search_limiter, self.state.repo)
+        self.searches = SearchRequests(store, embedding, stages.search_limiter, self.state.repo, stages.search_workers)
         self.reading = Reading(self.state, store, self.searches, stages.search_limiter, find_references)
         self.rebuild = Rebuild(store, stages.writes)
         self.watchers = Watchers(self.state)

@@ -16,6 +16,7 @@ from codeweir.service.jobs import JobRunner
 
 if TYPE_CHECKING:
     from codeweir.index.store import Store
+    from codeweir.search.index_search import SearchWorkers
 
 
 @attrs.define
@@ -39,6 +40,7 @@ class Stages:
     writes: trio.MemorySendChannel
     git_limiter: trio.CapacityLimiter
     search_limiter: trio.CapacityLimiter
+    search_workers: SearchWorkers
 
 
 @attrs.define(eq=False)
