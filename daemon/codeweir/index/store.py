@@ -139,15 +139,14 @@ class Store:
 
     @property
     def index(self) -> tantivy.Index:
-        """The index searches read: this one, or its rebuild where this one is damaged."""
+        """The index searches read: this one, or its rebuild where this one is damaged. Each set
+        numbers it anew (`index_opened`): a search worker (search/index_search.py) opens it again,
+        as after a rebuild's swap the same directory holds another index."""
         return self._index
 
     @index.setter
     def index(self, index: tantivy.Index) -> None:
-        # A search worker (search/worker.py) opens the index again when this changes: after a
-        # rebuild's swap the same directory holds another index.
-        self._index = index
-        self.index_opened = next(_INDEX_OPENINGS)
+        self._index, self.index_opened = index, next(_INDEX_OPENINGS)
 
     # -- versions -------------------------------------------------------------------------
 
@@ -297,8 +296,7 @@ class Store:
             return self._tables.visibility(self.membership, self._stored_table, repo, refs)
 
     def known_visibility(self, repo: str | None, refs: tuple[str, ...] = ()) -> Visibility | None:
-        """`visibility` where it is known without reading the index (worked out since the last
-        commit, or nothing to leave out); else None. Cheap: the event loop may ask."""
+        """`visibility` where known without reading the index (since the last commit); else None."""
         base = self.membership.known_visibility(repo, refs)
         return None if base is None else self._tables.known_visibility(base, repo, refs)
 
