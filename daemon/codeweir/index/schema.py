@@ -321,7 +321,7 @@ def open_index(directory: Path) -> tantivy.Index:
 
 
 def open_index_to_read(directory: Path) -> tantivy.Index:
-    """The index in `directory` as another process writes it: opened, never created (search/worker.py)."""
+    """The index in `directory` as another process writes it: opened, never created (search/index_search.py)."""
     return _with_analyzers(tantivy.Index.open(str(directory)))
 
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 class IndexReader(Protocol):
     """What the index's searches read: the daemon's `index.store.Store`, or a search worker's
-    own opening of the same index (search/worker.py), whose requests come with their visibility."""
+    own opening of the same index (search/index_search.py), whose requests come with their visibility."""
 
     @property
     def drafting(self) -> bool: ...

@@ -51,8 +51,8 @@ log = logging.getLogger(__name__)
 class IndexSearch:
     """One search for a worker: what the request asks, with the filters its views leave out, and
     where the index is (`opened`: `Store.index_opened`, which tells a new index in the same
-    directory apart) as of which commit (`commits`: `Store.commits`). `repos`, while drafts
-    stand: where to read a draft's file."""
+    directory apart) as of which commit (`commits`: `Store.commits`). `repos`: where each
+    repository is, to read a draft's file and check a hit's freshness."""
 
     directory: str
     opened: int
@@ -87,12 +87,8 @@ class SearchWorkers:
         """A search of the index `store` writes, in a worker: its hits, fresh or stale as the
         main view sees them (a ref's the caller checks), and its notes. `repos`: where each
         repository is (its drafts' files, its hits' freshness)."""
-        drafting = store.drafting
-        opened = store.index_opened
-        search = IndexSearch(
-            str(store.read_directory), opened, store.commits, mode, query, params, filters, limit, drafting, repos
-        )
-        return await self.run(search)
+        where = (str(store.read_directory), store.index_opened, store.commits)
+        return await self.run(IndexSearch(*where, mode, query, params, filters, limit, store.drafting, repos))
 
     async def run(self, search: IndexSearch) -> tuple[list[SearchHit], list[str]]:
         try:

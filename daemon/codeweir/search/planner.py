@@ -1,9 +1,10 @@
 """Answering `search` requests: which search a request asks for, and running it.
 
-Lexical, exact (quoted literals and regex) and symbol searches run on the index alone;
-semantic and hybrid ones embed the query first and fuse the two rankings; commit searches
-likewise. Every blocking call runs in a thread under the search limiter, and hits whose file
-has changed since it was indexed are marked stale. The answer is a
+Lexical, exact (quoted literals and regex) and symbol searches run on the index alone, in a
+search worker process (search/index_search.py); semantic and hybrid ones embed the query first
+and fuse the two rankings; commit searches likewise. The daemon's other blocking calls run in a
+thread under the search limiter, and hits whose file has changed since it was indexed are
+marked stale. The answer is a
 `protocol_results.SearchResult` of the protocol's own hits, which the server's converter turns
 into what the socket sends.
 
@@ -69,7 +70,7 @@ class SearchRequests:
             results = tuple(commits)
             notes += self._missing_refs(params.repo or query.repo, params.refs or query.refs)
         elif mode in ("hybrid", "semantic"):
-            filters = await trio.to_thread.run_sync(self._visible_filters, query, params, limiter=self.limiter)
+            filters = await self._visible_filters(query, params)
             notes += self._missing_refs(filters.repo, filters.refs)
             hits, more_notes = await self._search_by_meaning(mode, query, params, filters)
             results = tuple(await trio.to_thread.run_sync(self._finished, hits, filters.refs, limiter=self.limiter))
@@ -77,16 +78,14 @@ class SearchRequests:
             # No thread hands the search on where the daemon knows its visibility and the worker
             # checks its hits' freshness (the main view's): while a sync runs, each hand-off waits
             # for the GIL the sync's Python holds.
-            filters = request_filters(query, params)
-            if (seen := self.store.known_visibility(filters.repo, filters.refs)) is not None:
-                filters = attrs.evolve(filters, visibility=seen)
-            else:
-                filters = await trio.to_thread.run_sync(visible, self.store, filters, limiter=self.limiter)
+            filters = await self._visible_filters(query, params)
             found, more_notes = await self._search_index(mode, query, params, filters)
             notes += self._missing_refs(filters.repo, filters.refs)
             if filters.refs:
                 found = await trio.to_thread.run_sync(self._finished, found, filters.refs, limiter=self.limiter)
-            results = tuple(self._with_refs(found))
+            else:
+                found = self._with_refs(found)
+            results = tuple(found)
         return SearchResult(
             results=results,
             took_ms=round((trio.current_time() - started) * 1000, 2),
@@ -94,9 +93,13 @@ class SearchRequests:
             notes=tuple(notes + more_notes),
         )
 
-    def _visible_filters(self, query: Query, params: SearchParams) -> Filters:
-        """The request's filters, with what its views leave out. Blocking: run in a thread."""
-        return visible(self.store, request_filters(query, params))
+    async def _visible_filters(self, query: Query, params: SearchParams) -> Filters:
+        """The request's filters, with what its views leave out: known since the last commit, or
+        worked out in a thread (it may read versions' chunk tables from the index)."""
+        filters = request_filters(query, params)
+        if (seen := self.store.known_visibility(filters.repo, filters.refs)) is not None:
+            return attrs.evolve(filters, visibility=seen)
+        return await trio.to_thread.run_sync(visible, self.store, filters, limiter=self.limiter)
 
     async def _search_index(
         self, mode: str, query: Query, params: SearchParams, filters: Filters, limit: int | None = None
